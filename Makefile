@@ -1,0 +1,35 @@
+# `make run`: set up what is missing, then a headless editor on the demo project, bridge on :8080.
+# `make test`: the same set-up, then lint and the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint setup godot clean bench
+
+setup: $(STAMP) godot
+
+$(STAMP): pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+godot:
+	@tools/install_godot >/dev/null
+
+run: setup
+	@exec tools/run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sidecar tests tools
+	$(VENV)/bin/ruff format --check sidecar tests tools
+	$(VENV)/bin/gdlint addons tests/gd
+	$(VENV)/bin/gdformat --check addons tests/gd
+
+test: setup lint
+	GODOT="$$(tools/install_godot)" $(VPY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .godot .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,43 @@
+@tool
+extends EditorPlugin
+## Starts the agent bridge when the plugin is enabled and stops it when disabled.
+
+const BridgeSettings := preload("res://addons/godot_debug_connection/bridge_settings.gd")
+const GodotBridge := preload("res://addons/godot_debug_connection/godot_bridge.gd")
+
+var _bridge: GodotBridge
+var _saved_run_args: Variant = null
+
+
+func _enter_tree() -> void:
+	_run_game_headless_if_editor_is()
+	var settings: BridgeSettings = BridgeSettings.new()
+	settings.load_from_editor()
+	_bridge = GodotBridge.new(settings)
+	_bridge.start()
+
+
+func _exit_tree() -> void:
+	if _bridge != null:
+		_bridge.stop()
+		_bridge = null
+	_restore_run_args()
+
+
+## A headless editor can only launch a headless game; set that for this session only,
+## never saved into the user's project.godot.
+func _run_game_headless_if_editor_is() -> void:
+	if DisplayServer.get_name() != "headless":
+		return
+	var key: String = "editor/run/main_run_args"
+	var current: String = str(ProjectSettings.get_setting(key, ""))
+	if current.contains("--headless"):
+		return
+	_saved_run_args = current
+	ProjectSettings.set_setting(key, (current + " --headless").strip_edges())
+
+
+func _restore_run_args() -> void:
+	if _saved_run_args != null:
+		ProjectSettings.set_setting("editor/run/main_run_args", _saved_run_args)
+		_saved_run_args = null

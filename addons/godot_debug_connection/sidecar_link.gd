@@ -1,0 +1,235 @@
+@tool
+extends RefCounted
+## The addon's end of the link: spawns the Python sidecar, accepts its connection on an
+## ephemeral loopback port, checks its one-time token and exchanges frames with it.
+## Respawns the sidecar with backoff when it goes away. Used from the pump thread only.
+
+enum State { IDLE, WAITING, UP, BACKOFF }
+
+const FrameCodec := preload("res://addons/godot_debug_connection/frame_codec.gd")
+const HELLO_TIMEOUT_MSEC: int = 15000
+const MIN_BACKOFF_MSEC: int = 250
+const MAX_BACKOFF_MSEC: int = 8000
+const STABLE_MSEC: int = 10000
+const READ_CHUNK: int = 262144
+
+var state: State = State.IDLE
+
+var _settings: RefCounted
+var _server: TCPServer = TCPServer.new()
+var _peer: StreamPeerTCP = null
+var _decoder: FrameCodec.FrameDecoder = null
+var _out: PackedByteArray = PackedByteArray()
+var _pid: int = -1
+var _token: String = ""
+var _deadline_msec: int = 0
+var _backoff_msec: int = MIN_BACKOFF_MSEC
+var _up_since_msec: int = 0
+
+
+func _init(settings: RefCounted) -> void:
+	_settings = settings
+
+
+## Opens the link port and spawns the sidecar. Returns OK or the listen error.
+func start() -> Error:
+	var err: Error = _server.listen(0, "127.0.0.1")
+	if err != OK:
+		return err
+	_spawn()
+	return OK
+
+
+## True while a sidecar is connected and has said hello.
+func is_up() -> bool:
+	return state == State.UP
+
+
+## Pid of the running sidecar, or -1.
+func get_pid() -> int:
+	return _pid
+
+
+## Queues a frame for the sidecar (dropped while the link is down).
+func send(msg: Dictionary) -> void:
+	if state == State.UP:
+		_out.append_array(FrameCodec.encode_frame(msg))
+
+
+## Moves bytes both ways. Appends received frames to `frames`; a link that came up adds
+## {"op": "_up"}, one that went down adds {"op": "_down"}. Returns true if anything moved.
+func poll(frames: Array) -> bool:
+	match state:
+		State.WAITING:
+			return _poll_waiting(frames)
+		State.UP:
+			return _poll_up(frames)
+		State.BACKOFF:
+			if Time.get_ticks_msec() >= _deadline_msec:
+				_spawn()
+				return true
+	return false
+
+
+## Closes the link and stops the sidecar; waits briefly for it to exit on its own.
+func stop() -> void:
+	if _peer != null:
+		if not _out.is_empty():
+			_peer.put_partial_data(_out)
+		_peer.disconnect_from_host()
+		_peer = null
+	_out.clear()
+	_stop_process(1000)
+	_server.stop()
+	state = State.IDLE
+
+
+func _spawn() -> void:
+	_token = Crypto.new().generate_random_bytes(16).hex_encode()
+	var args: PackedStringArray = [
+		"-m",
+		"sidecar",
+		"--link-port",
+		str(_server.get_local_port()),
+		"--project",
+		_settings.project_dir,
+		"--bridge-port",
+		str(_settings.bridge_port),
+		"--lsp-port",
+		str(_settings.lsp_port),
+		"--dap-port",
+		str(_settings.dap_port),
+		"--max-clients",
+		str(_settings.max_clients),
+	]
+	# The token travels in the environment so it never shows in a process listing.
+	OS.set_environment("GODOT_BRIDGE_LINK_TOKEN", _token)
+	_pid = OS.create_process(_settings.python, args)
+	OS.unset_environment("GODOT_BRIDGE_LINK_TOKEN")
+	if _pid <= 0:
+		push_error(
+			(
+				(
+					"GodotBridge: cannot start the sidecar with '%s'; install it (pip install of "
+					+ "this addon's repository) and set GODOT_BRIDGE_PYTHON or the project setting "
+					+ "godot_debug_connection/python"
+				)
+				% _settings.python
+			)
+		)
+		_go_down()
+		return
+	print("GodotBridge sidecar started (pid %d)" % _pid)
+	state = State.WAITING
+	_deadline_msec = Time.get_ticks_msec() + HELLO_TIMEOUT_MSEC
+
+
+func _poll_waiting(frames: Array) -> bool:
+	if _peer == null:
+		if _server.is_connection_available():
+			_peer = _server.take_connection()
+			_peer.set_no_delay(true)
+			_decoder = FrameCodec.FrameDecoder.new()
+		elif Time.get_ticks_msec() > _deadline_msec or not OS.is_process_running(_pid):
+			push_warning("GodotBridge: the sidecar did not connect; restarting it")
+			_go_down()
+			return true
+		return false
+	var got: Array = []
+	if not _read_frames(got):
+		push_warning("GodotBridge: the sidecar's link broke during the handshake")
+		_go_down()
+		return true
+	if got.is_empty():
+		if Time.get_ticks_msec() > _deadline_msec:
+			_go_down()
+		return false
+	var hello: Dictionary = got.pop_front()
+	if hello.get("op") != "hello" or str(hello.get("token", "")) != _token:
+		push_warning("GodotBridge: link peer did not present the sidecar's token; closing it")
+		_go_down()
+		return true
+	_token = ""
+	state = State.UP
+	_up_since_msec = Time.get_ticks_msec()
+	print("GodotBridge sidecar connected (pid %d)" % _pid)
+	frames.append({"op": "_up"})
+	frames.append_array(got)
+	return true
+
+
+func _poll_up(frames: Array) -> bool:
+	# Only one sidecar at a time: anyone else knocking on the link port is turned away.
+	while _server.is_connection_available():
+		_server.take_connection().disconnect_from_host()
+	var n: int = frames.size()
+	if not _read_frames(frames):
+		push_warning("GodotBridge: sidecar link lost; restarting the sidecar")
+		_go_down()
+		frames.append({"op": "_down"})
+		return true
+	var wrote: bool = _flush()
+	if _backoff_msec != MIN_BACKOFF_MSEC and Time.get_ticks_msec() - _up_since_msec > STABLE_MSEC:
+		_backoff_msec = MIN_BACKOFF_MSEC
+	return wrote or frames.size() > n
+
+
+## Reads available bytes into the decoder and appends complete frames. False when the link
+## is closed or sent a bad frame.
+func _read_frames(frames: Array) -> bool:
+	_peer.poll()
+	if _peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
+		return false
+	var n: int = _peer.get_available_bytes()
+	if n > 0:
+		var res: Array = _peer.get_partial_data(mini(n, READ_CHUNK))
+		if res[0] != OK:
+			return false
+		_decoder.feed(res[1])
+	while true:
+		var frame: Variant = _decoder.next_frame()
+		if frame == null:
+			break
+		frames.append(frame)
+	if _decoder.has_error():
+		push_warning("GodotBridge: bad frame from the sidecar: %s" % _decoder.get_error())
+		return false
+	return true
+
+
+func _flush() -> bool:
+	if _out.is_empty():
+		return false
+	var res: Array = _peer.put_partial_data(_out)
+	if res[0] != OK:
+		return false
+	var sent: int = res[1]
+	if sent > 0:
+		_out = _out.slice(sent)
+	return sent > 0
+
+
+func _go_down() -> void:
+	if _peer != null:
+		_peer.disconnect_from_host()
+		_peer = null
+	_out.clear()
+	_stop_process(0)
+	state = State.BACKOFF
+	_deadline_msec = Time.get_ticks_msec() + _backoff_msec
+	print("GodotBridge sidecar restarting in %.2f s" % (_backoff_msec / 1000.0))
+	_backoff_msec = mini(_backoff_msec * 2, MAX_BACKOFF_MSEC)
+
+
+## Ends the sidecar: a closed link makes it exit by itself within `grace_msec`, else kill.
+func _stop_process(grace_msec: int) -> void:
+	if _pid <= 0:
+		return
+	var until: int = Time.get_ticks_msec() + grace_msec
+	while OS.is_process_running(_pid) and Time.get_ticks_msec() < until:
+		OS.delay_msec(10)
+	if OS.is_process_running(_pid):
+		OS.kill(_pid)
+		OS.delay_msec(20)
+		OS.is_process_running(_pid)
+	_pid = -1

@@ -1,0 +1,75 @@
+"""`python -m sidecar`: started by the addon with `--link-port`, or standalone with `--serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from .bridge import Bridge
+from .config import Config, parse_args
+from .frames import FrameError
+from .link import Link, LinkClosed
+
+log = logging.getLogger("sidecar")
+
+
+async def _serve(config: Config) -> int:
+    bridge = Bridge(config)
+    await bridge.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if config.serve_port is not None:
+            site = web.TCPSite(bridge.runner, "127.0.0.1", config.serve_port)
+            await site.start()
+            log.info("serving HTTP directly on 127.0.0.1:%d", config.serve_port)
+            await stop.wait()
+            return 0
+        assert config.link_port is not None
+        link = Link(config.link_port, config.link_token, bridge)
+        return await _until_stopped(link.run(), stop)
+    finally:
+        await bridge.stop()
+
+
+async def _until_stopped(work: object, stop: asyncio.Event) -> int:
+    task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.info("stopped by signal")
+        return 0
+    try:
+        task.result()
+    except LinkClosed as exc:
+        log.info("%s; exiting", exc)
+        return 0
+    except (FrameError, OSError, TimeoutError) as exc:
+        log.error("link failed: %s", exc)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="[sidecar] %(levelname)s %(name)s: %(message)s",
+    )
+    config = parse_args(argv)
+    return asyncio.run(_serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

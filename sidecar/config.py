@@ -1,0 +1,61 @@
+"""Settings of one sidecar run, from the command line and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    project: str
+    link_port: int | None
+    link_token: str
+    serve_port: int | None
+    bridge_port: int
+    lsp_port: int
+    dap_port: int
+    godot_host: str = "127.0.0.1"
+    request_timeout: float = 10.0
+    max_clients: int = 100
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw.isdigit() else default
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    p = argparse.ArgumentParser(
+        prog="python -m sidecar",
+        description="Serve many agents' HTTP requests for one Godot editor (started by the addon).",
+    )
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--link-port", type=int, help="addon's link port on 127.0.0.1")
+    mode.add_argument(
+        "--serve", type=int, metavar="PORT", help="serve HTTP directly on 127.0.0.1:PORT (no addon)"
+    )
+    p.add_argument("--project", default=os.getcwd(), help="the Godot project's directory")
+    p.add_argument("--bridge-port", type=int, default=_env_int("GODOT_BRIDGE_PORT", 8080))
+    p.add_argument("--lsp-port", type=int, default=_env_int("GODOT_LSP_PORT", 6005))
+    p.add_argument("--dap-port", type=int, default=_env_int("GODOT_DAP_PORT", 6006))
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=float(os.environ.get("GODOT_BRIDGE_TIMEOUT", "10")),
+        help="seconds to wait for Godot before answering 504",
+    )
+    p.add_argument("--max-clients", type=int, default=_env_int("GODOT_BRIDGE_MAX_CLIENTS", 100))
+    args = p.parse_args(argv)
+    return Config(
+        project=os.path.abspath(args.project),
+        link_port=args.link_port,
+        link_token=os.environ.pop("GODOT_BRIDGE_LINK_TOKEN", ""),
+        serve_port=args.serve,
+        bridge_port=args.bridge_port,
+        lsp_port=args.lsp_port,
+        dap_port=args.dap_port,
+        request_timeout=args.timeout,
+        max_clients=args.max_clients,
+    )

@@ -1,0 +1,161 @@
+"""HTTP endpoints of the debug adapter: `/debug/*`, `/connect`, `/disconnect`.
+
+A request's JSON body (or query, for the read-only GETs) is the DAP request's
+`arguments`; the `result` sent back is the DAP response's `body`. All the protocol work
+is in `dap.DapSession`; this module only maps HTTP onto it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from .dap import DapSession
+from .errors import RequestError, TransportError
+from .http import RouteTable, identity_of, json_body, require
+
+# (command, read-only, what it does) in the order the 404 listing shows them.
+COMMANDS: tuple[tuple[str, bool, str], ...] = (
+    ("launch", False, "run the game under the debugger (scene: main, current or a path)"),
+    ("setBreakpoints", False, "replace your breakpoints in one file"),
+    ("continue", False, "resume the stopped game"),
+    ("pause", False, "pause the running game"),
+    ("next", False, "step over"),
+    ("stepIn", False, "step into"),
+    ("stepOut", False, "step out (emulated)"),
+    ("stackTrace", True, "frames of the stopped game"),
+    ("scopes", True, "scopes of a frame"),
+    ("variables", True, "variables of a scope or value"),
+    ("evaluate", False, "evaluate an expression in a frame"),
+    ("threads", True, "the game's threads"),
+    ("terminate", False, "stop the game"),
+)
+
+LspProvider = Callable[[], Any]
+
+
+def register(routes: RouteTable, session: DapSession, *, lsp: LspProvider | None = None) -> None:
+    """Add the debug endpoints; `lsp()` gives the LSP service for /connect, if any."""
+    for command, read_only, summary in COMMANDS:
+        handler = _command_handler(session, command)
+        routes.add("POST", f"/debug/{command}", handler, f"debug adapter: {summary}")
+        if read_only:
+            routes.add("GET", f"/debug/{command}", handler, f"debug adapter: {summary}")
+
+    async def events(request: web.Request) -> Any:
+        args = await json_body(request)
+        since = _int_arg(args, "since", 0)
+        wait = _number_arg(args, "wait", 0.0)
+        limit = _int_arg(args, "limit", 500)
+        if limit < 1:
+            raise RequestError("'limit' must be 1 or more", code="invalid_field")
+        return await session.wait_events(since, wait, limit)
+
+    async def breakpoints(request: web.Request) -> Any:
+        args = await json_body(request)
+        everyone = args.get("all") is True
+        identity = identity_of(request)
+        return {
+            "agent": identity,
+            "breakpoints": session.breakpoints(None if everyone else identity),
+        }
+
+    summary = "debug events after 'since', waiting up to 'wait' s for the first (long-poll)"
+    routes.add("GET", "/debug/events", events, summary)
+    routes.add("POST", "/debug/events", events, summary)
+    summary = "your breakpoints per file (all=true: every agent's)"
+    routes.add("GET", "/debug/breakpoints", breakpoints, summary)
+
+    services = _Services(session, lsp)
+    routes.add("POST", "/connect", services.connect, "connect to Godot's DAP and LSP now")
+    routes.add("POST", "/disconnect", services.disconnect, "disconnect from Godot's DAP/LSP")
+
+
+def _command_handler(session: DapSession, command: str) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> Any:
+        args = await json_body(request)
+        return await session.call(command, identity_of(request), args)
+
+    handle.__name__ = f"debug_{command}"
+    return handle
+
+
+def _int_arg(args: dict[str, Any], name: str, default: int) -> int:
+    return require(args, name, int) if args.get(name) is not None else default
+
+
+def _number_arg(args: dict[str, Any], name: str, default: float) -> float:
+    return float(require(args, name, (int, float))) if args.get(name) is not None else default
+
+
+class _Services:
+    """POST /connect and /disconnect for one or both of Godot's servers."""
+
+    def __init__(self, session: DapSession, lsp: LspProvider | None) -> None:
+        self.session = session
+        self.lsp = lsp
+
+    def _chosen(self, args: dict[str, Any]) -> dict[str, Any]:
+        service = args.get("service")
+        if service is not None:
+            service = require(args, "service", str)
+            if service not in ("dap", "lsp"):
+                raise RequestError(
+                    'field \'service\' must be "dap" or "lsp" (or left out for both)',
+                    code="invalid_field",
+                    details={"field": "service"},
+                )
+        chosen: dict[str, Any] = {}
+        if service in (None, "dap"):
+            chosen["debug_adapter"] = self.session
+        lsp = self.lsp() if self.lsp is not None else None
+        if service in (None, "lsp") and _is_connectable(lsp):
+            chosen["language_server"] = lsp
+        elif service == "lsp":
+            raise TransportError(
+                "the language server cannot be connected by this sidecar yet",
+                code="not_available",
+                details={"service": "language_server"},
+            )
+        return chosen
+
+    async def connect(self, request: web.Request) -> Any:
+        chosen = self._chosen(await json_body(request))
+        for service in chosen.values():
+            await _maybe_await(service.connect())
+        result = {name: _status(service) for name, service in chosen.items()}
+        failed = [name for name, state in result.items() if state.get("state") != "connected"]
+        if failed:
+            raise TransportError(
+                f"could not connect to {', '.join(failed)}: "
+                + "; ".join(str(result[n].get("last_error") or "not connected") for n in failed)
+                + "; it keeps retrying in the background",
+                code="not_connected",
+                details={"services": result},
+            )
+        return result
+
+    async def disconnect(self, request: web.Request) -> Any:
+        chosen = self._chosen(await json_body(request))
+        for service in chosen.values():
+            await _maybe_await(service.disconnect())
+        return {name: _status(service) for name, service in chosen.items()}
+
+
+def _is_connectable(service: Any) -> bool:
+    return callable(getattr(service, "connect", None)) and callable(
+        getattr(service, "disconnect", None)
+    )
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _status(service: Any) -> dict[str, Any]:
+    status = getattr(service, "status", None)
+    as_json = getattr(status, "as_json", None)
+    return as_json() if callable(as_json) else {}

@@ -1,0 +1,265 @@
+"""One LSP session with Godot's GDScript language server, shared by every agent.
+
+Godot allows few LSP connections and keeps documents per connection, so all agents go
+through this one. ``Peer`` gives each request a fresh JSON-RPC id and routes the answer
+back to the task that asked; this module adds the LSP handshake (``initialize`` once
+per connection, which makes Godot parse every script first, hence its longer timeout),
+the notifications Godot sends unasked (workspace root, a multi-MB list of native classes,
+diagnostics), re-opening shared documents after a reconnect, and completion shaping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Config
+from .documents import DocumentStore, ProjectFile, ProjectPaths
+from .errors import ProtocolError
+from .peer import JsonRpcCorrelation, Peer
+from .service import ServiceStatus
+
+log = logging.getLogger(__name__)
+
+# Godot parses every script of the project before answering `initialize`.
+INITIALIZE_TIMEOUT = 60.0
+DEFAULT_COMPLETION_LIMIT = 100
+
+_IDENT_TAIL = re.compile(r"[A-Za-z0-9_]*$")
+
+CLIENT_CAPABILITIES: dict[str, Any] = {
+    "textDocument": {
+        "synchronization": {"didSave": True, "dynamicRegistration": False},
+        "completion": {"completionItem": {"snippetSupport": False}},
+        "hover": {"contentFormat": ["markdown", "plaintext"]},
+        "signatureHelp": {},
+        "definition": {},
+        "declaration": {},
+        "references": {},
+        "documentSymbol": {"hierarchicalDocumentSymbolSupport": True},
+        "publishDiagnostics": {"relatedInformation": False},
+    },
+    "workspace": {},
+}
+
+
+class LspError(ProtocolError):
+    """Godot answered a request with a JSON-RPC error."""
+
+    code = "lsp_error"
+
+
+@dataclass
+class ServerInfo:
+    """What Godot told us about itself on the current connection."""
+
+    capabilities: dict[str, Any] | None = None
+    native_classes: int = 0
+    workspace_root: str | None = None
+
+
+class LspSession:
+    """The shared connection, its documents and diagnostics."""
+
+    def __init__(self, config: Config, status: ServiceStatus) -> None:
+        self.config = config
+        self.paths = ProjectPaths(config.project)
+        self.documents = DocumentStore(self.paths, self._notify)
+        self.server = ServerInfo()
+        self.peer = Peer(
+            status,
+            JsonRpcCorrelation(),
+            what="language server",
+            host=config.godot_host,
+            request_timeout=config.request_timeout,
+            on_message=self._on_message,
+            on_connected=self._handshake,
+            # LSP has no harmless request to ping with; a dead socket still shows as EOF.
+            ping_interval=None,
+        )
+
+    @property
+    def status(self) -> ServiceStatus:
+        return self.peer.status
+
+    def start(self) -> None:
+        self.peer.start()
+
+    async def stop(self) -> None:
+        await self.peer.disconnect("sidecar stopping")
+
+    async def connect(self, wait: float | None = None) -> bool:
+        return await self.peer.connect(wait)
+
+    async def disconnect(self) -> None:
+        await self.peer.disconnect()
+
+    # -- talking to Godot ----------------------------------------------------------
+
+    async def request(self, method: str, params: Any, timeout: float | None = None) -> Any:
+        """The `result` of one LSP request; 503 / 504 / 502 from the peer otherwise."""
+        answer = await self.peer.request(method, params, timeout=timeout)
+        error = answer.get("error")
+        if error is not None:
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise LspError(
+                f"Godot's language server refused {method}: {message}",
+                details={"lsp_error": error, "method": method},
+            )
+        return answer.get("result")
+
+    def require_connected(self) -> None:
+        """503 now rather than after changing shared state Godot would never see."""
+        if not self.peer.connected:
+            raise self.peer.unavailable()
+
+    async def _notify(self, method: str, params: dict[str, Any]) -> None:
+        # A lost connection is not the agent's problem here: the document store is the
+        # truth and is replayed to Godot on reconnect (reopen_all).
+        try:
+            self.peer.send({"jsonrpc": "2.0", "method": method, "params": params})
+        except Exception as exc:  # TransportError: replayed after the reconnect
+            log.info("could not send %s (%s); it is replayed on reconnect", method, exc)
+
+    async def _handshake(self, peer: Peer) -> None:
+        self.server = ServerInfo()
+        root = self.paths.root
+        params = {
+            "processId": os.getpid(),
+            "clientInfo": {"name": "godot_debug_connection"},
+            "rootPath": root,
+            "rootUri": self.paths.uri(ProjectFile("")).rstrip("/"),
+            "capabilities": CLIENT_CAPABILITIES,
+        }
+        timeout = max(INITIALIZE_TIMEOUT, self.config.request_timeout)
+        answer = await peer.request("initialize", params, timeout=timeout, handshake=True)
+        if "error" in answer:
+            raise ProtocolError(f"Godot refused initialize: {answer['error']}")
+        result = answer.get("result") or {}
+        self.server.capabilities = result.get("capabilities")
+        peer.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        await self.documents.reopen_all()
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        params = msg.get("params")
+        if "id" in msg and method:
+            self._answer_server_request(msg)
+            return
+        if not isinstance(params, dict):
+            params = {}
+        if method == "textDocument/publishDiagnostics":
+            self.documents.on_diagnostics(params)
+        elif method == "gdscript_client/changeWorkspace":
+            # Godot's project root differs from ours (symlinks): its URIs use its own.
+            self.server.workspace_root = str(params.get("path") or "")
+            self.paths.set_godot_root(self.server.workspace_root)
+        elif method == "gdscript/capabilities":
+            # Several MB listing every native class; we only need to know it came.
+            classes = params.get("native_classes")
+            self.server.native_classes = len(classes) if isinstance(classes, list) else 0
+        elif method in ("window/logMessage", "window/showMessage"):
+            log.info("language server: %s", params.get("message"))
+        else:
+            log.debug("language server notification %s ignored", method)
+
+    def _answer_server_request(self, msg: dict[str, Any]) -> None:
+        """Godot may ask us things (configuration, capability registration): say no politely."""
+        try:
+            self.peer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": msg["id"],
+                    "error": {"code": -32601, "message": f"{msg['method']} not supported"},
+                }
+            )
+        except Exception as exc:
+            log.debug("could not answer server request %s: %s", msg.get("method"), exc)
+
+
+# -- completion shaping ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompletionQuery:
+    prefix: str | None = None  # explicit filter from the agent
+    limit: int = DEFAULT_COMPLETION_LIMIT  # 0 = everything
+
+
+def cursor_prefix(text: str, line: int, character: int) -> str:
+    """The identifier characters just before the cursor (what the agent is typing)."""
+    lines = text.splitlines()
+    if line < 0 or line >= len(lines):
+        return ""
+    before = _utf16_prefix(lines[line], character)
+    match = _IDENT_TAIL.search(before)
+    return match.group(0) if match else ""
+
+
+def _utf16_prefix(line: str, units: int) -> str:
+    count = 0
+    for i, ch in enumerate(line):
+        if count >= units:
+            return line[:i]
+        count += 2 if ord(ch) > 0xFFFF else 1
+    return line
+
+
+def item_name(item: dict[str, Any]) -> str:
+    """What an item completes to, for matching: Godot labels functions `name(...)`."""
+    name = item.get("filterText") or item.get("label") or ""
+    if not isinstance(name, str):
+        return ""
+    name = name.split("(", 1)[0]
+    return name.strip("\"'$")
+
+
+def _rank(name: str, prefix: str) -> int:
+    if not prefix:
+        return 0
+    if name == prefix:
+        return 0
+    if name.startswith(prefix):
+        return 1
+    lowered = name.lower()
+    if lowered.startswith(prefix.lower()):
+        return 2
+    if prefix.lower() in lowered:
+        return 3
+    return 4
+
+
+def shape_completion(result: Any, typed: str, query: CompletionQuery) -> dict[str, Any]:
+    """Filter, rank and cut Godot's (very long) completion answer.
+
+    Items whose name starts with what is typed at the cursor come first; otherwise
+    Godot's order is kept (it lists the script's own symbols before the globals).
+    """
+    items = result.get("items", []) if isinstance(result, dict) else result or []
+    items = [i for i in items if isinstance(i, dict)]
+    wanted = query.prefix
+    if wanted:
+        low = wanted.lower()
+        items = [i for i in items if item_name(i).lower().startswith(low)]
+    key_prefix = wanted if wanted is not None else typed
+    ranked = sorted(
+        enumerate(items), key=lambda pair: (_rank(item_name(pair[1]), key_prefix), pair[0])
+    )
+    total = len(ranked)
+    cut = ranked if query.limit <= 0 else ranked[: query.limit]
+    out = []
+    for _, item in cut:
+        slim = dict(item)
+        # `data` echoes the request for completionItem/resolve, which we do not offer.
+        slim.pop("data", None)
+        out.append(slim)
+    return {
+        "items": out,
+        "total": total,
+        "truncated": len(out) < total,
+        "prefix": key_prefix,
+        "isIncomplete": bool(result.get("isIncomplete")) if isinstance(result, dict) else False,
+    }

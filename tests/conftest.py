@@ -1,0 +1,36 @@
+"""Shared fixtures: the Godot binary, and one editor + addon + sidecar per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Editor, godot_binary, make_demo_project
+
+
+@pytest.fixture(scope="session")
+def godot_bin() -> str:
+    return godot_binary()
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[Editor]:
+    """A headless editor on a copy of the demo project, bridge up and serving."""
+    project = make_demo_project(tmp_path_factory.mktemp("project"))
+    ed = Editor(project)
+    try:
+        ed.start()
+        yield ed
+    finally:
+        ed.stop()
+
+
+@pytest.fixture
+def fresh_editor(tmp_path: Path, godot_bin: str) -> Iterator[Editor]:
+    """An editor of the test's own, for tests that stop or overload it."""
+    ed = Editor(make_demo_project(tmp_path / "project"))
+    try:
+        yield ed
+    finally:
+        ed.stop()

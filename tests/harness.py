@@ -1,0 +1,291 @@
+"""Start a real headless Godot editor with the addon and its sidecar, on free ports.
+
+Every process started here is tracked by pid and killed on stop, even when a test fails.
+Godot's output is read continuously (a full pty would block the editor's pump thread on
+`print`), kept in memory and in a log file, and searched with `wait_for`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+ADDON = REPO / "addons" / "godot_debug_connection"
+
+
+def godot_binary() -> str:
+    """The Godot editor binary: $GODOT, else what tools/install_godot prints last."""
+    env = os.environ.get("GODOT")
+    if env:
+        return env
+    out = subprocess.run(
+        [str(REPO / "tools" / "install_godot")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """True when a server could listen on `port` now (as Godot's TCPServer does, with
+    SO_REUSEADDR, so connections in TIME_WAIT don't count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def make_demo_project(dst: Path) -> Path:
+    """A copy of the repository's demo project (project.godot, demo/, the addon) in `dst`."""
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "project.godot", dst / "project.godot")
+    shutil.copytree(REPO / "demo", dst / "demo", dirs_exist_ok=True)
+    install_addon(dst)
+    return dst
+
+
+def install_addon(project: Path) -> None:
+    """Copy the addon into `project` as a user would."""
+    target = project / "addons" / "godot_debug_connection"
+    shutil.copytree(ADDON, target, dirs_exist_ok=True)
+
+
+class Editor:
+    """One headless Godot editor on a project, with the bridge on a free port."""
+
+    def __init__(
+        self,
+        project: Path,
+        *,
+        log_path: Path | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.project = project
+        self.bridge_port = free_port()
+        self.lsp_port = free_port()
+        self.dap_port = free_port()
+        self.log_path = log_path or project / "editor.log"
+        self.extra_args = extra_args or []
+        self.extra_env = env or {}
+        self.child: pexpect.spawn | None = None
+        self.output = ""
+        self._cond = threading.Condition()
+        self._reader: threading.Thread | None = None
+        self._pids: set[int] = set()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.bridge_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.child is not None
+        return self.child.pid
+
+    def start(self, timeout: float = 120.0) -> Editor:
+        env = dict(os.environ)
+        env.update(
+            {
+                "GODOT_BRIDGE_PORT": str(self.bridge_port),
+                "GODOT_LSP_PORT": str(self.lsp_port),
+                "GODOT_DAP_PORT": str(self.dap_port),
+                "GODOT_BRIDGE_PYTHON": sys.executable,
+                "NO_COLOR": "1",
+            }
+        )
+        env.update(self.extra_env)
+        args = ["--headless", "--editor", "--path", str(self.project)]
+        args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
+        args += self.extra_args
+        self.child = pexpect.spawn(
+            godot_binary(),
+            args,
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=timeout,
+            dimensions=(50, 400),
+        )
+        self._pids.add(self.child.pid)
+        self._reader = threading.Thread(target=self._read, name="editor-output", daemon=True)
+        self._reader.start()
+        self.wait_for(r"GodotBridge HTTP server listening on 127\.0\.0\.1:\d+", timeout)
+        self.wait_until_serving(timeout)
+        return self
+
+    def _read(self) -> None:
+        assert self.child is not None
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            while True:
+                try:
+                    chunk = self.child.read_nonblocking(65536, timeout=0.2)
+                except pexpect.TIMEOUT:
+                    continue
+                except (pexpect.EOF, OSError, ValueError):
+                    break
+                log.write(chunk)
+                log.flush()
+                with self._cond:
+                    self.output += chunk
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 30.0, start: int = 0) -> re.Match[str]:
+        """The first match of `pattern` in the editor's output after offset `start`."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = regex.search(self.output, start)
+                if m:
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self._reader is not None and not self._reader.is_alive()):
+                    tail = self.output[-3000:]
+                    raise AssertionError(f"editor never printed /{pattern}/; output tail:\n{tail}")
+                self._cond.wait(min(left, 0.5))
+
+    def mark(self) -> int:
+        """An offset into the output, to look only at what comes after it."""
+        with self._cond:
+            return len(self.output)
+
+    def count(self, pattern: str, start: int = 0) -> int:
+        with self._cond:
+            return len(re.findall(pattern, self.output[start:]))
+
+    def wait_until_serving(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Polls `GET /status` until the sidecar answers 200."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                status = get_json(self.base_url + "/status", timeout=2)
+                self._pids.add(int(status["result"]["sidecar"]["pid"]))
+                return status
+            except (OSError, urllib.error.URLError, KeyError, ValueError) as exc:
+                last = exc
+                time.sleep(0.1)
+        raise AssertionError(f"bridge never served /status: {last}\n{self.output[-3000:]}")
+
+    def sidecar_pids(self) -> list[int]:
+        """Pids of live sidecar processes started by this editor."""
+        found = []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for p in psutil.Process(self.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if "sidecar" in " ".join(p.cmdline()):
+                        found.append(p.pid)
+        self._pids.update(found)
+        return found
+
+    def wait_exit(self, timeout: float) -> int | None:
+        assert self.child is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.child.isalive():
+                return self.child.exitstatus
+            time.sleep(0.05)
+        raise AssertionError("editor did not exit")
+
+    def stop(self) -> None:
+        """Ends the editor and everything it started, by pid."""
+        if self.child is not None:
+            with contextlib.suppress(psutil.Error):
+                for p in psutil.Process(self.child.pid).children(recursive=True):
+                    self._pids.add(p.pid)
+        for pid in self._pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if self.child is not None:
+            with contextlib.suppress(Exception):
+                self.child.close(force=True)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        for pid in self._pids:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+def get_json(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> Any:
+    import json
+
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class RawResponse:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def read_response(sock: socket.socket, buf: bytearray | None = None) -> RawResponse:
+    """Reads one HTTP/1.1 response with a Content-Length body from `sock`.
+
+    `buf` carries bytes already read past the previous response (pipelining).
+    """
+    buf = buf if buf is not None else bytearray()
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a complete response head: {bytes(buf)!r}")
+        buf += chunk
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    body = bytearray(rest)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed in the middle of a response body")
+        body += chunk
+    buf[:] = body[length:]
+    return RawResponse(status, headers, bytes(body[:length]))
+
+
+def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

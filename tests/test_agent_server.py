@@ -1,0 +1,298 @@
+"""The addon's agent server, end to end: a real headless editor, addon and sidecar.
+
+Mirrors addons/godot_debug_connection/agent_server.gd; the first three tests are the
+seed's scenarios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from harness import REPO, Editor, http_get, read_response
+
+STACK_TRACE = {"threadId": 1}
+MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
+TWICE_LINE = next(i + 1 for i, t in enumerate(MAIN_GD) if "var doubled: int" in t)
+COMPLETION = {
+    "textDocument": {"uri": "res://demo/main.gd"},
+    # the cursor after "add_" in "add_numbers(n, n)"
+    "position": {"line": TWICE_LINE - 1, "character": MAIN_GD[TWICE_LINE - 1].index("add_") + 4},
+    "prefix": "add_",
+}
+
+
+def _assert_error_shape(body: dict, code: str) -> None:
+    assert body["status"] == "error"
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+async def _call(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    async with session.request(method, url, timeout=aiohttp.ClientTimeout(total=30), **kw) as r:
+        body = await r.json()
+        assert r.status == 200, (url, body)
+        assert body["status"] == "ok"
+        return body["result"]
+
+
+async def _until_ready(session: aiohttp.ClientSession, base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (await _call(session, "GET", base + "/status"))["overall_ready"]:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("services never became ready")
+
+
+async def _stopped_game(session: aiohttp.ClientSession, base: str) -> None:
+    """Launch the demo with a breakpoint in twice() and wait until it stops there."""
+    since = (await _call(session, "GET", base + "/debug/events"))["next"]
+    await _call(
+        session,
+        "POST",
+        base + "/debug/setBreakpoints",
+        json={"source": {"path": "res://demo/main.gd"}, "breakpoints": [{"line": TWICE_LINE}]},
+    )
+    await _call(session, "POST", base + "/debug/launch", json={"scene": "main"})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page = await _call(session, "GET", base + f"/debug/events?since={since}&wait=2")
+        if any(e["event"] == "stopped" for e in page["events"]):
+            return
+        since = page["next"]
+    raise AssertionError("the game never stopped at the breakpoint")
+
+
+async def _end_game(session: aiohttp.ClientSession, base: str) -> None:
+    await _call(
+        session,
+        "POST",
+        base + "/debug/setBreakpoints",
+        json={"source": {"path": "res://demo/main.gd"}, "breakpoints": []},
+    )
+    await _call(session, "POST", base + "/debug/terminate", json={})
+
+
+async def _agent(base: str, n: int) -> tuple[dict, dict, dict]:
+    async with aiohttp.ClientSession(headers={"X-Agent-Id": f"agent-{n}"}) as session:
+        return (
+            await _call(session, "GET", base + "/status"),
+            await _call(session, "POST", base + "/debug/stackTrace", json=STACK_TRACE),
+            await _call(session, "POST", base + "/lsp/completion", json=COMPLETION),
+        )
+
+
+def _assert_real_answers(status: dict, stack: dict, completion: dict, editor: Editor) -> None:
+    assert status["overall_ready"] is True
+    for key, port in (("debug_adapter", editor.dap_port), ("language_server", editor.lsp_port)):
+        svc = status[key]
+        assert (svc["port"], svc["state"]) == (port, "connected")
+        assert {"service", "retry_count", "last_activity"} <= svc.keys()
+    top = stack["stackFrames"][0]
+    assert (top["name"], top["line"]) == ("twice", TWICE_LINE)
+    assert top["source"]["path"].endswith("demo/main.gd")
+    assert "add_numbers" in [item["label"].split("(")[0] for item in completion["items"]]
+
+
+def test_five_agents_at_once_get_real_answers(editor: Editor) -> None:
+    """Seed scenario 1: five agents at once, each gets /status, a stack and completions."""
+
+    async def main() -> list[tuple[dict, dict, dict]]:
+        async with aiohttp.ClientSession(headers={"X-Agent-Id": "setup"}) as session:
+            await _until_ready(session, editor.base_url)
+            await _stopped_game(session, editor.base_url)
+            try:
+                return await asyncio.gather(*(_agent(editor.base_url, n) for n in range(5)))
+            finally:
+                await _end_game(session, editor.base_url)
+
+    for status, stack, completion in asyncio.run(main()):
+        _assert_real_answers(status, stack, completion, editor)
+
+
+def test_mixed_concurrent_requests_on_one_session_all_answered(editor: Editor) -> None:
+    """Seed scenario 3: three kinds of request at once on one client session."""
+
+    async def main() -> list[Any]:
+        async with aiohttp.ClientSession() as session:
+            await _until_ready(session, editor.base_url)
+            await _stopped_game(session, editor.base_url)
+            try:
+                return await asyncio.gather(
+                    _call(session, "GET", editor.base_url + "/status"),
+                    _call(session, "POST", editor.base_url + "/debug/stackTrace", json=STACK_TRACE),
+                    _call(session, "POST", editor.base_url + "/lsp/completion", json=COMPLETION),
+                )
+            finally:
+                await _end_game(session, editor.base_url)
+
+    status, stack, completion = asyncio.run(main())
+    _assert_real_answers(status, stack, completion, editor)
+
+
+def test_limit_101st_connection_gets_polite_503_and_slot_is_reused(editor: Editor) -> None:
+    mark = editor.mark()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10)
+            socks.append(s)
+            s.sendall(http_get(editor.bridge_port, "/status"))
+            assert read_response(s).status == 200
+        editor.wait_for(r"Total clients: 100\b", 10, mark)
+        status = _status_over(socks[0], editor.bridge_port)
+        assert status["result"]["clients"]["active"] == 100
+        assert status["result"]["clients"]["max"] == 100
+
+        extra = socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10)
+        extra.sendall(http_get(editor.bridge_port, "/status"))
+        refused = read_response(extra)
+        assert refused.status == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["connection"] == "close"
+        _assert_error_shape(refused.json(), "server_full")
+        assert extra.recv(1) == b""  # then closed
+        extra.close()
+        editor.wait_for(r"Max clients reached \(100\), rejecting new connection", 10, mark)
+
+        # One leaves; its slot is served again.
+        leave_mark = editor.mark()
+        socks.pop().close()
+        editor.wait_for(r"✗ Client \d+ disconnected", 10, leave_mark)
+        _wait_until(
+            lambda: _status_over(socks[0], editor.bridge_port)["result"]["clients"]["active"] == 99
+        )
+        again = socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10)
+        socks.append(again)
+        again.sendall(http_get(editor.bridge_port, "/status"))
+        answer = read_response(again)
+        assert answer.status == 200, answer.body
+    finally:
+        for s in socks:
+            s.close()
+    _wait_active(editor, 0)
+
+
+def test_connect_and_disconnect_lines_are_logged(editor: Editor) -> None:
+    mark = editor.mark()
+    with socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10) as s:
+        s.sendall(http_get(editor.bridge_port, "/status"))
+        assert read_response(s).status == 200
+        m = editor.wait_for(r"✓ Client (\d+) connected\. Total clients: (\d+)", 10, mark)
+    client_id = m.group(1)
+    editor.wait_for(rf"✗ Client {client_id} disconnected", 10, mark)
+
+
+def test_client_ids_increase_and_are_unique(editor: Editor) -> None:
+    mark = editor.mark()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10) as s:
+            s.sendall(http_get(editor.bridge_port, "/status"))
+            read_response(s)
+    editor.wait_for(r"(?s)(✗ Client \d+ disconnected.*){3}", 10, mark)
+    ids = [int(x) for x in _findall(editor, r"✓ Client (\d+) connected", mark)]
+    assert len(ids) == 3
+    assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+def test_keep_alive_and_pipelining(editor: Editor) -> None:
+    with socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10) as s:
+        # Two requests in one write: both answered, in order, on the same connection.
+        s.sendall(http_get(editor.bridge_port, "/status") + http_get(editor.bridge_port, "/nope"))
+        buf = bytearray()
+        first = read_response(s, buf)
+        second = read_response(s, buf)
+        assert first.status == 200 and first.json()["status"] == "ok"
+        assert second.status == 404
+        # The connection is still usable afterwards.
+        s.sendall(http_get(editor.bridge_port, "/status"))
+        assert read_response(s, buf).status == 200
+
+
+def test_status_names_agents_and_counts_requests(editor: Editor) -> None:
+    with socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10) as s:
+        buf = bytearray()
+        for _ in range(3):
+            s.sendall(http_get(editor.bridge_port, "/status", {"X-Agent-Id": "planner"}))
+            last = read_response(s, buf).json()
+    agents = last["result"]["clients"]["agents"]
+    me = [a for a in agents if a["agent"] == "planner"]
+    assert len(me) == 1
+    assert me[0]["requests"] == 3
+    assert me[0]["connected_at"].endswith("Z")
+    assert isinstance(me[0]["id"], int)
+
+
+def test_unknown_path_lists_endpoints_and_wrong_method_is_405(editor: Editor) -> None:
+    with socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10) as s:
+        buf = bytearray()
+        s.sendall(http_get(editor.bridge_port, "/no/such/thing"))
+        missing = read_response(s, buf)
+        assert missing.status == 404
+        body = missing.json()
+        _assert_error_shape(body, "not_found")
+        paths = {e["path"] for e in body["error"]["endpoints"]}
+        assert {"/status", "/debug/stackTrace", "/lsp/completion"} <= paths
+        s.sendall(b"DELETE /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+        wrong = read_response(s, buf)
+        assert wrong.status == 405
+        _assert_error_shape(wrong.json(), "method_not_allowed")
+        assert "GET" in wrong.headers["allow"]
+
+
+def test_bad_json_is_400_naming_the_problem(editor: Editor) -> None:
+    async def main() -> tuple[int, dict]:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                editor.base_url + "/debug/stackTrace",
+                data=b'{"threadId": ',
+                headers={"Content-Type": "application/json"},
+            ) as r:
+                return r.status, await r.json()
+
+    code, body = asyncio.run(main())
+    assert code == 400
+    _assert_error_shape(body, "invalid_json")
+    assert "not valid JSON" in body["error"]["message"]
+
+
+def _status_over(sock: socket.socket, port: int) -> dict:
+    sock.sendall(http_get(port, "/status"))
+    return read_response(sock).json()
+
+
+def _findall(editor: Editor, pattern: str, start: int) -> list[str]:
+    import re
+
+    return re.findall(pattern, editor.output[start:])
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _wait_active(editor: Editor, n: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    active = -1
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=5) as s,
+        ):
+            body = _status_over(s, editor.bridge_port)
+            # 503 server_full while the addon has not yet seen the others leave
+            active = body["result"]["clients"]["active"] if "result" in body else -1
+            if active == n + 1:  # the asking connection itself
+                return
+        time.sleep(0.1)
+    pytest.fail(f"expected {n} other clients, /status says {active - 1}")

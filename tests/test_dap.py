@@ -1,0 +1,597 @@
+"""The DAP session: its parts alone, then driven directly against a real headless Godot
+editor and a real launched demo game (no addon, no HTTP: see test_debug_http.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from harness import REPO, free_port
+
+from sidecar.config import Config
+from sidecar.dap import (
+    DapSession,
+    DebugEvent,
+    EventLog,
+    FairScheduler,
+    GodotError,
+    _body_or_raise,
+    to_project_path,
+    to_res_path,
+)
+from sidecar.errors import RequestError, TransportError
+from sidecar.peer import DapCorrelation, Peer
+from sidecar.service import ServiceStatus, State
+
+MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
+
+
+def line_of(snippet: str) -> int:
+    (index,) = [i for i, text in enumerate(MAIN_GD) if snippet in text]
+    return index + 1
+
+
+SUM = line_of("var sum: int = a + b")
+RETURN_SUM = line_of("return sum")
+DOUBLED = line_of("var doubled: int = add_numbers(n, n)")
+RETURN_DOUBLED = line_of("return doubled")
+READY_CALL = line_of("var total: int = add_numbers(2, 3)")
+MAIN = "res://demo/main.gd"
+
+
+# -- parts, no Godot -------------------------------------------------------------------
+
+
+def test_event_log_numbers_bounds_and_reports_dropped_events() -> None:
+    async def scenario() -> None:
+        log = EventLog(capacity=3)
+        for i in range(5):
+            log.append("output", {"output": f"line {i}"})
+        page = await log.read(since=0, wait=0, limit=10)
+        assert [e["seq"] for e in page["events"]] == [3, 4, 5]
+        assert page["dropped"] == 2
+        assert page["next"] == 5 and page["latest"] == 5
+        page = await log.read(since=3, wait=0, limit=1)
+        assert [e["seq"] for e in page["events"]] == [4]
+        assert page["dropped"] == 0 and page["next"] == 4
+        # A number from before a restart is clamped rather than waiting forever.
+        page = await log.read(since=99, wait=0, limit=10)
+        assert page["events"] == [] and page["next"] == 5
+
+    asyncio.run(scenario())
+
+
+def test_event_log_long_poll_wakes_every_reader_on_append() -> None:
+    async def scenario() -> None:
+        log = EventLog()
+        log.append("process")
+        readers = [asyncio.create_task(log.read(since=1, wait=5, limit=10)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert not any(r.done() for r in readers)
+        start = time.monotonic()
+        log.append("stopped", {"reason": "breakpoint"})
+        pages = await asyncio.gather(*readers)
+        assert time.monotonic() - start < 0.5
+        for page in pages:
+            assert [(e["seq"], e["event"]) for e in page["events"]] == [(2, "stopped")]
+        start = time.monotonic()
+        page = await log.read(since=2, wait=0.3, limit=10)
+        assert page["events"] == [] and 0.25 < time.monotonic() - start < 1.0
+
+    asyncio.run(scenario())
+
+
+def test_fair_scheduler_takes_agents_in_turn() -> None:
+    async def scenario() -> None:
+        sched = FairScheduler(window=1)
+        order: list[str] = []
+        gate = asyncio.Event()
+
+        async def work(agent: str, hold: bool = False) -> None:
+            async with sched.slot(agent):
+                order.append(agent)
+                if hold:
+                    await gate.wait()
+
+        first = asyncio.create_task(work("busy", hold=True))
+        await asyncio.sleep(0)
+        tasks = [asyncio.create_task(work("busy")) for _ in range(4)]
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(work("quiet")), asyncio.create_task(work("other"))]
+        await asyncio.sleep(0)
+        assert sched.waiting == 6
+        gate.set()
+        await asyncio.gather(first, *tasks)
+        # One turn each per round, not the busy agent's whole backlog first.
+        assert order == ["busy", "busy", "quiet", "other", "busy", "busy", "busy"]
+
+    asyncio.run(scenario())
+
+
+def test_fair_scheduler_survives_cancelled_waiters() -> None:
+    async def scenario() -> None:
+        sched = FairScheduler(window=1)
+        gate = asyncio.Event()
+
+        async def hold() -> None:
+            async with sched.slot("a"):
+                await gate.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        gate.set()
+        await holder
+        async with sched.slot("b"):
+            pass  # the slot came back: nothing leaked
+
+    asyncio.run(scenario())
+
+
+def test_paths_are_converted_and_confined_to_the_project(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    (project / "demo").mkdir(parents=True)
+    script = project / "demo" / "main.gd"
+    script.write_text("extends Node\n")
+    (tmp_path / "secret.gd").write_text("")
+    real = str(script.resolve())
+    assert to_project_path(str(project), "res://demo/main.gd") == real
+    assert to_project_path(str(project), "demo/main.gd") == real
+    assert to_project_path(str(project), str(script)) == real
+    assert to_project_path(str(project), "demo/../demo/main.gd") == real
+    assert to_res_path(str(project), real) == "res://demo/main.gd"
+    for outside in ("../secret.gd", str(tmp_path / "secret.gd"), "res://../secret.gd"):
+        with pytest.raises(RequestError) as err:
+            to_project_path(str(project), outside)
+        assert err.value.status == 403 and err.value.code == "outside_project"
+    os.symlink(tmp_path / "secret.gd", project / "link.gd")
+    with pytest.raises(RequestError) as err:
+        to_project_path(str(project), "res://link.gd")
+    assert err.value.status == 403
+    with pytest.raises(RequestError) as err:
+        to_project_path(str(project), "res://demo/missing.gd")
+    assert err.value.status == 400 and err.value.code == "no_such_file"
+
+
+def test_godot_failures_map_to_statuses_with_its_message() -> None:
+    wrong_path = {
+        "success": False,
+        "message": "wrong_path",
+        "body": {
+            "error": {
+                "format": 'client is on "{clientPath}", editor on "{editorPath}"',
+                "variables": {"clientPath": "/x", "editorPath": "/p"},
+            }
+        },
+    }
+    with pytest.raises(GodotError) as err:
+        _body_or_raise(wrong_path, "setBreakpoints")
+    assert err.value.status == 400
+    assert 'client is on "/x", editor on "/p"' in err.value.message
+    assert "setBreakpoints" in err.value.message
+    with pytest.raises(GodotError) as err:
+        _body_or_raise({"success": False, "message": "unknown"}, "variables")
+    assert err.value.status == 502 and err.value.godot_error == "unknown"
+    assert _body_or_raise({"success": True}, "next") == {}
+
+
+# -- a real editor ---------------------------------------------------------------------
+
+
+@dataclass
+class GodotDap:
+    project: Path
+    port: int
+    log: Path
+
+
+def _project_copy(dst: Path) -> Path:
+    """The demo project without the addon; a headless editor needs a headless game."""
+    dst.mkdir(parents=True, exist_ok=True)
+    text = (REPO / "project.godot").read_text()
+    text = (
+        text.split("[editor_plugins]")[0].rstrip()
+        + '\n\n[editor]\n\nrun/main_run_args="--headless"\n'
+    )
+    (dst / "project.godot").write_text(text)
+    shutil.copytree(REPO / "demo", dst / "demo")
+    return dst
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"editor exited early:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.settimeout(0.5)
+            s.connect(("127.0.0.1", port))
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"DAP port never opened:\n{log.read_text()[-3000:]}")
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """The editor and the games it launched, by pid."""
+    pids = [proc.pid]
+    with contextlib.suppress(psutil.Error):
+        pids += [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def godot(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[GodotDap]:
+    project = _project_copy(tmp_path_factory.mktemp("dap") / "project")
+    port = free_port()
+    log = project.parent / "editor.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                godot_bin,
+                *("--headless", "--editor", "--path", str(project)),
+                *("--dap-port", str(port), "--lsp-port", str(free_port())),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        _wait_port(port, proc, log, timeout=120)
+        yield GodotDap(project, port, log)
+    finally:
+        _kill_tree(proc)
+
+
+Scenario = Callable[[DapSession], Awaitable[None]]
+
+
+def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
+    """A fresh session for one scenario; the game is ended whatever happens."""
+
+    async def main() -> None:
+        config = Config(
+            project=str(godot.project),
+            link_port=None,
+            link_token="",
+            serve_port=None,
+            bridge_port=0,
+            lsp_port=0,
+            dap_port=godot.port,
+        )
+        session = DapSession(config)
+        assert await session.connect(), session.status.as_json()
+        try:
+            await session.call("terminate", "test", {})  # a game left by an earlier test
+            await asyncio.wait_for(scenario(session), timeout)
+        finally:
+            with contextlib.suppress(Exception):
+                await session.call("terminate", "test", {})
+            await session.stop()
+
+    asyncio.run(main())
+
+
+async def launch_and_stop(session: DapSession, agent: str = "alice") -> DebugEvent:
+    since = session.events.latest
+    await session.call("launch", agent, {"scene": "main"})
+    return await next_stop(session, since)
+
+
+async def next_stop(session: DapSession, since: int, timeout: float = 10) -> DebugEvent:
+    event = await session.events.next_of(since, frozenset({"stopped"}), timeout)
+    assert event is not None, "the game did not stop"
+    return event
+
+
+async def where(session: DapSession, agent: str = "alice") -> list[tuple[str, int]]:
+    trace = await session.call("stackTrace", agent, {"threadId": 1})
+    return [(f["name"], f["line"]) for f in trace["stackFrames"]]
+
+
+async def set_bps(session: DapSession, agent: str, lines: list[int]) -> list[dict[str, Any]]:
+    body = {"source": {"path": MAIN}, "breakpoints": [{"line": n} for n in lines]}
+    return (await session.call("setBreakpoints", agent, body))["breakpoints"]
+
+
+async def names_and_values(session: DapSession, ref: int) -> dict[str, str]:
+    body = await session.call("variables", "alice", {"variablesReference": ref})
+    return {v["name"]: v["value"] for v in body["variables"]}
+
+
+def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        start = time.monotonic()
+        (bp,) = await set_bps(session, "alice", [SUM])
+        assert bp["verified"] is True and bp["line"] == SUM
+        assert bp["source"]["path"] == str((godot.project / "demo" / "main.gd").resolve())
+        stop = await launch_and_stop(session)
+        print(f"setBreakpoints + launch -> stopped: {time.monotonic() - start:.2f} s")
+        assert stop.body["reason"] == "breakpoint"
+        assert session.stopped is not None
+
+        trace = await session.call("stackTrace", "alice", {"threadId": 1})
+        top, caller = trace["stackFrames"]
+        assert (top["name"], top["line"]) == ("add_numbers", SUM)
+        assert top["source"]["path"].endswith("demo/main.gd")
+        assert (caller["name"], caller["line"]) == ("_ready", READY_CALL)
+        assert trace["totalFrames"] == 2
+
+        # Five agents at once get the same real stack.
+        traces = await asyncio.gather(
+            *(session.call("stackTrace", f"agent{i}", {"threadId": 1}) for i in range(5))
+        )
+        assert all(t == trace for t in traces)
+
+        scopes = (await session.call("scopes", "alice", {"frameId": top["id"]}))["scopes"]
+        assert [s["name"] for s in scopes] == ["Locals", "Members", "Globals"]
+        local = await names_and_values(session, scopes[0]["variablesReference"])
+        assert local["a"] == "2" and local["b"] == "3" and "sum" in local
+        assert "counter" in await names_and_values(session, scopes[1]["variablesReference"])
+
+        # The caller's frame: its own locals, not the top frame's.
+        outer = (await session.call("scopes", "bob", {"frameId": caller["id"]}))["scopes"]
+        assert set(await names_and_values(session, outer[0]["variablesReference"])) == {"total"}
+
+        result = await session.call("evaluate", "alice", {"expression": "a + b", "frameId": 0})
+        assert result["result"] == "5"
+        result = await session.call("evaluate", "bob", {"expression": "a * 10 + b"})
+        assert result["result"] == "23"
+
+    run(godot, scenario)
+
+
+def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [DOUBLED])
+        await launch_and_stop(session)
+        assert (await where(session))[0] == ("twice", DOUBLED)
+        await set_bps(session, "alice", [])  # only the steps stop the game from here on
+
+        await session.call("stepIn", "alice", {"threadId": 1})
+        stack = await where(session)  # waits for the step's stop rather than a 409
+        assert stack[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
+
+        await session.call("next", "alice", {"threadId": 1})
+        assert (await where(session))[0] == ("add_numbers", RETURN_SUM)
+
+        result = await session.call("stepOut", "alice", {"threadId": 1})
+        assert result["stopped"] is True and result["steps"] >= 1
+        stack = await where(session)
+        assert stack[0] == ("twice", RETURN_DOUBLED)
+        assert len(stack) == 2
+
+        # next steps over a call: from the call line straight to the line after it.
+        await set_bps(session, "alice", [DOUBLED])
+        since = session.events.latest
+        await session.call("continue", "alice", {"threadId": 1})
+        await next_stop(session, since)
+        assert (await where(session))[0] == ("twice", DOUBLED)
+        await session.call("next", "alice", {"threadId": 1})
+        assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
+
+    run(godot, scenario)
+
+
+def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [SUM])
+        before = session.events.latest
+        readers = [asyncio.create_task(session.wait_events(before, wait=15)) for _ in range(2)]
+        stop = await launch_and_stop(session)
+        pages = await asyncio.gather(*readers)
+        for page in pages:  # both pollers were woken; each sees the log from `before`
+            assert page["dropped"] == 0
+            assert page["events"][0]["seq"] == before + 1
+        stopped = [
+            [e["seq"] for e in p["events"] if e["event"] == "stopped"]
+            for p in await asyncio.gather(
+                session.wait_events(before, 0), session.wait_events(before, 0)
+            )
+        ]
+        assert stopped[0] == stopped[1] == [stop.seq]
+
+        await set_bps(session, "alice", [])
+        since = session.events.latest
+        result = await session.call("continue", "alice", {"threadId": 1})
+        assert result["allThreadsContinued"] is True
+        assert session.stopped is None
+        seen: list[str] = []
+        deadline = time.monotonic() + 10
+        cursor = since
+        while not any("demo: total=5" in s for s in seen) and time.monotonic() < deadline:
+            page = await session.wait_events(cursor, wait=2)
+            cursor = page["next"]
+            seen += [e["body"].get("output", "") for e in page["events"] if e["event"] == "output"]
+        assert any("demo: total=5" in s for s in seen), seen
+        kinds = [e["event"] for e in (await session.wait_events(since, 0))["events"]]
+        assert "continued" in kinds
+
+    run(godot, scenario)
+
+
+def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        alice = await set_bps(session, "alice", [SUM])
+        bob = await set_bps(session, "bob", [DOUBLED, RETURN_DOUBLED])
+        assert [(b["line"], b["verified"]) for b in alice] == [(SUM, True)]
+        assert [(b["line"], b["verified"]) for b in bob] == [
+            (DOUBLED, True),
+            (RETURN_DOUBLED, True),
+        ]
+        assert session.breakpoints()[MAIN] == {
+            "alice": [{"line": SUM}],
+            "bob": [{"line": DOUBLED}, {"line": RETURN_DOUBLED}],
+        }
+        await launch_and_stop(session)
+        assert (await where(session))[0] == ("add_numbers", SUM)  # alice's, from _ready
+
+        # Bob replaces his own set; his answer lists only his own breakpoints.
+        bob = await set_bps(session, "bob", [RETURN_DOUBLED])
+        assert [b["line"] for b in bob] == [RETURN_DOUBLED]
+
+        # DOUBLED is gone, alice's SUM is not: the next stop is SUM, called from twice.
+        since = session.events.latest
+        await session.call("continue", "bob", {"threadId": 1})
+        await next_stop(session, since)
+        assert (await where(session))[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
+        since = session.events.latest
+        await session.call("continue", "alice", {"threadId": 1})
+        await next_stop(session, since)
+        assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
+
+        # Bob clears his; alice's breakpoint still stops the game on the next tick.
+        assert await set_bps(session, "bob", []) == []
+        assert session.breakpoints(agent="bob") == {}
+        since = session.events.latest
+        await session.call("continue", "bob", {"threadId": 1})
+        await next_stop(session, since)
+        assert (await where(session))[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
+
+        # A line past the end is refused for its owner without spoiling the union.
+        past = await set_bps(session, "carol", [SUM, 999])
+        assert [(b["line"], b["verified"]) for b in past] == [(SUM, True), (999, False)]
+        assert "past the end" in past[1]["message"]
+
+    run(godot, scenario)
+
+
+def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None:
+    async def expect(
+        session: DapSession, command: str, args: dict[str, Any], status: int, field: str = ""
+    ) -> RequestError:
+        with pytest.raises(RequestError) as err:
+            await session.call(command, "alice", args)
+        assert err.value.status == status, (command, err.value.message)
+        if field:
+            assert err.value.details["field"] == field
+            assert field in err.value.message
+        return err.value
+
+    async def scenario(session: DapSession) -> None:
+        # No game at all.
+        await expect(session, "stackTrace", {"threadId": 1}, 409)
+        err = await expect(session, "pause", {"threadId": 1}, 409)
+        assert "launch" in err.message
+
+        # Bad requests are 400 (403 outside the project) before anything else.
+        await expect(session, "evaluate", {}, 400, "expression")
+        await expect(session, "variables", {}, 400, "variablesReference")
+        await expect(session, "scopes", {"frameId": "top"}, 400, "frameId")
+        await expect(session, "setBreakpoints", {}, 400, "source")
+        await expect(session, "setBreakpoints", {"source": {}}, 400, "source.path")
+        bad_line = {"source": {"path": MAIN}, "breakpoints": [{"line": 3}, {"line": "x"}]}
+        await expect(session, "setBreakpoints", bad_line, 400, "breakpoints[1].line")
+        await expect(session, "setBreakpoints", {"source": {"path": "/etc/hosts"}}, 403)
+        await expect(session, "setBreakpoints", {"source": {"path": "res://nope.gd"}}, 400)
+        await expect(session, "launch", {"scene": "res://demo/nope.tscn"}, 400)
+
+        # A running game: everything that needs a stop is a quick, clear 409.
+        await session.call("launch", "alice", {})
+        start = time.monotonic()
+        for command, args in [
+            ("stackTrace", {"threadId": 1}),
+            ("scopes", {"frameId": 0}),
+            ("variables", {"variablesReference": 1}),
+            ("evaluate", {"expression": "counter"}),
+            ("next", {"threadId": 1}),
+            ("stepIn", {"threadId": 1}),
+            ("stepOut", {"threadId": 1}),
+            ("continue", {"threadId": 1}),
+        ]:
+            err = await expect(session, command, args, 409)
+            assert err.code == "not_stopped" and command in err.message
+        assert time.monotonic() - start < 1.0
+        threads = await session.call("threads", "alice", {})
+        assert threads["threads"] == [{"id": 1, "name": "Main"}]
+
+        # Pause stops it; then the same requests work.
+        since = session.events.latest
+        await session.call("pause", "alice", {"threadId": 1})
+        stop = await next_stop(session, since)
+        assert stop.body["reason"] == "paused"
+        assert "stackFrames" in await session.call("stackTrace", "alice", {})
+        assert (await session.call("pause", "bob", {})) == {"alreadyStopped": True}
+        await session.call("continue", "alice", {})
+        assert session.stopped is None
+
+    run(godot, scenario)
+
+
+def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [SUM])
+        await session.disconnect()
+        assert session.status.state is State.DISCONNECTED
+        with pytest.raises(TransportError) as err:
+            await session.call("threads", "alice", {})
+        assert err.value.status == 503 and "Retry-After" in err.value.headers
+        # The new connection's initialize clears Godot's breakpoints; ours are re-sent.
+        assert await session.connect()
+        await launch_and_stop(session)
+        assert (await where(session))[0] == ("add_numbers", SUM)
+
+    run(godot, scenario)
+
+
+def test_relaunch_while_stopped_still_announces_stops(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [SUM])
+        await launch_and_stop(session)
+        # Godot forgets its breakpoint list when a game ends; the session re-sends it.
+        stop = await launch_and_stop(session, agent="bob")
+        assert stop.body["reason"] == "breakpoint"
+        assert (await where(session))[0] == ("add_numbers", SUM)
+
+    run(godot, scenario)
+
+
+def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [SUM])
+        await session.stop()
+        # A client that does not initialize (which would clear them anyway) runs the
+        # game: with a breakpoint left in the editor it would hang before this print.
+        outputs: list[str] = []
+        raw = Peer(
+            ServiceStatus("raw", godot.port),
+            DapCorrelation(),
+            what="raw DAP client",
+            on_message=lambda m: outputs.append(str((m.get("body") or {}).get("output", ""))),
+            ping_interval=None,
+        )
+        assert await raw.connect()
+        try:
+            launch = raw.issue("launch", {"project": str(godot.project), "scene": "main"})
+            done = raw.issue("configurationDone")
+            await asyncio.gather(raw.answer(launch), raw.answer(done))
+            deadline = time.monotonic() + 10
+            while not any("demo: total=5" in o for o in outputs):
+                assert time.monotonic() < deadline, outputs
+                await asyncio.sleep(0.05)
+        finally:
+            with contextlib.suppress(Exception):
+                await raw.request("terminate")
+            await raw.disconnect()
+
+    run(godot, scenario)

@@ -1,0 +1,389 @@
+"""Shared documents: URI spellings, UTF-16 positions, incremental changes, holders, versions."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import os
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from sidecar.documents import (
+    Conflict,
+    DocumentStore,
+    Forbidden,
+    ProjectFile,
+    ProjectPaths,
+    apply_changes,
+    apply_text_edits,
+    line_starts,
+    offset_at,
+    position_at,
+)
+from sidecar.errors import RequestError
+
+ROOT = "/srv/my project"
+
+
+def run_async(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async test on a fresh loop (no pytest-asyncio in this project)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))  # type: ignore[arg-type]
+
+    return wrapper
+
+
+# --- URIs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "res://demo/main.gd",
+        "demo/main.gd",
+        "./demo/../demo/main.gd",
+        "/srv/my project/demo/main.gd",
+        "file:///srv/my%20project/demo/main.gd",
+        "file://localhost/srv/my%20project/demo/main.gd",
+        "  res://demo//main.gd ",
+    ],
+)
+def test_every_spelling_names_the_same_file(raw: str) -> None:
+    paths = ProjectPaths(ROOT)
+    f = paths.resolve(raw)
+    assert f == ProjectFile("demo/main.gd")
+    assert f.res == "res://demo/main.gd"
+    # Godot's own form: file:/// + each path segment percent-encoded.
+    assert paths.uri(f) == "file:///srv/my%20project/demo/main.gd"
+
+
+def test_uri_encodes_like_godot() -> None:
+    paths = ProjectPaths("/p")
+    assert paths.uri(ProjectFile("a b/ü+#.gd")) == "file:///p/a%20b/%C3%BC%2B%23.gd"
+    assert paths.resolve("file:///p/a%20b/%C3%BC%2B%23.gd") == ProjectFile("a b/ü+#.gd")
+
+
+@pytest.mark.parametrize(
+    "raw", ["../x.gd", "res://../x.gd", "demo/../../x.gd", "/srv/other/x.gd", "file:///etc/passwd"]
+)
+def test_outside_the_project_is_forbidden(raw: str) -> None:
+    with pytest.raises(Forbidden) as exc:
+        ProjectPaths(ROOT).resolve(raw)
+    assert exc.value.status == 403
+
+
+@pytest.mark.parametrize("raw", ["", "   ", 7, None, "http://x/y.gd", "file://host/srv/x.gd"])
+def test_bad_uris_are_400_naming_the_field(raw: Any) -> None:
+    with pytest.raises(RequestError) as exc:
+        ProjectPaths(ROOT).resolve(raw, "textDocument.uri")
+    assert exc.value.status == 400
+    assert exc.value.details["field"] == "textDocument.uri"
+
+
+def test_godot_root_is_used_for_uris_and_understood_on_the_way_back() -> None:
+    paths = ProjectPaths("/home/me/link")
+    paths.set_godot_root("/data/real")
+    f = paths.resolve("res://a.gd")
+    assert paths.uri(f) == "file:///data/real/a.gd"
+    assert paths.resolve("file:///data/real/a.gd") == f
+    assert paths.resolve("/home/me/link/a.gd") == f
+
+
+def test_symlinked_spelling_of_the_root(tmp_path: Any) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real)
+    paths = ProjectPaths(str(real))
+    assert paths.resolve(str(tmp_path / "alias" / "x.gd")) == ProjectFile("x.gd")
+
+
+# --- positions ---------------------------------------------------------------------------
+
+
+def test_line_ends_of_every_kind() -> None:
+    text = "a\r\nb\rc\nd"
+    assert line_starts(text) == [0, 3, 5, 7]
+    starts = line_starts(text)
+    assert offset_at(text, starts, 1, 0) == 3
+    assert offset_at(text, starts, 3, 1) == 8
+
+
+def test_positions_clamp_to_line_and_document_end() -> None:
+    text = "ab\r\ncd"
+    starts = line_starts(text)
+    assert offset_at(text, starts, 0, 99) == 2  # before the \r\n, never inside it
+    assert offset_at(text, starts, 7, 0) == len(text)
+
+
+def test_character_counts_utf16_units() -> None:
+    text = "😀x = 1\n"
+    starts = line_starts(text)
+    assert offset_at(text, starts, 0, 2) == 1  # the emoji is two UTF-16 units
+    assert text[offset_at(text, starts, 0, 2)] == "x"
+    assert position_at(text, 1) == {"line": 0, "character": 2}
+
+
+def test_incremental_change_in_the_middle() -> None:
+    text = "func f():\n\tpass\n"
+    change = {
+        "range": {"start": {"line": 1, "character": 1}, "end": {"line": 1, "character": 5}},
+        "text": "return 1",
+    }
+    assert apply_changes(text, [change]) == "func f():\n\treturn 1\n"
+    assert apply_changes(text, [{"text": "x"}, {"text": "y"}]) == "y"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"range": {"start": {"line": 0, "character": 0}}}, "contentChanges[0].text"),
+        ({"text": "x", "range": {"start": {"line": -1, "character": 0}, "end": {}}}, "line"),
+        ({"text": "x", "range": "0:0"}, "contentChanges[0].range"),
+        ("x", "contentChanges[0]"),
+    ],
+)
+def test_malformed_changes_name_the_field(change: Any, field: str) -> None:
+    with pytest.raises(RequestError) as exc:
+        apply_changes("abc", [change])
+    assert field in exc.value.details["field"]
+
+
+# A reference implementation working directly on UTF-16 code units.
+
+
+def _ref_lines(text: str) -> list[tuple[str, str]]:
+    parts = re.split(r"(\r\n|\r|\n)", text)
+    return [(parts[i], parts[i + 1] if i + 1 < len(parts) else "") for i in range(0, len(parts), 2)]
+
+
+def _u16(s: str) -> int:
+    return len(s.encode("utf-16-le")) // 2
+
+
+def _ref_offset(text: str, line: int, character: int) -> int | None:
+    """UTF-16 offset of a position, None when it would split a surrogate pair."""
+    lines = _ref_lines(text)
+    if line >= len(lines):
+        return _u16(text)
+    before = sum(_u16(c) + _u16(t) for c, t in lines[:line])
+    content = lines[line][0]
+    character = min(character, _u16(content))
+    units = content.encode("utf-16-le")[: 2 * character]
+    try:
+        units.decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+    return before + character
+
+
+def _ref_apply(text: str, rng: tuple[int, int, int, int], new: str) -> str | None:
+    a = _ref_offset(text, rng[0], rng[1])
+    b = _ref_offset(text, rng[2], rng[3])
+    if a is None or b is None or b < a:
+        return None
+    data = text.encode("utf-16-le")
+    return (data[: 2 * a] + new.encode("utf-16-le") + data[2 * b :]).decode("utf-16-le")
+
+
+_alphabet = st.sampled_from(["a", "b", " ", "\t", "é", "😀", "\n", "\r\n", "\r", "中"])
+_texts = st.lists(_alphabet, max_size=30).map("".join)
+_ranges = st.tuples(*(st.integers(0, 8) for _ in range(4)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts, st.lists(st.tuples(_ranges, _texts), min_size=1, max_size=5))
+def test_incremental_changes_match_the_utf16_reference(
+    text: str, steps: list[tuple[tuple[int, int, int, int], str]]
+) -> None:
+    expected = text
+    changes = []
+    for rng, new in steps:
+        nxt = _ref_apply(expected, rng, new)
+        assume(nxt is not None)
+        expected = nxt
+        start = {"line": rng[0], "character": rng[1]}
+        end = {"line": rng[2], "character": rng[3]}
+        changes.append({"range": {"start": start, "end": end}, "text": new})
+    assert apply_changes(text, changes) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(_texts, st.lists(st.tuples(_ranges, _texts), max_size=4))
+def test_text_edits_match_the_reference_or_refuse_overlaps(
+    text: str, edits: list[tuple[tuple[int, int, int, int], str]]
+) -> None:
+    spans = []
+    for i, (rng, new) in enumerate(edits):
+        a, b = _ref_offset(text, rng[0], rng[1]), _ref_offset(text, rng[2], rng[3])
+        assume(a is not None and b is not None and a <= b)
+        spans.append((a, b, i, new))
+    lsp_edits = [
+        {
+            "range": {
+                "start": {"line": r[0], "character": r[1]},
+                "end": {"line": r[2], "character": r[3]},
+            },
+            "newText": new,
+        }
+        for r, new in edits
+    ]
+    spans.sort()
+    overlapping = any(cur[0] < prev[1] for prev, cur in itertools.pairwise(spans))
+    if overlapping:
+        with pytest.raises(RequestError):
+            apply_text_edits(text, lsp_edits)
+        return
+    data = text.encode("utf-16-le")
+    out, pos = b"", 0
+    for a, b, _, new in spans:
+        out += data[2 * pos : 2 * a] + new.encode("utf-16-le")
+        pos = b
+    out += data[2 * pos :]
+    assert apply_text_edits(text, lsp_edits) == out.decode("utf-16-le")
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class FakeGodot:
+    """Records what the store sends, and publishes diagnostics like Godot (on open/change)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def sink(self, method: str, params: dict[str, Any]) -> None:
+        self.sent.append((method, params))
+
+    def methods(self) -> list[str]:
+        return [m for m, _ in self.sent]
+
+
+def _store() -> tuple[DocumentStore, FakeGodot]:
+    godot = FakeGodot()
+    return DocumentStore(ProjectPaths("/p"), godot.sink), godot
+
+
+F = ProjectFile("a.gd")
+URI = "file:///p/a.gd"
+
+
+@run_async
+async def test_open_twice_by_two_agents_is_one_open_in_godot() -> None:
+    store, godot = _store()
+    doc, created = await store.open(F, "alice", "x = 1\n")
+    assert created and doc.version == 1 and doc.uri == URI
+    doc, created = await store.open(F, "bob", "something else")
+    assert not created
+    assert doc.text == "x = 1\n"  # bob's open did not overwrite alice's text
+    assert doc.holders == {"alice": 1, "bob": 1}
+    assert godot.methods() == ["textDocument/didOpen"]
+    await store.close(F, "alice")
+    assert godot.methods() == ["textDocument/didOpen"]
+    await store.close(F, "bob")
+    assert godot.methods() == ["textDocument/didOpen", "textDocument/didClose"]
+    assert store.get(F) is None
+
+
+@run_async
+async def test_godot_gets_full_text_with_increasing_versions() -> None:
+    store, godot = _store()
+    await store.open(F, "alice", "ab\n")
+    rng = {"start": {"line": 0, "character": 1}, "end": {"line": 0, "character": 1}}
+    await store.change(F, [{"range": rng, "text": "X"}])
+    doc = await store.change(F, [{"range": rng, "text": "Y"}], version=10)
+    assert doc.text == "aYXb\n" and doc.version == 10
+    changes = [p for m, p in godot.sent if m == "textDocument/didChange"]
+    assert [c["textDocument"]["version"] for c in changes] == [2, 10]
+    assert [c["contentChanges"] for c in changes] == [[{"text": "aXb\n"}], [{"text": "aYXb\n"}]]
+
+
+@run_async
+async def test_stale_version_is_409_with_the_current_version() -> None:
+    store, godot = _store()
+    await store.open(F, "alice", "")
+    await store.change(F, [{"text": "alice"}], version=2)
+    with pytest.raises(Conflict) as exc:
+        await store.change(F, [{"text": "bob"}], version=2)
+    assert exc.value.status == 409
+    assert exc.value.details["current_version"] == 2
+    assert store.get(F).text == "alice"  # type: ignore[union-attr]
+    assert len(godot.sent) == 2
+
+
+@run_async
+async def test_change_or_close_without_open_is_409() -> None:
+    store, _ = _store()
+    with pytest.raises(Conflict):
+        await store.change(F, [{"text": "x"}])
+    await store.open(F, "alice", "")
+    with pytest.raises(Conflict) as exc:
+        await store.close(F, "bob")
+    assert exc.value.code == "not_open_by_agent"
+
+
+@run_async
+async def test_reopening_after_close_keeps_versions_increasing() -> None:
+    store, _ = _store()
+    await store.open(F, "alice", "")
+    await store.change(F, [{"text": "1"}])
+    await store.close(F, "alice")
+    doc, _ = await store.open(F, "alice", "")
+    assert doc.version == 3
+
+
+@run_async
+async def test_diagnostics_belong_to_the_version_that_caused_them() -> None:
+    store, _ = _store()
+    await store.open(F, "alice", "bad")
+    await store.change(F, [{"text": "worse"}])
+    assert not await store.wait_diagnostics(F, 2, timeout=0.05)
+    store.on_diagnostics({"uri": URI, "diagnostics": [{"message": "v1"}]})
+    assert store.diagnostics(F).version == 1  # type: ignore[union-attr]
+    assert store.fresh(F, 2) is None
+
+    async def publish_later() -> None:
+        await asyncio.sleep(0.05)
+        store.on_diagnostics({"uri": URI, "diagnostics": [{"message": "v2"}]})
+
+    task = asyncio.create_task(publish_later())
+    assert await store.wait_diagnostics(F, 2, timeout=2)
+    await task
+    entry = store.fresh(F, 2)
+    assert entry is not None and entry.items == [{"message": "v2"}]
+
+
+@run_async
+async def test_diagnostics_for_unknown_uris_are_ignored() -> None:
+    store, _ = _store()
+    store.on_diagnostics({"uri": "file:///", "diagnostics": []})
+    store.on_diagnostics({"uri": "file:///elsewhere/a.gd", "diagnostics": []})
+    assert store.diagnostics(F) is None
+
+
+@run_async
+async def test_reopen_all_replays_every_document() -> None:
+    store, godot = _store()
+    await store.open(F, "alice", "a")
+    await store.open(ProjectFile("b.gd"), "bob", "b")
+    await store.change(F, [{"text": "a2"}])
+    godot.sent.clear()
+    await store.reopen_all()
+    opened = {p["textDocument"]["uri"]: p["textDocument"] for m, p in godot.sent}
+    assert opened[URI]["text"] == "a2" and opened[URI]["version"] == 2
+    assert opened["file:///p/b.gd"]["text"] == "b"
+
+
+def test_sidecar_never_writes_outside_documents(tmp_path: Any) -> None:
+    # The store itself keeps text in memory only: nothing appears on disk.
+    paths = ProjectPaths(str(tmp_path))
+    store = DocumentStore(paths, FakeGodot().sink)
+    asyncio.run(store.open(ProjectFile("n.gd"), "a", "x"))
+    assert not os.path.exists(paths.path(ProjectFile("n.gd")))

@@ -1,0 +1,216 @@
+"""sidecar/link.py against a small fake addon: frames in, HTTP out, per client id."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import REPO
+
+from sidecar.bridge import Bridge
+from sidecar.config import parse_args
+from sidecar.frames import FrameDecoder, encode_frame
+from sidecar.link import Link
+
+TOKEN = "0123456789abcdef"
+
+
+class FakeAddon:
+    """The addon's side of the link, as a test can drive it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.decoder = FrameDecoder()
+        self.frames: list[dict[str, Any]] = []
+
+    def send(self, **frame: Any) -> None:
+        self.writer.write(encode_frame(frame))
+
+    async def next_frame(self, timeout: float = 5.0) -> dict[str, Any]:
+        while not self.frames:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not data:
+                raise EOFError("link closed")
+            self.frames.extend(self.decoder.feed(data))
+        return self.frames.pop(0)
+
+    async def response_bytes(self, client_id: int, until: bytes, timeout: float = 5.0) -> bytes:
+        """Concatenated `data` for `client_id` until `until` has been seen."""
+        got = b""
+        while until not in got:
+            frame = await self.next_frame(timeout)
+            if frame["op"] == "data" and frame["id"] == client_id:
+                got += frame["data"]
+        return got
+
+
+@asynccontextmanager
+async def linked(max_clients: int = 7, clients: list | None = None) -> AsyncIterator[FakeAddon]:
+    """A sidecar Link in this process, connected to a fake addon that said hello."""
+    accepted: asyncio.Queue[FakeAddon] = asyncio.Queue()
+
+    async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await accepted.put(FakeAddon(r, w))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = parse_args(["--link-port", str(port), "--project", str(REPO)])
+    bridge = Bridge(config)
+    await bridge.start()
+    link = Link(port, TOKEN, bridge)
+    task = asyncio.create_task(link.run())
+    addon = await asyncio.wait_for(accepted.get(), 5)
+    hello = await addon.next_frame()
+    assert hello == {"op": "hello", "token": TOKEN, "pid": os.getpid(), "version": 1}
+    addon.send(op="hello", version=1, max_clients=max_clients, clients=clients or [])
+    addon.link = link  # type: ignore[attr-defined]
+    try:
+        yield addon
+    finally:
+        addon.writer.close()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+        await bridge.stop()
+        server.close()
+
+
+GET_STATUS = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def test_request_on_a_virtual_connection_is_answered_on_it() -> None:
+    async def main() -> None:
+        async with linked(clients=[[5, "127.0.0.1:40000"]]) as addon:
+            addon.send(op="open", id=1, peer="127.0.0.1:40001")
+            addon.send(op="data", id=1, data=GET_STATUS)
+            raw = await addon.response_bytes(1, b"}}")
+            assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b'"active":2' in raw and b'"max":7' in raw
+
+    asyncio.run(main())
+
+
+def test_pipelined_requests_split_across_frames_are_answered_in_order() -> None:
+    async def main() -> None:
+        async with linked() as addon:
+            addon.send(op="open", id=3, peer="127.0.0.1:40003")
+            two = GET_STATUS + b"GET /missing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            addon.send(op="data", id=3, data=two[:10])
+            addon.send(op="data", id=3, data=two[10:50])
+            addon.send(op="data", id=3, data=two[50:])
+            raw = await addon.response_bytes(3, b"not_found")
+            assert raw.index(b"200 OK") < raw.index(b"404 Not Found")
+
+    asyncio.run(main())
+
+
+def test_connection_close_request_gets_answer_then_close_frame() -> None:
+    async def main() -> None:
+        async with linked() as addon:
+            addon.send(op="open", id=2, peer="127.0.0.1:40002")
+            addon.send(
+                op="data",
+                id=2,
+                data=b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            ops = []
+            while not ops or ops[-1] != "close":
+                frame = await addon.next_frame()
+                assert frame["id"] == 2
+                ops.append(frame["op"])
+            assert ops[0] == "data" and ops[-1] == "close"
+
+    asyncio.run(main())
+
+
+def test_clients_are_kept_apart_and_closed_ones_leave_status() -> None:
+    async def main() -> None:
+        async with linked() as addon:
+            for cid in (10, 11):
+                addon.send(op="open", id=cid, peer=f"127.0.0.1:{cid}")
+            addon.send(op="close", id=10, reason="agent closed")
+            req = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Agent-Id: eleven\r\n\r\n"
+            addon.send(op="data", id=11, data=req)
+            raw = await addon.response_bytes(11, b"}}")
+            assert b'"active":1' in raw
+            assert b'"agent":"eleven"' in raw
+            # Bytes for a client that is gone are dropped, not answered on someone else.
+            addon.send(op="data", id=10, data=GET_STATUS)
+            addon.send(op="data", id=11, data=GET_STATUS)
+            raw = await addon.response_bytes(11, b"}}")
+            assert raw.count(b"HTTP/1.1 200") == 1
+
+    asyncio.run(main())
+
+
+def test_editor_action_round_trip() -> None:
+    async def main() -> None:
+        async with linked() as addon:
+            link: Link = addon.link  # type: ignore[attr-defined]
+            pending = asyncio.create_task(link.action("ping", {}))
+            frame = await addon.next_frame()
+            assert frame == {"op": "action", "rid": frame["rid"], "name": "ping", "args": {}}
+            addon.send(op="action_result", rid=frame["rid"], ok=True, result={"pong": True})
+            assert await pending == {"pong": True}
+            failing = asyncio.create_task(link.action("nope", {}))
+            frame = await addon.next_frame()
+            addon.send(op="action_result", rid=frame["rid"], ok=False, error="unknown action")
+            with pytest.raises(RuntimeError, match="unknown action"):
+                await failing
+
+    asyncio.run(main())
+
+
+def _spawn_sidecar(port: int, token: str, tmp: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, GODOT_BRIDGE_LINK_TOKEN=token)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "--link-port", str(port), "--project", str(tmp)],
+        env=env,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_sidecar_process_exits_when_the_link_closes(tmp_path: Path) -> None:
+    async def main() -> None:
+        got: asyncio.Queue[FakeAddon] = asyncio.Queue()
+
+        async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await got.put(FakeAddon(r, w))
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        proc = _spawn_sidecar(port, TOKEN, tmp_path)
+        try:
+            addon = await asyncio.wait_for(got.get(), 20)
+            hello = await addon.next_frame(20)
+            assert hello["token"] == TOKEN and hello["pid"] == proc.pid
+            addon.send(op="hello", version=1, max_clients=100, clients=[])
+            addon.writer.close()
+            rc = await asyncio.to_thread(proc.wait, 10)
+            assert rc == 0
+        finally:
+            proc.kill()
+            proc.wait()
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_sidecar_process_exits_when_nobody_listens(tmp_path: Path) -> None:
+    from harness import free_port
+
+    proc = _spawn_sidecar(free_port(), TOKEN, tmp_path)
+    try:
+        rc = proc.wait(20)
+        assert rc != 0
+        assert b"link failed" in proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+        proc.wait()

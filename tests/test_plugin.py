@@ -1,0 +1,88 @@
+"""plugin.gd's start and stop: the editor quits, everything the addon started goes with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import psutil
+from harness import Editor, http_get, make_demo_project, port_is_free, read_response
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_editor_quit_closes_clients_stops_sidecar_and_frees_port(tmp_path: Path) -> None:
+    # --quit-after ends the editor through its normal quit path (plugins' _exit_tree);
+    # Godot has no signal that does that.
+    project = make_demo_project(tmp_path / "p")
+    before = (project / "project.godot").read_text()
+    ed = Editor(project, extra_args=["--quit-after", "3000"])
+    try:
+        ed.start()
+        sidecars = ed.sidecar_pids()
+        assert len(sidecars) == 1
+        socks = []
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", ed.bridge_port), timeout=10)
+            s.sendall(http_get(ed.bridge_port, "/status"))
+            assert read_response(s).status == 200
+            socks.append(s)
+        ed.wait_exit(120)
+        ed.wait_for(r"Cleaning up 2 client connections\.\.\.", 5)
+        ed.wait_for(r"GodotBridge HTTP server stopped", 5)
+        for s in socks:
+            s.settimeout(5)
+            assert s.recv(1) == b""  # closed by the addon
+            s.close()
+        assert _gone(sidecars[0], 5), "sidecar outlived the editor"
+        assert port_is_free(ed.bridge_port)
+        # The headless run argument was set for the session only, never saved.
+        assert (project / "project.godot").read_text() == before
+    finally:
+        ed.stop()
+
+
+def test_killed_editor_leaves_no_sidecar(tmp_path: Path) -> None:
+    ed = Editor(make_demo_project(tmp_path / "p"))
+    try:
+        ed.start()
+        (sidecar,) = ed.sidecar_pids()
+        os.kill(ed.pid, signal.SIGKILL)
+        # The link closes with the editor, and the sidecar exits on its own.
+        assert _gone(sidecar, 10), "sidecar outlived a killed editor"
+        assert port_is_free(ed.bridge_port)
+    finally:
+        ed.stop()
+
+
+def test_addon_in_a_fresh_project_serves_status(tmp_path: Path, godot_bin: str) -> None:
+    project = tmp_path / "fresh"
+    project.mkdir()
+    (project / "project.godot").write_text(
+        'config_version=5\n\n[application]\n\nconfig/name="fresh"\n\n'
+        "[editor_plugins]\n\n"
+        'enabled=PackedStringArray("res://addons/godot_debug_connection/plugin.cfg")\n'
+    )
+    from harness import install_addon
+
+    install_addon(project)
+    ed = Editor(project)
+    try:
+        status = ed.start().wait_until_serving()
+        assert status["result"]["sidecar"]["project"] == str(project.resolve())
+        assert not (project / "demo").exists()
+    finally:
+        ed.stop()
