@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -13,39 +13,16 @@ from .agents import AgentRegistry
 from .config import Config
 from .dap import DapSession
 from .debug_api import register as register_debug
+from .editor_api import register as register_editor
 from .errors import TransportError
-from .http import RouteTable, json_body, make_app
+from .http import RouteTable, make_app
 from .lsp import LspSession
 from .lsp_api import register as register_lsp
 from .service import ServiceStatus
 
-DEBUG_COMMANDS = (
-    "launch",
-    "setBreakpoints",
-    "continue",
-    "pause",
-    "next",
-    "stepIn",
-    "stepOut",
-    "evaluate",
-    "stackTrace",
-    "scopes",
-    "variables",
-    "threads",
-    "terminate",
-)
-LSP_METHODS = (
-    "didOpen",
-    "didChange",
-    "didSave",
-    "didClose",
-    "completion",
-    "hover",
-    "definition",
-    "declaration",
-    "references",
-    "documentSymbol",
-)
+
+class EditorLink(Protocol):
+    async def action(self, name: str, args: dict[str, Any], timeout: float = 10.0) -> Any: ...
 
 
 class Bridge:
@@ -63,8 +40,11 @@ class Bridge:
         self._add_status_routes()
         register_debug(self.routes, self.dap_session, lsp=lambda: self.lsp_session)
         register_lsp(self.routes, self.lsp_session)
+        register_editor(self.routes, self)
         self.app = make_app(self.routes, self.agents)
         self._runner: web.AppRunner | None = None
+        # Set by the link once the addon is connected; None when serving directly.
+        self.editor_link: EditorLink | None = None
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
@@ -89,6 +69,15 @@ class Bridge:
         assert self.runner.server is not None
         return self.runner.server()
 
+    async def editor_action(self, name: str, args: dict[str, Any], timeout: float = 30.0) -> Any:
+        """Ask the editor (through the addon) to do `name` on its main thread."""
+        if self.editor_link is None:
+            raise TransportError(
+                "no editor behind this sidecar (served directly, or the addon's link is down)",
+                code="no_editor",
+            )
+        return await self.editor_link.action(name, args, timeout)
+
     def status(self) -> dict[str, Any]:
         return {
             "overall_ready": self.dap.ready and self.lsp.ready,
@@ -108,25 +97,3 @@ class Bridge:
             return self.status()
 
         self.routes.add("GET", "/status", get_status, "Services' state and connected agents")
-
-
-def _add_unavailable_routes(
-    routes: RouteTable,
-    prefix: str,
-    names: tuple[str, ...],
-    status: ServiceStatus,
-    what: str,
-) -> None:
-    """Endpoints of a service this sidecar cannot reach yet: 503 until it connects."""
-
-    async def unavailable(request: web.Request) -> Any:
-        await json_body(request)  # a malformed request is the agent's to fix first
-        raise TransportError(
-            f"the {what} is {status.state.value}: Godot's server on port {status.port} "
-            "is not connected; retry later",
-            code="not_connected",
-            details={"service": status.name},
-        )
-
-    for name in names:
-        routes.add("POST", prefix + name, unavailable, f"{what}: {name}")

@@ -74,11 +74,13 @@ class Link:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._writer = writer
         decoder = FrameDecoder()
+        self._bridge.editor_link = self
         try:
             self._write({"op": "hello", "token": self._token, "pid": os.getpid(), "version": 1})
             await asyncio.wait_for(self._handshake(reader, decoder), HELLO_TIMEOUT)
             await self._pump(reader, decoder)
         finally:
+            self._bridge.editor_link = None
             self._shutdown()
             writer.close()
 

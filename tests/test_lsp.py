@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import threading
 import time
@@ -460,64 +459,6 @@ def test_twenty_agents_each_get_their_own_answer(sidecar: Sidecar) -> None:
         assert not any(re.fullmatch(rf"marker_(?!{i}$)\d+", label) for label in labels)
 
 
-# --- latency ------------------------------------------------------------------------------------
-
-
-async def _direct_hover_p50(project: Path, lsp_port: int, n: int) -> float:
-    """p50 of hover on `counter` in demo/main.gd, on a connection of our own to Godot."""
-    stream = await MessageStream.open("127.0.0.1", lsp_port, timeout=5, name="lsp")
-    main = project / "demo" / "main.gd"
-    uri = main.as_uri()
-    position = _position_in(main.read_text(), "counter += 1", 1)
-    try:
-        root = project.as_uri()
-        init = {"processId": None, "rootUri": root, "rootPath": str(project)}
-        stream.write({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
-        while (await asyncio.wait_for(stream.read(), 60)).get("id") != 1:
-            pass
-        stream.write({"jsonrpc": "2.0", "method": "initialized", "params": {}})
-        samples = []
-        for k in range(n):
-            ident = 100 + k
-            start = time.perf_counter()
-            msg = {"jsonrpc": "2.0", "id": ident, "method": "textDocument/hover"}
-            msg["params"] = at(uri, *position)
-            stream.write(msg)
-            while (await asyncio.wait_for(stream.read(), 10)).get("id") != ident:
-                pass  # start-up notifications
-            samples.append(time.perf_counter() - start)
-        return statistics.median(samples)
-    finally:
-        stream.close()
-        await stream.wait_closed()
-
-
-async def _bridge_hover_p50(base: str, project: Path, n: int) -> float:
-    """p50 of the same hover as `_direct_hover_p50`, as an agent asks it over HTTP."""
-    position = _position_in((project / "demo" / "main.gd").read_text(), "counter += 1", 1)
-    samples = []
-    async with aiohttp.ClientSession() as session:
-        for _ in range(n):
-            start = time.perf_counter()
-            async with session.post(base + "/lsp/hover", json=at(MAIN, *position)) as resp:
-                assert resp.status == 200
-                await resp.read()
-            samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def test_hover_latency_through_the_sidecar_vs_direct(sidecar: Sidecar, godot: Godot) -> None:
-    n = 60
-    direct = asyncio.run(_direct_hover_p50(godot.project, godot.lsp_port, n))
-    bridged = asyncio.run(_bridge_hover_p50(sidecar.base, godot.project, n))
-    print(
-        f"\nhover p50: direct {direct * 1000:.2f} ms, through the sidecar {bridged * 1000:.2f} ms"
-    )
-    # Godot answers once per editor loop iteration (~7 ms headless); the sidecar must not
-    # add more than a few milliseconds of its own on top.
-    assert bridged < direct + 0.015
-
-
 # --- failure paths, against a scripted stand-in for Godot (no editor needed) -----------------
 
 
@@ -713,7 +654,7 @@ def test_bridge_hover_and_diagnostics_through_the_addon(editor: Any) -> None:
     assert (editor.project / "demo" / "via_bridge.gd").read_text() == GOOD
 
 
-def test_bridge_twenty_agents_and_hover_latency(editor: Any) -> None:
+def test_bridge_twenty_agents_each_get_their_own_hover(editor: Any) -> None:
     _wait_connected(editor)
     base = editor.base_url
 
@@ -742,14 +683,6 @@ def test_bridge_twenty_agents_and_hover_latency(editor: Any) -> None:
 
     for i, value in enumerate(asyncio.run(everyone())):
         assert f"var marker_{i}: int = {i}" in value
-
-    direct = asyncio.run(_direct_hover_p50(editor.project, editor.lsp_port, 60))
-    bridged = asyncio.run(_bridge_hover_p50(base, editor.project, 60))
-    print(
-        f"\nhover p50 through addon+sidecar: {bridged * 1000:.2f} ms, "
-        f"direct to Godot's LSP: {direct * 1000:.2f} ms"
-    )
-    assert bridged < direct + 0.025
 
 
 def test_edit_hot_reloads_the_running_game(editor: Any) -> None:

@@ -1,11 +1,14 @@
 @tool
 extends EditorPlugin
-## Starts the agent bridge when the plugin is enabled and stops it when disabled.
+## Starts the agent bridge when the plugin is enabled and stops it when disabled; registers
+## the debugger plugin that hot-reloads scripts in a running game.
 
 const BridgeSettings := preload("res://addons/godot_debug_connection/bridge_settings.gd")
 const GodotBridge := preload("res://addons/godot_debug_connection/godot_bridge.gd")
+const GameReloader := preload("res://addons/godot_debug_connection/game_reloader.gd")
 
 var _bridge: GodotBridge
+var _game_reloader: GameReloader
 var _saved_run_args: Variant = null
 
 
@@ -13,6 +16,9 @@ func _enter_tree() -> void:
 	_run_game_headless_if_editor_is()
 	var settings: BridgeSettings = BridgeSettings.new()
 	settings.load_from_editor()
+	_game_reloader = GameReloader.new()
+	add_debugger_plugin(_game_reloader)
+	GameReloader.active = _game_reloader
 	_bridge = GodotBridge.new(settings)
 	_bridge.start()
 
@@ -21,6 +27,10 @@ func _exit_tree() -> void:
 	if _bridge != null:
 		_bridge.stop()
 		_bridge = null
+	if _game_reloader != null:
+		GameReloader.active = null
+		remove_debugger_plugin(_game_reloader)
+		_game_reloader = null
 	_restore_run_args()
 
 

@@ -1,0 +1,135 @@
+"""`POST /execute/reload`: the editor rescans its files and reloads changed scripts.
+
+For files changed behind the bridge's back (an agent writing to disk itself; edits made
+through `/edit/applyChanges` or `/lsp/didSave` are reloaded by Godot already). The addon's
+`reload_scripts` action (docs/LINK.md) runs on the editor's main thread: it rescans the
+editor filesystem, recompiles each changed script in the editor and sends the running
+game, if any, Godot's own `reload_scripts` debugger message. Documents agents hold open
+in the shared LSP session then take the text on disk, so Godot's language server sees
+what the editor compiled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from .documents import DocumentStore, ProjectPaths
+from .errors import PeerTimeout, ProtocolError, RequestError, TransportError
+from .http import RouteTable, json_body
+
+# Reloading compiles every changed script on the editor's main thread (and an unfocused
+# GUI editor runs ~10 frames a second): more patience than a DAP/LSP request.
+RELOAD_TIMEOUT = 30.0
+
+
+class EditorActionError(ProtocolError):
+    """The editor ran the action and reported a failure."""
+
+    code = "editor_action_failed"
+
+
+class _Lsp(Protocol):
+    paths: ProjectPaths
+    documents: DocumentStore
+
+
+class EditorBridge(Protocol):
+    """What these endpoints need of `bridge.Bridge` (a fake in unit tests)."""
+
+    lsp_session: _Lsp
+
+    async def editor_action(self, name: str, args: dict[str, Any], timeout: float = ...) -> Any: ...
+
+
+def requested_paths(body: dict[str, Any], paths: ProjectPaths) -> list[str] | None:
+    """The body's `paths` as res:// paths; None when absent (the editor finds changes).
+
+    400 naming the field for a wrong type, 403 for a path outside the project.
+    """
+    raw = body.get("paths")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise RequestError(
+            f"field 'paths' must be an array of paths (res://, project-relative, absolute "
+            f"or file://), got {type(raw).__name__}",
+            code="invalid_field",
+            details={"field": "paths"},
+        )
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        res = paths.resolve(item, f"paths[{i}]").res
+        if res not in out:
+            out.append(res)
+    return out
+
+
+async def run_action(bridge: EditorBridge, name: str, args: dict[str, Any], timeout: float) -> Any:
+    """The result of editor action `name`: 503 without an editor, 504 when it is late."""
+    try:
+        return await bridge.editor_action(name, args, timeout)
+    except (asyncio.TimeoutError, TimeoutError):  # one class from Python 3.11 on
+        raise PeerTimeout(
+            f"the editor did not finish '{name}' within {timeout:g} s; it may still be "
+            "working (a busy or unfocused editor runs few frames), retry later",
+            details={"action": name},
+        ) from None
+    except TransportError:
+        raise
+    except RuntimeError as exc:  # the addon's `ok: false`
+        raise EditorActionError(f"the editor refused '{name}': {exc}") from None
+    except Exception as exc:  # the link dropped mid-request (link.LinkClosed)
+        raise TransportError(
+            f"the link to the editor closed during '{name}' ({exc}); retry in a second",
+            code="no_editor",
+        ) from None
+
+
+async def refresh_documents(lsp: _Lsp, res_paths: list[str]) -> list[str]:
+    """Open documents among `res_paths` take the text on disk; returns those refreshed."""
+    refreshed: list[str] = []
+    for res in res_paths:
+        f = lsp.paths.try_resolve(res)
+        doc = lsp.documents.get(f) if f is not None else None
+        if f is None or doc is None:
+            continue
+        try:
+            text = await asyncio.to_thread(_read_text, lsp.paths.path(f))
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text != doc.text:
+            await lsp.documents.replace(f, text)
+            refreshed.append(f.res)
+    return refreshed
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return fh.read()
+
+
+def register(routes: RouteTable, bridge: EditorBridge) -> None:
+    """Add `POST /execute/reload` to the route table."""
+
+    async def reload(request: web.Request) -> Any:
+        body = await json_body(request)
+        lsp = bridge.lsp_session
+        paths = requested_paths(body, lsp.paths)
+        args: dict[str, Any] = {} if paths is None else {"paths": paths}
+        result = await run_action(bridge, "reload_scripts", args, RELOAD_TIMEOUT)
+        if not isinstance(result, dict):
+            raise ProtocolError(f"the editor answered reload_scripts with {result!r}")
+        touched = list(result.get("scripts") or [])
+        touched += [e["path"] for e in result.get("errors") or [] if isinstance(e, dict)]
+        result["documents"] = await refresh_documents(lsp, [p for p in touched if p])
+        return result
+
+    routes.add(
+        "POST",
+        "/execute/reload",
+        reload,
+        "editor: rescan files, reload changed scripts (paths optional), hot-reload the game",
+    )

@@ -1,0 +1,300 @@
+"""`POST /execute/reload` (sidecar/editor_api.py + the addon's `reload_scripts` action).
+
+Against the real stack: a headless editor with the addon and its sidecar, files written
+straight to disk as an agent working without the bridge would, the demo game running
+under the debugger. Then the endpoint alone, with a fake editor behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from harness import REPO, Editor
+
+from sidecar.agents import AgentRegistry
+from sidecar.bridge import Bridge
+from sidecar.config import Config
+from sidecar.documents import DocumentStore, ProjectFile, ProjectPaths
+from sidecar.editor_api import register
+from sidecar.errors import TransportError
+from sidecar.http import RouteTable, make_app
+
+MAIN_TEXT = (REPO / "demo" / "main.gd").read_text()
+TICK = '"demo: tick %d"'
+assert TICK in MAIN_TEXT
+
+
+def call(ed: Editor, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+    """(status, JSON answer) of one request to the bridge."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(ed.base_url + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    req.add_header("X-Agent-Id", "reloader")
+    try:
+        with urllib.request.urlopen(req, timeout=40) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def ok(ed: Editor, method: str, path: str, body: Any = None) -> Any:
+    status, answer = call(ed, method, path, body)
+    assert status == 200 and answer["status"] == "ok", (path, status, answer)
+    return answer["result"]
+
+
+def reload(ed: Editor, body: Any = None) -> dict[str, Any]:
+    result = ok(ed, "POST", "/execute/reload", {} if body is None else body)
+    assert result["rescanned"] is True
+    return result
+
+
+def wait_ready(ed: Editor, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok(ed, "GET", "/status")["overall_ready"]:
+        assert time.monotonic() < deadline, "LSP and DAP never both connected"
+        time.sleep(0.1)
+
+
+def godot_has_logger(ed: Editor) -> bool:
+    """Godot 4.5+ lets the addon catch the parse error's own message."""
+    m = re.search(r"Godot Engine v(\d+)\.(\d+)", ed.output)
+    return m is not None and (int(m.group(1)), int(m.group(2))) >= (4, 5)
+
+
+# --- the real stack ------------------------------------------------------------------------
+
+
+def test_script_written_on_disk_is_reloaded_and_open_documents_follow(editor: Editor) -> None:
+    wait_ready(editor)
+    copy = editor.project / "demo" / "reload_copy.gd"
+    res = "res://demo/reload_copy.gd"
+    copy.write_text(MAIN_TEXT)
+    assert res in reload(editor)["scripts"]  # a new file counts as changed
+    assert res not in reload(editor)["scripts"]  # and is not listed again unchanged
+
+    ok(editor, "POST", "/lsp/didOpen", {"textDocument": {"uri": res}})
+    try:
+        new = MAIN_TEXT.replace(TICK, '"copy: reloaded %d"') + "\n\nfunc marker_func() -> void:\n"
+        # Maybe within the second of the last scan (same mtime): then found by content.
+        copy.write_text(new + "\tpass\n")
+        result = reload(editor)
+        assert res in result["scripts"], result
+        assert result["errors"] == [] and result["game_reloaded"] is False
+        assert result["documents"] == [res]  # the shared document took the disk's text
+        symbols = ok(editor, "POST", "/lsp/documentSymbol", {"textDocument": {"uri": res}})
+        assert "marker_func" in json.dumps(symbols)  # Godot's LSP sees the new text
+
+        # Named explicitly, in any spelling, the file is reloaded even if unchanged.
+        for spelling in (str(copy), copy.as_uri(), "demo/reload_copy.gd", res):
+            named = reload(editor, {"paths": [spelling]})
+            assert named["scripts"] == [res] and named["errors"] == [], (spelling, named)
+            assert named["documents"] == []  # already the text on disk
+    finally:
+        ok(editor, "POST", "/lsp/didClose", {"textDocument": {"uri": res}})
+
+    copy.unlink()
+    assert res in reload(editor)["removed"]
+
+
+def test_running_game_gets_the_new_script(editor: Editor) -> None:
+    wait_ready(editor)
+    main = editor.project / "demo" / "main.gd"
+    since = ok(editor, "GET", "/debug/events")["next"]
+    ok(editor, "POST", "/debug/launch", {"scene": "main"})
+    try:
+        since, _ = wait_output(editor, since, "demo: tick")
+        main.write_text(MAIN_TEXT.replace(TICK, '"demo: tock %d"'))
+        start = time.monotonic()
+        result = reload(editor)
+        assert result["scripts"] == ["res://demo/main.gd"], result
+        assert result["game_running"] is True and result["game_reloaded"] is True
+        _, seen = wait_output(editor, since, "demo: tock", timeout=10)
+        print(f"new string printed {time.monotonic() - start:.2f} s after the reload")
+        # The game kept its state: the counter goes on instead of starting over.
+        ticks = [int(n) for n in re.findall(r"demo: (?:tick|tock) (\d+)", seen)]
+        assert ticks == sorted(ticks) and ticks[-1] > 60, seen
+    finally:
+        ok(editor, "POST", "/debug/terminate", {})
+        main.write_text(MAIN_TEXT)
+        reload(editor, {"paths": ["res://demo/main.gd"]})
+
+
+def wait_output(ed: Editor, since: int, needle: str, timeout: float = 20) -> tuple[int, str]:
+    """Reads /debug/events from `since` until an output event contains `needle`."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        assert time.monotonic() < deadline, f"{needle!r} never printed; output so far {seen!r}"
+        page = ok(ed, "GET", f"/debug/events?since={since}&wait=1")
+        since = page["next"]
+        outputs = [e for e in page["events"] if e.get("event") == "output"]
+        seen += "".join(e["body"].get("output", "") for e in outputs)
+    return since, seen
+
+
+def test_script_that_does_not_parse_is_an_error_not_a_crash(editor: Editor) -> None:
+    broken = editor.project / "demo" / "broken_copy.gd"
+    res = "res://demo/broken_copy.gd"
+    broken.write_text("extends Node\n\nfunc broken(:\n\tpass\n")
+    try:
+        for body in ({}, {"paths": [res]}):  # found as new, then named
+            result = reload(editor, body)
+            assert res not in result["scripts"]
+            mine = [e for e in result["errors"] if e["path"] == res]
+            assert mine and all(e["message"] for e in mine), result
+            if godot_has_logger(editor):
+                assert "Parse Error" in mine[0]["message"] and mine[0]["line"] == 3, mine
+        assert ok(editor, "GET", "/status")["sidecar"]["pid"]  # still serving
+
+        broken.write_text("extends Node\n\nfunc fixed() -> void:\n\tpass\n")
+        fixed = reload(editor, {"paths": [res]})
+        assert fixed["scripts"] == [res] and fixed["errors"] == [], fixed
+    finally:
+        broken.unlink()
+        reload(editor)
+
+
+@pytest.mark.parametrize("path", ["/etc/hosts", "../outside.gd", "file:///tmp/x.gd"])
+def test_path_outside_the_project_is_403(editor: Editor, path: str) -> None:
+    status, answer = call(editor, "POST", "/execute/reload", {"paths": [path]})
+    assert status == 403, answer
+    assert answer["error"]["code"] == "forbidden_path"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"paths": "res://demo/main.gd"}, "paths"),
+        ({"paths": {"a": 1}}, "paths"),
+        ({"paths": [1]}, "paths[0]"),
+        ({"paths": ["res://demo/main.gd", ""]}, "paths[1]"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field(editor: Editor, body: Any, field: str) -> None:
+    status, answer = call(editor, "POST", "/execute/reload", body)
+    assert status == 400, answer
+    assert answer["error"]["field"] == field
+
+
+def test_malformed_json_is_400(editor: Editor) -> None:
+    for raw in (b"{", b"[1]"):
+        status, answer = call(editor, "POST", "/execute/reload", raw=raw)
+        assert status == 400 and answer["error"]["code"] == "invalid_json", answer
+
+
+# --- the endpoint with a fake editor ---------------------------------------------------------
+
+
+class FakeBridge:
+    """Stands in for `bridge.Bridge`: records actions, answers with `reply`."""
+
+    def __init__(self, root: Path, reply: Any) -> None:
+        paths = ProjectPaths(str(root))
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+        async def sink(method: str, params: dict[str, Any]) -> None:
+            self.sent.append((method, params))
+
+        self.lsp_session = SimpleNamespace(paths=paths, documents=DocumentStore(paths, sink))
+        self.reply = reply
+        self.actions: list[tuple[str, dict[str, Any], float]] = []
+
+    async def editor_action(self, name: str, args: dict[str, Any], timeout: float = 30) -> Any:
+        self.actions.append((name, args, timeout))
+        if isinstance(self.reply, BaseException):
+            raise self.reply
+        return self.reply
+
+
+def serve(bridge: Any, body: Any, *, setup: Any = None) -> tuple[int, dict[str, Any]]:
+    routes = RouteTable()
+    register(routes, bridge)
+
+    async def main() -> tuple[int, dict[str, Any]]:
+        if setup is not None:
+            await setup()
+        async with TestClient(TestServer(make_app(routes, AgentRegistry()))) as client:
+            resp = await client.post("/execute/reload", json=body)
+            return resp.status, await resp.json()
+
+    return asyncio.run(main())
+
+
+REPLY = {"rescanned": True, "scripts": [], "game_reloaded": False, "errors": []}
+
+
+def test_paths_reach_the_editor_as_res_paths(tmp_path: Path) -> None:
+    fake = FakeBridge(tmp_path, dict(REPLY))
+    body = {
+        "paths": [str(tmp_path / "a.gd"), (tmp_path / "b c.gd").as_uri(), "a.gd", "res://d/e.gd"]
+    }
+    status, answer = serve(fake, body)
+    assert status == 200, answer
+    assert fake.actions[0][:2] == (
+        "reload_scripts",
+        {"paths": ["res://a.gd", "res://b c.gd", "res://d/e.gd"]},
+    )
+    assert serve(fake, {})[0] == 200 and fake.actions[1][1] == {}  # the editor looks itself
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (TimeoutError(), 504, "timeout"),
+        (TransportError("no editor", code="no_editor"), 503, "no_editor"),
+        (RuntimeError("reload_scripts: 'paths' must be an array"), 502, "editor_action_failed"),
+        (ConnectionResetError("link gone"), 503, "no_editor"),
+    ],
+)
+def test_editor_trouble_maps_to_http(
+    tmp_path: Path, error: Exception, status: int, code: str
+) -> None:
+    got, answer = serve(FakeBridge(tmp_path, error), {})
+    assert (got, answer["error"]["code"]) == (status, code), answer
+
+
+def test_open_document_takes_the_reloaded_text(tmp_path: Path) -> None:
+    (tmp_path / "a.gd").write_text("extends Node\n# new\n")
+    fake = FakeBridge(tmp_path, dict(REPLY, scripts=["res://a.gd"]))
+    store = fake.lsp_session.documents
+
+    async def open_old() -> None:
+        await store.open(ProjectFile("a.gd"), "agent", "extends Node\n# old\n")
+
+    status, answer = serve(fake, {}, setup=open_old)
+    assert status == 200 and answer["result"]["documents"] == ["res://a.gd"], answer
+    method, params = fake.sent[-1]
+    assert method == "textDocument/didChange"
+    assert params["contentChanges"] == [{"text": "extends Node\n# new\n"}]
+
+
+def test_bridge_without_an_editor_answers_503(tmp_path: Path) -> None:
+    config = Config(
+        project=str(tmp_path),
+        link_port=None,
+        link_token="",
+        serve_port=None,
+        bridge_port=0,
+        lsp_port=1,
+        dap_port=1,
+    )
+    bridge = Bridge(config)  # not started: no link to an addon, no Godot
+
+    async def main() -> tuple[int, dict[str, Any], str | None]:
+        async with TestClient(TestServer(bridge.app)) as client:
+            resp = await client.post("/execute/reload", json={})
+            return resp.status, await resp.json(), resp.headers.get("Retry-After")
+
+    status, answer, retry = asyncio.run(main())
+    assert status == 503 and retry and answer["error"]["code"] == "no_editor", answer
