@@ -1,12 +1,15 @@
 # `make run`: set up what is missing, then a headless editor on the demo project, bridge on :8080.
-# `make test`: the same set-up, then lint and the whole test suite.
+# `make test`: the same set-up (plus Debian's chromium for the dashboard test), then lint and
+# the whole test suite.
+# `make bench`: the same set-up, then benchmarks P1-P7 (docs/BENCHMARKS.md); BENCH_ARGS=--quick
+# for a shorter run.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup godot clean bench
+.PHONY: run test lint setup godot browser clean bench
 
 setup: $(STAMP) godot
 
@@ -19,6 +22,10 @@ $(STAMP): pyproject.toml
 godot:
 	@tools/install_godot >/dev/null
 
+# Debian's chromium + chromium-driver for the dashboard's browser test (apt-get, as root).
+browser:
+	@tools/ensure_chromium
+
 run: setup
 	@exec tools/run
 
@@ -28,8 +35,11 @@ lint: $(STAMP)
 	$(VENV)/bin/gdlint addons tests/gd
 	$(VENV)/bin/gdformat --check addons tests/gd
 
-test: setup lint
+test: setup browser lint
 	GODOT="$$(tools/install_godot)" $(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	GODOT="$$(tools/install_godot)" $(VPY) tools/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .godot .pytest_cache .ruff_cache .hypothesis

@@ -8,12 +8,11 @@ import logging
 import signal
 import sys
 
-from aiohttp import web
-
 from .bridge import Bridge
 from .config import Config, parse_args
 from .frames import FrameError
 from .link import Link, LinkClosed
+from .vconn import serve_direct
 
 log = logging.getLogger("sidecar")
 
@@ -27,10 +26,18 @@ async def _serve(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         if config.serve_port is not None:
-            site = web.TCPSite(bridge.runner, "127.0.0.1", config.serve_port)
-            await site.start()
+            server = await serve_direct(
+                bridge.app_server,
+                "127.0.0.1",
+                config.serve_port,
+                on_open=lambda cid, peer: bridge.agents.add(cid, peer),
+                on_close=bridge.agents.remove,
+            )
             log.info("serving HTTP directly on 127.0.0.1:%d", config.serve_port)
-            await stop.wait()
+            try:
+                await stop.wait()
+            finally:
+                server.close()
             return 0
         assert config.link_port is not None
         link = Link(config.link_port, config.link_token, bridge)

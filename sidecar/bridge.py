@@ -15,7 +15,8 @@ from .dap import DapSession
 from .debug_api import register as register_debug
 from .editor_api import register as register_editor
 from .errors import TransportError
-from .http import RouteTable, make_app
+from .frontends import register as register_frontends
+from .http import SERVER_LIMITS, RouteTable, make_app
 from .lsp import LspSession
 from .lsp_api import register as register_lsp
 from .service import ServiceStatus
@@ -41,13 +42,16 @@ class Bridge:
         register_debug(self.routes, self.dap_session, lsp=lambda: self.lsp_session)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
-        self.app = make_app(self.routes, self.agents)
+        self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp
+        self.app = make_app(self.routes, self.agents, token=config.token or None)
         self._runner: web.AppRunner | None = None
         # Set by the link once the addon is connected; None when serving directly.
         self.editor_link: EditorLink | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, **SERVER_LIMITS
+        )
         await self._runner.setup()
         self.dap_session.start()
         self.lsp_session.start()

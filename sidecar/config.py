@@ -19,6 +19,8 @@ class Config:
     godot_host: str = "127.0.0.1"
     request_timeout: float = 10.0
     max_clients: int = 100
+    # Agents must send `Authorization: Bearer <token>` when set (sidecar/guard.py).
+    token: str = ""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -58,4 +60,5 @@ def parse_args(argv: list[str] | None = None) -> Config:
         dap_port=args.dap_port,
         request_timeout=args.timeout,
         max_clients=args.max_clients,
+        token=os.environ.get("GODOT_BRIDGE_TOKEN", "").strip(),
     )

@@ -377,6 +377,10 @@ class DocumentStore:
     def diagnostics(self, f: ProjectFile) -> Diagnostics | None:
         return self._diagnostics.get(f.rel)
 
+    def all_diagnostics(self) -> dict[str, Diagnostics]:
+        """The latest diagnostics of every file Godot published some for, by relative path."""
+        return dict(self._diagnostics)
+
     # agent operations; each sends Godot what it needs under one lock so that Godot's
     # stream has the same order as our versions
 

@@ -8,6 +8,7 @@ cannot drift from what is served.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,15 +16,48 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from . import guard
 from .agents import Agent, AgentRegistry, clean_agent_name
 from .errors import BridgeError, RequestError
 
 log = logging.getLogger(__name__)
 
+
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs every request its parser rejects as an error with a traceback; those are
+    the client's fault (and a hostile client's flood), so they become one debug line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            log.debug("refused a malformed request: %s", exc)
+            return False
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(_QuietBadRequests())
+
 Handler = Callable[[web.Request], Awaitable[Any]]
 
 MAX_BODY = 1024 * 1024
+# A request's body must arrive within this long after its head (slow-body clients).
+BODY_TIMEOUT = 10.0
+
+# Limits of aiohttp's HTTP/1.1 server, given to web.AppRunner (docs/RELIABILITY.md).
+# Over-long request lines or header fields are answered 400 by aiohttp's parser. An idle
+# keep-alive connection is closed after `keepalive_timeout`; the addon closes idle agents
+# sooner (60 s) and slow ones (no complete request head in 10 s), this is the backstop for
+# the direct `--serve` mode. After an answer sent before the whole body was read (413, 415,
+# 408, ...) the rest of the body is read and dropped for at most `lingering_time`, so the
+# client can finish sending and read the answer; then the connection is closed.
+SERVER_LIMITS: dict[str, Any] = {
+    "max_line_size": 8190,
+    "max_field_size": 8190,
+    "keepalive_timeout": 75.0,
+    "lingering_time": 2.0,
+}
 
 AGENT_KEY = web.RequestKey("agent", Agent)
 
@@ -68,7 +102,12 @@ def ok(result: Any) -> web.Response:
 
 
 def error_response(err: BridgeError) -> web.Response:
-    return web.json_response(err.body(), status=err.status, headers=err.headers, dumps=_dumps)
+    headers = dict(err.headers)
+    close = headers.pop("Connection", "").lower() == "close"
+    resp = web.json_response(err.body(), status=err.status, headers=headers, dumps=_dumps)
+    if close:
+        resp.force_close()
+    return resp
 
 
 def _dumps(obj: Any) -> str:
@@ -79,11 +118,19 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's arguments: the JSON object body of a POST, the query of a GET."""
     if request.method == "GET":
         return {k: _query_value(v) for k, v in request.query.items()}
-    raw = await request.read()
+    try:
+        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise RequestError(
+            f"request body not received within {BODY_TIMEOUT:g} s",
+            status=408,
+            code="request_timeout",
+            headers={"Connection": "close"},
+        ) from None
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise RequestError("request body is not UTF-8", code="invalid_json") from None
     except json.JSONDecodeError as exc:
@@ -91,6 +138,10 @@ async def json_body(request: web.Request) -> dict[str, Any]:
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="invalid_json",
         ) from None
+    except RecursionError:
+        raise RequestError("request body nests too deeply", code="invalid_json") from None
+    except ValueError as exc:  # NaN/Infinity, integers of more than 4300 digits
+        raise RequestError(f"request body is not usable JSON: {exc}", code="invalid_json") from None
     if not isinstance(value, dict):
         raise RequestError(
             f"request body must be a JSON object, got {type(value).__name__}",
@@ -99,11 +150,15 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return value
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _query_value(raw: str) -> Any:
     """Query values are text; numbers and booleans are decoded as JSON would."""
     try:
-        return json.loads(raw)
-    except ValueError:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         return raw
 
 
@@ -152,10 +207,24 @@ def identity_of(request: web.Request) -> str:
     return f"peer-{peer[0]}:{peer[1]}" if peer else "anonymous"
 
 
-def make_app(routes: RouteTable, agents: AgentRegistry) -> web.Application:
-    """The aiohttp application every agent connection is served by."""
+def make_app(
+    routes: RouteTable, agents: AgentRegistry, *, token: str | None = None
+) -> web.Application:
+    """The aiohttp application every agent connection is served by.
+
+    `token`: when set, every request but `GET /health` needs `Authorization: Bearer <token>`
+    (sidecar/guard.py has the other checks every request passes first).
+    """
+    if token:
+        log.info("token required: agents send Authorization: Bearer <token>; GET /health is open")
+    if not any(r.path == guard.HEALTH_PATH for r in routes):
+        routes.add("GET", guard.HEALTH_PATH, guard.health, "the sidecar is up (needs no token)")
     app = web.Application(
-        middlewares=[_identity_middleware(agents), _error_middleware(routes)],
+        middlewares=[
+            guard.middleware(token, MAX_BODY, error_response),
+            _identity_middleware(agents),
+            _error_middleware(routes),
+        ],
         client_max_size=MAX_BODY,
     )
     for r in routes:
@@ -227,6 +296,10 @@ def _error_middleware(routes: RouteTable) -> Any:
             )
         except web.HTTPException:
             raise
+        except ConnectionError as exc:
+            # The agent went away mid-request (its body never came): nobody is left to answer.
+            log.debug("client gone during %s %s: %r", request.method, request.path, exc)
+            return error_response(RequestError("the client went away", code="client_gone"))
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.path)
             return error_response(BridgeError("internal error in the sidecar; see its log"))

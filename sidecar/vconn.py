@@ -2,16 +2,20 @@
 
 The addon relays each agent's bytes over the link as frames; here every client id gets an
 ``asyncio.Transport`` of its own, so aiohttp serves it exactly as it would a socket (keep-alive,
-pipelining, limits) without a socket pair or a file descriptor per agent. The same class
-serves the direct mode (a plain loopback socket, no addon), which the benchmarks compare with.
+pipelining, limits) without a socket pair or a file descriptor per agent.
+
+``serve_direct`` is the direct mode (``--serve``: agents on plain loopback sockets, no addon),
+which the benchmarks compare with: its agents get client ids and registry entries too, so the
+application behaves the same (``/status`` lists them) with or without the addon in front.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +23,9 @@ log = logging.getLogger(__name__)
 class Sink(Protocol):
     """Where a virtual connection's outgoing bytes go."""
 
-    def send(self, client_id: int, data: bytes) -> None: ...
+    def send(self, client_id: int, data: bytes | bytearray | memoryview) -> None:
+        """Take `data` for the agent; it must be copied or sent before returning (the writer
+        may reuse its buffer)."""
 
     def close(self, client_id: int, reason: str) -> None: ...
 
@@ -47,7 +53,7 @@ class VirtualTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._closing and data:
-            self._sink.send(self.client_id, bytes(data))
+            self._sink.send(self.client_id, data)
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
@@ -165,3 +171,78 @@ class Connections:
     def _forget(self, client_id: int) -> None:
         if self._by_id.pop(client_id, None) is not None and self._on_close:
             self._on_close(client_id)
+
+
+class _TaggedTransport:
+    """A socket's transport as aiohttp sees it in the direct mode: the transport itself, with
+    the agent's client id in ``get_extra_info`` as a virtual connection has it."""
+
+    def __init__(self, transport: asyncio.Transport, client_id: int) -> None:
+        self._transport = transport
+        self._client_id = client_id
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "client_id":
+            return self._client_id
+        return self._transport.get_extra_info(name, default)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _DirectAgent(asyncio.Protocol):
+    """One agent socket in the direct mode: registers it, then hands everything to aiohttp."""
+
+    def __init__(
+        self,
+        inner: asyncio.Protocol,
+        client_id: int,
+        on_open: Callable[[int, str], None],
+        on_close: Callable[[int], None],
+    ) -> None:
+        self._inner = inner
+        self._client_id = client_id
+        self._on_open = on_open
+        self._on_close = on_close
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self._on_open(self._client_id, f"{peer[0]}:{peer[1]}" if peer else "?")
+        tagged = _TaggedTransport(cast(asyncio.Transport, transport), self._client_id)
+        self._inner.connection_made(cast(asyncio.Transport, tagged))
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._inner.connection_lost(exc)
+        finally:
+            self._on_close(self._client_id)
+
+
+async def serve_direct(
+    protocol_factory: Callable[[], asyncio.Protocol],
+    host: str,
+    port: int,
+    on_open: Callable[[int, str], None],
+    on_close: Callable[[int], None],
+) -> asyncio.Server:
+    """Serve agents on host:port, each with a client id as the addon would give it."""
+    ids = itertools.count(1)
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: _DirectAgent(protocol_factory(), next(ids), on_open, on_close),
+        host,
+        port,
+        backlog=128,
+    )

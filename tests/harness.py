@@ -87,8 +87,11 @@ class Editor:
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        token: str | None = None,
     ) -> None:
         self.project = project
+        # Sent as a bearer token by wait_until_serving, for a bridge that needs one.
+        self.token = token
         self.bridge_port = free_port()
         self.lsp_port = free_port()
         self.dap_port = free_port()
@@ -189,7 +192,8 @@ class Editor:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                status = get_json(self.base_url + "/status", timeout=2)
+                auth = {"Authorization": f"Bearer {self.token}"} if self.token else None
+                status = get_json(self.base_url + "/status", timeout=2, headers=auth)
                 self._pids.add(int(status["result"]["sidecar"]["pid"]))
                 return status
             except (OSError, urllib.error.URLError, KeyError, ValueError) as exc:

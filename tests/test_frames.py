@@ -14,11 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sidecar import frames
 from sidecar.frames import (
     MAX_FRAME,
     FrameDecoder,
     FrameError,
     decode_payload,
+    encode_data_frame,
     encode_frame,
     pack,
     unpack,
@@ -294,3 +296,60 @@ def test_split_stream_yields_the_same_frames(msgs: list[dict[str, Any]], data: A
 def msgpack_frame(msg: dict[str, Any]) -> bytes:
     payload = msgpack.packb(msg, use_bin_type=True)
     return struct.pack(">I", len(payload)) + payload
+
+
+# --- the shortcut for `data` frames (frames.encode_data_frame, frames._data_frame) ---
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 2**63 - 1), st.binary(max_size=70000))
+def test_encode_data_frame_is_encode_frame(client_id: int, data: bytes) -> None:
+    assert encode_data_frame(client_id, data) == msgpack_frame(
+        {"op": "data", "id": client_id, "data": data}
+    )
+    assert encode_data_frame(client_id, bytearray(data)) == encode_frame(
+        {"op": "data", "id": client_id, "data": data}
+    )
+
+
+def test_encode_data_frame_falls_back_to_encode_frame() -> None:
+    for odd_id in (-1, -(2**63), True, 1.5):
+        want = encode_frame({"op": "data", "id": odd_id, "data": b"x"})
+        assert encode_data_frame(odd_id, b"x") == want  # type: ignore[arg-type]
+    with pytest.raises(FrameError):
+        encode_data_frame(2**63, b"x")
+    with pytest.raises(FrameError) as err:
+        encode_data_frame(1, b"\0" * (MAX_FRAME - 22))
+    assert err.value.code == "too_large"
+    assert len(encode_data_frame(1, b"\0" * (MAX_FRAME - 23))) == MAX_FRAME + 4
+
+
+@settings(max_examples=500)
+@given(st.integers(0, 2**64 - 1), st.binary(max_size=400), st.data())
+def test_data_frame_shortcut_agrees_with_the_general_decoder(
+    client_id: int, data: bytes, draw: Any
+) -> None:
+    payload = bytearray(msgpack.packb({"op": "data", "id": client_id, "data": data}))
+    for _ in range(draw.draw(st.integers(0, 3))):
+        pos = draw.draw(st.integers(0, len(payload) - 1))
+        payload[pos] = draw.draw(st.integers(0, 255))
+    payload = payload[: draw.draw(st.integers(1, len(payload)))]
+    try:
+        want: Any = typed(frames._decode_payload(bytes(payload)))
+    except FrameError as err:
+        want = err.code
+    fast = frames._data_frame(payload, 0, len(payload))
+    if fast is not None:
+        assert typed(fast) == want
+    try:
+        got: Any = typed(decode_payload(payload))
+    except FrameError as err:
+        got = err.code
+    assert got == want
+    # Inside a stream, behind another frame.
+    frame = struct.pack(">I", len(payload)) + payload
+    try:
+        streamed: Any = [typed(f) for f in FrameDecoder().feed(frame + frame)]
+    except FrameError as err:
+        streamed = err.code
+    assert streamed == (want if isinstance(want, str) else [want, want])

@@ -43,6 +43,7 @@ def _table() -> RouteTable:
 
 
 Call = Callable[..., Awaitable[tuple[int, dict, Any]]]
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_get_query_values_are_decoded_as_json(call: Call) -> None:
     ],
 )
 def test_bad_json_is_400_saying_why(call: Call, data: bytes, needle: str) -> None:
-    status, body, _ = call("POST", "/echo", data=data)
+    status, body, _ = call("POST", "/echo", data=data, headers=JSON)
     assert status == 400
     assert body["status"] == "error"
     assert body["error"]["code"] == "invalid_json"
@@ -134,6 +135,6 @@ def test_a_bug_is_500_in_the_error_shape(call: Call) -> None:
 
 
 def test_body_over_the_cap_is_413(call: Call) -> None:
-    status, body, _ = call("POST", "/echo", data=b"x" * (MAX_BODY + 1))
+    status, body, _ = call("POST", "/echo", data=b"x" * (MAX_BODY + 1), headers=JSON)
     assert status == 413
     assert body["error"]["code"] == "body_too_large"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from harness import REPO
 from sidecar.bridge import Bridge
 from sidecar.config import parse_args
 from sidecar.frames import FrameDecoder, encode_frame
-from sidecar.link import Link
+from sidecar.link import DATA_CHUNK, Link
+from sidecar.vconn import serve_direct
 
 TOKEN = "0123456789abcdef"
 
@@ -117,7 +119,7 @@ def test_connection_close_request_gets_answer_then_close_frame() -> None:
             addon.send(
                 op="data",
                 id=2,
-                data=b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                data=b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             )
             ops = []
             while not ops or ops[-1] != "close":
@@ -135,7 +137,7 @@ def test_clients_are_kept_apart_and_closed_ones_leave_status() -> None:
             for cid in (10, 11):
                 addon.send(op="open", id=cid, peer=f"127.0.0.1:{cid}")
             addon.send(op="close", id=10, reason="agent closed")
-            req = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Agent-Id: eleven\r\n\r\n"
+            req = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Agent-Id: eleven\r\n\r\n"
             addon.send(op="data", id=11, data=req)
             raw = await addon.response_bytes(11, b"}}")
             assert b'"active":1' in raw
@@ -214,3 +216,69 @@ def test_sidecar_process_exits_when_nobody_listens(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_writes_in_one_loop_turn_share_frames_and_big_ones_are_split() -> None:
+    async def main() -> None:
+        async with linked() as addon:
+            for cid in (1, 2):
+                addon.send(op="open", id=cid, peer=f"127.0.0.1:{cid}")
+            await asyncio.sleep(0.1)
+            link: Link = addon.link  # type: ignore[attr-defined]
+            big = bytes(range(256)) * (3 * DATA_CHUNK // 256) + b"tail"
+            link.send(1, b"head ")
+            link.send(1, bytearray(b"body"))  # merged into the frame above
+            link.send(2, memoryview(b"other agent"))
+            link.send(1, big)
+            link.close(1, "done")
+            frames = [await addon.next_frame() for _ in range(7)]
+            assert [(f["op"], f["id"]) for f in frames] == [
+                ("data", 1),
+                ("data", 2),
+                ("data", 1),
+                ("data", 1),
+                ("data", 1),
+                ("data", 1),
+                ("close", 1),
+            ]
+            assert frames[0]["data"] == b"head body" and frames[1]["data"] == b"other agent"
+            assert all(len(f["data"]) <= DATA_CHUNK for f in frames[2:6])
+            assert b"".join(f["data"] for f in frames[2:6]) == big
+
+    asyncio.run(main())
+
+
+def test_direct_mode_registers_agents_like_the_addon_does() -> None:
+    """`--serve`: agents on real sockets get client ids and show in /status."""
+
+    async def main() -> None:
+        config = parse_args(["--serve", "0", "--project", str(REPO)])
+        bridge = Bridge(config)
+        await bridge.start()
+        server = await serve_direct(
+            bridge.app_server,
+            "127.0.0.1",
+            0,
+            on_open=lambda cid, peer: bridge.agents.add(cid, peer),
+            on_close=bridge.agents.remove,
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Agent-Id: direct\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            agents = json.loads(await reader.readexactly(length))["result"]["clients"]
+            assert agents["active"] == 1
+            assert agents["agents"][0]["id"] == 1 and agents["agents"][0]["agent"] == "direct"
+            writer.close()
+            for _ in range(50):
+                if len(bridge.agents) == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(bridge.agents) == 0
+        finally:
+            server.close()
+            await bridge.stop()
+
+    asyncio.run(main())

@@ -90,10 +90,7 @@ def _kill_tree(pid: int) -> None:
 
 @pytest.fixture(scope="module")
 def godot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Godot]:
-    try:
-        binary = godot_binary()
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"no Godot binary: {exc}")
+    binary = godot_binary()
     project = _project_copy(tmp_path_factory.mktemp("lsp") / "project")
     lsp_port, dap_port = free_port(), free_port()
     log = open(project.parent / "godot.log", "wb")
@@ -182,9 +179,13 @@ def call(
     side: Sidecar, path: str, body: dict[str, Any] | None = None, agent: str = "tester"
 ) -> tuple[int, Any]:
     """POST (or GET with `body=None` and a query in `path`); (status, decoded body)."""
+    return _request(side.base, path, body, agent)
+
+
+def _request(base: str, path: str, body: dict[str, Any] | None, agent: str) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        side.base + path,
+        base + path,
         data=data,
         method="POST" if body is not None else "GET",
         headers={"Content-Type": "application/json", "X-Agent-Id": agent},
@@ -607,18 +608,7 @@ def test_not_connected_is_503_with_retry_after(tmp_path: Path) -> None:
 
 
 def _through(editor: Any, path: str, body: dict[str, Any] | None, agent: str) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        editor.base_url + path,
-        data=data,
-        method="POST" if body is not None else "GET",
-        headers={"Content-Type": "application/json", "X-Agent-Id": agent},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return _request(editor.base_url, path, body, agent)
 
 
 def _wait_connected(

@@ -24,8 +24,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from test_frames import typed
 
-from sidecar.frames import FrameError, pack, unpack
+from sidecar.frames import FrameDecoder, FrameError, encode_frame, pack, unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 INT64_MIN = -(2**63)
@@ -86,17 +87,6 @@ def from_tagged(value: Any) -> Any:
         assert tag == "$map", value
         return {from_tagged(k): from_tagged(v) for k, v in inner}
     return value
-
-
-def typed(value: Any) -> Any:
-    """Equality with types (1, 1.0 and True differ) and float bits (NaN equals itself)."""
-    if isinstance(value, dict):
-        return ("map", [(typed(k), typed(v)) for k, v in value.items()])
-    if isinstance(value, list):
-        return ("list", [typed(v) for v in value])
-    if isinstance(value, float):
-        return ("float", struct.pack(">d", value))
-    return (type(value).__name__, value)
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -291,3 +281,100 @@ def test_both_sides_reject_the_same_bytes(godot_bin: str, batch: list[bytes]) ->
         # Godot re-encodes in the shortest form, as msgpack-python does.
         assert bytes.fromhex(rt["hex"]) == pack(as_godot(value)), raw.hex()
     assert 0 < accepted < len(records)
+
+
+# Frame streams: the GDScript FrameDecoder against sidecar/frames.py, fed in chunks.
+
+
+def python_frames(stream: bytes, chunk: int) -> tuple[list[str], str, int]:
+    """What sidecar/frames.py makes of `stream` fed `chunk` bytes at a time, as
+    tests/gd/fuzz_frames.gd reports it: frames re-encoded as Godot holds them, the error
+    code (or ""), the bytes left buffered."""
+    decoder = FrameDecoder()
+    frames: list[dict[str, Any]] = []
+    error = ""
+    for start in range(0, len(stream), chunk):
+        try:
+            frames += decoder.feed(stream[start : start + chunk])
+        except FrameError as err:
+            frames += err.frames
+            error = err.code
+            break
+    return [encode_frame(as_godot(f)).hex() for f in frames], error, decoder.buffered
+
+
+def gd_frames(godot: str, streams: list[tuple[bytes, int]]) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "in.bin").write_bytes(b"".join(struct.pack(">II", len(s), c) + s for s, c in streams))
+        run_gd(godot, "fuzz_frames.gd", str(d / "in.bin"), str(d / "out.jsonl"))
+        return read_lines(d / "out.jsonl")
+
+
+def _encodable_frame(msg: dict[str, Any]) -> bytes | None:
+    try:
+        return encode_frame(msg)
+    except FrameError:
+        return None  # keys that differ only by U+0000 / U+FFFD
+
+
+@st.composite
+def damaged_streams(draw: st.DrawFn) -> tuple[bytes, int]:
+    """Good frames, then cut short, a byte changed, junk appended, or random bytes."""
+    frames = [f for f in draw(st.lists(frame_messages, max_size=3)) if f is not None]
+    stream = b"".join(frames)
+    kind = draw(st.sampled_from(["cut", "mutate", "junk_frame", "junk", "random", "length"]))
+    if kind == "cut" and stream:
+        stream = stream[: draw(st.integers(0, len(stream) - 1))]
+    elif kind == "mutate" and stream:
+        pos = draw(st.integers(0, len(stream) - 1))
+        stream = stream[:pos] + bytes([draw(st.integers(0, 255))]) + stream[pos + 1 :]
+    elif kind == "junk_frame":
+        payload = draw(st.binary(max_size=24))
+        stream += struct.pack(">I", len(payload)) + payload
+    elif kind == "junk":
+        stream += draw(st.binary(min_size=1, max_size=16))
+    elif kind == "random":
+        stream = draw(st.binary(max_size=48))
+    else:  # a length prefix of any size, with or without what it promises
+        stream += struct.pack(">I", draw(st.sampled_from([0, 1, 2**24, 2**24 + 1, 2**32 - 1])))
+    return stream, draw(st.sampled_from([1, 2, 3, 7, 64, 1 << 20]))
+
+
+frame_messages = st.builds(
+    _encodable_frame,
+    st.fixed_dictionaries(
+        {"op": st.text(max_size=6)},
+        optional={"id": ints, "data": st.binary(max_size=12), "v": small_values},
+    ),
+)
+
+
+@CROSS
+@given(st.lists(damaged_streams(), min_size=40, max_size=120))
+def test_both_frame_decoders_agree_on_damaged_streams(
+    godot_bin: str, batch: list[tuple[bytes, int]]
+) -> None:
+    """Random, truncated and damaged streams, in chunks: the GDScript decoder never breaks
+    (run_gd fails on any error line or crash) and ends where Python's does: the same frames,
+    the same error code, the same bytes left waiting."""
+    good = encode_frame({"op": "data", "id": 1, "data": b"GET"})
+    fixed = [
+        (good + good[:5], 1),
+        (good + struct.pack(">I", 0), 3),
+        (struct.pack(">I", 2**24 + 1), 2),
+        (good + struct.pack(">I", 2) + b"\x93\x01", 64),
+        (struct.pack(">I", 3) + b"\x81\xa2o", 1),
+    ]
+    streams = batch + fixed
+    got = gd_frames(godot_bin, streams)
+    assert len(got) == len(streams)
+    errors = set()
+    for (stream, chunk), gd in zip(streams, got, strict=True):
+        frames, error, buffered = python_frames(stream, chunk)
+        what = f"{stream.hex()} in chunks of {chunk}"
+        assert gd["error"] == error, (what, gd, error)
+        assert gd["frames"] == frames, what
+        assert gd["buffered"] == buffered, (what, gd, buffered)
+        errors.add(error)
+    assert {"", "empty", "too_large"} <= errors

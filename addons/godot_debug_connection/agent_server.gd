@@ -3,13 +3,27 @@ extends RefCounted
 ## Agent connections: accepts TCP on 127.0.0.1, gives each a client id, enforces the
 ## limit (a complete 503 to anyone over it) and keeps a send buffer per client.
 ## Used from the bridge's pump thread only.
+##
+## Slots are not held forever (docs/RELIABILITY.md): a client that has not sent a complete
+## request head (up to the blank line) within HEAD_TIMEOUT_MSEC of connecting, or of
+## starting its next request, gets a 408 and is closed; one with no request under way and
+## nothing sent either way for `idle_timeout_msec` is closed. The addon does not parse
+## HTTP: a request is "under way" from the end of its head until the sidecar's first byte
+## of answer.
 
 ## Emitted lines match the seed's console output; tests read them.
 const REJECT_DRAIN_MSEC: int = 1000
 const MAX_REJECTED: int = 64
 const READ_CHUNK: int = 65536
+const HEAD_TIMEOUT_MSEC: int = 10000
+## How often the timeouts above are checked.
+const EXPIRE_EVERY_MSEC: int = 100
+## How often every agent socket's status is polled (a closed connection shows only there);
+## in between the pump only asks each for its available bytes, one syscall instead of four.
+const SWEEP_MSEC: int = 50
 
 var max_clients: int = 100
+var idle_timeout_msec: int = 60000
 
 var _server: TCPServer = TCPServer.new()
 var _next_id: int = 1
@@ -19,8 +33,20 @@ var _peers: Dictionary = {}
 var _out: Dictionary = {}
 ## client ids to close once their send buffer is empty
 var _closing: Dictionary = {}
+## client ids with bytes to write or a close to carry out: all that flush looks at
+var _dirty: Dictionary = {}
+var _next_sweep_msec: int = 0
 ## [StreamPeerTCP, deadline_msec] of connections refused over the limit
 var _rejected: Array = []
+## client id -> msec since when it owes us a complete request head
+var _head_since: Dictionary = {}
+## client id -> last bytes of the unfinished head, to find its end across reads
+var _head_tail: Dictionary = {}
+## client id -> true from the end of a request head until the first byte of the answer
+var _answering: Dictionary = {}
+## client id -> msec of the last byte read from or queued for it
+var _last_io: Dictionary = {}
+var _next_expire_msec: int = 0
 
 
 ## Listens on 127.0.0.1:port. Returns OK or the listen error.
@@ -61,6 +87,10 @@ func accept_new() -> Array[int]:
 		_next_id += 1
 		_peers[id] = peer
 		_out[id] = PackedByteArray()
+		var now: int = Time.get_ticks_msec()
+		_head_since[id] = now
+		_head_tail[id] = PackedByteArray()
+		_last_io[id] = now
 		accepted.append(id)
 		print("✓ Client %d connected. Total clients: %d" % [id, _peers.size()])
 	_drain_rejected()
@@ -76,9 +106,16 @@ func peer_name(id: int) -> String:
 ## away are put into `gone`.
 func read_all(gone: Array[int]) -> Dictionary:
 	var got: Dictionary = {}
+	var sweep: bool = false
+	if not _peers.is_empty():
+		var now: int = Time.get_ticks_msec()
+		sweep = now >= _next_sweep_msec
+		if sweep:
+			_next_sweep_msec = now + SWEEP_MSEC
 	for id: int in _peers:
 		var peer: StreamPeerTCP = _peers[id]
-		peer.poll()
+		if sweep:
+			peer.poll()
 		if peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
 			gone.append(id)
 			continue
@@ -88,40 +125,83 @@ func read_all(gone: Array[int]) -> Dictionary:
 		var res: Array = peer.get_partial_data(mini(n, READ_CHUNK))
 		if res[0] == OK and (res[1] as PackedByteArray).size() > 0:
 			got[id] = res[1]
+			_saw_request_bytes(id, res[1])
+	_expire()
 	return got
 
 
-## Queues bytes for an agent; they go out on the next flush.
+## Sends bytes to an agent: written at once when nothing is queued for it, else (and
+## whatever the socket did not take) queued for the next flush.
 func send(id: int, data: PackedByteArray) -> void:
 	if _out.has(id):
-		_out[id].append_array(data)
+		if (_out[id] as PackedByteArray).is_empty() and not data.is_empty():
+			var res: Array = (_peers[id] as StreamPeerTCP).put_partial_data(data)
+			var sent: int = res[1] if res[0] == OK else 0
+			if sent < data.size():
+				_out[id] = data.slice(sent)
+				_dirty[id] = true
+		else:
+			_out[id].append_array(data)
+			_dirty[id] = true
+		# An answer ends the request; the next byte from the agent starts the next one. An
+		# interim "100 Continue" alone does not: the request's body follows it.
+		if not _is_interim_answer(data):
+			_answering.erase(id)
+			_head_since.erase(id)
+		_last_io[id] = Time.get_ticks_msec()
 
 
 ## Writes queued bytes without blocking; closes agents marked for closing once flushed.
 ## Returns true when anything was written.
 func flush(gone: Array[int]) -> bool:
+	if _dirty.is_empty():
+		return false
 	var wrote: bool = false
-	for id: int in _out:
-		var buf: PackedByteArray = _out[id]
+	for id: int in _dirty.keys():
+		var buf: PackedByteArray = _out.get(id, PackedByteArray())
 		if buf.is_empty():
 			if _closing.has(id):
 				gone.append(id)
+			else:
+				_dirty.erase(id)
 			continue
 		var res: Array = (_peers[id] as StreamPeerTCP).put_partial_data(buf)
 		if res[0] != OK:
 			gone.append(id)
 			continue
 		var sent: int = res[1]
-		if sent > 0:
+		if sent == buf.size():
+			wrote = true
+			_out[id] = PackedByteArray()
+			if not _closing.has(id):
+				_dirty.erase(id)
+		elif sent > 0:
 			wrote = true
 			_out[id] = buf.slice(sent)
 	return wrote
+
+
+## True when nothing is owed to any agent: every answer written, no refused connection
+## waiting to be closed. The pump may then park.
+func is_quiet() -> bool:
+	return _dirty.is_empty() and _rejected.is_empty()
+
+
+## For the main thread while the pump is parked: a new connection, or bytes from an agent?
+func has_input() -> bool:
+	if _server.is_connection_available():
+		return true
+	for id: int in _peers:
+		if (_peers[id] as StreamPeerTCP).get_available_bytes() > 0:
+			return true
+	return false
 
 
 ## Closes an agent after what was queued for it is written.
 func close_after_flush(id: int) -> void:
 	if _peers.has(id):
 		_closing[id] = true
+		_dirty[id] = true
 
 
 ## Closes an agent now and logs it. Returns false if it was not connected.
@@ -133,6 +213,11 @@ func drop(id: int) -> bool:
 	_peers.erase(id)
 	_out.erase(id)
 	_closing.erase(id)
+	_dirty.erase(id)
+	_head_since.erase(id)
+	_head_tail.erase(id)
+	_answering.erase(id)
+	_last_io.erase(id)
 	print("✗ Client %d disconnected" % id)
 	return true
 
@@ -155,6 +240,11 @@ func stop() -> void:
 	_peers.clear()
 	_out.clear()
 	_closing.clear()
+	_dirty.clear()
+	_head_since.clear()
+	_head_tail.clear()
+	_answering.clear()
+	_last_io.clear()
 	for entry: Array in _rejected:
 		(entry[0] as StreamPeerTCP).disconnect_from_host()
 	_rejected.clear()
@@ -179,6 +269,81 @@ static func http_error(status_line: String, code: String, message: String) -> Pa
 	return out
 
 
+# Bookkeeping for the timeouts: bytes from agent `id` start a request (if none is under
+# way) and complete its head once they hold the blank line ending it.
+func _saw_request_bytes(id: int, data: PackedByteArray) -> void:
+	var now: int = Time.get_ticks_msec()
+	_last_io[id] = now
+	if _answering.has(id):
+		return  # a body, or a pipelined request behind the one under way
+	if not _head_since.has(id):
+		_head_since[id] = now
+		_head_tail[id] = PackedByteArray()
+	var seen: PackedByteArray = _head_tail[id] + data
+	if (_head_tail[id] as PackedByteArray).is_empty():
+		# Empty lines before a request line are skipped (RFC 9112 2.2): no head yet.
+		var start: int = 0
+		while start < seen.size() and (seen[start] == 13 or seen[start] == 10):
+			start += 1
+		seen = seen.slice(start)
+	if _has_head_end(seen):
+		_head_since.erase(id)
+		_head_tail[id] = PackedByteArray()
+		_answering[id] = true
+	else:
+		_head_tail[id] = seen.slice(maxi(0, seen.size() - 3))
+
+
+# Closes agents that are too slow to send a request head, or idle too long.
+func _expire() -> void:
+	var now: int = Time.get_ticks_msec()
+	if now < _next_expire_msec:
+		return
+	_next_expire_msec = now + EXPIRE_EVERY_MSEC
+	for id: int in _peers:
+		if _closing.has(id):
+			continue
+		if _head_since.has(id):
+			if now - int(_head_since[id]) >= HEAD_TIMEOUT_MSEC:
+				print(
+					(
+						"Client %d sent no complete request within %d s; closing it"
+						% [id, HEAD_TIMEOUT_MSEC / 1000]
+					)
+				)
+				refuse(
+					id,
+					"408 Request Timeout",
+					"request_timeout",
+					"no complete request head within %d s" % (HEAD_TIMEOUT_MSEC / 1000)
+				)
+		elif (
+			not _answering.has(id)
+			and (_out[id] as PackedByteArray).is_empty()
+			and now - int(_last_io[id]) >= idle_timeout_msec
+		):
+			print("Client %d idle for %d s; closing it" % [id, idle_timeout_msec / 1000])
+			close_after_flush(id)
+
+
+# True for an interim answer on its own ("HTTP/1.1 100 Continue\r\n\r\n", 25 bytes): every
+# final answer of the sidecar carries headers that make it longer than 64 bytes.
+static func _is_interim_answer(data: PackedByteArray) -> bool:
+	return data.size() < 64 and data.size() > 9 and data[0] == 72 and data[9] == 49
+
+
+# True when `data` holds the end of an HTTP head: an empty line (CRLF CRLF, or bare LF LF).
+static func _has_head_end(data: PackedByteArray) -> bool:
+	var i: int = data.find(10)
+	while i != -1:
+		if i >= 1 and data[i - 1] == 10:
+			return true
+		if i >= 3 and data[i - 1] == 13 and data[i - 2] == 10 and data[i - 3] == 13:
+			return true
+		i = data.find(10, i + 1)
+	return false
+
+
 func _reject(peer: StreamPeerTCP) -> void:
 	push_warning("Max clients reached (%d), rejecting new connection" % max_clients)
 	var msg: String = "server full: %d agents connected; retry later" % max_clients
@@ -192,6 +357,8 @@ func _reject(peer: StreamPeerTCP) -> void:
 
 
 func _drain_rejected() -> void:
+	if _rejected.is_empty():
+		return
 	var now: int = Time.get_ticks_msec()
 	var keep: Array = []
 	for entry: Array in _rejected:

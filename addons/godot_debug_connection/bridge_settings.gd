@@ -11,6 +11,10 @@ var lsp_port: int = 6005
 var dap_port: int = 6006
 var python: String = "python3"
 var project_dir: String = ""
+## Seconds an agent connection may sit idle (no request under way) before it is closed.
+var idle_timeout: int = 60
+## When not empty, agents must send `Authorization: Bearer <token>` (checked by the sidecar).
+var token: String = ""
 
 
 ## Fills every field from the running editor's environment and settings.
@@ -26,6 +30,10 @@ func load_from_editor() -> void:
 		"GODOT_DAP_PORT", "dap_port", _editor_int(es, "network/debug_adapter/remote_port", 6006)
 	)
 	python = _find_python(project_dir)
+	idle_timeout = maxi(1, _int_setting("GODOT_BRIDGE_IDLE_TIMEOUT", "idle_timeout", 60))
+	token = OS.get_environment("GODOT_BRIDGE_TOKEN").strip_edges()
+	if token.is_empty():
+		token = str(ProjectSettings.get_setting(SETTING_PREFIX + "token", "")).strip_edges()
 
 
 static func _int_setting(env: String, key: String, fallback: int) -> int:

@@ -7,27 +7,49 @@ const AgentServer := preload("res://addons/godot_debug_connection/agent_server.g
 const SidecarLink := preload("res://addons/godot_debug_connection/sidecar_link.gd")
 const EditorActions := preload("res://addons/godot_debug_connection/editor_actions.gd")
 
-## Idle back-off of the pump: polls every MIN_IDLE_USEC while traffic is recent (an answer
-## is usually under way), then sleeps longer and longer up to MAX_IDLE_USEC when quiet.
+## How the pump waits (docs/BENCHMARKS.md has the measurements behind these numbers). A sleep
+## costs ~0.1 ms however short it is asked to be, and every wake-up costs CPU, so the pump
+## - spins (no sleep) for SPIN_USEC after bytes moved, and for ANSWER_SPIN_USEC while an agent
+##   waits for the sidecar's answer: a request's round trip then pays no sleep at all;
+## - then polls with sleeps from MIN_IDLE_USEC, doubling after HOT_USEC up to MAX_IDLE_USEC;
+## - after WARM_USEC without traffic it parks on a semaphore. The main thread, which wakes up
+##   every editor frame anyway, looks at the sockets cheaply and wakes the pump when bytes
+##   or connections wait; a ticker thread wakes it every TICK_MSEC for the agents' timeouts
+##   and in case the main loop is stalled (importing, a modal dialog).
+const SPIN_USEC: int = 400
+const ANSWER_SPIN_USEC: int = 3000
 const MIN_IDLE_USEC: int = 50
 const MAX_IDLE_USEC: int = 2000
 const HOT_USEC: int = 50000
+const WARM_USEC: int = 1000000
+const TICK_MSEC: int = 200
 
 var _settings: RefCounted
 var _agents: AgentServer = AgentServer.new()
 var _link: SidecarLink
 var _actions: EditorActions = EditorActions.new()
 var _thread: Thread = null
+var _ticker: Thread = null
 var _stopping: bool = false
 var _running: bool = false
 ## client id -> true while an agent's request went to the sidecar and no answer came yet
 var _in_flight: Dictionary = {}
+## editor actions handed to the main thread whose results were not sent yet
+var _actions_pending: int = 0
+## True while the pump waits on `_wake`; then the sockets are the main thread's to look at.
+var _parked: bool = false
+var _park_mutex: Mutex = Mutex.new()
+var _wake: Semaphore = Semaphore.new()
+# Reused by every pump iteration instead of new arrays.
+var _gone: Array[int] = []
+var _frames: Array = []
 
 
 func _init(settings: RefCounted) -> void:
 	_settings = settings
 	_link = SidecarLink.new(settings)
 	_agents.max_clients = settings.max_clients
+	_agents.idle_timeout_msec = settings.idle_timeout * 1000
 
 
 ## Listens for agents, spawns the sidecar and starts the pump thread.
@@ -52,6 +74,11 @@ func start() -> void:
 	_running = true
 	_thread = Thread.new()
 	_thread.start(_pump)
+	_ticker = Thread.new()
+	_ticker.start(_tick)
+	var tree: SceneTree = Engine.get_main_loop() as SceneTree
+	if tree != null:
+		tree.process_frame.connect(_on_frame)
 	print(
 		(
 			"GodotBridge HTTP server listening on 127.0.0.1:%d (max %d clients)"
@@ -64,9 +91,15 @@ func start() -> void:
 func stop() -> void:
 	if not _running:
 		return
+	var tree: SceneTree = Engine.get_main_loop() as SceneTree
+	if tree != null and tree.process_frame.is_connected(_on_frame):
+		tree.process_frame.disconnect(_on_frame)
 	_stopping = true
+	_unpark()
 	_thread.wait_to_finish()
 	_thread = null
+	_ticker.wait_to_finish()
+	_ticker = null
 	_agents.stop()
 	_link.stop()
 	_actions.free()
@@ -82,8 +115,15 @@ func _pump() -> void:
 			idle_usec = MIN_IDLE_USEC
 			last_busy = Time.get_ticks_usec()
 			continue
+		var quiet: int = Time.get_ticks_usec() - last_busy
+		if quiet < SPIN_USEC or (quiet < ANSWER_SPIN_USEC and not _in_flight.is_empty()):
+			continue
+		if quiet >= WARM_USEC and _can_park():
+			_park()
+			idle_usec = MIN_IDLE_USEC
+			continue
 		OS.delay_usec(idle_usec)
-		if Time.get_ticks_usec() - last_busy > HOT_USEC:
+		if quiet > HOT_USEC:
 			idle_usec = mini(idle_usec * 2, MAX_IDLE_USEC)
 
 
@@ -92,30 +132,74 @@ func _pump_once() -> bool:
 	for id: int in _agents.accept_new():
 		busy = true
 		_link.send({"op": "open", "id": id, "peer": _agents.peer_name(id)})
-	var gone: Array[int] = []
-	var got: Dictionary = _agents.read_all(gone)
+	_gone.clear()
+	var got: Dictionary = _agents.read_all(_gone)
 	for id: int in got:
 		busy = true
 		_forward_to_sidecar(id, got[id])
-	var frames: Array = []
-	busy = _link.poll(frames) or busy
-	for frame: Dictionary in frames:
+	_frames.clear()
+	busy = _link.poll(_frames) or busy
+	for frame: Dictionary in _frames:
 		_handle_frame(frame)
-	for result: Dictionary in _actions.take_results():
-		busy = true
-		_link.send(result)
-	busy = _agents.flush(gone) or busy
-	for id: int in gone:
+	if _actions_pending > 0:
+		for result: Dictionary in _actions.take_results():
+			busy = true
+			_actions_pending -= 1
+			_link.send(result)
+	busy = _agents.flush(_gone) or busy
+	for id: int in _gone:
 		_in_flight.erase(id)
 		if _agents.drop(id):
 			_link.send({"op": "close", "id": id, "reason": "agent closed"})
 	return busy
 
 
+## The pump may sleep until woken when nothing is owed to anyone: the link is up (or not
+## started), every agent's answer is written and no editor action is running.
+func _can_park() -> bool:
+	return _actions_pending == 0 and _link.is_quiet() and _agents.is_quiet()
+
+
+func _park() -> void:
+	_park_mutex.lock()
+	var park: bool = not _stopping
+	_parked = park
+	_park_mutex.unlock()
+	if park:
+		_wake.wait()
+
+
+## Wakes the parked pump; the caller must not touch the sockets afterwards.
+func _unpark() -> void:
+	_park_mutex.lock()
+	if _parked:
+		_parked = false
+		_wake.post()
+	_park_mutex.unlock()
+
+
+## Main thread, every editor frame: while the pump is parked, wake it if anything waits.
+func _on_frame() -> void:
+	if not _parked:
+		return
+	_park_mutex.lock()
+	if _parked and (_agents.has_input() or _link.has_input()):
+		_parked = false
+		_wake.post()
+	_park_mutex.unlock()
+
+
+## Ticker thread: wakes the parked pump every TICK_MSEC for timeouts and closed agents.
+func _tick() -> void:
+	while not _stopping:
+		OS.delay_msec(TICK_MSEC)
+		_unpark()
+
+
 func _forward_to_sidecar(id: int, data: PackedByteArray) -> void:
 	if _link.is_up():
 		_in_flight[id] = true
-		_link.send({"op": "data", "id": id, "data": data})
+		_link.send_data(id, data)
 	else:
 		_agents.refuse(
 			id,
@@ -134,6 +218,7 @@ func _handle_frame(frame: Dictionary) -> void:
 			_agents.close_after_flush(frame["id"])
 		"action":
 			_actions.request(frame["rid"], str(frame["name"]), frame.get("args", {}))
+			_actions_pending += 1
 		"log":
 			_print_sidecar_log(str(frame.get("level", "info")), str(frame.get("msg", "")))
 		"_up":

@@ -12,6 +12,9 @@ const MIN_BACKOFF_MSEC: int = 250
 const MAX_BACKOFF_MSEC: int = 8000
 const STABLE_MSEC: int = 10000
 const READ_CHUNK: int = 262144
+## A full status poll of the link socket (it notices a closed link) and a look for intruders
+## on the link port cost syscalls; between them, the pump only asks for available bytes.
+const CHECK_MSEC: int = 50
 
 var state: State = State.IDLE
 
@@ -25,6 +28,7 @@ var _token: String = ""
 var _deadline_msec: int = 0
 var _backoff_msec: int = MIN_BACKOFF_MSEC
 var _up_since_msec: int = 0
+var _next_check_msec: int = 0
 
 
 func _init(settings: RefCounted) -> void:
@@ -54,6 +58,23 @@ func get_pid() -> int:
 func send(msg: Dictionary) -> void:
 	if state == State.UP:
 		_out.append_array(FrameCodec.encode_frame(msg))
+
+
+## Queues a `data` frame carrying `data` for agent `id`: the same bytes as [method send]
+## of [code]{"op": "data", "id": id, "data": data}[/code], written straight into the queue.
+func send_data(id: int, data: PackedByteArray) -> void:
+	if state == State.UP:
+		FrameCodec.append_data_frame(_out, id, data)
+
+
+## True when the pump may park: the link is up with nothing left to write, or not started.
+func is_quiet() -> bool:
+	return (state == State.UP and _out.is_empty()) or state == State.IDLE
+
+
+## For the main thread while the pump is parked: has the sidecar sent something?
+func has_input() -> bool:
+	return state == State.UP and _peer != null and _peer.get_available_bytes() > 0
 
 
 ## Moves bytes both ways. Appends received frames to `frames`; a link that came up adds
@@ -102,10 +123,15 @@ func _spawn() -> void:
 		"--max-clients",
 		str(_settings.max_clients),
 	]
-	# The token travels in the environment so it never shows in a process listing.
+	# The tokens travel in the environment so they never show in a process listing.
 	OS.set_environment("GODOT_BRIDGE_LINK_TOKEN", _token)
+	var agent_token_was_set: bool = OS.has_environment("GODOT_BRIDGE_TOKEN")
+	if not _settings.token.is_empty():
+		OS.set_environment("GODOT_BRIDGE_TOKEN", _settings.token)
 	_pid = OS.create_process(_settings.python, args)
 	OS.unset_environment("GODOT_BRIDGE_LINK_TOKEN")
+	if not agent_token_was_set:
+		OS.unset_environment("GODOT_BRIDGE_TOKEN")
 	if _pid <= 0:
 		push_error(
 			(
@@ -159,25 +185,31 @@ func _poll_waiting(frames: Array) -> bool:
 
 
 func _poll_up(frames: Array) -> bool:
-	# Only one sidecar at a time: anyone else knocking on the link port is turned away.
-	while _server.is_connection_available():
-		_server.take_connection().disconnect_from_host()
+	var now: int = Time.get_ticks_msec()
+	var check: bool = now >= _next_check_msec
+	if check:
+		_next_check_msec = now + CHECK_MSEC
+		# Only one sidecar at a time: anyone else knocking on the link port is turned away.
+		while _server.is_connection_available():
+			_server.take_connection().disconnect_from_host()
 	var n: int = frames.size()
-	if not _read_frames(frames):
+	if not _read_frames(frames, check):
 		push_warning("GodotBridge: sidecar link lost; restarting the sidecar")
 		_go_down()
 		frames.append({"op": "_down"})
 		return true
 	var wrote: bool = _flush()
-	if _backoff_msec != MIN_BACKOFF_MSEC and Time.get_ticks_msec() - _up_since_msec > STABLE_MSEC:
+	if _backoff_msec != MIN_BACKOFF_MSEC and now - _up_since_msec > STABLE_MSEC:
 		_backoff_msec = MIN_BACKOFF_MSEC
 	return wrote or frames.size() > n
 
 
 ## Reads available bytes into the decoder and appends complete frames. False when the link
-## is closed or sent a bad frame.
-func _read_frames(frames: Array) -> bool:
-	_peer.poll()
+## is closed or sent a bad frame. `check`: also poll the socket's status (a closed link shows
+## only there), else just read what is there.
+func _read_frames(frames: Array, check: bool = true) -> bool:
+	if check:
+		_peer.poll()
 	if _peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
 		return false
 	var n: int = _peer.get_available_bytes()
@@ -204,7 +236,9 @@ func _flush() -> bool:
 	if res[0] != OK:
 		return false
 	var sent: int = res[1]
-	if sent > 0:
+	if sent == _out.size():
+		_out.clear()
+	elif sent > 0:
 		_out = _out.slice(sent)
 	return sent > 0
 

@@ -5,6 +5,7 @@ extends SceneTree
 ## The last line is "gdscript: N passed, M failed"; the exit code is 1 when a check failed.
 
 const FrameCodec = preload("res://addons/godot_debug_connection/frame_codec.gd")
+const MsgPack = preload("res://addons/godot_debug_connection/msgpack.gd")
 const Helpers = preload("res://tests/gd/test_msgpack.gd")
 const DEFAULT_FIXTURES: String = "res://tests/fixtures/frames.json"
 
@@ -149,6 +150,94 @@ func _test_feeding_while_frames_are_pending() -> void:
 	while decoder.next_frame() != null:
 		got += 1
 	check(got == 300 * 11 and decoder.get_buffered() == 0, "interleaved: %d frames" % got)
+
+
+func _test_append_data_frame_is_encode_frame() -> void:
+	var ids: Array[int] = [0, 1, 127, 128, 255, 256, 65535, 65536, 0xFFFFFFFF, 0x100000000, 1 << 40]
+	var sizes: Array[int] = [0, 1, 255, 256, 65535, 65536]
+	for id: int in ids:
+		for size: int in sizes:
+			var data: PackedByteArray = PackedByteArray()
+			data.resize(size)
+			data.fill(id & 0xFF)
+			var out: PackedByteArray = PackedByteArray([7, 7])
+			FrameCodec.append_data_frame(out, id, data)
+			var want: PackedByteArray = PackedByteArray([7, 7])
+			want.append_array(FrameCodec.encode_frame({"op": "data", "id": id, "data": data}))
+			check(out == want, "data frame of id %d, %d bytes" % [id, size])
+			var decoder: FrameCodec.FrameDecoder = FrameCodec.FrameDecoder.new()
+			decoder.feed(out.slice(2))
+			var frame: Variant = decoder.next_frame()
+			var ok: bool = (
+				frame is Dictionary
+				and frame.keys() == ["op", "id", "data"]
+				and frame.id == id
+				and frame.data == data
+			)
+			check(ok, "data frame of id %d, %d bytes decodes" % [id, size])
+
+
+# What the general decoder makes of one frame's payload: the map, or the error code.
+func _reference(payload: PackedByteArray) -> Variant:
+	var res: Dictionary = MsgPack.decode(payload)
+	if not res.ok:
+		return "msgpack"
+	if typeof(res.value) != TYPE_DICTIONARY:
+		return "not_map"
+	if res.consumed != payload.size():
+		return "trailing"
+	if typeof(res.value.get("op")) != TYPE_STRING:
+		return "no_op"
+	return res.value
+
+
+func _test_data_frame_shortcut_agrees_with_the_general_decoder() -> void:
+	# Every one-byte change and every cut of data frames must decode as the general decoder
+	# (which the fixtures pin to msgpack-python) decodes them.
+	var payloads: Array[PackedByteArray] = []
+	for id: int in [5, 200, 40000, 0x12345678]:
+		for size: int in [3, 300]:
+			var data: PackedByteArray = PackedByteArray()
+			data.resize(size)
+			payloads.append(
+				FrameCodec.encode_frame({"op": "data", "id": id, "data": data}).slice(4)
+			)
+	payloads.append(
+		FrameCodec.encode_frame({"op": "data", "data": PackedByteArray(), "id": 1}).slice(4)
+	)
+	payloads.append(FrameCodec.encode_frame({"op": "data", "id": 1, "data": "text"}).slice(4))
+	payloads.append(
+		FrameCodec.encode_frame({"op": "data", "id": -1, "data": PackedByteArray()}).slice(4)
+	)
+	var bad: int = 0
+	var cases: int = 0
+	for base: PackedByteArray in payloads:
+		var variants: Array[PackedByteArray] = [base]
+		for i: int in mini(base.size(), 24):
+			for value: int in [0x00, 0x7F, 0xA4, 0xC4, 0xC5, 0xC6, 0xCC, 0xCD, 0xCE, 0xCF, 0xFF]:
+				var changed: PackedByteArray = base.duplicate()
+				changed[i] = value
+				variants.append(changed)
+		for cut: int in range(1, base.size()):
+			variants.append(base.slice(0, cut))
+		for payload: PackedByteArray in variants:
+			cases += 1
+			var n: int = payload.size()
+			var frame: PackedByteArray = PackedByteArray(
+				[n >> 24, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF]
+			)
+			frame.append_array(payload)
+			var decoder: FrameCodec.FrameDecoder = FrameCodec.FrameDecoder.new()
+			decoder.feed(frame)
+			var got: Variant = decoder.next_frame()
+			if got == null:
+				got = decoder.get_error_code()
+			var want: Variant = _reference(payload)
+			if not Helpers.same(got, want):
+				bad += 1
+				if bad <= 5:
+					printerr("  %s: got %s, want %s" % [payload.hex_encode(), got, want])
+	check(bad == 0, "%d of %d changed data frames decode differently" % [bad, cases])
 
 
 func _test_errors_are_sticky_and_reset_clears_them() -> void:

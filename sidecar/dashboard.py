@@ -1,0 +1,109 @@
+"""`GET /` and `/dashboard`: one static HTML page; `GET /dashboard/state`: what it shows.
+
+The page (dashboard.html, plain HTML and JavaScript, no build step) polls the state
+once a second: the services, connected agents and MCP sessions, breakpoints, recent
+debug events and diagnostics counts. Everything here only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from .http import RouteTable, json_body, require
+
+DEFAULT_EVENTS = 30
+MAX_EVENTS = 500
+# LSP DiagnosticSeverity
+ERROR, WARNING = 1, 2
+
+
+class _EventLog(Protocol):
+    @property
+    def latest(self) -> int: ...
+
+    async def read(self, since: int, wait: float, limit: int) -> dict[str, Any]: ...
+
+
+class _Dap(Protocol):
+    events: _EventLog
+
+    def breakpoints(self, agent: str | None = None) -> dict[str, Any]: ...
+
+
+class _Lsp(Protocol):
+    documents: Any
+
+
+class DashboardBridge(Protocol):
+    """What the dashboard reads of `bridge.Bridge`."""
+
+    dap_session: _Dap
+    lsp_session: _Lsp
+
+    def status(self) -> dict[str, Any]: ...
+
+
+McpSessionList = Callable[[], list[dict[str, Any]]]
+
+
+def page() -> str:
+    return resources.files(__package__).joinpath("dashboard.html").read_text(encoding="utf-8")
+
+
+def diagnostics_counts(documents: Any) -> list[dict[str, Any]]:
+    """Per file: how many errors, warnings and other diagnostics Godot published last."""
+    out = []
+    for rel, entry in sorted(documents.all_diagnostics().items()):
+        severities = [d.get("severity") for d in entry.items if isinstance(d, dict)]
+        errors, warnings = severities.count(ERROR), severities.count(WARNING)
+        out.append(
+            {
+                "path": f"res://{rel}",
+                "errors": errors,
+                "warnings": warnings,
+                "other": len(severities) - errors - warnings,
+                "version": entry.version,
+            }
+        )
+    return out
+
+
+async def state(bridge: DashboardBridge, mcp_sessions: McpSessionList, events: int) -> dict:
+    log = bridge.dap_session.events
+    documents = bridge.lsp_session.documents
+    return {
+        "status": bridge.status(),
+        "events": await log.read(max(log.latest - events, 0), 0.0, max(events, 1)),
+        "breakpoints": bridge.dap_session.breakpoints(None),
+        "documents": [doc.summary() for doc in documents.documents()],
+        "diagnostics": diagnostics_counts(documents),
+        "mcp_sessions": mcp_sessions(),
+    }
+
+
+def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessionList) -> None:
+    """Add `GET /`, `GET /dashboard` and `GET /dashboard/state`."""
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(
+            text=page(),
+            content_type="text/html",
+            headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+        )
+
+    async def dashboard_state(request: web.Request) -> dict[str, Any]:
+        args = await json_body(request)
+        count = DEFAULT_EVENTS
+        if args.get("events") is not None:
+            count = min(max(require(args, "events", int), 0), MAX_EVENTS)
+        return await state(bridge, mcp_sessions, count)
+
+    routes.add("GET", "/", html, "the dashboard: services, agents, debug events, diagnostics")
+    routes.add("GET", "/dashboard", html, "the dashboard (same as /)")
+    routes.add(
+        "GET", "/dashboard/state", dashboard_state, "what the dashboard shows, as one JSON answer"
+    )

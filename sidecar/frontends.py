@@ -1,0 +1,20 @@
+"""What agents and people discover and watch the bridge through, added to its routes.
+
+`GET /openapi.json` (openapi.py), the dashboard (dashboard.py) and the Model Context
+Protocol endpoint `/mcp` (mcp_api.py). `bridge.Bridge` calls `register` once, before it
+builds the aiohttp application, so all of them pass the same middleware as every other
+route.
+"""
+
+from __future__ import annotations
+
+from . import dashboard, mcp_api, openapi
+from .http import RouteTable
+from .local import RouteCaller
+
+
+def register(routes: RouteTable, bridge: dashboard.DashboardBridge) -> mcp_api.McpEndpoint:
+    openapi.register(routes)
+    mcp = mcp_api.register(routes, RouteCaller(routes))
+    dashboard.register(routes, bridge, mcp.sessions.as_json)
+    return mcp

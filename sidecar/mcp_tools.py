@@ -1,0 +1,307 @@
+"""The MCP server behind `/mcp` (see mcp_api.py): the official `mcp` SDK and the tools.
+
+Imported on the first `/mcp` request only: the SDK takes about a second to import, which a
+restarting sidecar should not spend before it serves REST agents again.
+
+The SDK's Streamable HTTP session manager is an ASGI application; `asgi.serve` runs it
+inside the bridge's aiohttp app, behind the same middleware as every REST route (Host,
+Origin and token checks, agent counting, errors). Each tool calls the REST route's own
+handler through `local.RouteCaller`, so MCP and REST share one implementation.
+
+Identity: an MCP session is an agent of its own, `mcp-<first 8 hex of its session id>`,
+so breakpoints set in one session are not another session's. A client that sends
+`X-Agent-Id` is known by that name instead, as on the REST side. To get sessions from
+clients that would otherwise pick the stateless 2026 protocol, `server/discover` is
+declined: the SDK client then falls back to the `initialize` handshake, which opens a
+session (the documented fallback; the SDK's go server does the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Literal
+
+from aiohttp import web
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import METHOD_NOT_FOUND
+
+from . import __version__, asgi
+from .agents import clean_agent_name
+from .errors import BridgeError
+from .http import identity_of
+from .local import RouteCaller
+from .mcp_api import MAX_SESSIONS, MCP_PATH, SESSION_IDLE_TIMEOUT, McpSessions
+
+log = logging.getLogger(__name__)
+# The SDK logs every session and every refused tool call at INFO: the agent's business,
+# not the editor console's (REST 4xx answers are not logged either).
+logging.getLogger("mcp").setLevel(logging.WARNING)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+INSTRUCTIONS = (
+    "Drive one live Godot editor shared with other agents: its debugger (breakpoints, "
+    "launch, step, stack, variables, evaluate, events) and its GDScript language server "
+    "(completion, hover, definition, diagnostics), plus hash-checked file edits. "
+    "Breakpoints you set are yours; the game and the event log are shared. Debug lines "
+    "are 1-based; LSP line/character are 0-based."
+)
+
+
+async def _sessions_please(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
+    """Decline the stateless era's `server/discover`, so clients open a session."""
+    if ctx.method == "server/discover":
+        raise MCPError(
+            METHOD_NOT_FOUND,
+            "this server keeps one agent identity per MCP session: use initialize",
+        )
+    return await call_next(ctx)
+
+
+def security_settings() -> TransportSecuritySettings:
+    """The SDK's own DNS-rebinding check, agreeing with sidecar/guard.py."""
+    hosts = [h for name in _LOOPBACK for h in (name, f"{name}:*")]
+    origins = [f"{scheme}://{h}" for scheme in ("http", "https") for h in hosts]
+    return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
+
+
+class McpBridge:
+    """The MCP server, its session manager, and the tools."""
+
+    def __init__(self, caller: RouteCaller, sessions: McpSessions) -> None:
+        self.caller = caller
+        self.sessions = sessions
+        self.server: MCPServer[Any] = MCPServer(
+            "godot_debug_connection",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            log_level="WARNING",
+        )
+        self.server.middleware.append(_sessions_please)
+        # Creates the session manager (the returned Starlette app is not used).
+        self.server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            json_response=True,
+            session_idle_timeout=SESSION_IDLE_TIMEOUT,
+            max_sessions=MAX_SESSIONS,
+            transport_security=security_settings(),
+        )
+        self.manager = self.server.session_manager
+        self._running: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        add_debug_tools(self)
+        add_lsp_tools(self)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        await self._ensure_running()
+        state = {"bridge_identity": identity_of(request)}
+        response = await asgi.serve(self.manager.handle_request, request, state)
+        if request.method == "DELETE" and response.status < 300:
+            self.sessions.forget(request.headers.get("Mcp-Session-Id"))
+        return response
+
+    async def _ensure_running(self) -> None:
+        """Start the session manager with the first request; it lives as long as the loop."""
+        if self._running is None:
+            self._running = asyncio.get_running_loop().create_future()
+            self._task = asyncio.create_task(self._run(self._running), name="mcp-sessions")
+        await asyncio.shield(self._running)
+
+    async def _run(self, started: asyncio.Future[None]) -> None:
+        try:
+            async with self.manager.run():
+                started.set_result(None)
+                await asyncio.Event().wait()  # until the loop cancels us
+        except Exception as exc:
+            log.exception("MCP session manager failed")
+            if not started.done():
+                started.set_exception(exc)
+
+    # -- calling the REST handlers ---------------------------------------------------------
+
+    def identity(self, ctx: Context) -> str:
+        headers = ctx.headers or {}
+        session_id = headers.get("mcp-session-id")
+        named = clean_agent_name(headers.get("x-agent-id"))
+        identity = named or (f"mcp-{session_id[:8]}" if session_id else self._fallback(ctx))
+        if session_id:
+            self.sessions.seen(session_id, identity, _client_name(ctx))
+        return identity
+
+    @staticmethod
+    def _fallback(ctx: Context) -> str:
+        """A request without a session (the stateless protocol): its connection's agent."""
+        scope = getattr(ctx.request_context.request, "scope", None) or {}
+        return str(scope.get("state", {}).get("bridge_identity") or "mcp")
+
+    async def call(
+        self, ctx: Context, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        try:
+            return await self.caller.call(method, path, body, self.identity(ctx))
+        except BridgeError as err:
+            raise ToolError(json.dumps({"http_status": err.status, **err.body()})) from None
+
+
+def _client_name(ctx: Context) -> str | None:
+    params = ctx.session.client_params
+    info = params.client_info if params is not None else None
+    return f"{info.name} {info.version}".strip() if info is not None else None
+
+
+def _position(path: str, line: int, character: int) -> dict[str, Any]:
+    return {"textDocument": {"uri": path}, "position": {"line": line, "character": character}}
+
+
+def _breakpoints(lines: list[int], conditions: dict[str, str] | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for line in lines:
+        bp: dict[str, Any] = {"line": line}
+        if conditions and str(line) in conditions:
+            bp["condition"] = conditions[str(line)]
+        out.append(bp)
+    return out
+
+
+STEPS = {"over": "/debug/next", "in": "/debug/stepIn", "out": "/debug/stepOut"}
+
+
+def add_debug_tools(mcp: McpBridge) -> None:
+    tool = mcp.server.tool
+
+    @tool(description="The bridge: Godot's DAP and LSP connections and the connected agents.")
+    async def status(ctx: Context) -> dict[str, Any]:
+        return await mcp.call(ctx, "GET", "/status")
+
+    @tool(description="Replace YOUR breakpoints in one file (1-based lines; [] clears them).")
+    async def set_breakpoints(
+        ctx: Context, path: str, lines: list[int], conditions: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {"source": {"path": path}, "breakpoints": _breakpoints(lines, conditions)}
+        return await mcp.call(ctx, "POST", "/debug/setBreakpoints", body)
+
+    @tool(description="Your breakpoints per file (everyone=true: every agent's).")
+    async def breakpoints(ctx: Context, everyone: bool = False) -> dict[str, Any]:
+        return await mcp.call(ctx, "GET", "/debug/breakpoints", {"all": everyone})
+
+    @tool(description="Run the game under the debugger: scene 'main', 'current' or a path.")
+    async def launch(ctx: Context, scene: str = "main") -> dict[str, Any]:
+        return await mcp.call(ctx, "POST", "/debug/launch", {"scene": scene})
+
+    @tool(name="continue", description="Resume the stopped game (shared by all agents).")
+    async def continue_(ctx: Context) -> dict[str, Any]:
+        return await mcp.call(ctx, "POST", "/debug/continue", {})
+
+    @tool(description="Pause the running game.")
+    async def pause(ctx: Context) -> dict[str, Any]:
+        return await mcp.call(ctx, "POST", "/debug/pause", {})
+
+    @tool(description="Step the stopped game: over (next line), in, or out of the function.")
+    async def step(ctx: Context, kind: Literal["over", "in", "out"] = "over") -> dict[str, Any]:
+        return await mcp.call(ctx, "POST", STEPS[kind], {})
+
+    @tool(description="Stop the game.")
+    async def terminate(ctx: Context) -> dict[str, Any]:
+        return await mcp.call(ctx, "POST", "/debug/terminate", {})
+
+    @tool(description="Frames of the stopped game (levels=0: all).")
+    async def stack_trace(ctx: Context, levels: int = 0) -> dict[str, Any]:
+        return await mcp.call(ctx, "POST", "/debug/stackTrace", {"levels": levels})
+
+    @tool(
+        description="Variables: of one variablesReference, or else the locals and members of "
+        "frame frame_id (0 = top)."
+    )
+    async def variables(
+        ctx: Context, frame_id: int = 0, variables_reference: int | None = None
+    ) -> dict[str, Any]:
+        if variables_reference is not None:
+            body = {"variablesReference": variables_reference}
+            return await mcp.call(ctx, "POST", "/debug/variables", body)
+        return await _frame_variables(mcp, ctx, frame_id)
+
+    @tool(description="Evaluate a GDScript expression in a frame of the stopped game.")
+    async def evaluate(ctx: Context, expression: str, frame_id: int = 0) -> dict[str, Any]:
+        body = {"expression": expression, "frameId": frame_id}
+        return await mcp.call(ctx, "POST", "/debug/evaluate", body)
+
+    @tool(
+        description="Debug events numbered above 'since' (stopped, output, ...), waiting up to "
+        "'wait' seconds for the first; pass the answer's 'next' as 'since' to read on."
+    )
+    async def events(
+        ctx: Context, since: int = 0, wait: float = 0.0, limit: int = 100
+    ) -> dict[str, Any]:
+        body = {"since": since, "wait": wait, "limit": limit}
+        return await mcp.call(ctx, "GET", "/debug/events", body)
+
+
+async def _frame_variables(mcp: McpBridge, ctx: Context, frame: int) -> dict[str, Any]:
+    scopes = await mcp.call(ctx, "POST", "/debug/scopes", {"frameId": frame})
+    out: dict[str, Any] = {"frameId": frame, "scopes": []}
+    for scope in scopes.get("scopes", []):
+        entry = dict(scope)
+        if scope.get("name") != "Globals" and not scope.get("expensive"):
+            ref = {"variablesReference": scope["variablesReference"]}
+            entry["variables"] = (await mcp.call(ctx, "POST", "/debug/variables", ref))["variables"]
+        out["scopes"].append(entry)
+    return out
+
+
+def add_lsp_tools(mcp: McpBridge) -> None:
+    tool = mcp.server.tool
+
+    @tool(description="Completion at a 0-based line/character of a project file.")
+    async def completion(
+        ctx: Context,
+        path: str,
+        line: int,
+        character: int,
+        prefix: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        body = {**_position(path, line, character), "limit": limit}
+        if prefix is not None:
+            body["prefix"] = prefix
+        return await mcp.call(ctx, "POST", "/lsp/completion", body)
+
+    @tool(description="Hover documentation at a 0-based line/character.")
+    async def hover(ctx: Context, path: str, line: int, character: int) -> dict[str, Any]:
+        answer = await mcp.call(ctx, "POST", "/lsp/hover", _position(path, line, character))
+        return {"hover": answer}
+
+    @tool(description="Where the symbol at a 0-based line/character is defined.")
+    async def definition(ctx: Context, path: str, line: int, character: int) -> dict[str, Any]:
+        answer = await mcp.call(ctx, "POST", "/lsp/definition", _position(path, line, character))
+        return {"locations": answer or []}
+
+    @tool(description="Godot's diagnostics (errors, warnings) for a file, waiting up to 'wait' s.")
+    async def diagnostics(ctx: Context, path: str, wait: float = 0.0) -> dict[str, Any]:
+        return await mcp.call(ctx, "GET", "/lsp/diagnostics", {"uri": path, "wait": wait})
+
+    @tool(
+        description="Write a project file: the whole 'text', or LSP 'edits' against the current "
+        "content; pass expected_sha256 (from your last read) to refuse a stale overwrite."
+    )
+    async def apply_changes(
+        ctx: Context,
+        path: str,
+        text: str | None = None,
+        edits: list[dict[str, Any]] | None = None,
+        expected_sha256: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"uri": path, "text": text, "edits": edits, "expected_sha256": expected_sha256}
+        body = {k: v for k, v in body.items() if v is not None}
+        return await mcp.call(ctx, "POST", "/edit/applyChanges", body)
+
+    @tool(description="Make the editor (and a running game) reload scripts changed on disk.")
+    async def reload(ctx: Context, paths: list[str] | None = None) -> dict[str, Any]:
+        body = {} if paths is None else {"paths": paths}
+        return await mcp.call(ctx, "POST", "/execute/reload", body)

@@ -1,0 +1,887 @@
+"""Benchmarks P1-P7 (docs/BENCHMARKS.md): each figure a ratio of two things measured side by
+side in one run, printed with the raw numbers behind it.
+
+Starts its own headless editors (and a sidecar served directly, the baseline of P1 and P4) on
+copies of the demo project, on free loopback ports, and stops every process it started, by pid.
+Each figure is the median of several runs. Not a test: it prints, it does not assert.
+
+    .venv/bin/python tools/bench.py [--quick] [--runs N] [--only P1,P3] [--idle-seconds S]
+
+`make bench` runs it with the defaults (P7 over 60 s windows); `--quick` uses fewer requests,
+shorter throughput runs and 10 s idle windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests")]
+import harness  # noqa: E402
+from harness import (  # noqa: E402
+    Editor,
+    free_port,
+    get_json,
+    godot_binary,
+    http_get,
+    make_demo_project,
+    read_response,
+)
+
+HOVER_ON = "counter += 1"  # hover on `counter` in demo/main.gd, as the LSP tests do
+COMPLETE_AT = "counter += 1"  # completion at the start of the identifier: every global
+FOCUSED_SLEEP_USEC = 6900  # interface/editor/low_processor_mode_sleep_usec, the default
+UNFOCUSED_SLEEP_USEC = 100000  # what an unfocused editor sleeps per main-loop iteration
+AGENTS = 100
+PARK_WAIT = 1.3  # a little over the pump's WARM_USEC (godot_bridge.gd)
+
+
+# --- what is measured, and how it is printed -----------------------------------------------
+
+
+@dataclass
+class Figure:
+    ident: str
+    measure: str
+    target: str
+    ok: Callable[[float], bool]
+    ratios: list[float] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return statistics.median(self.ratios) if self.ratios else None
+
+    def verdict(self) -> str:
+        r = self.ratio
+        return "—" if r is None else ("met" if self.ok(r) else "MISSED")
+
+
+def pct(times: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `times`, nearest rank."""
+    t = sorted(times)
+    return t[min(len(t) - 1, max(0, round(q * len(t)) - 1))]
+
+
+def fmt_runs(values: list[float], unit: str = "", digits: int = 3) -> str:
+    runs = ", ".join(f"{v:.{digits}f}" for v in values)
+    return f"{statistics.median(values):.{digits}f}{unit} (runs: {runs})"
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
+
+
+def say(*args: Any) -> None:
+    print(*args, flush=True)
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+class Processes:
+    """Everything the bench started, ended by pid however the bench ends."""
+
+    def __init__(self) -> None:
+        self._editors: list[Editor] = []
+        self._pids: set[int] = set()
+
+    def editor(self, editor: Editor) -> Editor:
+        self._editors.append(editor)
+        return editor
+
+    def popen(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        self._pids.add(proc.pid)
+        return proc.pid
+
+    def stop_pid(self, pid: int) -> None:
+        for p in _with_children(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, signal.SIGKILL)
+        for p in _with_children(pid) or [pid]:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(p, 0)
+        self._pids.discard(pid)
+
+    def stop_editor(self, editor: Editor) -> None:
+        editor.stop()
+        if editor in self._editors:
+            self._editors.remove(editor)
+
+    def stop_all(self) -> None:
+        for editor in list(self._editors):
+            self.stop_editor(editor)
+        for pid in list(self._pids):
+            self.stop_pid(pid)
+
+
+def _with_children(pid: int) -> list[int]:
+    try:
+        proc = psutil.Process(pid)
+        return [pid] + [c.pid for c in proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def godot_version() -> str:
+    out = subprocess.run([godot_binary(), "--version"], capture_output=True, text=True, timeout=60)
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "?"
+
+
+def editor_settings_home(root: Path, sleep_usec: int, version: str) -> dict[str, str]:
+    """Environment for an editor whose main loop sleeps `sleep_usec` per iteration (how an
+    unfocused editor is emulated headless: see GODOT_NOTES)."""
+    major_minor = ".".join(version.split(".")[:2])
+    home = root / f"xdg-{sleep_usec}"
+    (home / "godot").mkdir(parents=True, exist_ok=True)
+    (home / "godot" / f"editor_settings-{major_minor}.tres").write_text(
+        '[gd_resource type="EditorSettings" format=3]\n\n[resource]\n'
+        f"interface/editor/low_processor_mode_sleep_usec = {sleep_usec}\n"
+    )
+    return {"XDG_CONFIG_HOME": str(home)}
+
+
+def start_editor(procs: Processes, root: Path, name: str, env: dict[str, str]) -> Editor:
+    project = make_demo_project(root / name)
+    editor = procs.editor(Editor(project, env=env))
+    editor.start()
+    return editor
+
+
+class PlainEditor(Editor):
+    """A headless editor on the demo project with the addon disabled (P7's baseline), started
+    the same way as the harness starts one with the addon (same terminal, same output reader)."""
+
+    def start(self, timeout: float = 120.0) -> PlainEditor:
+        godot_file = self.project / "project.godot"
+        text = re.sub(r"\[editor_plugins\]\n+enabled=.*\n", "", godot_file.read_text())
+        godot_file.write_text(text)
+        self._spawn(timeout)
+        return self
+
+    def _spawn(self, timeout: float) -> None:
+        args = ["--headless", "--editor", "--path", str(self.project)]
+        args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
+        env = {**os.environ, "NO_COLOR": "1", **self.extra_env}
+        self.child = pexpect.spawn(
+            godot_binary(),
+            args,
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=timeout,
+            dimensions=(50, 400),
+        )
+        self._pids.add(self.child.pid)
+        self._reader = threading.Thread(target=self._read, name="editor-output", daemon=True)
+        self._reader.start()
+        self.wait_for(r"Godot Engine v\d", timeout)
+
+
+class EmptyPluginEditor(PlainEditor):
+    """P7's reference: the plugin enabled, but its script an empty EditorPlugin. What Godot
+    itself spends on an enabled plugin, whatever the plugin does."""
+
+    def start(self, timeout: float = 120.0) -> EmptyPluginEditor:
+        (self.project / "addons" / "godot_debug_connection" / "plugin.gd").write_text(
+            "@tool\nextends EditorPlugin\n"
+        )
+        self._spawn(timeout)
+        return self
+
+
+def start_direct_sidecar(procs: Processes, editor: Editor) -> int:
+    """The same sidecar application served straight on a loopback socket, talking to the same
+    editor's LSP and DAP: the baseline without the addon hop."""
+    port = free_port()
+    args = [sys.executable, "-m", "sidecar", "--serve", str(port), "--project", str(editor.project)]
+    args += ["--lsp-port", str(editor.lsp_port), "--dap-port", str(editor.dap_port)]
+    procs.popen(
+        args, editor.project / "direct-sidecar.log", env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    wait_ready(f"http://127.0.0.1:{port}")
+    return port
+
+
+def wait_ready(base: str, timeout: float = 90) -> None:
+    """Until `GET /status` says both of Godot's servers are connected."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if get_json(base + "/status", timeout=2)["result"]["overall_ready"]:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{base}: services never became ready")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def tree(pid: int) -> list[int]:
+    return _with_children(pid)
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            total += psutil.Process(pid).memory_info().rss
+    return total // 1024
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+def _connect(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def status_ms(port: int, n: int, warmup: int = 20) -> list[float]:
+    """`n` sequential keep-alive `GET /status` round trips on one connection, in ms."""
+    times = []
+    req = http_get(port, "/status")
+    buf = bytearray()
+    with _connect(port) as s:
+        for k in range(warmup + n):
+            t0 = time.perf_counter()
+            s.sendall(req)
+            resp = read_response(s, buf)
+            dt = (time.perf_counter() - t0) * 1000
+            if resp.status != 200:
+                raise SystemExit(f"GET /status answered {resp.status}: {resp.body[:200]!r}")
+            if k >= warmup:
+                times.append(dt)
+    return times
+
+
+def http_post(port: int, path: str, body: dict[str, Any]) -> bytes:
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def position_of(project: Path, needle: str, delta: int) -> dict[str, int]:
+    lines = (project / "demo" / "main.gd").read_text().splitlines()
+    line = next(i for i, t in enumerate(lines) if needle in t)
+    return {"line": line, "character": lines[line].index(needle) + delta}
+
+
+def bridge_hover_ms(port: int, project: Path, n: int, warmup: int = 3) -> list[float]:
+    """`/lsp/hover` through the bridge, sequential on one keep-alive connection."""
+    body = {
+        "textDocument": {"uri": "res://demo/main.gd"},
+        "position": position_of(project, HOVER_ON, 1),
+    }
+    req = http_post(port, "/lsp/hover", body)
+    times = []
+    buf = bytearray()
+    with _connect(port) as s:
+        for k in range(warmup + n):
+            t0 = time.perf_counter()
+            s.sendall(req)
+            resp = read_response(s, buf)
+            dt = (time.perf_counter() - t0) * 1000
+            if resp.status != 200 or "counter" not in resp.body.decode():
+                raise SystemExit(f"/lsp/hover answered {resp.status}: {resp.body[:300]!r}")
+            if k >= warmup:
+                times.append(dt)
+    return times
+
+
+class LspClient:
+    """A connection of our own to Godot's language server (Content-Length framed JSON-RPC)."""
+
+    def __init__(self, port: int, project: Path) -> None:
+        self.sock = _connect(port)
+        self.buf = bytearray()
+        self.project = project
+        self._id = 0
+        init = {"processId": None, "rootUri": project.as_uri(), "rootPath": str(project)}
+        self.request("initialize", init, timeout=90)
+        self.notify("initialized", {})
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        body = json.dumps(msg).encode()
+        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def read(self) -> tuple[dict[str, Any], int]:
+        """One message and its size on the wire (header included)."""
+        while b"\r\n\r\n" not in self.buf:
+            self._recv()
+        head, _, _ = bytes(self.buf).partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: *(\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+        start = len(head) + 4
+        while len(self.buf) < start + length:
+            self._recv()
+        body = bytes(self.buf[start : start + length])
+        del self.buf[: start + length]
+        return json.loads(body), start + length
+
+    def _recv(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("Godot's language server closed the connection")
+        self.buf += chunk
+
+    def request(self, method: str, params: Any, timeout: float = 10) -> tuple[dict[str, Any], int]:
+        self._id += 1
+        ident = self._id
+        self.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                msg, size = self.read()
+                # Godot may echo numeric ids as floats.
+                if "method" not in msg and msg.get("id") in (ident, float(ident)):
+                    return msg, size
+        finally:
+            self.sock.settimeout(None)
+
+
+def direct_hover_ms(lsp: LspClient, n: int, warmup: int = 3) -> list[float]:
+    main = lsp.project / "demo" / "main.gd"
+    params = {
+        "textDocument": {"uri": main.as_uri()},
+        "position": position_of(lsp.project, HOVER_ON, 1),
+    }
+    times = []
+    for k in range(warmup + n):
+        t0 = time.perf_counter()
+        msg, _ = lsp.request("textDocument/hover", params)
+        dt = (time.perf_counter() - t0) * 1000
+        if "counter" not in json.dumps(msg.get("result")):
+            raise SystemExit(f"Godot's hover answered {msg!r:.300}")
+        if k >= warmup:
+            times.append(dt)
+    return times
+
+
+class _LoadAgent(asyncio.Protocol):
+    """One keep-alive agent asking `GET /status` again as soon as each answer is complete."""
+
+    def __init__(self, request: bytes, counts: list[int], running: list[bool]) -> None:
+        self.request = request
+        self.counts = counts
+        self.running = running
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            m = re.search(rb"\r\ncontent-length: *(\d+)", self.buf[:end], re.I)
+            length = int(m.group(1)) if m else 0
+            total = end + 4 + length
+            if len(self.buf) < total:
+                return
+            if not self.buf.startswith(b"HTTP/1.1 200"):
+                self._finish(RuntimeError(bytes(self.buf[:200]).decode("latin-1")))
+                return
+            del self.buf[:total]
+            self.counts[0] += 1
+            if not self.running[0]:
+                self._finish(None)
+                return
+            assert self.transport is not None
+            self.transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(exc or ConnectionError("closed"))
+
+    def _finish(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
+
+
+async def _throughput(port: int, agents: int, seconds: float, warmup: float) -> float:
+    loop = asyncio.get_running_loop()
+    counts, running = [0], [True]
+    request = http_get(port, "/status")
+    conns = []
+    for _ in range(agents):
+        _, proto = await loop.create_connection(
+            lambda: _LoadAgent(request, counts, running), "127.0.0.1", port
+        )
+        conns.append(proto)
+    await asyncio.sleep(warmup)
+    start_count, t0 = counts[0], time.perf_counter()
+    await asyncio.sleep(seconds)
+    done, elapsed = counts[0] - start_count, time.perf_counter() - t0
+    running[0] = False
+    await asyncio.wait_for(asyncio.gather(*(c.done for c in conns)), 30)
+    for c in conns:
+        if c.transport is not None:
+            c.transport.close()
+    await asyncio.sleep(0.3)  # let the server see the agents go
+    return done / elapsed
+
+
+def throughput(port: int, agents: int, seconds: float, warmup: float = 0.5) -> float:
+    """Requests per second of `agents` concurrent keep-alive agents on `GET /status`."""
+    return asyncio.run(_throughput(port, agents, seconds, warmup))
+
+
+def open_idle_agents(port: int, n: int) -> list[socket.socket]:
+    """`n` agents that each asked one `GET /status` and then keep their connection open."""
+    socks = []
+    for _ in range(n):
+        s = _connect(port)
+        s.sendall(http_get(port, "/status"))
+        resp = read_response(s)
+        if resp.status != 200:
+            raise SystemExit(f"agent {len(socks) + 1} got {resp.status}")
+        socks.append(s)
+    return socks
+
+
+# --- the figures --------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    runs: int
+    status_n: int
+    hover_n: int
+    load_seconds: float
+    idle_seconds: float
+    idle_pairs: int
+    idle_reference: bool
+    only: set[str]
+
+    def wants(self, *idents: str) -> bool:
+        return not self.only or bool(self.only.intersection(idents))
+
+
+def settle() -> None:
+    """Let every pump go back to sleep (it parks 1 s after the last traffic), so one target's
+    measurement is not taken while another's pump is still polling."""
+    time.sleep(PARK_WAIT)
+
+
+def bench_latency(
+    plan: Plan, p1: Figure, p2: Figure, fast: Editor, slow: Editor | None, direct: int
+) -> None:
+    say(f"\nP1/P2: GET /status, {plan.status_n} sequential keep-alive requests per run and target")
+    say("  (every block starts with all pumps parked; the two editors take turns going first)")
+    a50, d50, u50, a99, d99 = [], [], [], [], []
+    for run in range(plan.runs):
+        settle()
+        d = status_ms(direct, plan.status_n)
+        d50.append(pct(d, 0.5))
+        d99.append(pct(d, 0.99))
+        unfocused: list[float] = []
+        order = [fast, slow] if run % 2 == 0 else [slow, fast]
+        for ed in order:
+            if ed is None:
+                continue
+            settle()
+            times = status_ms(ed.bridge_port, plan.status_n)
+            if ed is fast:
+                a = times
+            else:
+                unfocused = times
+        a50.append(pct(a, 0.5))
+        a99.append(pct(a, 0.99))
+        p1.ratios.append(a50[-1] / d50[-1])
+        line = (
+            f"  run {run + 1}: direct p50 {d50[-1]:.3f} p99 {d99[-1]:.3f} ms | "
+            f"addon p50 {a50[-1]:.3f} p99 {a99[-1]:.3f} ms"
+        )
+        if unfocused:
+            u50.append(pct(unfocused, 0.5))
+            p2.ratios.append(u50[-1] / a50[-1])
+            line += (
+                f" | addon, unfocused editor p50 {u50[-1]:.3f} p99 {pct(unfocused, 0.99):.3f} ms"
+            )
+        say(line)
+    p99_ratio = statistics.median(x / y for x, y in zip(a99, d99, strict=True))
+    p1.raw = [
+        f"addon p50 {fmt_runs(a50, ' ms')}",
+        f"direct p50 {fmt_runs(d50, ' ms')}",
+        f"addon p99 {fmt_runs(a99, ' ms')}",
+        f"direct p99 {fmt_runs(d99, ' ms')}",
+    ]
+    p1.note = f"p99 ratio {p99_ratio:.2f}"
+    if u50:
+        p2.raw = [
+            f"addon p50, editor sleeping {UNFOCUSED_SLEEP_USEC} us {fmt_runs(u50, ' ms')}",
+            f"addon p50, editor sleeping {FOCUSED_SLEEP_USEC} us {fmt_runs(a50, ' ms')}",
+        ]
+
+
+def bench_hover(plan: Plan, p3: Figure, editor: Editor) -> None:
+    say(f"\nP3: /lsp/hover, {plan.hover_n} sequential requests per run")
+    lsp = LspClient(editor.lsp_port, editor.project)
+    bridged50, direct50 = [], []
+    try:
+        for run in range(plan.runs):
+            d = direct_hover_ms(lsp, plan.hover_n)
+            b = bridge_hover_ms(editor.bridge_port, editor.project, plan.hover_n)
+            settle()
+            bridged50.append(pct(b, 0.5))
+            direct50.append(pct(d, 0.5))
+            p3.ratios.append(bridged50[-1] / direct50[-1])
+            say(
+                f"  run {run + 1}: bridge p50 {pct(b, 0.5):.3f} p99 {pct(b, 0.99):.3f} ms | "
+                f"Godot's LSP p50 {pct(d, 0.5):.3f} p99 {pct(d, 0.99):.3f} ms"
+            )
+    finally:
+        lsp.close()
+    p3.raw = [
+        f"bridge p50 {fmt_runs(bridged50, ' ms')}",
+        f"Godot's LSP p50 {fmt_runs(direct50, ' ms')}",
+    ]
+
+
+def bench_completion(plan: Plan, p6: Figure, editor: Editor) -> None:
+    say("\nP6: /lsp/completion answer size")
+    position = position_of(editor.project, COMPLETE_AT, 0)
+    main = editor.project / "demo" / "main.gd"
+    lsp = LspClient(editor.lsp_port, editor.project)
+    try:
+        lsp.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": main.as_uri(),
+                    "languageId": "gdscript",
+                    "version": 1,
+                    "text": main.read_text(),
+                }
+            },
+        )
+        params = {"textDocument": {"uri": main.as_uri()}, "position": position}
+        for _ in range(plan.runs):
+            msg, raw_size = lsp.request("textDocument/completion", params, timeout=30)
+            items = msg.get("result")
+            items = items.get("items") if isinstance(items, dict) else items
+            body = {"textDocument": {"uri": "res://demo/main.gd"}, "position": position}
+            with _connect(editor.bridge_port) as s:
+                s.sendall(http_post(editor.bridge_port, "/lsp/completion", body))
+                resp = read_response(s)
+            head = sum(len(k) + len(v) + 4 for k, v in resp.headers.items()) + 19
+            ours = head + len(resp.body)
+            result = json.loads(resp.body)["result"]
+            p6.ratios.append(ours / raw_size)
+            say(
+                f"  Godot: {raw_size} bytes, {len(items or [])} items | bridge: {ours} bytes "
+                f"({len(resp.body)} body), {len(result['items'])} of {result['total']} items"
+            )
+            p6.raw = [
+                f"bridge {ours} bytes (headers + body)",
+                f"Godot {raw_size} bytes (header + body)",
+            ]
+    finally:
+        lsp.close()
+
+
+def bench_throughput(plan: Plan, p4: Figure, editor: Editor, direct: int) -> None:
+    say(
+        f"\nP4: {AGENTS} concurrent keep-alive agents on GET /status, "
+        f"{plan.load_seconds:g} s per run"
+    )
+    addon, base = [], []
+    for run in range(plan.runs):
+        base.append(throughput(direct, AGENTS, plan.load_seconds))
+        addon.append(throughput(editor.bridge_port, AGENTS, plan.load_seconds))
+        settle()
+        p4.ratios.append(addon[-1] / base[-1])
+        say(f"  run {run + 1}: addon {addon[-1]:.0f} req/s | direct {base[-1]:.0f} req/s")
+    p4.raw = [f"addon {fmt_runs(addon, ' req/s', 0)}", f"direct {fmt_runs(base, ' req/s', 0)}"]
+
+
+def bench_memory(p5: Figure, editor: Editor, deltas: list[float]) -> None:
+    """One run of P5 on an editor that has not served agents yet (freed memory is kept by
+    the allocators, so a second run on the same processes would measure too little)."""
+    pids = [editor.pid, *editor.sidecar_pids()]
+    time.sleep(1)
+    before = rss_kib(pids)
+    socks = open_idle_agents(editor.bridge_port, AGENTS)
+    time.sleep(1)
+    after = rss_kib(pids)
+    for s in socks:
+        s.close()
+    per_agent = (after - before) / AGENTS
+    deltas.append(per_agent)
+    p5.ratios.append(per_agent)
+    say(
+        f"  editor + sidecar RSS: {before} KiB with 0 agents, {after} KiB with {AGENTS}: "
+        f"{per_agent:.1f} KiB each"
+    )
+    p5.raw = [f"added per idle agent {fmt_runs(deltas, ' KiB', 1)}"]
+
+
+def bench_idle_cpu(
+    plan: Plan, p7: Figure, procs: Processes, root: Path, env: dict[str, str]
+) -> Editor:
+    """P7 on `plan.idle_pairs` editors with the addon and as many without, all idle side by
+    side: identical editors differ by a few percent in idle CPU among themselves, so one pair
+    alone would measure that as much as the addon. Returns one editor with the addon (still
+    running, for P5)."""
+    pairs = plan.idle_pairs
+    say(
+        f"\nP7: idle CPU time over {plan.idle_seconds:g} s windows, {pairs} editors with the addon "
+        f"(editor + sidecar) and {pairs} without, side by side"
+    )
+    ours: list[Editor] = []
+    theirs: list[Editor] = []
+    empty: list[Editor] = []
+    for k in range(pairs):
+        plain = procs.editor(PlainEditor(make_demo_project(root / f"p7-plain-{k}"), env=env))
+        plain.start()
+        theirs.append(plain)
+        ours.append(start_editor(procs, root, f"p7-addon-{k}", env))
+        if plan.idle_reference:
+            ref = EmptyPluginEditor(make_demo_project(root / f"p7-empty-{k}"), env=env)
+            empty.append(procs.editor(ref).start())
+    for ed in ours:
+        wait_ready(ed.base_url)
+    time.sleep(10)  # every editor finishes its first scan and import
+    with_all, with_editor, without, reference = [], [], [], []
+    for run in range(plan.runs):
+        trees = {id(ed): tree(ed.pid) for ed in ours + theirs + empty}
+        start = {k: cpu_seconds(v) for k, v in trees.items()}
+        start_ed = {id(ed): cpu_seconds([ed.pid]) for ed in ours}
+        time.sleep(plan.idle_seconds)
+        used = {k: cpu_seconds(v) - start[k] for k, v in trees.items()}
+        with_all.append(sum(used[id(ed)] for ed in ours) / pairs)
+        with_editor.append(sum(cpu_seconds([ed.pid]) - start_ed[id(ed)] for ed in ours) / pairs)
+        without.append(sum(used[id(ed)] for ed in theirs) / pairs)
+        p7.ratios.append(with_all[-1] / without[-1])
+        if empty:
+            reference.append(sum(used[id(ed)] for ed in empty) / pairs / without[-1])
+        each = ", ".join(f"{used[id(ed)]:.2f}" for ed in ours)
+        each_plain = ", ".join(f"{used[id(ed)]:.2f}" for ed in theirs)
+        say(
+            f"  run {run + 1}: with the addon {with_all[-1]:.3f} s per editor ({each}; editor "
+            f"process alone {with_editor[-1]:.3f} s) | without {without[-1]:.3f} s ({each_plain})"
+        )
+    # How fast a parked pump wakes up: the first request after the idle windows.
+    t0 = time.perf_counter()
+    status_ms(ours[0].bridge_port, 1, warmup=0)
+    first = (time.perf_counter() - t0) * 1000
+    editor_only = statistics.median(e / t for e, t in zip(with_editor, without, strict=True))
+    p7.raw = [
+        f"with the addon, editor + sidecar {fmt_runs(with_all, ' s')}",
+        f"without {fmt_runs(without, ' s')}",
+        f"editor process alone: ratio {editor_only:.3f}",
+        f"first request after the idle windows {first:.1f} ms (new connection)",
+    ]
+    if reference:
+        p7.raw.append(f"an empty EditorPlugin instead ÷ without: {fmt_runs(reference)}")
+        say(f"  reference, an empty EditorPlugin ÷ without: {fmt_runs(reference)}")
+    for ed in ours[1:] + theirs + empty:
+        procs.stop_editor(ed)
+    return ours[0]
+
+
+def print_table(figures: list[Figure]) -> None:
+    say("\n| id | ratio (median) | target | verdict | raw numbers (median, runs) |")
+    say("|---|---|---|---|---|")
+    for f in figures:
+        r = (
+            "not run"
+            if f.ratio is None
+            else (f"{f.ratio:.1f} KiB" if f.ident == "P5" else f"{f.ratio:.3f}")
+        )
+        raw = "; ".join(f.raw + ([f.note] if f.note else []))
+        say(f"| {f.ident} | {r} | {f.target} | {f.verdict()} | {raw} |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="fewer requests, 10 s idle windows")
+    ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 5, quick 3)")
+    ap.add_argument("--only", default="", help="comma-separated figure ids, e.g. P1,P4")
+    ap.add_argument(
+        "--idle-seconds", type=float, default=None, help="P7 window (default 60, quick 10)"
+    )
+    ap.add_argument(
+        "--against",
+        metavar="DIR",
+        help="measure the addon and sidecar of another checkout (e.g. a git worktree of an "
+        "older commit) against this checkout's direct baseline",
+    )
+    ap.add_argument(
+        "--idle-reference",
+        action="store_true",
+        help="P7 also runs editors whose plugin is an empty EditorPlugin (Godot's own share)",
+    )
+    args = ap.parse_args()
+    quick = args.quick
+    plan = Plan(
+        runs=args.runs or (3 if quick else 5),
+        status_n=300 if quick else 1000,
+        hover_n=20 if quick else 60,
+        load_seconds=2.0 if quick else 4.0,
+        idle_seconds=args.idle_seconds or (10.0 if quick else 60.0),
+        idle_pairs=2 if quick else 3,
+        idle_reference=args.idle_reference,
+        only={s.strip().upper() for s in args.only.split(",") if s.strip()},
+    )
+    figures = {
+        "P1": Figure(
+            "P1",
+            "GET /status p50, through the addon ÷ sidecar served directly",
+            "≤ 1.5",
+            lambda r: r <= 1.5,
+        ),
+        "P2": Figure(
+            "P2",
+            "P1's addon p50, editor sleeping 100 ms per frame ÷ 6.9 ms",
+            "≤ 1.2",
+            lambda r: r <= 1.2,
+        ),
+        "P3": Figure(
+            "P3",
+            "/lsp/hover p50, through the bridge ÷ straight to Godot's LSP",
+            "≤ 1.2",
+            lambda r: r <= 1.2,
+        ),
+        "P4": Figure(
+            "P4",
+            f"req/s, {AGENTS} keep-alive agents on GET /status, addon ÷ direct",
+            "≥ 0.7",
+            lambda r: r >= 0.7,
+        ),
+        "P5": Figure(
+            "P5",
+            "added RSS per idle agent (editor + sidecar), 0 → 100 agents",
+            "≤ 16 KiB",
+            lambda r: r <= 16,
+        ),
+        "P6": Figure(
+            "P6",
+            "default /lsp/completion answer bytes ÷ Godot's raw answer",
+            "≤ 0.1",
+            lambda r: r <= 0.1,
+        ),
+        "P7": Figure(
+            "P7",
+            "idle CPU time with the addon (editor + sidecar) ÷ without",
+            "≤ 1.05",
+            lambda r: r <= 1.05,
+        ),
+    }
+    say(f"cores: {os.cpu_count()}  load average at start: {load_average()}")
+    version = godot_version()
+    say(f"godot {version}  python {sys.version.split()[0]}  runs per figure: {plan.runs}")
+    procs = Processes()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    deltas: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="gdc-bench-") as tmp:
+            root = Path(tmp)
+            focused = editor_settings_home(root, FOCUSED_SLEEP_USEC, version)
+            unfocused = editor_settings_home(root, UNFOCUSED_SLEEP_USEC, version)
+            if args.against:
+                # Another checkout's addon, and its sidecar (PYTHONPATH wins over the editable
+                # install); the direct baseline stays this checkout's.
+                other = Path(args.against).resolve()
+                harness.ADDON = other / "addons" / "godot_debug_connection"
+                for env in (focused, unfocused):
+                    env["PYTHONPATH"] = str(other)
+                say(f"addon and sidecar from {other}")
+            if plan.wants("P1", "P2", "P3", "P4", "P5", "P6"):
+                fast = start_editor(procs, root, "focused", focused)
+                slow = None
+                if plan.wants("P2", "P5"):
+                    slow = start_editor(procs, root, "unfocused", unfocused)
+                for ed in (fast, slow):
+                    if ed is not None:
+                        wait_ready(ed.base_url)
+                direct = 0
+                if plan.wants("P1", "P2", "P4"):
+                    direct = start_direct_sidecar(procs, fast)
+                if plan.wants("P5"):
+                    say("\nP5: resident memory of idle agents, on editors that served none yet")
+                    for ed in (fast, slow):
+                        if ed is not None:
+                            bench_memory(figures["P5"], ed, deltas)
+                    settle()
+                if plan.wants("P1", "P2"):
+                    bench_latency(plan, figures["P1"], figures["P2"], fast, slow, direct)
+                if slow is not None:
+                    procs.stop_editor(slow)
+                if plan.wants("P3"):
+                    bench_hover(plan, figures["P3"], fast)
+                if plan.wants("P6"):
+                    bench_completion(plan, figures["P6"], fast)
+                if plan.wants("P4"):
+                    bench_throughput(plan, figures["P4"], fast, direct)
+                procs.stop_all()
+            if plan.wants("P7"):
+                kept = bench_idle_cpu(plan, figures["P7"], procs, root, focused)
+                if plan.wants("P5"):
+                    say("\nP5, one more run: an editor with the addon after P7's idle windows")
+                    bench_memory(figures["P5"], kept, deltas)
+    finally:
+        procs.stop_all()
+    say(f"\nload average at end: {load_average()}")
+    print_table([f for k, f in figures.items() if plan.wants(k)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
