@@ -114,6 +114,13 @@ class Editor:
         return self.child.pid
 
     def start(self, timeout: float = 120.0) -> Editor:
+        self.spawn(timeout)
+        self.wait_for(r"GodotBridge HTTP server listening on 127\.0\.0\.1:\d+", timeout)
+        self.wait_until_serving(timeout)
+        return self
+
+    def spawn(self, timeout: float = 120.0) -> None:
+        """Starts the editor process and the reader of its output; waits for nothing."""
         env = dict(os.environ)
         env.update(
             {
@@ -140,9 +147,6 @@ class Editor:
         self._pids.add(self.child.pid)
         self._reader = threading.Thread(target=self._read, name="editor-output", daemon=True)
         self._reader.start()
-        self.wait_for(r"GodotBridge HTTP server listening on 127\.0\.0\.1:\d+", timeout)
-        self.wait_until_serving(timeout)
-        return self
 
     def _read(self) -> None:
         assert self.child is not None

@@ -25,14 +25,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pexpect
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,26 +184,9 @@ class PlainEditor(Editor):
         godot_file = self.project / "project.godot"
         text = re.sub(r"\[editor_plugins\]\n+enabled=.*\n", "", godot_file.read_text())
         godot_file.write_text(text)
-        self._spawn(timeout)
-        return self
-
-    def _spawn(self, timeout: float) -> None:
-        args = ["--headless", "--editor", "--path", str(self.project)]
-        args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
-        env = {**os.environ, "NO_COLOR": "1", **self.extra_env}
-        self.child = pexpect.spawn(
-            godot_binary(),
-            args,
-            env=env,
-            encoding="utf-8",
-            codec_errors="replace",
-            timeout=timeout,
-            dimensions=(50, 400),
-        )
-        self._pids.add(self.child.pid)
-        self._reader = threading.Thread(target=self._read, name="editor-output", daemon=True)
-        self._reader.start()
+        self.spawn(timeout)
         self.wait_for(r"Godot Engine v\d", timeout)
+        return self
 
 
 class EmptyPluginEditor(PlainEditor):
@@ -216,7 +197,8 @@ class EmptyPluginEditor(PlainEditor):
         (self.project / "addons" / "godot_debug_connection" / "plugin.gd").write_text(
             "@tool\nextends EditorPlugin\n"
         )
-        self._spawn(timeout)
+        self.spawn(timeout)
+        self.wait_for(r"Godot Engine v\d", timeout)
         return self
 
 

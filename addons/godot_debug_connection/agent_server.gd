@@ -187,7 +187,7 @@ func is_quiet() -> bool:
 	return _dirty.is_empty() and _rejected.is_empty()
 
 
-## For the main thread while the pump is parked: a new connection, or bytes from an agent?
+## For the parked pump: a new connection, or bytes from an agent?
 func has_input() -> bool:
 	if _server.is_connection_available():
 		return true

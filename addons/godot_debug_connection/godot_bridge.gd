@@ -10,36 +10,39 @@ const EditorActions := preload("res://addons/godot_debug_connection/editor_actio
 ## How the pump waits (docs/BENCHMARKS.md has the measurements behind these numbers). A sleep
 ## costs ~0.1 ms however short it is asked to be, and every wake-up costs CPU, so the pump
 ## - spins (no sleep) for SPIN_USEC after bytes moved, and for ANSWER_SPIN_USEC while an agent
-##   waits for the sidecar's answer: a request's round trip then pays no sleep at all;
+##   waits for the sidecar's answer: a request's round trip then pays no sleep at all. Not
+##   with more than SPIN_MAX_WAITING answers due: under load the sidecar needs the CPU more;
 ## - then polls with sleeps from MIN_IDLE_USEC, doubling after HOT_USEC up to MAX_IDLE_USEC;
-## - after WARM_USEC without traffic it parks on a semaphore. The main thread, which wakes up
-##   every editor frame anyway, looks at the sockets cheaply and wakes the pump when bytes
-##   or connections wait; a ticker thread wakes it every TICK_MSEC for the agents' timeouts
-##   and in case the main loop is stalled (importing, a modal dialog).
+## - after WARM_USEC without traffic it parks: it sleeps LOOK_MSEC at a time (LONG_LOOK_MSEC
+##   once nothing moved for LONG_QUIET_USEC) and only looks whether an agent connected or sent
+##   bytes, the sidecar sent bytes or a sidecar respawn is due (two syscalls), and runs a full
+##   pump pass every HOUSEKEEPING_MSEC for the agents' timeouts. GDScript has no `select`, so
+##   something must look; a look from the editor's main thread (every frame, or on a Timer)
+##   cost more idle CPU than this, and a thread of its own does not stall while the editor
+##   imports or shows a dialog.
 const SPIN_USEC: int = 400
 const ANSWER_SPIN_USEC: int = 3000
+const SPIN_MAX_WAITING: int = 2
 const MIN_IDLE_USEC: int = 50
 const MAX_IDLE_USEC: int = 2000
 const HOT_USEC: int = 50000
 const WARM_USEC: int = 1000000
-const TICK_MSEC: int = 200
+const LOOK_MSEC: int = 50
+const LONG_QUIET_USEC: int = 10000000
+const LONG_LOOK_MSEC: int = 200
+const HOUSEKEEPING_MSEC: int = 1000
 
 var _settings: RefCounted
 var _agents: AgentServer = AgentServer.new()
 var _link: SidecarLink
 var _actions: EditorActions = EditorActions.new()
 var _thread: Thread = null
-var _ticker: Thread = null
 var _stopping: bool = false
 var _running: bool = false
 ## client id -> true while an agent's request went to the sidecar and no answer came yet
 var _in_flight: Dictionary = {}
 ## editor actions handed to the main thread whose results were not sent yet
 var _actions_pending: int = 0
-## True while the pump waits on `_wake`; then the sockets are the main thread's to look at.
-var _parked: bool = false
-var _park_mutex: Mutex = Mutex.new()
-var _wake: Semaphore = Semaphore.new()
 # Reused by every pump iteration instead of new arrays.
 var _gone: Array[int] = []
 var _frames: Array = []
@@ -74,11 +77,6 @@ func start() -> void:
 	_running = true
 	_thread = Thread.new()
 	_thread.start(_pump)
-	_ticker = Thread.new()
-	_ticker.start(_tick)
-	var tree: SceneTree = Engine.get_main_loop() as SceneTree
-	if tree != null:
-		tree.process_frame.connect(_on_frame)
 	print(
 		(
 			"GodotBridge HTTP server listening on 127.0.0.1:%d (max %d clients)"
@@ -91,15 +89,9 @@ func start() -> void:
 func stop() -> void:
 	if not _running:
 		return
-	var tree: SceneTree = Engine.get_main_loop() as SceneTree
-	if tree != null and tree.process_frame.is_connected(_on_frame):
-		tree.process_frame.disconnect(_on_frame)
 	_stopping = true
-	_unpark()
 	_thread.wait_to_finish()
 	_thread = null
-	_ticker.wait_to_finish()
-	_ticker = null
 	_agents.stop()
 	_link.stop()
 	_actions.free()
@@ -116,10 +108,12 @@ func _pump() -> void:
 			last_busy = Time.get_ticks_usec()
 			continue
 		var quiet: int = Time.get_ticks_usec() - last_busy
-		if quiet < SPIN_USEC or (quiet < ANSWER_SPIN_USEC and not _in_flight.is_empty()):
-			continue
+		var waiting: int = _in_flight.size()
+		if waiting <= SPIN_MAX_WAITING:
+			if quiet < SPIN_USEC or (quiet < ANSWER_SPIN_USEC and waiting > 0):
+				continue
 		if quiet >= WARM_USEC and _can_park():
-			_park()
+			_park(LOOK_MSEC if quiet < LONG_QUIET_USEC else LONG_LOOK_MSEC)
 			idle_usec = MIN_IDLE_USEC
 			continue
 		OS.delay_usec(idle_usec)
@@ -154,46 +148,20 @@ func _pump_once() -> bool:
 	return busy
 
 
-## The pump may sleep until woken when nothing is owed to anyone: the link is up (or not
-## started), every agent's answer is written and no editor action is running.
+## The pump may park when nothing is owed to anyone: nothing is left to write to the
+## sidecar or to an agent, and no editor action is running.
 func _can_park() -> bool:
 	return _actions_pending == 0 and _link.is_quiet() and _agents.is_quiet()
 
 
-func _park() -> void:
-	_park_mutex.lock()
-	var park: bool = not _stopping
-	_parked = park
-	_park_mutex.unlock()
-	if park:
-		_wake.wait()
-
-
-## Wakes the parked pump; the caller must not touch the sockets afterwards.
-func _unpark() -> void:
-	_park_mutex.lock()
-	if _parked:
-		_parked = false
-		_wake.post()
-	_park_mutex.unlock()
-
-
-## Main thread, every editor frame: while the pump is parked, wake it if anything waits.
-func _on_frame() -> void:
-	if not _parked:
-		return
-	_park_mutex.lock()
-	if _parked and (_agents.has_input() or _link.has_input()):
-		_parked = false
-		_wake.post()
-	_park_mutex.unlock()
-
-
-## Ticker thread: wakes the parked pump every TICK_MSEC for timeouts and closed agents.
-func _tick() -> void:
-	while not _stopping:
-		OS.delay_msec(TICK_MSEC)
-		_unpark()
+## Sleeps until something waits for the pump, or HOUSEKEEPING_MSEC passed, or the bridge stops;
+## looks every `look_msec`.
+func _park(look_msec: int) -> void:
+	var until: int = Time.get_ticks_msec() + HOUSEKEEPING_MSEC
+	while not _stopping and Time.get_ticks_msec() < until:
+		OS.delay_msec(look_msec)
+		if _agents.has_input() or _link.has_input() or _link.is_due():
+			return
 
 
 func _forward_to_sidecar(id: int, data: PackedByteArray) -> void:

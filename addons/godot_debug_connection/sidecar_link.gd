@@ -67,14 +67,25 @@ func send_data(id: int, data: PackedByteArray) -> void:
 		FrameCodec.append_data_frame(_out, id, data)
 
 
-## True when the pump may park: the link is up with nothing left to write, or not started.
+## True when the pump may park: nothing left to write to the sidecar. (Waiting for a sidecar
+## to connect or to be respawned needs no polling either: [method has_input] sees it connect
+## and [method is_due] its deadlines.)
 func is_quiet() -> bool:
-	return (state == State.UP and _out.is_empty()) or state == State.IDLE
+	return _out.is_empty()
 
 
-## For the main thread while the pump is parked: has the sidecar sent something?
+## For the parked pump: has the sidecar connected or sent something?
 func has_input() -> bool:
-	return state == State.UP and _peer != null and _peer.get_available_bytes() > 0
+	if state == State.WAITING and _peer == null:
+		return _server.is_connection_available()
+	return _peer != null and _peer.get_available_bytes() > 0
+
+
+## For the parked pump: is a respawn, or the deadline of a sidecar that has not connected
+## yet, due?
+func is_due() -> bool:
+	var waits: bool = state == State.BACKOFF or state == State.WAITING
+	return waits and Time.get_ticks_msec() >= _deadline_msec
 
 
 ## Moves bytes both ways. Appends received frames to `frames`; a link that came up adds
