@@ -102,7 +102,13 @@ def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessi
             count = min(max(require(args, "events", int), 0), MAX_EVENTS)
         return await state(bridge, mcp_sessions, count)
 
-    routes.add("GET", "/", html, "the dashboard: services, agents, debug events, diagnostics")
+    routes.add(
+        "GET",
+        "/",
+        html,
+        "the dashboard: services, agents, debug events, diagnostics (the page needs no token; "
+        "with one, open /#token=<token> so that it can read /dashboard/state)",
+    )
     routes.add("GET", "/dashboard", html, "the dashboard (same as /)")
     routes.add(
         "GET", "/dashboard/state", dashboard_state, "what the dashboard shows, as one JSON answer"

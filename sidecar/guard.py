@@ -15,7 +15,10 @@ So, in this order:
 2. A present `Origin` must be `http(s)://` one of those hosts: else 403 (`forbidden_origin`).
 3. When a token is configured (environment `GODOT_BRIDGE_TOKEN` or the project setting
    `godot_debug_connection/token`, passed to the sidecar by the addon), every request but
-   `GET /health` needs `Authorization: Bearer <token>`: else 401 (`unauthorized`).
+   a GET of OPEN_PATHS needs `Authorization: Bearer <token>`: else 401 (`unauthorized`).
+   Those disclose nothing: `/health` says only that the sidecar is up, and `/` and
+   `/dashboard` are the dashboard's static page, which a browser can only open without a
+   header; the data it shows comes from `/dashboard/state`, which needs the token.
 4. A request with a body (any method but GET/HEAD/OPTIONS) must say
    `Content-Type: application/json`: else 415 (`unsupported_media_type`). Browsers cannot
    send that cross-origin without a CORS preflight, which this server never grants. A
@@ -38,6 +41,8 @@ from aiohttp import web
 from .errors import RequestError
 
 HEALTH_PATH = "/health"
+# GET (and HEAD) of these needs no token: see rule 3.
+OPEN_PATHS = frozenset({HEALTH_PATH, "/", "/dashboard"})
 
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 # host[:port], the host part compared case-insensitively against _LOOPBACK_NAMES.
@@ -107,7 +112,7 @@ def check(request: web.Request, token: str | None, max_body: int) -> RequestErro
             status=403,
             code="forbidden_origin",
         )
-    if token and not (request.path == HEALTH_PATH and request.method in ("GET", "HEAD")):
+    if token and not (request.path in OPEN_PATHS and request.method in ("GET", "HEAD")):
         if not token_matches(request.headers.get("Authorization"), token):
             return RequestError(
                 "this bridge needs a token: send Authorization: Bearer <token> (the value of "

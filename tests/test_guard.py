@@ -314,6 +314,24 @@ def test_token_from_the_project_setting_reaches_the_sidecar(token_editor: Editor
     assert sidecar.environ().get("GODOT_BRIDGE_TOKEN") == TOKEN
 
 
+def test_issue_5_dashboard_page_opens_without_the_token_but_not_its_data(
+    token_editor: Editor,
+) -> None:
+    port = token_editor.bridge_port
+    _wait_health(port)
+    for path in ("/", "/dashboard"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(http_get(port, path))
+            page = read_response(s)
+        assert page.status == 200, page.body[:200]
+        assert page.headers["content-type"].startswith("text/html")
+        assert b"/dashboard/state" in page.body
+    status, body = _get(port, "/dashboard/state")
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, body = _get(port, "/dashboard/state", {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and "breakpoints" in body["result"] and "status" in body["result"]
+
+
 def _wait_health(port: int, timeout: float = 60) -> tuple[int, dict]:
     import time
 
