@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import BridgeError, RequestError
-from .http import BODY_TIMEOUT
+from .errors import BridgeError
+from .http import read_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -138,12 +138,4 @@ async def serve(app: AsgiApp, request: web.Request, state: dict[str, Any]) -> we
 async def _read_body(request: web.Request) -> bytes:
     if not request.body_exists:
         return b""
-    try:
-        return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
-    except asyncio.TimeoutError:
-        raise RequestError(
-            f"request body not received within {BODY_TIMEOUT:g} s",
-            status=408,
-            code="request_timeout",
-            headers={"Connection": "close"},
-        ) from None
+    return await read_body(request)

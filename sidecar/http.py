@@ -114,12 +114,10 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's arguments: the JSON object body of a POST, the query of a GET."""
-    if request.method == "GET":
-        return {k: _query_value(v) for k, v in request.query.items()}
+async def read_body(request: web.Request) -> bytes:
+    """The whole body; 408 (and the connection closed) when it is not in by BODY_TIMEOUT."""
     try:
-        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
     except asyncio.TimeoutError:
         raise RequestError(
             f"request body not received within {BODY_TIMEOUT:g} s",
@@ -127,6 +125,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
             code="request_timeout",
             headers={"Connection": "close"},
         ) from None
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's arguments: the JSON object body of a POST, the query of a GET."""
+    if request.method == "GET":
+        return {k: _query_value(v) for k, v in request.query.items()}
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     try:

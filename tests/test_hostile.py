@@ -14,7 +14,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -430,28 +430,28 @@ def test_slow_and_idle_clients_are_closed_long_polls_are_not(hostile: Editor) ->
     limit = HEAD_TIMEOUT + 5
     results: list[Slow] = []
 
-    def silent() -> None:
-        slow = Slow("connects and sends nothing")
-        t0 = time.monotonic()
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            _until_closed(s, slow, t0, limit)
-        results.append(slow)
+    def sends_then_waits(name: str, data: bytes) -> Callable[[], None]:
+        def run() -> None:
+            slow = Slow(name)
+            t0 = time.monotonic()
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                if data:
+                    s.sendall(data)
+                _until_closed(s, slow, t0, limit)
+            results.append(slow)
 
-    def empty_lines() -> None:
-        slow = Slow("sends only empty lines")
-        t0 = time.monotonic()
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"\r\n\r\n\r\n")
-            _until_closed(s, slow, t0, limit)
-        results.append(slow)
+        return run
 
-    def unfinished_head() -> None:
-        slow = Slow("request head without its blank line")
-        t0 = time.monotonic()
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            _until_closed(s, slow, t0, limit)
-        results.append(slow)
+    silent = sends_then_waits("connects and sends nothing", b"")
+    empty_lines = sends_then_waits("sends only empty lines", b"\r\n\r\n\r\n")
+    unfinished_head = sends_then_waits(
+        "request head without its blank line", b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    )
+    slow_body = sends_then_waits(
+        "body promised, 10 of 100 bytes sent",
+        head("POST", "/debug/threads", "Content-Type: application/json", "Content-Length: 100")
+        + b'{"a": 1, ',
+    )
 
     def slowloris() -> None:
         slow = Slow("slowloris: a header byte every 0.5 s")
@@ -464,22 +464,6 @@ def test_slow_and_idle_clients_are_closed_long_polls_are_not(hostile: Editor) ->
                     time.sleep(0.5)
             except OSError:
                 pass
-            _until_closed(s, slow, t0, limit)
-        results.append(slow)
-
-    def slow_body() -> None:
-        slow = Slow("body promised, 10 of 100 bytes sent")
-        t0 = time.monotonic()
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(
-                head(
-                    "POST",
-                    "/debug/threads",
-                    "Content-Type: application/json",
-                    "Content-Length: 100",
-                )
-                + b'{"a": 1, '
-            )
             _until_closed(s, slow, t0, limit)
         results.append(slow)
 

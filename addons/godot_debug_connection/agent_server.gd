@@ -72,9 +72,9 @@ func describe() -> Array:
 	return out
 
 
-## Takes new connections; returns the ids of the accepted ones.
-func accept_new() -> Array[int]:
-	var accepted: Array[int] = []
+## Takes new connections; puts the ids of the accepted ones into `accepted` (the caller's,
+## reused: the pump calls this on every pass).
+func accept_new(accepted: Array[int]) -> void:
 	while _server.is_connection_available():
 		var peer: StreamPeerTCP = _server.take_connection()
 		if peer == null:
@@ -94,7 +94,6 @@ func accept_new() -> Array[int]:
 		accepted.append(id)
 		print("✓ Client %d connected. Total clients: %d" % [id, _peers.size()])
 	_drain_rejected()
-	return accepted
 
 
 ## "host:port" of a connected agent.
@@ -102,10 +101,9 @@ func peer_name(id: int) -> String:
 	return _peer_name(_peers[id]) if _peers.has(id) else "?"
 
 
-## Reads what every agent sent. Returns {id: PackedByteArray}; ids of agents that went
-## away are put into `gone`.
-func read_all(gone: Array[int]) -> Dictionary:
-	var got: Dictionary = {}
+## Reads what every agent sent into `got` ({id: PackedByteArray}, the caller's, reused);
+## ids of agents that went away are put into `gone`.
+func read_all(got: Dictionary, gone: Array[int]) -> void:
 	var sweep: bool = false
 	if not _peers.is_empty():
 		var now: int = Time.get_ticks_msec()
@@ -127,7 +125,6 @@ func read_all(gone: Array[int]) -> Dictionary:
 			got[id] = res[1]
 			_saw_request_bytes(id, res[1])
 	_expire()
-	return got
 
 
 ## Sends bytes to an agent: written at once when nothing is queued for it, else (and

@@ -45,6 +45,8 @@ var _in_flight: Dictionary = {}
 var _actions_pending: int = 0
 # Reused by every pump iteration instead of new arrays.
 var _gone: Array[int] = []
+var _accepted: Array[int] = []
+var _got: Dictionary = {}
 var _frames: Array = []
 
 
@@ -123,14 +125,17 @@ func _pump() -> void:
 
 func _pump_once() -> bool:
 	var busy: bool = false
-	for id: int in _agents.accept_new():
+	_accepted.clear()
+	_agents.accept_new(_accepted)
+	for id: int in _accepted:
 		busy = true
 		_link.send({"op": "open", "id": id, "peer": _agents.peer_name(id)})
 	_gone.clear()
-	var got: Dictionary = _agents.read_all(_gone)
-	for id: int in got:
+	_got.clear()
+	_agents.read_all(_got, _gone)
+	for id: int in _got:
 		busy = true
-		_forward_to_sidecar(id, got[id])
+		_forward_to_sidecar(id, _got[id])
 	_frames.clear()
 	busy = _link.poll(_frames) or busy
 	for frame: Dictionary in _frames:
