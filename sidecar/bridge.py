@@ -100,4 +100,7 @@ class Bridge:
         async def get_status(request: web.Request) -> dict[str, Any]:
             return self.status()
 
-        self.routes.add("GET", "/status", get_status, "Services' state and connected agents")
+        # The seed's shape at the top level (no "result"): its scripts read status["overall_ready"].
+        self.routes.add(
+            "GET", "/status", get_status, "Services' state and connected agents", envelope=False
+        )

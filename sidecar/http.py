@@ -68,6 +68,9 @@ class Route:
     path: str
     handler: Handler
     summary: str
+    # False: the handler's dict is answered at the top level next to "status": "ok" (the
+    # seed's /status shape, which its scripts read as status["overall_ready"]).
+    envelope: bool = True
 
 
 class RouteTable:
@@ -76,8 +79,10 @@ class RouteTable:
     def __init__(self) -> None:
         self._routes: list[Route] = []
 
-    def add(self, method: str, path: str, handler: Handler, summary: str) -> None:
-        self._routes.append(Route(method.upper(), path, handler, summary))
+    def add(
+        self, method: str, path: str, handler: Handler, summary: str, *, envelope: bool = True
+    ) -> None:
+        self._routes.append(Route(method.upper(), path, handler, summary, envelope))
 
     def route(self, method: str, path: str, summary: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -99,6 +104,11 @@ class RouteTable:
 
 def ok(result: Any) -> web.Response:
     return web.json_response({"status": "ok", "result": result}, dumps=_dumps)
+
+
+def ok_flat(result: dict[str, Any]) -> web.Response:
+    """A success whose fields sit at the top level, beside "status": "ok"."""
+    return web.json_response({"status": "ok", **result}, dumps=_dumps)
 
 
 def error_response(err: BridgeError) -> web.Response:
@@ -233,16 +243,18 @@ def make_app(
         client_max_size=MAX_BODY,
     )
     for r in routes:
-        app.router.add_route(r.method, r.path, _wrap(r.handler))
+        app.router.add_route(r.method, r.path, _wrap(r.handler, r.envelope))
     return app
 
 
-def _wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _wrap(
+    handler: Handler, envelope: bool = True
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def serve(request: web.Request) -> web.StreamResponse:
         result = await handler(request)
         if isinstance(result, web.StreamResponse):
             return result
-        return ok(result)
+        return ok(result) if envelope or not isinstance(result, dict) else ok_flat(result)
 
     return serve
 

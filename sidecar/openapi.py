@@ -115,6 +115,16 @@ def query_parameters(schema: Schema) -> list[dict[str, Any]]:
 def _responses(route: Route, op: Operation) -> dict[str, Any]:
     if op.raw is not None:
         ok: dict[str, Any] = {op.raw: {"schema": op.result}}
+    elif op.flat:
+        ok_field = {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}},
+        }
+        flat = {"allOf": [ok_field, op.result]}
+        ok = {"application/json": {"schema": flat}}
+        if op.answer is not None:
+            ok["application/json"]["example"] = {"status": "ok", **op.answer}
     else:
         envelope = {
             "type": "object",
@@ -293,7 +303,10 @@ def _md_endpoint(methods: str, path: str, summary: str, op: Operation) -> str:
     example = _md_example(methods, path, op)
     if example:
         lines.append(example)
-    if op.answer is not None:
+    if op.answer is not None and op.flat:
+        answer = json.dumps({"status": "ok", **op.answer}, ensure_ascii=False)
+        lines.append(f"\nAnswer (no `result` wrapper):\n\n```json\n{answer}\n```\n")
+    elif op.answer is not None:
         answer = json.dumps(op.answer, ensure_ascii=False)
         lines.append(f"\nAnswer `result`:\n\n```json\n{answer}\n```\n")
     if op.errors:

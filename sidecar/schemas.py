@@ -241,6 +241,8 @@ class Operation:
     notes: str = ""
     # The answer is not the {"status", "result"} envelope but this media type as is.
     raw: str | None = None
+    # The result's fields sit at the top level beside "status": "ok" (GET /status, the seed's).
+    flat: bool = False
 
 
 def both(path: str, op: Operation) -> dict[tuple[str, str], Operation]:
@@ -718,6 +720,9 @@ OTHER: dict[tuple[str, str], Operation] = {
         tag="services",
         result=ref("Status"),
         answer=STATUS_EXAMPLE,
+        flat=True,
+        notes='The seed\'s shape: these fields sit at the top level beside `"status": "ok"`, '
+        'with no `result` wrapper (`status["overall_ready"]`).',
     ),
     ("GET", "/health"): Operation(
         tag="services",

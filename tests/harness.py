@@ -198,7 +198,7 @@ class Editor:
             try:
                 auth = {"Authorization": f"Bearer {self.token}"} if self.token else None
                 status = get_json(self.base_url + "/status", timeout=2, headers=auth)
-                self._pids.add(int(status["result"]["sidecar"]["pid"]))
+                self._pids.add(int(status["sidecar"]["pid"]))
                 return status
             except (OSError, urllib.error.URLError, KeyError, ValueError) as exc:
                 last = exc

@@ -39,7 +39,8 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, **kw: Any
         body = await r.json()
         assert r.status == 200, (url, body)
         assert body["status"] == "ok"
-        return body["result"]
+        # /status answers the seed's shape at the top level; everything else in "result".
+        return body if url.endswith("/status") else body["result"]
 
 
 async def _until_ready(session: aiohttp.ClientSession, base: str) -> None:
@@ -148,8 +149,8 @@ def test_limit_101st_connection_gets_polite_503_and_slot_is_reused(editor: Edito
             assert read_response(s).status == 200
         editor.wait_for(r"Total clients: 100\b", 10, mark)
         status = _status_over(socks[0], editor.bridge_port)
-        assert status["result"]["clients"]["active"] == 100
-        assert status["result"]["clients"]["max"] == 100
+        assert status["clients"]["active"] == 100
+        assert status["clients"]["max"] == 100
 
         extra = socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10)
         extra.sendall(http_get(editor.bridge_port, "/status"))
@@ -166,9 +167,7 @@ def test_limit_101st_connection_gets_polite_503_and_slot_is_reused(editor: Edito
         leave_mark = editor.mark()
         socks.pop().close()
         editor.wait_for(r"✗ Client \d+ disconnected", 10, leave_mark)
-        _wait_until(
-            lambda: _status_over(socks[0], editor.bridge_port)["result"]["clients"]["active"] == 99
-        )
+        _wait_until(lambda: _status_over(socks[0], editor.bridge_port)["clients"]["active"] == 99)
         again = socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10)
         socks.append(again)
         again.sendall(http_get(editor.bridge_port, "/status"))
@@ -222,7 +221,7 @@ def test_status_names_agents_and_counts_requests(editor: Editor) -> None:
         for _ in range(3):
             s.sendall(http_get(editor.bridge_port, "/status", {"X-Agent-Id": "planner"}))
             last = read_response(s, buf).json()
-    agents = last["result"]["clients"]["agents"]
+    agents = last["clients"]["agents"]
     me = [a for a in agents if a["agent"] == "planner"]
     assert len(me) == 1
     assert me[0]["requests"] == 3
@@ -291,7 +290,7 @@ def _wait_active(editor: Editor, n: int, timeout: float = 10.0) -> None:
         ):
             body = _status_over(s, editor.bridge_port)
             # 503 server_full while the addon has not yet seen the others leave
-            active = body["result"]["clients"]["active"] if "result" in body else -1
+            active = body["clients"]["active"] if body.get("status") == "ok" else -1
             if active == n + 1:  # the asking connection itself
                 return
         time.sleep(0.1)

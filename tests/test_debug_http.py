@@ -46,7 +46,8 @@ class Agent:
         status, answer, _ = await self.call(method, path, body, **q)
         assert status == 200, (path, answer)
         assert answer["status"] == "ok"
-        return answer["result"]
+        # /status answers the seed's shape at the top level; everything else in "result".
+        return answer if path == "/status" else answer["result"]
 
     async def next_stop(self, since: int, timeout: float = 10) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -50,7 +50,8 @@ def call(ed: Editor, method: str, path: str, body: Any = None, raw: bytes | None
 def ok(ed: Editor, method: str, path: str, body: Any = None) -> Any:
     status, answer = call(ed, method, path, body)
     assert status == 200 and answer["status"] == "ok", (path, status, answer)
-    return answer["result"]
+    # /status answers the seed's shape at the top level; everything else in "result".
+    return answer if path == "/status" else answer["result"]
 
 
 def reload(ed: Editor, body: Any = None) -> dict[str, Any]:

@@ -195,7 +195,7 @@ def status(ed: Editor, timeout: float = 5) -> dict[str, Any]:
         s.sendall(http_get(ed.bridge_port, "/status"))
         answer = read_response(s)
     assert answer.status == 200, answer.body
-    return answer.json()["result"]
+    return answer.json()  # the seed's shape, at the top level
 
 
 def request(ed: Editor, method: str, path: str, body: Any = None) -> tuple[int, dict, dict]:

@@ -48,7 +48,7 @@ def test_parked_pump_uses_no_cpu_and_wakes_for_the_next_request(editor: Editor) 
 
 
 def test_sidecar_lost_while_parked_is_respawned_without_a_request(editor: Editor) -> None:
-    old = editor.wait_until_serving()["result"]["sidecar"]["pid"]
+    old = editor.wait_until_serving()["sidecar"]["pid"]
     time.sleep(PARK_AFTER + 0.5)
     mark = editor.mark()
     os.kill(old, signal.SIGKILL)
@@ -57,4 +57,4 @@ def test_sidecar_lost_while_parked_is_respawned_without_a_request(editor: Editor
     new = int(m.group(1))
     assert new != old
     status = editor.wait_until_serving(timeout=10)
-    assert status["result"]["sidecar"]["pid"] == new
+    assert status["sidecar"]["pid"] == new

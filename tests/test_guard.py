@@ -309,8 +309,8 @@ def test_token_from_the_project_setting_reaches_the_sidecar(token_editor: Editor
     status, body = _get(port, "/status", {"Authorization": "Bearer wrong"})
     assert status == 401
     status, body = _get(port, "/status", {"Authorization": f"Bearer {TOKEN}"})
-    assert status == 200 and body["result"]["sidecar"]["pid"] > 0
-    sidecar = psutil.Process(body["result"]["sidecar"]["pid"])
+    assert status == 200 and body["sidecar"]["pid"] > 0
+    sidecar = psutil.Process(body["sidecar"]["pid"])
     assert sidecar.environ().get("GODOT_BRIDGE_TOKEN") == TOKEN
 
 

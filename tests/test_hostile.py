@@ -32,7 +32,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterato
     ed = Editor(project, env={"GODOT_BRIDGE_IDLE_TIMEOUT": str(IDLE_TIMEOUT)})
     try:
         ed.start()
-        ed.first_sidecar = ed.wait_until_serving()["result"]["sidecar"]["pid"]  # type: ignore[attr-defined]
+        ed.first_sidecar = ed.wait_until_serving()["sidecar"]["pid"]  # type: ignore[attr-defined]
         ed.corpus_mark = ed.mark()  # type: ignore[attr-defined]
         yield ed
     finally:
@@ -371,7 +371,7 @@ def _good_request_works(ed: Editor) -> None:
         s.sendall(http_get(ed.bridge_port, "/status"))
         answer = read_response(s)
     assert answer.status == 200, answer.body
-    assert answer.json()["result"]["sidecar"]["pid"] == ed.first_sidecar  # type: ignore[attr-defined]
+    assert answer.json()["sidecar"]["pid"] == ed.first_sidecar  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

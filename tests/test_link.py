@@ -268,7 +268,7 @@ def test_direct_mode_registers_agents_like_the_addon_does() -> None:
             writer.write(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Agent-Id: direct\r\n\r\n")
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            agents = json.loads(await reader.readexactly(length))["result"]["clients"]
+            agents = json.loads(await reader.readexactly(length))["clients"]
             assert agents["active"] == 1
             assert agents["agents"][0]["id"] == 1 and agents["agents"][0]["agent"] == "direct"
             writer.close()

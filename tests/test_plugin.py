@@ -82,7 +82,7 @@ def test_addon_in_a_fresh_project_serves_status(tmp_path: Path, godot_bin: str) 
     ed = Editor(project)
     try:
         status = ed.start().wait_until_serving()
-        assert status["result"]["sidecar"]["project"] == str(project.resolve())
+        assert status["sidecar"]["project"] == str(project.resolve())
         assert not (project / "demo").exists()
     finally:
         ed.stop()

@@ -238,7 +238,7 @@ def wait_ready(base: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError, KeyError):
-            if get_json(base + "/status", timeout=2)["result"]["overall_ready"]:
+            if get_json(base + "/status", timeout=2)["overall_ready"]:
                 return
         time.sleep(0.2)
     raise SystemExit(f"{base}: services never became ready")

@@ -184,7 +184,8 @@ class Agent:
             return None
         try:
             answer = json.loads(data)
-            return answer["result"]
+            # /status answers the seed's shape at the top level; everything else in "result".
+            return answer if kind == "status" else answer["result"]
         except (ValueError, KeyError) as exc:
             self.tally.unexpected += 1
             self.tally.note(f"{self.name} {kind}: undecodable 200 ({exc})")
@@ -336,7 +337,7 @@ def status_of(host: str, port: int) -> dict[str, Any] | None:
     with contextlib.suppress(OSError, Lost, ValueError, asyncio.TimeoutError):
         code, body = _get(host, port, "/status")
         if code == 200:
-            return body["result"]
+            return body
     return None
 
 
