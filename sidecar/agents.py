@@ -66,6 +66,9 @@ class AgentRegistry:
     def __len__(self) -> int:
         return len(self._agents)
 
+    def all(self) -> list[Agent]:
+        return list(self._agents.values())
+
     def as_json(self) -> dict[str, Any]:
         return {
             "active": len(self._agents),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any, Protocol
@@ -17,9 +18,14 @@ from .editor_api import register as register_editor
 from .errors import TransportError
 from .frontends import register as register_frontends
 from .http import SERVER_LIMITS, RouteTable, make_app
+from .identity import EditorIdentity, WrongEditor, mismatch_message
 from .lsp import LspSession
 from .lsp_api import register as register_lsp
-from .service import ServiceStatus
+from .peer import Peer
+from .service import ServiceStatus, State
+
+# Without the editor's pid the DAP waits this long for the LSP's word on whose editor it is.
+LSP_VERDICT_WAIT = 5.0
 
 
 class EditorLink(Protocol):
@@ -37,9 +43,19 @@ class Bridge:
         self.dap = self.dap_session.status
         self.lsp = ServiceStatus("language_server", config.lsp_port)
         self.lsp_session = LspSession(config, self.lsp)
+        # Nothing is sent to a port before it is proven to be our editor's (issue 11).
+        self.identity = EditorIdentity(config.editor_pid, config.project)
+        self.dap_session.peer.identify = self._identify_dap
+        self.lsp_session.peer.identify = self._identify_lsp
         self.routes = RouteTable()
         self._add_status_routes()
-        register_debug(self.routes, self.dap_session, lsp=lambda: self.lsp_session)
+        register_debug(
+            self.routes,
+            self.dap_session,
+            lsp=lambda: self.lsp_session,
+            others=self._others,
+            announce=self._announce,
+        )
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp
@@ -81,6 +97,35 @@ class Bridge:
                 code="no_editor",
             )
         return await self.editor_link.action(name, args, timeout)
+
+    async def _identify_lsp(self, peer: Peer) -> None:
+        # Unproven here, the LSP handshake still compares Godot's project root with ours.
+        await self.identity.check(self.lsp.name, peer.port)
+
+    async def _identify_dap(self, peer: Peer) -> None:
+        """The pid proof; without one, the LSP's project root (same editor, same ports' source)."""
+        if await self.identity.check(self.dap.name, peer.port) is not None:
+            return
+        lsp = self.lsp_session
+        deadline = time.monotonic() + LSP_VERDICT_WAIT
+        while lsp.status.state not in (State.CONNECTED, State.WRONG_EDITOR):
+            if time.monotonic() > deadline:
+                return  # nobody can tell: trust the port, as before this check existed
+            await asyncio.sleep(0.1)
+        if lsp.status.state is State.WRONG_EDITOR:
+            raise WrongEditor(
+                mismatch_message(self.dap.name, peer.port, self.config.project, lsp.foreign_root),
+                details={"service": self.dap.name, "state": "wrong_editor"},
+            )
+
+    def _others(self, identity: str) -> list[str]:
+        """Identities of the connected agents other than `identity`."""
+        names = {a.identity for a in self.agents.all() if a.identity != identity}
+        return sorted(names)
+
+    def _announce(self, event: str, body: dict[str, Any]) -> None:
+        """An entry in the debug event log every agent reads."""
+        self.dap_session.events.append(event, body)
 
     def status(self) -> dict[str, Any]:
         return {

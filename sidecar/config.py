@@ -21,6 +21,9 @@ class Config:
     max_clients: int = 100
     # Agents must send `Authorization: Bearer <token>` when set (sidecar/guard.py).
     token: str = ""
+    # The editor that started us (the addon passes OS.get_process_id()): a port must be served
+    # by this process before any handshake (sidecar/identity.py). None: cannot be checked.
+    editor_pid: int | None = None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -49,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="seconds to wait for Godot before answering 504",
     )
     p.add_argument("--max-clients", type=int, default=_env_int("GODOT_BRIDGE_MAX_CLIENTS", 100))
+    p.add_argument(
+        "--editor-pid",
+        type=int,
+        default=None,
+        help="pid of the editor whose LSP/DAP ports these are (checked before connecting)",
+    )
     args = p.parse_args(argv)
     return Config(
         project=os.path.abspath(args.project),
@@ -61,4 +70,5 @@ def parse_args(argv: list[str] | None = None) -> Config:
         request_timeout=args.timeout,
         max_clients=args.max_clients,
         token=os.environ.get("GODOT_BRIDGE_TOKEN", "").strip(),
+        editor_pid=args.editor_pid,
     )

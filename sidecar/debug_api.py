@@ -35,9 +35,24 @@ COMMANDS: tuple[tuple[str, bool, str], ...] = (
 )
 
 LspProvider = Callable[[], Any]
+# Who else is connected (identities other than the one given), and how to tell every agent.
+OthersProvider = Callable[[str], list[str]]
+Announce = Callable[[str, dict[str, Any]], None]
+
+# After POST /disconnect the services reconnect by themselves after this many seconds (unless
+# the request says otherwise): one agent must not switch a shared editor off for good.
+RESUME_AFTER = 5.0
+MAX_RESUME_AFTER = 600.0
 
 
-def register(routes: RouteTable, session: DapSession, *, lsp: LspProvider | None = None) -> None:
+def register(
+    routes: RouteTable,
+    session: DapSession,
+    *,
+    lsp: LspProvider | None = None,
+    others: OthersProvider | None = None,
+    announce: Announce | None = None,
+) -> None:
     """Add the debug endpoints; `lsp()` gives the LSP service for /connect, if any."""
     for command, read_only, summary in COMMANDS:
         handler = _command_handler(session, command)
@@ -69,7 +84,7 @@ def register(routes: RouteTable, session: DapSession, *, lsp: LspProvider | None
     summary = "your breakpoints per file (all=true: every agent's)"
     routes.add("GET", "/debug/breakpoints", breakpoints, summary)
 
-    services = _Services(session, lsp)
+    services = _Services(session, lsp, others, announce)
     routes.add("POST", "/connect", services.connect, "connect to Godot's DAP and LSP now")
     routes.add("POST", "/disconnect", services.disconnect, "disconnect from Godot's DAP/LSP")
 
@@ -94,9 +109,17 @@ def _number_arg(args: dict[str, Any], name: str, default: float) -> float:
 class _Services:
     """POST /connect and /disconnect for one or both of Godot's servers."""
 
-    def __init__(self, session: DapSession, lsp: LspProvider | None) -> None:
+    def __init__(
+        self,
+        session: DapSession,
+        lsp: LspProvider | None,
+        others: OthersProvider | None = None,
+        announce: Announce | None = None,
+    ) -> None:
         self.session = session
         self.lsp = lsp
+        self.others = others
+        self.announce = announce
 
     def _chosen(self, args: dict[str, Any]) -> dict[str, Any]:
         service = args.get("service")
@@ -139,10 +162,55 @@ class _Services:
         return result
 
     async def disconnect(self, request: web.Request) -> Any:
-        chosen = self._chosen(await json_body(request))
-        for service in chosen.values():
-            await _maybe_await(service.disconnect())
+        """Switch services off for everyone: refused (409) while others are connected unless
+        forced; announced in /debug/events; they come back by themselves after a pause."""
+        args = await json_body(request)
+        chosen = self._chosen(args)
+        force = args.get("force") is not None and require(args, "force", bool)
+        reason = require(args, "reason", str) if args.get("reason") is not None else None
+        resume_after = _number_arg(args, "resume_after", RESUME_AFTER)
+        if not 0 <= resume_after <= MAX_RESUME_AFTER:
+            raise RequestError(
+                f"'resume_after' must be between 0 and {MAX_RESUME_AFTER:g} seconds",
+                code="invalid_field",
+                details={"field": "resume_after"},
+            )
+        who = identity_of(request)
+        others = self.others(who) if self.others is not None else []
+        if others and not force:
+            raise RequestError(
+                f"{len(others)} other agent(s) are connected ({', '.join(others[:10])}) and share "
+                "these services; disconnecting would switch them off for everyone. Send "
+                '{"force": true} to do it anyway: it is announced in /debug/events and the '
+                f"services reconnect by themselves after 'resume_after' s ({RESUME_AFTER:g})",
+                status=409,
+                code="conflict",
+                details={"agents": others},
+            )
+        why = reason or "POST /disconnect"
+        for name, service in chosen.items():
+            service.status.taken_down(why, who)
+            await _peer_of(service).disconnect(
+                f"disconnected by {who}: {why}", resume_after=resume_after
+            )
+            if self.announce is not None:
+                self.announce(
+                    "service_disconnected",
+                    {
+                        "service": name,
+                        "by": who,
+                        "reason": why,
+                        "forced": bool(force),
+                        "others": others,
+                        "reconnect_in_s": resume_after,
+                    },
+                )
         return {name: _status(service) for name, service in chosen.items()}
+
+
+def _peer_of(service: Any) -> Any:
+    """The service's shared Peer (DapSession and LspSession both keep theirs as `.peer`)."""
+    return service.peer
 
 
 def _is_connectable(service: Any) -> bool:

@@ -10,6 +10,8 @@ diagnostics), re-opening shared documents after a reconnect, and completion shap
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -19,6 +21,7 @@ from typing import Any
 from .config import Config
 from .documents import DocumentStore, ProjectFile, ProjectPaths
 from .errors import ProtocolError
+from .identity import WrongEditor, mismatch_message
 from .peer import JsonRpcCorrelation, Peer
 from .service import ServiceStatus
 
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # Godot parses every script of the project before answering `initialize`.
 INITIALIZE_TIMEOUT = 60.0
+# Godot names its project root (`gdscript_client/changeWorkspace`) right after `initialize`.
+WORKSPACE_WAIT = 3.0
 DEFAULT_COMPLETION_LIMIT = 100
 
 _IDENT_TAIL = re.compile(r"[A-Za-z0-9_]*$")
@@ -69,6 +74,9 @@ class LspSession:
         self.paths = ProjectPaths(config.project)
         self.documents = DocumentStore(self.paths, self._notify)
         self.server = ServerInfo()
+        self._workspace_named = asyncio.Event()
+        # The project root another editor reported on our port (wrong_editor), if any.
+        self.foreign_root: str | None = None
         self.peer = Peer(
             status,
             JsonRpcCorrelation(),
@@ -126,6 +134,7 @@ class LspSession:
 
     async def _handshake(self, peer: Peer) -> None:
         self.server = ServerInfo()
+        self._workspace_named.clear()
         root = self.paths.root
         params = {
             "processId": os.getpid(),
@@ -140,8 +149,26 @@ class LspSession:
             raise ProtocolError(f"Godot refused initialize: {answer['error']}")
         result = answer.get("result") or {}
         self.server.capabilities = result.get("capabilities")
+        await self._check_workspace(peer)
         peer.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
         await self.documents.reopen_all()
+
+    async def _check_workspace(self, peer: Peer) -> None:
+        """WrongEditor when the server's project is not ours (the proof that needs no pid)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._workspace_named.wait(), WORKSPACE_WAIT)
+        theirs = self.server.workspace_root
+        if not theirs:
+            log.info("the language server named no project root; cannot check it is ours")
+            return
+        if same_project(theirs, self.config.project):
+            self.foreign_root = None
+            return
+        self.foreign_root = theirs
+        raise WrongEditor(
+            mismatch_message(self.status.name, peer.port, self.config.project, theirs),
+            details={"service": self.status.name, "state": "wrong_editor", "other": theirs},
+        )
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")
@@ -156,7 +183,9 @@ class LspSession:
         elif method == "gdscript_client/changeWorkspace":
             # Godot's project root differs from ours (symlinks): its URIs use its own.
             self.server.workspace_root = str(params.get("path") or "")
-            self.paths.set_godot_root(self.server.workspace_root)
+            self._workspace_named.set()
+            if same_project(self.server.workspace_root, self.config.project):
+                self.paths.set_godot_root(self.server.workspace_root)
         elif method == "gdscript/capabilities":
             # Several MB listing every native class; we only need to know it came.
             classes = params.get("native_classes")
@@ -178,6 +207,16 @@ class LspSession:
             )
         except Exception as exc:
             log.debug("could not answer server request %s: %s", msg.get("method"), exc)
+
+
+def same_project(a: str, b: str) -> bool:
+    """Whether two spellings of a project directory name the same directory."""
+    if a.startswith("file://"):
+        a = a[len("file://") :]
+    with contextlib.suppress(OSError):
+        if os.path.samefile(a, b):
+            return True
+    return os.path.realpath(a).rstrip("/") == os.path.realpath(b).rstrip("/")
 
 
 # -- completion shaping ---------------------------------------------------------------

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BridgeError, PeerTimeout, ProtocolError, TransportError
+from .identity import WrongEditor
 from .service import ServiceStatus, State
 from .wire import FramingError, MessageStream
 
@@ -32,6 +33,13 @@ ConnectHook = Callable[["Peer"], Awaitable[None]]
 LostHook = Callable[[str], None]
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
+# Until the first connection, the editor is starting (importing a fresh project can take
+# minutes): a refused connect costs nothing on loopback, so look often and connect within a
+# moment of Godot's server listening, for this long at most before the backoff above applies.
+STARTING_PROBE = 0.25
+STARTING_WINDOW = 600.0
+# A port served by another editor is looked at again this often (the right one may appear).
+WRONG_EDITOR_PROBE = 5.0
 
 
 def tolerant_id(value: Any) -> int | None:
@@ -148,6 +156,9 @@ class Peer:
         on_lost: LostHook | None = None,
         ping_interval: float | None = 2.0,
         ping_timeout: float = 3.0,
+        starting_probe: float = STARTING_PROBE,
+        starting_window: float = STARTING_WINDOW,
+        wrong_editor_probe: float = WRONG_EDITOR_PROBE,
     ) -> None:
         self.status = status
         self.correlation = correlation
@@ -162,6 +173,15 @@ class Peer:
         # Silence longer than interval + timeout counts as a lost connection.
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.starting_probe = starting_probe
+        self.starting_window = starting_window
+        self.wrong_editor_probe = wrong_editor_probe
+        # Proves the port is served by our editor before any handshake (sidecar/identity.py);
+        # raises WrongEditor otherwise. Set by whoever knows the editor (the Bridge).
+        self.identify: ConnectHook | None = None
+        self._born = time.monotonic()
+        self._ever_connected = False
+        self._resume: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._link: _Link | None = None
@@ -181,6 +201,7 @@ class Peer:
 
     def start(self) -> None:
         """Begin connecting in the background; keep reconnecting until disconnect()."""
+        self._cancel_resume()
         if self._supervisor is None or self._supervisor.done():
             self._supervisor = asyncio.create_task(self._supervise(), name=f"peer:{self.what}")
 
@@ -192,6 +213,7 @@ class Peer:
         """
         if self.connected:
             return True
+        self._cancel_resume()
         self._attempted.clear()
         if self._supervisor is None or self._supervisor.done():
             self.start()
@@ -202,8 +224,15 @@ class Peer:
             await asyncio.wait_for(self._attempted.wait(), budget)
         return self.connected
 
-    async def disconnect(self, reason: str = "disconnected on request") -> None:
-        """Close the connection and stop reconnecting until connect() or start()."""
+    async def disconnect(
+        self, reason: str = "disconnected on request", *, resume_after: float | None = None
+    ) -> None:
+        """Close the connection and stop reconnecting until connect() or start().
+
+        `resume_after`: start reconnecting by itself after that many seconds (a shared
+        editor must not stay switched off because one agent asked).
+        """
+        self._cancel_resume()
         task, self._supervisor = self._supervisor, None
         if task is not None:
             task.cancel()
@@ -218,26 +247,60 @@ class Peer:
         self.status.retry_count = 0
         self.status.next_retry_at = None
         self.status.set_state(State.DISCONNECTED)
+        if resume_after is not None:
+            self.status.next_retry_at = time.time() + resume_after
+            self._resume = asyncio.create_task(self._resume_later(resume_after))
+
+    async def _resume_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._resume = None  # start() would otherwise cancel this very task
+        if self._supervisor is None:
+            log.info("%s: reconnecting by itself after a requested disconnect", self.what)
+            self.start()
+
+    def _cancel_resume(self) -> None:
+        task, self._resume = self._resume, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _starting(self) -> bool:
+        """True until the first connection (within the window): the editor is still starting."""
+        if self._ever_connected:
+            return False
+        return time.monotonic() - self._born < self.starting_window
 
     async def _supervise(self) -> None:
         failures = 0  # consecutive failed attempts, shown as retry_count
         step = 0  # position in the backoff sequence
         while self._supervising():
             self.status.next_retry_at = None
-            if self.status.state is not State.ERROR:
+            starting = self._starting()
+            if self.status.state not in (State.ERROR, State.WRONG_EDITOR):
                 # Keep the last error visible while retrying: it says why we are retrying.
-                state = State.RECONNECTING if step else State.CONNECTING
+                if starting:
+                    state = State.STARTING
+                else:
+                    state = State.RECONNECTING if step else State.CONNECTING
                 self.status.set_state(state, self.status.last_error if step else None)
+            delay = self.backoff[min(step, len(self.backoff) - 1)]
             try:
                 link = await self._open()
+            except WrongEditor as exc:
+                failures += 1
+                self._wrong_editor(exc, failures)
+                delay = self.wrong_editor_probe
             except BridgeError as exc:
                 failures += 1
-                self._attempt_failed(exc, failures)
+                self._attempt_failed(exc, failures, starting)
+                if starting and not isinstance(exc, ProtocolError):
+                    delay = self.starting_probe
+                    step = -1  # the backoff starts from its first step once started
             else:
                 if not self._supervising():
                     await self._close_link("disconnected on request")
                     return
                 failures = step = 0
+                delay = self.backoff[0]
                 self.status.retry_count = 0
                 self._attempted.set()
                 reason = await link.lost
@@ -246,18 +309,34 @@ class Peer:
                 self.status.set_state(State.RECONNECTING, reason)
             if not self._supervising():
                 return
-            await self._back_off(self.backoff[min(step, len(self.backoff) - 1)])
+            await self._back_off(delay)
             step += 1
 
     def _supervising(self) -> bool:
         return asyncio.current_task() is self._supervisor
 
-    def _attempt_failed(self, exc: BridgeError, failures: int) -> None:
+    def _attempt_failed(self, exc: BridgeError, failures: int, starting: bool = False) -> None:
         self.status.retry_count = failures
         # The server answered but the handshake failed: worth telling apart from "absent".
-        state = State.ERROR if isinstance(exc, ProtocolError) else State.RECONNECTING
+        if isinstance(exc, ProtocolError):
+            state = State.ERROR
+        else:
+            state = State.STARTING if starting else State.RECONNECTING
         self.status.set_state(state, exc.message)
-        log.info("%s: connection attempt %d failed: %s", self.what, failures, exc.message)
+        log.log(
+            logging.DEBUG if starting else logging.INFO,
+            "%s: connection attempt %d failed: %s",
+            self.what,
+            failures,
+            exc.message,
+        )
+        self._attempted.set()
+
+    def _wrong_editor(self, exc: WrongEditor, failures: int) -> None:
+        self.status.retry_count = failures
+        if self.status.state is not State.WRONG_EDITOR:
+            log.warning("%s: %s", self.what, exc.message)
+        self.status.set_state(State.WRONG_EDITOR, exc.message)
         self._attempted.set()
 
     async def _back_off(self, delay: float) -> None:
@@ -275,6 +354,8 @@ class Peer:
         self._link = link
         link.tasks.append(asyncio.create_task(self._read_loop(link)))
         try:
+            if self.identify is not None:
+                await self.identify(self)  # before a handshake could touch another editor
             if self.on_connected is not None:
                 await self.on_connected(self)
             if link.lost.done():
@@ -288,6 +369,7 @@ class Peer:
         if self.ping_interval:
             link.tasks.append(asyncio.create_task(self._watch(link)))
         self.status.set_state(State.CONNECTED)
+        self._ever_connected = True
         self.status.touch()
         log.info("%s connected on port %d", self.what, self.port)
         return link
@@ -458,8 +540,16 @@ class Peer:
         wait = self.status.retry_in()
         retry_after = max(1, math.ceil(wait)) if wait is not None else 1
         hint = "POST /connect to connect" if self.status.state is State.DISCONNECTED else "retry"
+        if self.status.state is State.DISCONNECTED and self._resume is not None:
+            hint = "it reconnects by itself shortly (or POST /connect now)"
+        if self.status.state is State.STARTING:
+            hint = "the editor is starting; retry"
+        why = f" ({self.status.message})" if self.status.state is State.WRONG_EDITOR else ""
+        if self.status.down_reason and self.status.state is State.DISCONNECTED:
+            why = f" ({self.status.message})"
         return TransportError(
-            f"{self.what} is {state}: Godot's server on port {self.port} is not connected; {hint}",
+            f"{self.what} is {state}{why}: Godot's server on port {self.port} is not connected; "
+            f"{hint}",
             code="not_connected",
             retry_after=retry_after,
             details={"service": self.status.name, "state": state},

@@ -81,7 +81,17 @@ COMPONENTS: dict[str, Schema] = {
         service=string("debug_adapter or language_server"),
         port=integer("Godot's port for it"),
         state=string(
-            enum=["disconnected", "connecting", "connected", "error", "reconnecting"],
+            "starting: the editor has not served the port yet (probed every 0.25 s); "
+            "wrong_editor: another editor serves the port, nothing is sent to it",
+            enum=[
+                "disconnected",
+                "starting",
+                "connecting",
+                "connected",
+                "error",
+                "reconnecting",
+                "wrong_editor",
+            ],
         ),
         ready=boolean("connected and usable"),
         retry_count=integer("failed attempts since the last success"),
@@ -89,6 +99,9 @@ COMPONENTS: dict[str, Schema] = {
         last_error=nullable(string()),
         state_since=nullable(string()),
         next_retry_in_s=nullable(number("seconds until the next automatic attempt")),
+        message=string("the state in words, and why when not connected"),
+        down_reason=nullable(string("why an agent disconnected it (POST /disconnect)")),
+        down_by=nullable(string("the agent that disconnected it")),
     ),
     "Agent": obj(
         ("id", "identity", "connected_at", "requests"),
@@ -266,6 +279,9 @@ def service_example(name: str, port: int, state: str = "connected") -> dict[str,
         "last_error": None,
         "state_since": "2026-11-28T14:59:48Z",
         "next_retry_in_s": None,
+        "message": state,
+        "down_reason": None,
+        "down_by": None,
     }
 
 
@@ -482,10 +498,20 @@ DEBUG: dict[tuple[str, str], Operation] = {
     ("POST", "/disconnect"): Operation(
         tag="services",
         result=ref("Services"),
-        body=obj(service=string("dap or lsp; both when left out", enum=["dap", "lsp"])),
-        errors=(400,),
-        example={"service": "lsp"},
+        body=obj(
+            service=string("dap or lsp; both when left out", enum=["dap", "lsp"]),
+            force=boolean("disconnect although other agents are connected (else 409)"),
+            reason=string("why, shown in /status and the event"),
+            resume_after=number("seconds until they reconnect by themselves (default 5, max 600)"),
+        ),
+        errors=(400, 409),
+        example={"service": "lsp", "force": True, "reason": "restarting the language server"},
         answer={"language_server": service_example("language_server", 6005, "disconnected")},
+        notes="The services are shared: while other agents are connected this is refused (409 "
+        "`conflict`, naming them) unless `force` is true. A disconnect is announced in "
+        "`/debug/events` (event `service_disconnected` with `service`, `by`, `reason`), "
+        "`/status` shows `down_reason` and `down_by`, and the services reconnect by themselves "
+        "after `resume_after` seconds (or at the next `POST /connect`).",
     ),
 }
 

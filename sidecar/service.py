@@ -10,10 +10,24 @@ from typing import Any
 
 class State(str, Enum):
     DISCONNECTED = "disconnected"
+    # The editor has not served this port yet since the sidecar started: probed briskly.
+    STARTING = "starting"
     CONNECTING = "connecting"
     CONNECTED = "connected"
     ERROR = "error"
     RECONNECTING = "reconnecting"
+    # Something answers on the port, but it is not this sidecar's editor: left alone.
+    WRONG_EDITOR = "wrong_editor"
+
+
+# What `/status` says in `message` for a state that needs no more explanation.
+_MESSAGES = {
+    State.STARTING: "editor starting",
+    State.CONNECTING: "connecting",
+    State.CONNECTED: "connected",
+    State.RECONNECTING: "reconnecting",
+    State.DISCONNECTED: "disconnected",
+}
 
 
 @dataclass
@@ -28,6 +42,10 @@ class ServiceStatus:
     last_error: str | None = None
     # When the next automatic connection attempt is due (epoch seconds), if one is scheduled.
     next_retry_at: float | None = None
+    # Why the service was taken down on purpose (POST /disconnect) and by which agent; cleared
+    # when it connects again.
+    down_reason: str | None = None
+    down_by: str | None = None
     _since: float = field(default_factory=time.time)
 
     def touch(self) -> None:
@@ -35,8 +53,27 @@ class ServiceStatus:
 
     def set_state(self, state: State, error: str | None = None) -> None:
         self.state = state
-        self.last_error = error
         self._since = time.time()
+        self.last_error = error
+        if state is State.CONNECTED:
+            self.down_reason = self.down_by = None
+
+    def taken_down(self, reason: str, by: str) -> None:
+        """Remember who disconnected the service on purpose, and why (shown until it is back)."""
+        self.down_reason = reason
+        self.down_by = by
+
+    @property
+    def message(self) -> str:
+        """One sentence for humans: the state, and why when it is not connected."""
+        if self.state is State.WRONG_EDITOR and self.last_error:
+            return self.last_error
+        if self.down_reason and self.state is not State.CONNECTED:
+            return f"disconnected by {self.down_by}: {self.down_reason}"
+        base = _MESSAGES.get(self.state, self.state.value)
+        if self.state is State.STARTING:
+            return base  # refusals are expected while the editor imports and starts its servers
+        return f"{base}: {self.last_error}" if self.last_error and not self.ready else base
 
     @property
     def ready(self) -> bool:
@@ -53,6 +90,9 @@ class ServiceStatus:
             "last_error": self.last_error,
             "state_since": _iso(self._since),
             "next_retry_in_s": self.retry_in(),
+            "message": self.message,
+            "down_reason": self.down_reason,
+            "down_by": self.down_by,
         }
 
     def retry_in(self) -> float | None:

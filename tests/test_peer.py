@@ -88,6 +88,8 @@ def _peer(port: int, **kwargs: Any) -> Peer:
     kwargs.setdefault("backoff", FAST)
     kwargs.setdefault("request_timeout", 2.0)
     kwargs.setdefault("ping_interval", None)
+    # These tests are about an editor that has started; the brisk start is tested on its own.
+    kwargs.setdefault("starting_window", 0.0)
     return Peer(ServiceStatus("debug_adapter", port), DapCorrelation(), what="fake DAP", **kwargs)
 
 

@@ -1,0 +1,123 @@
+"""Proof that a port belongs to *this* sidecar's editor before anything is sent to it.
+
+Ports are easy to get wrong (an environment variable left over, another editor on the
+default 6005/6006), and a DAP `initialize` clears the breakpoints of whichever editor
+receives it. The addon hands over its editor's pid (`--editor-pid`); before a handshake
+the sidecar checks that the process listening on the port is that editor. Where the
+operating system will not tell (no psutil, no permission), the check says "unknown" and
+the LSP's own project root (see lsp.py) is the remaining proof.
+
+psutil is a dependency of the sidecar because it answers "who listens on this port" on
+Linux, macOS and Windows alike; reading /proc by hand would cover Linux only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+
+from .errors import TransportError
+
+log = logging.getLogger(__name__)
+
+try:  # the check degrades to "unknown" without it rather than keeping the sidecar from starting
+    import psutil
+except ImportError:  # pragma: no cover - psutil is a declared dependency
+    psutil = None  # type: ignore[assignment]
+
+
+class WrongEditor(TransportError):
+    """The port is served by another editor (another project): nothing is sent to it."""
+
+    code = "not_connected"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Who serves a port, as far as the operating system tells."""
+
+    ours: bool | None  # True: our editor; False: someone else; None: cannot tell
+    pid: int | None = None  # the other process, when known
+    project: str | None = None  # its project directory, when known
+
+
+def project_of(pid: int) -> str | None:
+    """The project directory of a Godot process: its `--path`, else its working directory."""
+    if psutil is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        args = proc.cmdline()
+        cwd = proc.cwd()
+    except (psutil.Error, OSError):
+        return None
+    for i, arg in enumerate(args):
+        if arg in ("--path", "-path") and i + 1 < len(args):
+            return os.path.normpath(os.path.join(cwd, args[i + 1]))
+        if arg.startswith("--path="):
+            return os.path.normpath(os.path.join(cwd, arg.split("=", 1)[1]))
+    return cwd
+
+
+def listener_of(port: int, editor_pid: int | None) -> Listener:
+    """Whether `editor_pid` is the process listening on TCP `port` (blocking; run in a thread)."""
+    if editor_pid is None or psutil is None:
+        return Listener(None)
+    try:
+        mine = psutil.Process(editor_pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError) as exc:
+        log.debug("cannot list the editor's sockets: %s", exc)
+        return Listener(None)
+    if any(_listens(c, port) for c in mine):
+        return Listener(True)
+    other = _other_listener(port)
+    return Listener(False, other, project_of(other) if other is not None else None)
+
+
+def _listens(conn: object, port: int) -> bool:
+    laddr = getattr(conn, "laddr", None)
+    status = getattr(conn, "status", None)
+    return status == "LISTEN" and bool(laddr) and getattr(laddr, "port", None) == port
+
+
+def _other_listener(port: int) -> int | None:
+    """The pid listening on `port`, if the system lets us see it (macOS needs root for this)."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    for c in conns:
+        if _listens(c, port) and c.pid is not None:
+            return int(c.pid)
+    return None
+
+
+def mismatch_message(service: str, port: int, project: str, other: str | None) -> str:
+    """The sentence /status shows for a port served by another editor."""
+    theirs = f"the editor of project {other}" if other else "another process (not this editor)"
+    return (
+        f"wrong editor: port {port} ({service}) is served by {theirs}, not by this sidecar's "
+        f"editor of project {project}; nothing was sent to it. Start the editor with its own "
+        "--lsp-port/--dap-port (or fix GODOT_LSP_PORT/GODOT_DAP_PORT); probing again every "
+        "few seconds"
+    )
+
+
+class EditorIdentity:
+    """Checks, before each handshake, that a port is served by the editor that started us."""
+
+    def __init__(self, editor_pid: int | None, project: str) -> None:
+        self.editor_pid = editor_pid
+        self.project = project
+
+    async def check(self, service: str, port: int) -> bool | None:
+        """True: proven ours; None: cannot tell; raises WrongEditor when it is someone else's."""
+        found = await asyncio.to_thread(listener_of, port, self.editor_pid)
+        if found.ours is False:
+            raise WrongEditor(
+                mismatch_message(service, port, self.project, found.project),
+                details={"service": service, "state": "wrong_editor", "other_pid": found.pid},
+            )
+        return found.ours
