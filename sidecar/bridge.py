@@ -18,7 +18,7 @@ from .editor_api import register as register_editor
 from .errors import TransportError
 from .frontends import register as register_frontends
 from .http import SERVER_LIMITS, RouteTable, make_app
-from .identity import EditorIdentity, WrongEditor, mismatch_message
+from .identity import EditorIdentity, WrongEditor, editor_of_link, mismatch_message
 from .lsp import LspSession
 from .lsp_api import register as register_lsp
 from .peer import Peer
@@ -44,7 +44,8 @@ class Bridge:
         self.lsp = ServiceStatus("language_server", config.lsp_port)
         self.lsp_session = LspSession(config, self.lsp)
         # Nothing is sent to a port before it is proven to be our editor's (issue 11).
-        self.identity = EditorIdentity(config.editor_pid, config.project)
+        editor_pid = config.editor_pid or editor_of_link(config.link_port)
+        self.identity = EditorIdentity(editor_pid, config.project)
         self.dap_session.peer.identify = self._identify_dap
         self.lsp_session.peer.identify = self._identify_lsp
         self.routes = RouteTable()
@@ -137,6 +138,7 @@ class Bridge:
                 "pid": os.getpid(),
                 "version": __version__,
                 "project": self.config.project,
+                "editor_pid": self.identity.editor_pid,
                 "uptime_s": round(time.time() - self.started_at, 3),
             },
         }

@@ -94,6 +94,20 @@ def _other_listener(port: int) -> int | None:
     return None
 
 
+def editor_of_link(link_port: int | None) -> int | None:
+    """The editor's pid when the addon did not pass it: our parent, if it serves the link.
+
+    The addon listens on the link port and spawns us, so a parent listening there is the
+    editor (an older addon that does not pass --editor-pid, or a wrapper script in between,
+    which then gives None).
+    """
+    if link_port is None:
+        return None
+    parent = os.getppid()
+    found = listener_of(link_port, parent)
+    return parent if found.ours else None
+
+
 def mismatch_message(service: str, port: int, project: str, other: str | None) -> str:
     """The sentence /status shows for a port served by another editor."""
     theirs = f"the editor of project {other}" if other else "another process (not this editor)"

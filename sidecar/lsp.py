@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 
 # Godot parses every script of the project before answering `initialize`.
 INITIALIZE_TIMEOUT = 60.0
-# Godot names its project root (`gdscript_client/changeWorkspace`) right after `initialize`.
-WORKSPACE_WAIT = 3.0
+# Godot names its own project root (`gdscript_client/changeWorkspace`) while it handles
+# `initialize`, before its answer, and only when our rootPath is not its root: a moment's grace
+# for a notification that would come late.
+WORKSPACE_WAIT = 0.2
 DEFAULT_COMPLETION_LIMIT = 100
 
 _IDENT_TAIL = re.compile(r"[A-Za-z0-9_]*$")
@@ -154,13 +156,16 @@ class LspSession:
         await self.documents.reopen_all()
 
     async def _check_workspace(self, peer: Peer) -> None:
-        """WrongEditor when the server's project is not ours (the proof that needs no pid)."""
+        """WrongEditor when the server's project is not ours (the proof that needs no pid).
+
+        Godot compares the rootPath we sent with its project and says nothing when they
+        agree; it sends `gdscript_client/changeWorkspace` with its own root otherwise.
+        """
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._workspace_named.wait(), WORKSPACE_WAIT)
         theirs = self.server.workspace_root
         if not theirs:
-            log.info("the language server named no project root; cannot check it is ours")
-            return
+            return  # Godot found its project root equal to ours
         if same_project(theirs, self.config.project):
             self.foreign_root = None
             return

@@ -347,6 +347,7 @@ class Peer:
         self.status.next_retry_at = None
 
     async def _open(self) -> _Link:
+        began = time.monotonic()
         stream = await MessageStream.open(
             self.host, self.port, timeout=self.connect_timeout, name=self.what
         )
@@ -371,7 +372,12 @@ class Peer:
         self.status.set_state(State.CONNECTED)
         self._ever_connected = True
         self.status.touch()
-        log.info("%s connected on port %d", self.what, self.port)
+        log.info(
+            "%s connected on port %d (connect and handshake took %.2f s)",
+            self.what,
+            self.port,
+            time.monotonic() - began,
+        )
         return link
 
     async def _close_link(self, reason: str) -> None:

@@ -123,7 +123,13 @@ COMPONENTS: dict[str, Schema] = {
             max=integer("most agents at once (GODOT_BRIDGE_MAX_CLIENTS)"),
             agents=arr(ref("Agent")),
         ),
-        sidecar=obj(pid=integer(), version=string(), project=string(), uptime_s=number()),
+        sidecar=obj(
+            pid=integer(),
+            version=string(),
+            project=string(),
+            editor_pid=nullable(integer("the editor its ports must belong to; null: unchecked")),
+            uptime_s=number(),
+        ),
     ),
     "DebugEvent": obj(
         ("seq", "time", "event", "body"),
@@ -303,7 +309,13 @@ STATUS_EXAMPLE = {
             }
         ],
     },
-    "sidecar": {"pid": 5136, "version": "0.1.0", "project": "/home/me/game", "uptime_s": 61.2},
+    "sidecar": {
+        "pid": 5136,
+        "version": "0.1.0",
+        "project": "/home/me/game",
+        "editor_pid": 5120,
+        "uptime_s": 61.2,
+    },
 }
 EMPTY = obj()
 DEBUG_ERRORS = (409, 502, 503, 504)
