@@ -25,7 +25,7 @@ from .peer import Peer
 from .service import ServiceStatus, State
 
 # Without the editor's pid the DAP waits this long for the LSP's word on whose editor it is.
-LSP_VERDICT_WAIT = 5.0
+LSP_VERDICT_WAIT = 30.0
 
 
 class EditorLink(Protocol):
