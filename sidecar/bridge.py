@@ -109,11 +109,11 @@ class Bridge:
             return
         lsp = self.lsp_session
         deadline = time.monotonic() + LSP_VERDICT_WAIT
-        while lsp.status.state not in (State.CONNECTED, State.WRONG_EDITOR):
+        while lsp.identified is None and lsp.status.state is not State.WRONG_EDITOR:
             if time.monotonic() > deadline:
                 return  # nobody can tell: trust the port, as before this check existed
             await asyncio.sleep(0.1)
-        if lsp.status.state is State.WRONG_EDITOR:
+        if lsp.identified is False or lsp.status.state is State.WRONG_EDITOR:
             raise WrongEditor(
                 mismatch_message(self.dap.name, peer.port, self.config.project, lsp.foreign_root),
                 details={"service": self.dap.name, "state": "wrong_editor"},

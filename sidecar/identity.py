@@ -3,9 +3,11 @@
 Ports are easy to get wrong (an environment variable left over, another editor on the
 default 6005/6006), and a DAP `initialize` clears the breakpoints of whichever editor
 receives it. The addon hands over its editor's pid (`--editor-pid`); before a handshake
-the sidecar checks that the process listening on the port is that editor. Where the
-operating system will not tell (no psutil, no permission), the check says "unknown" and
-the LSP's own project root (see lsp.py) is the remaining proof.
+the sidecar checks that the process listening on the port is that editor. Another Godot
+process there is another editor: `wrong_editor`. Where the operating system will not tell
+(no psutil, no permission), or the listener is not Godot at all (a relay, an SSH tunnel, a
+container's port forwarder), the check says "unknown" and the LSP's own project root (see
+lsp.py) is the remaining proof.
 
 psutil is a dependency of the sidecar because it answers "who listens on this port" on
 Linux, macOS and Windows alike; reading /proc by hand would cover Linux only.
@@ -73,7 +75,20 @@ def listener_of(port: int, editor_pid: int | None) -> Listener:
     if any(_listens(c, port) for c in mine):
         return Listener(True)
     other = _other_listener(port)
-    return Listener(False, other, project_of(other) if other is not None else None)
+    if other is None:
+        return Listener(None)  # someone we may not look at: maybe a relay to our editor
+    project = project_of(other)
+    return Listener(False if is_godot(other) else None, other, project)
+
+
+def is_godot(pid: int) -> bool:
+    """Whether `pid` runs a Godot binary (Godot_v4.3-stable_linux.x86_64, godot4, ...)."""
+    try:
+        proc = psutil.Process(pid)
+        names = [proc.name(), *proc.cmdline()[:1]]
+    except (psutil.Error, OSError):
+        return False
+    return any("godot" in os.path.basename(n).lower() for n in names)
 
 
 def _listens(conn: object, port: int) -> bool:

@@ -79,6 +79,9 @@ class LspSession:
         self._workspace_named = asyncio.Event()
         # The project root another editor reported on our port (wrong_editor), if any.
         self.foreign_root: str | None = None
+        # Whether Godot's language server on our port has shown it serves our project:
+        # None until a handshake told (the DAP leans on it when it has no other proof).
+        self.identified: bool | None = None
         self.peer = Peer(
             status,
             JsonRpcCorrelation(),
@@ -164,12 +167,13 @@ class LspSession:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._workspace_named.wait(), WORKSPACE_WAIT)
         theirs = self.server.workspace_root
-        if not theirs:
-            return  # Godot found its project root equal to ours
-        if same_project(theirs, self.config.project):
+        if not theirs or same_project(theirs, self.config.project):
+            # No notification: Godot found its project root equal to the rootPath we sent.
             self.foreign_root = None
+            self.identified = True
             return
         self.foreign_root = theirs
+        self.identified = False
         raise WrongEditor(
             mismatch_message(self.status.name, peer.port, self.config.project, theirs),
             details={"service": self.status.name, "state": "wrong_editor", "other": theirs},

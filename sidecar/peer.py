@@ -281,7 +281,8 @@ class Peer:
                     state = State.STARTING
                 else:
                     state = State.RECONNECTING if step else State.CONNECTING
-                self.status.set_state(state, self.status.last_error if step else None)
+                keep = step or starting
+                self.status.set_state(state, self.status.last_error if keep else None)
             delay = self.backoff[min(step, len(self.backoff) - 1)]
             try:
                 link = await self._open()
