@@ -464,9 +464,14 @@ def test_twenty_agents_each_get_their_own_answer(sidecar: Sidecar) -> None:
 
 
 class FakeLsp:
-    """Answers initialize and hover (with float ids, as Godot may); ignores completion."""
+    """Answers initialize and hover (with float ids, as Godot may); ignores completion.
 
-    def __init__(self) -> None:
+    It names its project root `root` in `gdscript_client/changeWorkspace`, as Godot does when
+    the rootPath it was sent is spelled differently from its own (a symlink, say).
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
         self.opened: list[list[str]] = []  # didOpen URIs per connection
         self.server: asyncio.AbstractServer | None = None
         self.streams: list[MessageStream] = []
@@ -485,7 +490,7 @@ class FakeLsp:
                 msg = await stream.read()
                 method, ident = msg.get("method"), msg.get("id")
                 if method == "initialize":
-                    note = {"path": "/elsewhere"}
+                    note = {"path": self.root}
                     stream.write(
                         {
                             "jsonrpc": "2.0",
@@ -532,8 +537,18 @@ def _config(project: Path, lsp_port: int, timeout: float) -> Config:
     )
 
 
-async def _with_fake(check: Any, tmp_path: Path, timeout: float = 0.5) -> None:
-    fake = FakeLsp()
+def _alias(tmp_path: Path) -> str:
+    """Another spelling of the project directory (a symlink to it), Godot's root in the fake."""
+    alias = tmp_path.parent / f"{tmp_path.name}-alias"
+    if not alias.exists():
+        alias.symlink_to(tmp_path, target_is_directory=True)
+    return str(alias)
+
+
+async def _with_fake(
+    check: Any, tmp_path: Path, timeout: float = 0.5, root: str | None = None
+) -> None:
+    fake = FakeLsp(root or _alias(tmp_path))
     port = await fake.start()
     config = _config(tmp_path, port, timeout)
     session = LspSession(config, ServiceStatus("language_server", port))
@@ -555,7 +570,7 @@ def test_silent_godot_is_504_and_float_ids_still_match(tmp_path: Path) -> None:
         resp = await client.post("/lsp/hover", json=at("res://a.gd", 0, 0))
         assert resp.status == 200
         # Godot's root from changeWorkspace is the one its URIs use.
-        assert (await resp.json())["result"] == {"contents": "file:///elsewhere/a.gd"}
+        assert (await resp.json())["result"] == {"contents": f"file://{_alias(tmp_path)}/a.gd"}
         started = time.monotonic()
         resp = await client.post("/lsp/completion", json=at("res://a.gd", 0, 0))
         assert resp.status == 504
@@ -578,7 +593,7 @@ def test_reconnect_replays_open_documents(tmp_path: Path) -> None:
             if len(fake.opened) == 2 and fake.opened[1]:
                 break
             await asyncio.sleep(0.05)
-        assert fake.opened[1] == ["file:///elsewhere/kept.gd"]
+        assert fake.opened[1] == [f"file://{_alias(tmp_path)}/kept.gd"]
         assert session.peer.connected
 
     asyncio.run(_with_fake(check, tmp_path))
@@ -700,3 +715,26 @@ def test_edit_hot_reloads_the_running_game(editor: Any) -> None:
             seen += "".join(e["body"]["output"] for e in outputs)
     finally:
         _through(editor, "/debug/terminate", {}, "runner")
+
+
+def test_issue_11_lsp_of_another_project_is_wrong_editor(tmp_path: Path) -> None:
+    """Godot names a project root that is not ours: the session says so and stays out."""
+
+    async def main() -> None:
+        other = tmp_path / "other-game"
+        other.mkdir()
+        fake = FakeLsp(str(other))
+        port = await fake.start()
+        session = LspSession(_config(tmp_path, port, 0.5), ServiceStatus("language_server", port))
+        try:
+            assert not await session.connect(wait=5)
+            shown = session.status.as_json()
+            assert shown["state"] == "wrong_editor" and shown["ready"] is False, shown
+            assert str(other) in shown["message"] and str(tmp_path) in shown["message"]
+            assert session.identified is False
+            assert fake.opened == [[]]  # no document was replayed to the other editor
+        finally:
+            await session.stop()
+            await fake.stop()
+
+    asyncio.run(main())
