@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pexpect
 import pytest
-from harness import REPO, Editor, free_port, get_json, make_demo_project
+from harness import REPO, Editor, free_port, get_json, godot_binary, make_demo_project
 
 from sidecar.identity import listener_of, project_of
 from sidecar.peer import DapCorrelation, Peer
@@ -397,3 +399,81 @@ def test_issue_11_services_ready_soon_after_a_fresh_editor_listens(
 def _handshake_seconds(ed: Editor, what: str) -> float:
     m = ed.wait_for(rf"{what} connected on port \d+ \(connect and handshake took ([\d.]+) s\)", 10)
     return float(m.group(1))
+
+
+class SettingsPortsEditor(Editor):
+    """An editor started as a user would without port flags: Godot's servers and the addon
+    both take the ports from the editor settings (a file of this editor's own here)."""
+
+    def __init__(self, project: Path, lsp_port: int, dap_port: int) -> None:
+        super().__init__(project)
+        self.lsp_port, self.dap_port = lsp_port, dap_port
+        home = project.parent / f"{project.name}-config"
+        self.extra_env = {"XDG_CONFIG_HOME": str(home)}
+        settings = {
+            "network/language_server/remote_port": lsp_port,
+            "network/debug_adapter/remote_port": dap_port,
+        }
+        lines = ['[gd_resource type="EditorSettings" format=3]', "", "[resource]"]
+        lines += [f"{key} = {value}" for key, value in settings.items()]
+        (home / "godot").mkdir(parents=True, exist_ok=True)
+        for version in ("4.3", "4.4", "4.5", "4.6", "4.7"):
+            path = home / "godot" / f"editor_settings-{version}.tres"
+            path.write_text("\n".join(lines) + "\n")
+
+    def spawn(self, timeout: float = 120.0) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("GODOT_LSP_PORT", "GODOT_DAP_PORT")}
+        env.update(
+            {
+                "GODOT_BRIDGE_PORT": str(self.bridge_port),
+                "GODOT_BRIDGE_PYTHON": sys.executable,
+                "NO_COLOR": "1",
+                **self.extra_env,
+            }
+        )
+        args = ["--headless", "--editor", "--path", str(self.project)]
+        self.child = pexpect.spawn(
+            godot_binary(),
+            args,
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=timeout,
+            dimensions=(50, 400),
+        )
+        self._pids.add(self.child.pid)
+        self._reader = threading.Thread(target=self._read, name="editor-output", daemon=True)
+        self._reader.start()
+
+
+def test_issue_11_second_editor_on_taken_ports_leaves_the_first_alone(
+    editor: Editor, project_b: Path
+) -> None:
+    """Editor B's settings name editor A's ports (two editors with the same settings, the
+    default 6005/6006 on a real machine): B's Godot cannot listen there, B's addon hands those
+    ports to its sidecar, and the sidecar finds A listening. It says wrong_editor, naming both
+    projects, and never handshakes: A's breakpoint survives."""
+    base = editor.base_url
+    _wait_status(base, _ready, 60)
+    set_bp = {"source": {"path": MAIN}, "breakpoints": [{"line": TWICE_LINE}]}
+    assert _ok(base, "POST", "/debug/setBreakpoints", set_bp, agent="alice")["breakpoints"]
+    second = SettingsPortsEditor(project_b, editor.lsp_port, editor.dap_port)
+    try:
+        second.start()
+        st = _wait_status(
+            second.base_url,
+            lambda s: (
+                s["debug_adapter"]["state"] == "wrong_editor"
+                and s["language_server"]["state"] == "wrong_editor"
+            ),
+            90,
+        )
+        assert st["overall_ready"] is False
+        for key in ("debug_adapter", "language_server"):
+            assert str(project_b) in st[key]["message"], st[key]
+            assert str(editor.project) in st[key]["message"], st[key]
+        mine = _ok(base, "GET", "/debug/breakpoints", agent="alice")["breakpoints"]
+        assert [b["line"] for b in mine[MAIN]["alice"]] == [TWICE_LINE], mine
+        _breakpoints_in_godot_survive(editor)
+    finally:
+        second.stop()
