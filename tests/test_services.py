@@ -327,6 +327,7 @@ def test_issue_11_disconnect_needs_force_is_announced_and_resumes(editor: Editor
             while not (await call(bob, "GET", "/status"))[1]["overall_ready"]:
                 assert time.monotonic() < deadline, "services did not come back by themselves"
                 await asyncio.sleep(0.2)
+            print(f"services back {time.monotonic() - gone_at:.2f} s after the disconnect")
             back = (await call(bob, "GET", "/status"))[1]
             assert back["debug_adapter"]["down_by"] is None
             assert (await call(bob, "GET", "/debug/threads"))[0] == 200
@@ -387,13 +388,18 @@ def test_issue_11_services_ready_soon_after_a_fresh_editor_listens(
     for key in ports:
         # Only ever "starting" before the first connection: not "reconnecting" on a backoff.
         assert seen[key] <= {"starting"}, seen
-    dap_wait = connected["debug_adapter"] - max(listening["debug_adapter"], serving)
-    assert dap_wait <= 2.0, f"DAP connected {dap_wait:.2f} s after it could have"
-    # Godot's language server parses every script before answering `initialize`: that part
-    # is its own work, logged by the sidecar; the connection itself must be as prompt.
-    lsp_wait = connected["language_server"] - max(listening["language_server"], serving)
-    handshake = _handshake_seconds(ed, "language server")
-    assert lsp_wait - handshake <= 2.0, f"LSP: {lsp_wait:.2f} s, handshake {handshake:.2f} s"
+    # Godot answers the handshake from its main loop, busy importing a fresh project, and its
+    # language server parses every script before answering `initialize`: that part is Godot's
+    # own work, logged by the sidecar; getting there must be prompt.
+    names = {"debug_adapter": "Godot's debug adapter", "language_server": "language server"}
+    for key, what in names.items():
+        waited = connected[key] - max(listening[key], serving)
+        handshake = _handshake_seconds(ed, what)
+        print(
+            f"fresh project: {key} connected {waited:.2f} s after it could have "
+            f"(Godot's handshake {handshake:.2f} s); states seen {seen[key]}"
+        )
+        assert waited - handshake <= 2.0, f"{key}: {waited:.2f} s, handshake {handshake:.2f} s"
 
 
 def _handshake_seconds(ed: Editor, what: str) -> float:
