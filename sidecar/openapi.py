@@ -34,7 +34,8 @@ UNDOCUMENTED = Operation(tag="undocumented", result={})
 TITLE = "godot_debug_connection HTTP API"
 DESCRIPTION = (
     "Many AI agents share one Godot editor's debug adapter (DAP) and language server (LSP) "
-    'over HTTP on 127.0.0.1. JSON in, JSON out: `{"status": "ok", "result": ...}` or '
+    'over HTTP on 127.0.0.1. JSON in, JSON out: `{"status": "ok", "result": ...}` (GET /status: '
+    "its fields at the top level) or "
     '`{"status": "error", "error": {"code", "message", ...}}`. POST bodies are the '
     "DAP request's `arguments` or the LSP method's `params`; read-only endpoints also take GET "
     "with query parameters. Send `X-Agent-Id` to be known by name: breakpoints and open "
@@ -203,7 +204,8 @@ a Model Context Protocol endpoint at `POST /mcp`.
 
 ## Conventions
 
-- JSON in, JSON out. Success is `200` with `{"status": "ok", "result": ...}`. POST bodies
+- JSON in, JSON out. Success is `200` with `{"status": "ok", "result": ...}` (`GET /status`
+  alone answers the seed's fields at the top level, beside `"status": "ok"`). POST bodies
   are the DAP request's `arguments` or the LSP method's `params`; `result` is the DAP
   response's `body` or the LSP result.
 - Read-only endpoints (listed with `GET, POST`) also take GET with query parameters;
