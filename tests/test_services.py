@@ -179,7 +179,7 @@ def _ready(st: dict[str, Any]) -> bool:
 class DirectSidecar:
     """`python -m sidecar --serve` for a project, pointed at whatever ports it is given."""
 
-    def __init__(self, project: Path, lsp_port: int, dap_port: int, editor_pid: int | None):
+    def __init__(self, project: Path, lsp_port: int, dap_port: int, editor_pid: int | None) -> None:
         self.port = free_port()
         args = [sys.executable, "-m", "sidecar", "--serve", str(self.port)]
         args += ["--project", str(project), "--lsp-port", str(lsp_port)]
@@ -290,7 +290,9 @@ def test_issue_11_disconnect_needs_force_is_announced_and_resumes(editor: Editor
             aiohttp.ClientSession(headers={"X-Agent-Id": "bob"}, timeout=timeout) as bob,
         ):
 
-            async def call(s: aiohttp.ClientSession, method: str, path: str, body: Any = None):
+            async def call(
+                s: aiohttp.ClientSession, method: str, path: str, body: Any = None
+            ) -> tuple[int, Any, Any]:
                 async with s.request(method, base + path, json=body) as r:
                     return r.status, await r.json(), r.headers
 
