@@ -236,7 +236,8 @@ def test_issue_11_wrong_editor_is_never_handshaken(editor: Editor, project_b: Pa
     verdict instead of sending `initialize`. A's breakpoints stay in Godot either way.
     """
     base = editor.base_url
-    _wait_status(base, _ready, 60)
+    # A's sidecar knows its editor (--editor-pid, or its parent serving the link).
+    assert _wait_status(base, _ready, 60)["sidecar"]["editor_pid"] == editor.pid
     set_bp = {"source": {"path": MAIN}, "breakpoints": [{"line": TWICE_LINE}]}
     assert _ok(base, "POST", "/debug/setBreakpoints", set_bp, agent="alice")["breakpoints"]
     # Editor B: a process that is not the one listening on A's ports.
