@@ -27,8 +27,11 @@ from typing import Any
 import aiohttp
 import pexpect
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from harness import REPO, Editor, free_port, get_json, godot_binary, make_demo_project
 
+from sidecar.bridge import Bridge
+from sidecar.config import Config
 from sidecar.identity import listener_of, project_of
 from sidecar.peer import DapCorrelation, Peer
 from sidecar.service import ServiceStatus
@@ -486,3 +489,53 @@ def test_issue_11_second_editor_on_taken_ports_leaves_the_first_alone(
         _breakpoints_in_godot_survive(editor)
     finally:
         second.stop()
+
+
+def test_issue_11_disconnect_rules_in_process(tmp_path: Path) -> None:
+    """Alone, an agent may disconnect; with someone else connected it needs force; bad
+    fields are 400s naming the field."""
+
+    async def main() -> None:
+        config = Config(
+            project=str(tmp_path),
+            link_port=None,
+            link_token="",
+            serve_port=0,
+            bridge_port=0,
+            lsp_port=free_port(),
+            dap_port=free_port(),
+        )
+        bridge = Bridge(config)
+        client = TestClient(TestServer(bridge.app))
+        await client.start_server()
+        try:
+            alone = await client.post("/disconnect", json={"service": "dap", "reason": "mine"})
+            assert alone.status == 200, await alone.text()
+            shown = (await (await client.get("/status")).json())["debug_adapter"]
+            assert shown["state"] == "disconnected"
+            assert shown["down_reason"] == "mine" and shown["down_by"]
+            events = (await (await client.get("/debug/events")).json())["result"]["events"]
+            assert [e["event"] for e in events] == ["service_disconnected"]
+            assert events[0]["body"]["forced"] is False and events[0]["body"]["others"] == []
+
+            bridge.agents.add(7, "127.0.0.1:4000").name = "bob"
+            busy = await client.post("/disconnect", json={"service": "lsp"})
+            answer = await busy.json()
+            assert busy.status == 409 and answer["error"]["agents"] == ["bob"], answer
+            for body, field in (
+                ({"force": "yes"}, "force"),
+                ({"resume_after": -1}, "resume_after"),
+                ({"resume_after": 601}, "resume_after"),
+                ({"reason": 5}, "reason"),
+            ):
+                bad = await client.post("/disconnect", json=body)
+                answer = await bad.json()
+                assert bad.status == 400 and answer["error"]["field"] == field, answer
+            forced = await client.post("/disconnect", json={"service": "lsp", "force": True})
+            assert forced.status == 200, await forced.text()
+        finally:
+            await client.close()
+            await bridge.dap_session.peer.disconnect()
+            await bridge.lsp_session.peer.disconnect()
+
+    asyncio.run(main())
