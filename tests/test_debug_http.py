@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import threading
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 from harness import REPO, Editor, free_port, make_demo_project
 
@@ -275,3 +278,104 @@ def test_absent_debug_adapter_is_503_until_it_comes_up(
             await scenario(http)
 
     asyncio.run(main())
+
+
+# -- issue 11 --------------------------------------------------------------------------
+
+
+async def everyone_breakpoints(agent: Agent) -> dict[str, Any]:
+    return (await agent.ok("GET", "/debug/breakpoints", all="true"))["breakpoints"]
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+def test_issue_11_breakpoints_of_a_connection_go_when_it_closes(editor: Editor) -> None:
+    body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        dora = agent("dora")
+        named = await dora.ok("POST", "/debug/setBreakpoints", body)
+        assert "warning" not in named
+        since = (await dora.ok("GET", "/debug/events"))["latest"]
+
+        # curl-style: no X-Agent-Id, and a new connection for every request.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as curl:
+            async with curl.post(editor.base_url + "/debug/setBreakpoints", json=body) as resp:
+                answer = await resp.json()
+        assert resp.status == 200, answer
+        warning = answer["result"]["warning"]
+        assert "X-Agent-Id" in warning and "client-" in warning
+
+        async def only_dora_left() -> bool:
+            return (await everyone_breakpoints(dora)) == {MAIN: {"dora": [{"line": SUM}]}}
+
+        await wait_until(only_dora_left, 5, "the closed connection's breakpoints stayed")
+        page = await dora.ok("GET", "/debug/events", since=since)
+        (cleared,) = [e for e in page["events"] if e["event"] == "breakpoints_cleared"]
+        assert cleared["body"]["cleared"][0]["agent"].startswith("client-")
+
+        # A kept-alive anonymous connection keeps its breakpoints while it is open.
+        async with aiohttp.ClientSession() as keep:
+            async with keep.post(editor.base_url + "/debug/setBreakpoints", json=body) as resp:
+                assert resp.status == 200
+            owners = (await everyone_breakpoints(dora))[MAIN]
+            assert len(owners) == 2
+        await wait_until(only_dora_left, 5, "the closed connection's breakpoints stayed")
+
+        # Clearing over HTTP: one's own, then (deliberately) everyone's in the file.
+        await agent("erin").ok("POST", "/debug/setBreakpoints", body)
+        cleared = await agent("erin").ok("POST", "/debug/clearBreakpoints", {})
+        assert cleared == {"cleared": [{"path": MAIN, "agent": "erin", "lines": [SUM]}]}
+        everyone = {"source": {"path": MAIN}, "everyone": True}
+        cleared = await agent("erin").ok("POST", "/debug/clearBreakpoints", everyone)
+        assert cleared == {"cleared": [{"path": MAIN, "agent": "dora", "lines": [SUM]}]}
+        assert await everyone_breakpoints(dora) == {}
+        status, answer, _ = await dora.call("POST", "/debug/clearBreakpoints", {"everyone": True})
+        assert status == 400 and answer["error"]["field"] == "source"
+
+    run(editor.base_url, scenario)
+
+
+def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> None:
+    ed = fresh_editor
+    ed.start()
+    games: list[psutil.Process] = []
+
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        fay = agent("fay")
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+        await fay.ok("POST", "/debug/setBreakpoints", body)
+        since = (await fay.ok("GET", "/debug/events"))["latest"]
+        await fay.ok("POST", "/debug/launch", {})
+        await fay.next_stop(since)
+        # A failed evaluation is an error with Godot's message, not a null value.
+        status, answer, _ = await fay.call("POST", "/debug/evaluate", {"expression": "1 +"})
+        assert status == 422 and answer["error"]["code"] == "evaluate_failed", answer
+        assert "parse error" in answer["error"]["message"]
+        games.extend(
+            p
+            for p in psutil.Process(ed.pid).children(recursive=True)
+            if "--remote-debug" in p.cmdline()
+        )
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            await wait_connected(Agent(http, ed.base_url, "setup"))
+            await scenario(lambda name: Agent(http, ed.base_url, name))
+
+    try:
+        asyncio.run(main())
+        assert len(games) == 1, games
+        os.kill(ed.pid, signal.SIGKILL)  # no quit path: only the sidecar can end the game
+        _gone, alive = psutil.wait_procs(games, timeout=8)
+        assert not alive, f"the game outlived its editor: {alive}"
+    finally:
+        for game in games:
+            with contextlib.suppress(psutil.Error):
+                game.kill()
