@@ -420,6 +420,7 @@ class DapSession:
         self._frame_scopes: dict[int, Args] = {}  # frameId → scopes, this stop
         # variablesReference values handed out this stop (scopes, variables, evaluate).
         self._refs: set[int] = set()
+        self._frame_self: dict[int, bool] = {}  # frameId → has an instance, this stop
         self._eval_lock = asyncio.Lock()  # Godot keeps one pending evaluation per text
         # The game's debugger messages (`godot/custom_data`), kept apart from the log.
         self.custom_data = EventLog(256)
@@ -662,6 +663,7 @@ class DapSession:
         self._trace_cache.clear()
         self._frame_scopes.clear()
         self._refs.clear()
+        self._frame_self.clear()
 
     # -- talking to Godot ------------------------------------------------------------
 
@@ -1156,6 +1158,14 @@ class DapSession:
         # stalls every request on the connection for seconds.
         stop = await self._stopped("evaluate")
         await self._require_frame(agent, frame, "evaluate")
+        if not await self._has_instance(agent, frame):
+            raise RequestError(
+                f"frame {frame} is a static function (no self): Godot evaluates only in "
+                "frames with an instance, and would let the game run on; use another "
+                "frameId (see /debug/stackTrace) or read its locals with /debug/scopes",
+                code="invalid_field",
+                details={"field": "frameId"},
+            )
         # Godot files results under the expression's text: one evaluation at a time.
         async with self._eval_lock:
             self._require_stopped("evaluate")
@@ -1171,6 +1181,23 @@ class DapSession:
             )
         self._hand_out(stop, [body])
         return body
+
+    async def _has_instance(self, agent: str, frame: int) -> bool:
+        """Whether the frame has a `self` (the game lists it first among its members)."""
+        known = self._frame_self.get(frame)
+        if known is not None:
+            return known
+        epoch = self._epoch
+        async with self._frame_lock:
+            scopes = (await self._load_frame(agent, frame)).get("scopes") or []
+        refs = [s.get("variablesReference") for s in scopes if isinstance(s, dict)]
+        if len(refs) < 2 or not isinstance(refs[1], int):
+            return True  # no Members scope to look at: let Godot try
+        members = (await self._variables(agent, refs[1], {})).get("variables") or []
+        has = any(isinstance(v, dict) and v.get("name") == "self" for v in members)
+        if self._epoch == epoch:
+            self._frame_self[frame] = has
+        return has
 
     async def _evaluation_error(self, expression: str, since: int) -> str | None:
         """The game's message when an evaluation failed, None when it gave a value.

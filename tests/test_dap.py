@@ -836,3 +836,52 @@ def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap
                 game.kill()
 
     run(godot, scenario)
+
+
+PROBE_GD = """extends Node
+## A static function's frame has no self: Godot cannot evaluate there.
+
+
+func _ready() -> void:
+	print("probe: %d" % triple(2))
+
+
+static func triple(x: int) -> int:
+	var y: int = x * 3
+	return y
+"""
+PROBE_TSCN = """[gd_scene load_steps=2 format=3]
+
+[ext_resource type="Script" path="res://demo/static_probe.gd" id="1"]
+
+[node name="Probe" type="Node"]
+script = ExtResource("1")
+"""
+
+
+def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
+    godot: GodotDap,
+) -> None:
+    (godot.project / "demo" / "static_probe.gd").write_text(PROBE_GD)
+    (godot.project / "demo" / "static_probe.tscn").write_text(PROBE_TSCN)
+    probe = "res://demo/static_probe.gd"
+    line = PROBE_GD.splitlines().index("\tvar y: int = x * 3") + 1
+
+    async def scenario(session: DapSession) -> None:
+        body = {"source": {"path": probe}, "breakpoints": [{"line": line}]}
+        await session.call("setBreakpoints", "alice", body)
+        since = session.events.latest
+        await session.call("launch", "alice", {"scene": "res://demo/static_probe.tscn"})
+        stop = await next_stop(session, since)
+        assert (await where(session)) == [("triple", line), ("_ready", 6)]
+        with pytest.raises(RequestError) as err:
+            await session.call("evaluate", "alice", {"expression": "x", "frameId": 0})
+        assert err.value.status == 400 and err.value.details["field"] == "frameId"
+        assert "static" in err.value.message
+        result = await session.call("evaluate", "alice", {"expression": "1 + 1", "frameId": 1})
+        assert result["result"] == "2"
+        await asyncio.sleep(0.5)
+        assert "continued" not in kinds_since(session, stop.seq)
+        assert session.stopped is not None
+
+    run(godot, scenario)
