@@ -287,6 +287,17 @@ async def everyone_breakpoints(agent: Agent) -> dict[str, Any]:
     return (await agent.ok("GET", "/debug/breakpoints", all="true"))["breakpoints"]
 
 
+async def next_event(agent: Agent, since: int, kind: str, timeout: float = 5) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = await agent.ok("GET", "/debug/events", since=since, wait=1)
+        for event in page["events"]:
+            if event["event"] == kind:
+                return event
+        since = page["next"]
+    raise AssertionError(f"no {kind} event")
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
@@ -316,8 +327,7 @@ def test_issue_11_breakpoints_of_a_connection_go_when_it_closes(editor: Editor) 
             return (await everyone_breakpoints(dora)) == {MAIN: {"dora": [{"line": SUM}]}}
 
         await wait_until(only_dora_left, 5, "the closed connection's breakpoints stayed")
-        page = await dora.ok("GET", "/debug/events", since=since)
-        (cleared,) = [e for e in page["events"] if e["event"] == "breakpoints_cleared"]
+        cleared = await next_event(dora, since, "breakpoints_cleared")
         assert cleared["body"]["cleared"][0]["agent"].startswith("client-")
 
         # A kept-alive anonymous connection keeps its breakpoints while it is open.
