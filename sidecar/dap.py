@@ -923,9 +923,11 @@ class DapSession:
             )
 
     def agent_left(self, agent: Agent) -> None:
-        """AgentRegistry's hook: a connection without X-Agent-Id takes its breakpoints."""
-        if agent.name is None:
-            self._spawn(self.forget_agent(agent.identity))
+        """AgentRegistry's hook: the breakpoints a connection set without X-Agent-Id (as
+        `client-<id>`, even if it named itself later) go with it."""
+        identity = f"client-{agent.client_id}"
+        if any(identity in bps.by_agent for bps in self._files.values()):
+            self._spawn(self.forget_agent(identity))
 
     async def _remove(self, paths: list[str], agent: str | None, *, strict: bool) -> list[Args]:
         """Take `agent`'s (None: everyone's) breakpoints out of `paths`; Godot gets the rest."""
