@@ -426,7 +426,8 @@ class DapSession:
         self.custom_data = EventLog(256)
         # While a breakpoint stop waits for the agents it names, later events wait too.
         self._held: list[tuple[str, Args]] | None = None
-        self._game_pid: int | None = None  # from the game's `set_pid`
+        self._game_pid: int | None = None  # from the `set_pid` of the game we launched
+        self._pid_wanted = False  # a launch of ours waits for its game's `set_pid`
         self._game_exe: str | None = None  # from the `process` event
         self._tasks: set[asyncio.Task[Any]] = set()
         self._launches = 0  # a stop found after connecting is stale once a launch began
@@ -652,8 +653,9 @@ class DapSession:
     def _on_custom_data(self, body: Args) -> None:
         message = str(body.get("message", ""))
         data = body.get("data") if isinstance(body.get("data"), list) else []
-        if message == "set_pid" and data and isinstance(data[0], int):
-            self._game_pid = data[0]
+        if message == "set_pid" and self._pid_wanted and data and isinstance(data[0], int):
+            # Ours only: a game started from the editor's Play button is the editor's.
+            self._game_pid, self._pid_wanted = data[0], False
         self.custom_data.append(message, {"data": data})
 
     def _forget_stop(self) -> None:
@@ -771,7 +773,7 @@ class DapSession:
             arguments["playArgs"] = play_args
         # Godot keeps one pending launch per connection: two interleaved would lose one.
         self._launches += 1
-        self._game_pid = None
+        self._game_pid, self._pid_wanted = None, True
         async with self._launch_lock:
             if self._running:
                 await self._end_game(agent)
