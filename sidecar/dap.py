@@ -503,7 +503,8 @@ class DapSession:
         nothing (Godot keeps it pending, and the next real launch replaces it) and gets
         no answer, so it is sent as a plain message.
         """
-        args = {"project": self.project, "godot/custom_data": True}
+        # No `project`: Godot checks it before it sets the flag.
+        args = {"godot/custom_data": True}
         with contextlib.suppress(BridgeError):
             peer.send(peer.correlation.request(0, "launch", args))
 
