@@ -1210,6 +1210,8 @@ class DapSession:
         A failed evaluation comes back as a null `evaluation_return`; the game sends the
         error that explains it on its next debug-loop turn, before anything else.
         """
+        if self.custom_data.latest == 0:
+            return None  # this Godot forwards no game messages: nothing to wait for
         deadline = time.monotonic() + EVAL_ERROR_WAIT
         returned = None
         while returned is None:
