@@ -512,9 +512,12 @@ class DapSession:
         """After a (re)connect the game may still sit at a breakpoint: find out, say so.
 
         Godot forgets the stack when its last DAP client leaves; the stopped game sends
-        it again when asked (`get_stack_dump`, what the editor asks at every stop).
+        it again when asked (`get_stack_dump`, what the editor asks at every stop). A game
+        stopped between frames has no stack, but the editor keeps asking it to redraw
+        (`servers:drawn`), which only a stopped game does.
         """
         launches = self._launches
+        since = self.custom_data.latest
         try:
             frames = await self._godot_frames()
             if not frames:
@@ -535,13 +538,15 @@ class DapSession:
         except BridgeError as err:
             log.info("could not look for a stopped game after connecting: %s", err.message)
             return
-        if not frames or self._stop is not None or self._launches != launches:
+        drawn = any(e.event == "servers:drawn" for e in self.custom_data.after(since)[0])
+        if not (frames or drawn) or self._stop is not None or self._launches != launches:
             return  # running, no game, or a stop or launch of its own meanwhile
         self._forget_stop()
         body: Args = {"reason": "recovered", "threadId": THREAD_ID, "description": "Recovered"}
         self._stop = StopInfo("recovered", self._epoch, body)
         self._running = True
-        self._trace_cache[self._epoch] = {"stackFrames": frames}
+        if frames:
+            self._trace_cache[self._epoch] = {"stackFrames": frames}
         body.update(self._where(frames))
         body["text"] = "the game was already stopped when the debug adapter (re)connected"
         self._append("stopped", body)

@@ -730,6 +730,50 @@ def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -
     run(godot, scenario)
 
 
+def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await session.call("launch", "alice", {})
+        await asyncio.sleep(0.5)
+        since = session.events.latest
+        await session.call("pause", "alice", {})
+        await next_stop(session, since)
+        since = session.events.latest
+        link = session.peer._link
+        assert link is not None
+        link.drop("test: connection cut")
+        stop = await next_stop(session, since, timeout=15)
+        assert stop.body["reason"] == "recovered" and "line" not in stop.body
+        assert await where(session) == []  # stopped between frames, as before
+        since = session.events.latest
+        await session.call("continue", "alice", {})
+        assert session.stopped is None
+        await asyncio.sleep(1.5)  # the game runs again: its ticks are printed
+        assert "output" in kinds_since(session, since)
+
+    run(godot, scenario)
+
+
+def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
+    godot: GodotDap,
+) -> None:
+    async def scenario(session: DapSession) -> None:
+        await session.call("launch", "alice", {})
+        await asyncio.sleep(0.5)
+        since = session.events.latest
+        link = session.peer._link
+        assert link is not None
+        link.drop("test: connection cut")
+        deadline = time.monotonic() + 15
+        while session.peer._link in (None, link) or not session.peer.connected:
+            assert time.monotonic() < deadline, "no reconnect"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2.0)  # longer than the look for a stopped game takes
+        assert "stopped" not in kinds_since(session, since)
+        assert session.stopped is None
+
+    run(godot, scenario)
+
+
 def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "bob", [SUM])
