@@ -51,6 +51,12 @@ class Agent:
         assert answer["status"] == "ok"
         return answer["result"]
 
+    async def status(self) -> dict[str, Any]:
+        """GET /status: the seed's shape at the top level (or, before issue 11, in result)."""
+        status, answer, _ = await self.call("GET", "/status")
+        assert status == 200 and answer["status"] == "ok", answer
+        return answer.get("result", answer)
+
     async def next_stop(self, since: int, timeout: float = 10) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -85,7 +91,7 @@ def run(base: str, scenario: Scenario) -> None:
 async def wait_connected(agent: Agent, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = await agent.ok("GET", "/status")
+        status = await agent.status()
         if status["debug_adapter"]["state"] == "connected":
             return status
         await asyncio.sleep(0.1)
@@ -95,7 +101,7 @@ async def wait_connected(agent: Agent, timeout: float = 30) -> dict[str, Any]:
 def test_debugging_the_demo_over_http(editor: Editor) -> None:
     async def scenario(agent: Callable[[str], Agent]) -> None:
         alice, bob = agent("alice"), agent("bob")
-        status = await alice.ok("GET", "/status")
+        status = await alice.status()
         dap = status["debug_adapter"]
         assert {"service", "port", "state", "retry_count", "last_activity"} <= set(dap)
         assert dap["service"] == "debug_adapter" and dap["port"] == editor.dap_port
@@ -170,7 +176,7 @@ def test_disconnect_and_connect_on_request(editor: Editor) -> None:
         assert status == 503 and int(headers["Retry-After"]) >= 1
         assert answer["error"]["code"] == "not_connected"
         assert "POST /connect" in answer["error"]["message"]
-        assert (await carol.ok("GET", "/status"))["debug_adapter"]["state"] == "disconnected"
+        assert (await carol.status())["debug_adapter"]["state"] == "disconnected"
 
         result = await carol.ok("POST", "/connect", {"service": "dap"})
         assert result["debug_adapter"]["state"] == "connected"
@@ -258,11 +264,11 @@ def test_absent_debug_adapter_is_503_until_it_comes_up(
         status, answer, headers = await dave.call("POST", "/debug/stackTrace", {"threadId": 1})
         assert status == 503 and "Retry-After" in headers
         assert answer["error"]["code"] == "not_connected"
-        dap = (await dave.ok("GET", "/status"))["debug_adapter"]
+        dap = (await dave.status())["debug_adapter"]
         assert dap["state"] in ("reconnecting", "connecting") and not dap["ready"]
         assert dap["last_error"]
         # The LSP is unaffected.
-        status_all = await dave.ok("GET", "/status")
+        status_all = await dave.status()
         assert status_all["overall_ready"] is False
 
         forwarder.start()
