@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Agent names show up in logs and JSON; keep them short and printable.
 _MAX_NAME = 64
@@ -48,6 +52,8 @@ class AgentRegistry:
     def __init__(self, max_clients: int = 100) -> None:
         self.max_clients = max_clients
         self._agents: dict[int, Agent] = {}
+        # Told of every agent whose connection closed (its per-connection state goes).
+        self.on_removed: Callable[[Agent], None] | None = None
 
     def add(self, client_id: int, peer: str) -> Agent:
         agent = Agent(client_id, peer)
@@ -55,7 +61,13 @@ class AgentRegistry:
         return agent
 
     def remove(self, client_id: int) -> Agent | None:
-        return self._agents.pop(client_id, None)
+        agent = self._agents.pop(client_id, None)
+        if agent is not None and self.on_removed is not None:
+            try:
+                self.on_removed(agent)
+            except Exception:  # a hook's bug must not break the connection bookkeeping
+                log.exception("on_removed hook failed for %s", agent.identity)
+        return agent
 
     def get(self, client_id: int) -> Agent | None:
         return self._agents.get(client_id)

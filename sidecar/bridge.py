@@ -40,6 +40,7 @@ class Bridge:
         self.started_at = time.time()
         self.agents = AgentRegistry(config.max_clients)
         self.dap_session = DapSession(config)
+        self.agents.on_removed = self.dap_session.agent_left  # their breakpoints go too
         self.dap = self.dap_session.status
         self.lsp = ServiceStatus("language_server", config.lsp_port)
         self.lsp_session = LspSession(config, self.lsp)

@@ -12,7 +12,11 @@ this module turns into something many agents can share:
 - `variables` fails while the editor is still fetching a frame's variables: retried.
 - Requests needing a stopped game (`evaluate` above all) hold up Godot's queue for
   seconds when the game runs, so they are refused here with 409 instead.
-- Events go into a numbered, bounded log every agent reads at its own pace.
+- Events go into a numbered, bounded log every agent reads at its own pace. The game's
+  own debugger messages (`godot/custom_data`, asked for at launch) stay out of it: they
+  give the game's pid and the real message of a failed `evaluate`.
+- Frame ids and variable references are checked against what this stop handed out:
+  Godot resumes the game when asked to evaluate in a frame that does not exist.
 
 Agents' requests reach Godot through a small fair scheduler: a bounded number in flight,
 taken round-robin per agent, so a chatty or slow agent does not starve the others.
@@ -26,11 +30,13 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .agents import Agent
 from .config import Config
 from .errors import BridgeError, PeerTimeout, ProtocolError, RequestError
 from .http import require
@@ -49,7 +55,18 @@ VARIABLES_RETRY_DELAY = 0.1
 STEP_GRACE = 2.0
 GAME_END_WAIT = 1.0
 STOP_BUDGET = 1.0  # seconds the sidecar may spend tidying up on its way out
+# A failed evaluation is answered like a null; the game's error message follows its
+# `evaluation_return` at once (same debug-loop turn): waited for this long at most.
+EVAL_ERROR_WAIT = 0.5
+HIT_WAIT = 1.0  # for the stack naming a breakpoint stop's agents, before announcing it
+RECOVER_WAIT = 0.6  # for the stack a stopped game sends again after a reconnect
+GAME_KILL_WAIT = 1.0  # between SIGTERM and SIGKILL for a game the editor left behind
+REFUSED_BREAKPOINT_FIELDS = ("condition", "hitCondition", "logMessage")
 SIDECAR = "sidecar"  # the scheduler's name for requests the sidecar makes on its own
+# Breakpoints live here first: clearing them needs no connection (a new one gets the union).
+OFFLINE_COMMANDS = frozenset({"clearBreakpoints"})
+EVALUATION_RETURN = frozenset({"evaluation_return"})
+ANY_MESSAGE = None
 
 Args = dict[str, Any]
 
@@ -69,15 +86,14 @@ def _thread(args: Args) -> int:
 @dataclass(frozen=True)
 class SourceBreakpoint:
     line: int
-    condition: str | None = None
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> SourceBreakpoint:
         if not isinstance(raw, dict):
             raise RequestError(f"'{where}' must be an object with a 'line'", code="invalid_field")
+        _refuse_conditions(raw, where)
         try:
             line = require(raw, "line", int)
-            condition = _optional(raw, "condition", str, None)
         except RequestError as err:
             field_name = f"{where}.{err.details.get('field')}"
             raise RequestError(
@@ -91,13 +107,22 @@ class SourceBreakpoint:
                 code="invalid_field",
                 details={"field": f"{where}.line"},
             )
-        return cls(line, condition)
+        return cls(line)
 
     def as_json(self) -> Args:
-        out: Args = {"line": self.line}
-        if self.condition is not None:
-            out["condition"] = self.condition
-        return out
+        return {"line": self.line}
+
+
+def _refuse_conditions(raw: Args, where: str) -> None:
+    """Godot's adapter ignores conditions (it would stop on every hit): say so instead."""
+    for name in REFUSED_BREAKPOINT_FIELDS:
+        if raw.get(name) is not None:
+            raise RequestError(
+                f"'{where}.{name}' is not supported yet: Godot's debug adapter ignores it "
+                "and would stop on every hit; leave it out",
+                code="invalid_field",
+                details={"field": f"{where}.{name}"},
+            )
 
 
 def _source_path(args: Args) -> str:
@@ -114,6 +139,18 @@ def _source_path(args: Args) -> str:
             details={"field": "source.path"},
         )
     return path
+
+
+def _script_path(project: str, raw: str) -> str:
+    """A GDScript file of the project: only those take breakpoints."""
+    path = to_project_path(project, raw, must_exist=False)
+    if not path.endswith(".gd"):
+        raise RequestError(
+            f"'{raw}' is not a GDScript file: only .gd files take breakpoints",
+            code="invalid_field",
+            details={"field": "source.path"},
+        )
+    return to_project_path(project, raw)
 
 
 def _breakpoints(args: Args) -> list[SourceBreakpoint]:
@@ -219,13 +256,16 @@ class EventLog:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
 
-    async def next_of(self, since: int, kinds: frozenset[str], timeout: float) -> DebugEvent | None:
-        """The first event after `since` whose kind is in `kinds`, waiting up to `timeout`."""
+    async def next_of(
+        self, since: int, kinds: frozenset[str] | None, timeout: float
+    ) -> DebugEvent | None:
+        """The first event after `since` whose kind is in `kinds` (None: any), waiting up
+        to `timeout`."""
         deadline = time.monotonic() + timeout
         while True:
             events, _ = self.after(since)
             for e in events:
-                if e.event in kinds:
+                if kinds is None or e.event in kinds:
                     return e
             if events:
                 since = events[-1].seq
@@ -378,6 +418,19 @@ class DapSession:
         self._inflight: dict[str, asyncio.Future[Args]] = {}
         self._frame_lock = asyncio.Lock()
         self._frame_scopes: dict[int, Args] = {}  # frameId → scopes, this stop
+        # variablesReference values handed out this stop (scopes, variables, evaluate).
+        self._refs: set[int] = set()
+        self._frame_self: dict[int, bool] = {}  # frameId → has an instance, this stop
+        self._eval_lock = asyncio.Lock()  # Godot keeps one pending evaluation per text
+        # The game's debugger messages (`godot/custom_data`), kept apart from the log.
+        self.custom_data = EventLog(256)
+        # While a breakpoint stop waits for the agents it names, later events wait too.
+        self._held: list[tuple[str, Args]] | None = None
+        self._game_pid: int | None = None  # from the `set_pid` of the game we launched
+        self._pid_wanted = False  # a launch of ours waits for its game's `set_pid`
+        self._game_exe: str | None = None  # from the `process` event
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._launches = 0  # a stop found after connecting is stale once a launch began
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -385,13 +438,19 @@ class DapSession:
         self.peer.start()
 
     async def stop(self) -> None:
-        """Take the agents' breakpoints out of the editor, then close the connection."""
+        """Take the agents' breakpoints out of the editor, close the connection, and end
+        the game we launched: once the editor is gone nobody else would."""
         if self._resync is not None:
             self._resync.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         if self.peer.connected and self._files:
             with contextlib.suppress(BridgeError, asyncio.TimeoutError):
                 await asyncio.wait_for(self._clear_breakpoints(), STOP_BUDGET)
         await self.peer.disconnect("sidecar stopping")
+        pid, self._game_pid = self._game_pid, None
+        if pid is not None:
+            await end_game_process(pid, self.project, self._game_exe)
 
     async def _clear_breakpoints(self) -> None:
         # The editor keeps breakpoints after we leave; they would stop the user's runs.
@@ -434,16 +493,76 @@ class DapSession:
             lines = bps.union(_line_count(path))
             if lines:
                 await peer.request("setBreakpoints", _set_args(path, lines), handshake=True)
-        await self._recover_stop(peer)
+        self._ask_for_custom_data(peer)
+        self._spawn(self._recover_stop())
 
-    async def _recover_stop(self, peer: Peer) -> None:
-        """After a reconnect the game may still sit at a breakpoint: find out."""
-        answer = await peer.request("stackTrace", {"threadId": THREAD_ID}, handshake=True)
-        frames = (answer.get("body") or {}).get("stackFrames") if answer.get("success") else None
+    def _ask_for_custom_data(self, peer: Peer) -> None:
+        """Have Godot forward the game's debugger messages on this connection.
+
+        Only `launch` sets that flag. A `launch` without `configurationDone` launches
+        nothing (Godot keeps it pending, and the next real launch replaces it) and gets
+        no answer, so it is sent as a plain message.
+        """
+        # No `project`: Godot checks it before it sets the flag.
+        args = {"godot/custom_data": True}
+        with contextlib.suppress(BridgeError):
+            peer.send(peer.correlation.request(0, "launch", args))
+
+    async def _recover_stop(self) -> None:
+        """After a (re)connect the game may still sit at a breakpoint: find out, say so.
+
+        Godot forgets the stack when its last DAP client leaves; the stopped game sends
+        it again when asked (`get_stack_dump`, what the editor asks at every stop). A game
+        stopped between frames has no stack, but the editor keeps asking it to redraw
+        (`servers:drawn`), which only a stopped game does.
+        """
+        launches = self._launches
+        since = self.custom_data.latest
+        try:
+            frames = await self._godot_frames()
+            if not frames:
+                await self.peer.request(
+                    "godot/put_msg",
+                    {"message": "get_stack_dump", "data": []},
+                    timeout=2.0,
+                    handshake=True,
+                )
+                deadline = time.monotonic() + RECOVER_WAIT
+                while not frames and time.monotonic() < deadline and self._stop is None:
+                    await asyncio.sleep(0.05)
+                    frames = await self._godot_frames()
+            if frames:
+                # Godot answers ahead of the events it has queued: give a stop that
+                # is just happening the time to announce itself.
+                await asyncio.sleep(0.2)
+        except BridgeError as err:
+            log.info("could not look for a stopped game after connecting: %s", err.message)
+            return
+        drawn = any(e.event == "servers:drawn" for e in self.custom_data.after(since)[0])
+        if not (frames or drawn) or self._stop is not None or self._launches != launches:
+            return  # running, no game, or a stop or launch of its own meanwhile
+        self._forget_stop()
+        body: Args = {"reason": "recovered", "threadId": THREAD_ID, "description": "Recovered"}
+        self._stop = StopInfo("recovered", self._epoch, body)
+        self._running = True
         if frames:
-            self._forget_stop()
-            self._stop = StopInfo("unknown", self._epoch, {"reason": "unknown"})
-            self._running = True
+            self._trace_cache[self._epoch] = {"stackFrames": frames}
+        body.update(self._where(frames))
+        body["text"] = "the game was already stopped when the debug adapter (re)connected"
+        self._append("stopped", body)
+
+    async def _godot_frames(self) -> list[Args]:
+        answer = await self.peer.request(
+            "stackTrace", {"threadId": THREAD_ID}, timeout=2.0, handshake=True
+        )
+        body = answer.get("body") if answer.get("success") else None
+        frames = body.get("stackFrames") if isinstance(body, dict) else None
+        return [f for f in frames if isinstance(f, dict)] if isinstance(frames, list) else []
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_lost(self, reason: str) -> None:
         self._forget_stop()
@@ -454,25 +573,96 @@ class DapSession:
             return
         name = str(msg.get("event", ""))
         body = msg.get("body") if isinstance(msg.get("body"), dict) else {}
+        if name == "godot/custom_data":
+            self._on_custom_data(body)
+            return  # the game's own chatter (a profile frame a second): not agent news
         if name == "stopped":
+            if self._is_pause_echo(body):
+                # Godot announces a pause twice: `paused`, then, once the game is in its
+                # debug loop, an `exception` with no text. One stop, not two.
+                self._trace_cache.clear()  # the stack may only now be there
+                return
             self._forget_stop()
             self._stop = StopInfo(str(body.get("reason", "")), self._epoch, body)
             self._running = True
             self._stepping = False
+            if body.get("reason") == "breakpoint" and self._held is None:
+                self._held = []
+                self._spawn(self._announce_hit(self._stop))
+                return
         elif name == "continued":
             self._forget_stop()
         elif name in ("terminated", "exited"):
             self._forget_stop()
             self._running = self._stepping = False
+            self._game_pid = None
             # Godot's adapter clears its breakpoint list when a game ends; the editor
             # keeps them, but stops at them would no longer be announced.
             self._resync_soon()
         elif name in ("process", "output"):
             self._running = True  # output comes from the game, even one the editor started
+            if name == "process" and isinstance(body.get("name"), str):
+                self._game_exe = body["name"]
         # stopped, continued, output, breakpoint, process, terminated, exited, and
         # whatever else Godot may add; `initialized` only concerns the handshake.
         if name and name != "initialized":
+            self._append(name, body)
+
+    def _is_pause_echo(self, body: Args) -> bool:
+        return (
+            body.get("reason") == "exception"
+            and not body.get("text")
+            and self._stop is not None
+            and self._stop.reason == "paused"
+        )
+
+    def _append(self, name: str, body: Args) -> None:
+        if self._held is not None:
+            self._held.append((name, body))
+        else:
             self.events.append(name, body)
+
+    async def _announce_hit(self, stop: StopInfo) -> None:
+        """Announce a breakpoint stop with where it is and whose breakpoint it was."""
+        body = dict(stop.body)
+        try:
+            trace = await asyncio.wait_for(self._trace(SIDECAR, THREAD_ID), HIT_WAIT)
+            body.update(self._where(trace.get("stackFrames") or []))
+        except (BridgeError, asyncio.TimeoutError) as err:
+            log.info("breakpoint stop announced without its place: %r", err)
+        finally:
+            held, self._held = self._held or [], None
+            self.events.append("stopped", body)
+            for name, later in held:
+                self.events.append(name, later)
+
+    def _where(self, frames: list[Args]) -> Args:
+        """The top frame's place, and the agents with a breakpoint right there."""
+        if not frames or not isinstance(frames[0], dict):
+            return {}
+        top = frames[0]
+        source = top.get("source") if isinstance(top.get("source"), dict) else {}
+        raw = source.get("path")
+        line = top.get("line")
+        if not isinstance(raw, str) or not isinstance(line, int):
+            return {}
+        path = os.path.realpath(raw)
+        bps = self._files.get(path)
+        hit_by = sorted(
+            agent
+            for agent, lst in (bps.by_agent.items() if bps is not None else ())
+            if any(b.line == line for b in lst)
+        )
+        res = to_res_path(self.project, path) if _inside(self.project, path) else path
+        return {"source": {"path": res}, "line": line, "hit_by": hit_by}
+
+    def _on_custom_data(self, body: Args) -> None:
+        message = str(body.get("message", ""))
+        data = body.get("data") if isinstance(body.get("data"), list) else []
+        if message == "set_pid" and self._pid_wanted and data and isinstance(data[0], int):
+            # Ours only: a game started from the editor's Play button is the editor's.
+            self._game_pid, self._pid_wanted = data[0], False
+        self.custom_data.append(message, {"data": data})
 
     def _forget_stop(self) -> None:
         """Frame and variable ids die with the stop that made them."""
@@ -480,6 +670,8 @@ class DapSession:
         self._epoch += 1
         self._trace_cache.clear()
         self._frame_scopes.clear()
+        self._refs.clear()
+        self._frame_self.clear()
 
     # -- talking to Godot ------------------------------------------------------------
 
@@ -542,7 +734,7 @@ class DapSession:
         handler = self._commands().get(command)
         if handler is None:
             raise RequestError(f"unknown debug command '{command}'", status=404, code="not_found")
-        if not self.peer.connected:
+        if not self.peer.connected and command not in OFFLINE_COMMANDS:
             # Our idea of the game's state is stale while the adapter is away: say so first.
             raise self.peer.unavailable()
         return await handler(agent, args)
@@ -551,6 +743,7 @@ class DapSession:
         return {
             "launch": self.launch,
             "setBreakpoints": self.set_breakpoints,
+            "clearBreakpoints": self.clear_breakpoints,
             "continue": self.continue_,
             "pause": self.pause,
             "next": self.next,
@@ -575,10 +768,18 @@ class DapSession:
                 details={"field": "playArgs"},
             )
         play_args += [a for a in self.play_args if a not in play_args]
-        arguments: Args = {"project": self.project, "scene": scene, "noDebug": no_debug}
+        arguments: Args = {
+            "project": self.project,
+            "scene": scene,
+            "noDebug": no_debug,
+            # The game's messages: its pid (to end it if the editor dies) and errors.
+            "godot/custom_data": True,
+        }
         if play_args:
             arguments["playArgs"] = play_args
         # Godot keeps one pending launch per connection: two interleaved would lose one.
+        self._launches += 1
+        self._game_pid, self._pid_wanted = None, True
         async with self._launch_lock:
             if self._running:
                 await self._end_game(agent)
@@ -653,8 +854,7 @@ class DapSession:
         return to_res_path(self.project, path)
 
     async def set_breakpoints(self, agent: str, args: Args) -> Args:
-        raw_path = _source_path(args)
-        path = to_project_path(self.project, raw_path)
+        path = _script_path(self.project, _source_path(args))
         wanted = _breakpoints(args)
         bps = self._files.setdefault(path, _FileBreakpoints())
         async with bps.lock:
@@ -691,6 +891,78 @@ class DapSession:
             if per_agent:
                 out[to_res_path(self.project, path)] = per_agent
         return out
+
+    async def clear_breakpoints(self, agent: str, args: Args) -> Args:
+        """The agent's breakpoints (one file or all), or everyone's in one file."""
+        everyone = _optional(args, "everyone", bool, False)
+        if args.get("source") is None:
+            if everyone:
+                raise RequestError(
+                    "'everyone': true needs 'source': everyone's breakpoints are cleared "
+                    "one file at a time",
+                    code="missing_field",
+                    details={"field": "source"},
+                )
+            paths, where = list(self._files), None
+        else:
+            path = to_project_path(self.project, _source_path(args), must_exist=False)
+            paths, where = [path], to_res_path(self.project, path)
+        cleared = await self._remove(paths, None if everyone else agent, strict=True)
+        if cleared:
+            self._append(
+                "breakpoints_cleared",
+                {"by": agent, "path": where, "everyone": everyone, "cleared": cleared},
+            )
+        return {"cleared": cleared}
+
+    async def forget_agent(self, identity: str) -> None:
+        """Drop every breakpoint of `identity` (its connection or MCP session ended)."""
+        cleared = await self._remove(list(self._files), identity, strict=False)
+        if cleared:
+            self._append(
+                "breakpoints_cleared",
+                {
+                    "by": SIDECAR,
+                    "path": None,
+                    "everyone": False,
+                    "cleared": cleared,
+                    "reason": f"'{identity}' left (its connection or session ended)",
+                },
+            )
+
+    def agent_left(self, agent: Agent) -> None:
+        """AgentRegistry's hook: the breakpoints a connection set without X-Agent-Id (as
+        `client-<id>`, even if it named itself later) go with it."""
+        identity = f"client-{agent.client_id}"
+        if any(identity in bps.by_agent for bps in self._files.values()):
+            self._spawn(self.forget_agent(identity))
+
+    async def _remove(self, paths: list[str], agent: str | None, *, strict: bool) -> list[Args]:
+        """Take `agent`'s (None: everyone's) breakpoints out of `paths`; Godot gets the rest."""
+        cleared: list[Args] = []
+        for path in paths:
+            bps = self._files.get(path)
+            if bps is None:
+                continue
+            async with bps.lock:
+                owners = list(bps.by_agent) if agent is None else [agent]
+                gone = [(a, bps.by_agent.pop(a)) for a in owners if a in bps.by_agent]
+                if not gone:
+                    continue
+                res = to_res_path(self.project, path)
+                cleared += [
+                    {"path": res, "agent": a, "lines": [b.line for b in lst]} for a, lst in gone
+                ]
+                if not self.peer.connected:
+                    continue  # the next connection sends Godot the union anyway
+                union = _set_args(path, bps.union(_line_count(path)))
+                try:
+                    await self._godot(agent or SIDECAR, "setBreakpoints", union)
+                except BridgeError as err:
+                    if strict:
+                        raise
+                    log.warning("could not take breakpoints out of %s: %s", res, err.message)
+        return cleared
 
     async def continue_(self, agent: str, args: Args) -> Args:
         thread = _thread(args)
@@ -792,7 +1064,23 @@ class DapSession:
     async def scopes(self, agent: str, args: Args) -> Args:
         frame = require(args, "frameId", int)
         await self._stopped("scopes")
+        await self._require_frame(agent, frame, "scopes")
+        async with self._frame_lock:
+            return await self._load_frame(agent, frame)
+
+    async def _require_frame(self, agent: str, frame: int, command: str) -> None:
+        """`frame` must be one of this stop's frames, checked here: asked to evaluate in
+        a frame that does not exist, Godot lets the game run on and times out."""
         frames = await self._frames(agent, THREAD_ID)
+        if not frames:
+            raise RequestError(
+                f"'{command}' needs a frame, and the game stopped outside any script (a "
+                "pause between frames has no stack). Set a breakpoint and continue, or "
+                "step, to stop inside a script",
+                status=409,
+                code="not_stopped",
+                details={"command": command, "frames": 0},
+            )
         if not 0 <= frame < len(frames):
             raise RequestError(
                 f"no frame {frame}: the stack has {len(frames)} frame(s), ids 0 to "
@@ -800,8 +1088,6 @@ class DapSession:
                 code="invalid_field",
                 details={"field": "frameId"},
             )
-        async with self._frame_lock:
-            return await self._load_frame(agent, frame)
 
     async def _load_frame(self, agent: str, frame: int) -> Args:
         """A frame's scopes, once the editor holds that frame's variables.
@@ -827,14 +1113,35 @@ class DapSession:
             await self._variables(agent, refs[0], {})
         if self._epoch == epoch:
             self._frame_scopes[frame] = body
+            self._refs.update(refs)
         return body
 
     async def variables(self, agent: str, args: Args) -> Args:
         ref = require(args, "variablesReference", int)
         stop = await self._stopped("variables")
+        if ref not in self._refs:
+            # Godot would look for an unknown id in vain for seconds: answer at once.
+            raise RequestError(
+                f"variablesReference {ref} was not handed out during this stop; take one "
+                "from /debug/scopes, a variable or an evaluate result of the current stop "
+                "(ids die when the game runs on)",
+                code="invalid_field",
+                details={"field": "variablesReference"},
+            )
         extra = {k: args[k] for k in ("filter", "start", "count") if k in args}
         key = f"variables:{stop.epoch}:{ref}:{json.dumps(extra, sort_keys=True)}"
-        return await self._shared(key, lambda: self._variables(agent, ref, extra))
+        body = await self._shared(key, lambda: self._variables(agent, ref, extra))
+        self._hand_out(stop, body.get("variables"))
+        return body
+
+    def _hand_out(self, stop: StopInfo, items: Any) -> None:
+        """Remember the child references of variables given to an agent this stop."""
+        if self._stop is not stop or not isinstance(items, list):
+            return
+        for item in items:
+            ref = item.get("variablesReference") if isinstance(item, dict) else None
+            if isinstance(ref, int) and not isinstance(ref, bool) and ref > 0:
+                self._refs.add(ref)
 
     async def _variables(self, agent: str, ref: int, extra: Args) -> Args:
         """Retry while the editor is still fetching the frame's variables from the game."""
@@ -853,13 +1160,81 @@ class DapSession:
     async def evaluate(self, agent: str, args: Args) -> Args:
         expression = require(args, "expression", str)
         # Without a frameId Godot uses whichever frame was inspected last: be explicit.
-        arguments: Args = {"expression": expression, "frameId": _optional(args, "frameId", int, 0)}
+        frame = _optional(args, "frameId", int, 0)
+        arguments: Args = {"expression": expression, "frameId": frame}
         if args.get("context") is not None:
             arguments["context"] = require(args, "context", str)
         # Godot defers evaluate until the game answers: with the game running that
         # stalls every request on the connection for seconds.
-        await self._stopped("evaluate")
-        return await self._godot(agent, "evaluate", arguments)
+        stop = await self._stopped("evaluate")
+        await self._require_frame(agent, frame, "evaluate")
+        if not await self._has_instance(agent, frame):
+            raise RequestError(
+                f"frame {frame} is a static function (no self): Godot evaluates only in "
+                "frames with an instance, and would let the game run on; use another "
+                "frameId (see /debug/stackTrace) or read its locals with /debug/scopes",
+                code="invalid_field",
+                details={"field": "frameId"},
+            )
+        # Godot files results under the expression's text: one evaluation at a time.
+        async with self._eval_lock:
+            self._require_stopped("evaluate")
+            since = self.custom_data.latest
+            body = await self._godot(agent, "evaluate", arguments)
+            error = await self._evaluation_error(expression, since)
+        if error is not None:
+            raise RequestError(
+                f"evaluating '{expression}' failed in the game: {error}",
+                status=422,
+                code="evaluate_failed",
+                details={"expression": expression, "godot_message": error},
+            )
+        self._hand_out(stop, [body])
+        return body
+
+    async def _has_instance(self, agent: str, frame: int) -> bool:
+        """Whether the frame has a `self` (the game lists it first among its members)."""
+        known = self._frame_self.get(frame)
+        if known is not None:
+            return known
+        epoch = self._epoch
+        async with self._frame_lock:
+            scopes = (await self._load_frame(agent, frame)).get("scopes") or []
+        refs = [s.get("variablesReference") for s in scopes if isinstance(s, dict)]
+        if len(refs) < 2 or not isinstance(refs[1], int):
+            return True  # no Members scope to look at: let Godot try
+        members = (await self._variables(agent, refs[1], {})).get("variables") or []
+        has = any(isinstance(v, dict) and v.get("name") == "self" for v in members)
+        if self._epoch == epoch:
+            self._frame_self[frame] = has
+        return has
+
+    async def _evaluation_error(self, expression: str, since: int) -> str | None:
+        """The game's message when an evaluation failed, None when it gave a value.
+
+        A failed evaluation comes back as a null `evaluation_return`; the game sends the
+        error that explains it on its next debug-loop turn, before anything else.
+        """
+        if self.custom_data.latest == 0:
+            return None  # this Godot forwards no game messages: nothing to wait for
+        deadline = time.monotonic() + EVAL_ERROR_WAIT
+        returned = None
+        while returned is None:
+            event = await self.custom_data.next_of(
+                since, EVALUATION_RETURN, deadline - time.monotonic()
+            )
+            if event is None:
+                return None  # no custom data on this connection: nothing to tell
+            since = event.seq
+            data = event.body.get("data") or []
+            if data and data[0] == expression:
+                returned = data
+        if len(returned) < 4 or returned[3] is not None:
+            return None  # a value: an evaluation that failed returns null
+        nxt = await self.custom_data.next_of(since, ANY_MESSAGE, deadline - time.monotonic())
+        if nxt is None or nxt.event != "error":
+            return None  # a real null
+        return _error_text(nxt.body.get("data") or [])
 
     async def threads(self, agent: str, args: Args) -> Args:
         return await self._shared("threads", lambda: self._godot(agent, "threads", None))
@@ -915,9 +1290,69 @@ def _godot_message(answer: Args) -> str:
 
 def _set_args(path: str, lines: list[int]) -> Args:
     return {
-        "source": {"path": path, "name": os.path.basename(path)},
+        # Godot reads `checksums` unconditionally and prints a "Bug" error without it.
+        "source": {"path": path, "name": os.path.basename(path), "checksums": []},
         "breakpoints": [{"line": n} for n in lines],
     }
+
+
+def _inside(project: str, path: str) -> bool:
+    return os.path.commonpath([project, path]) == project
+
+
+def _error_text(data: list[Any]) -> str:
+    """The message of a game `error`: [h, m, s, ms, file, function, line, error,
+    description, is_warning, ...]; the description says it best when there is one."""
+    description = data[8] if len(data) > 8 else ""
+    error = data[7] if len(data) > 7 else ""
+    return str(description or error or "the game reported an error")
+
+
+# -- a game the editor left behind ---------------------------------------------------
+
+
+def _cmdline(pid: int) -> list[str]:
+    """A live process's command line; [] for one that is gone (or a zombie)."""
+    try:
+        import psutil
+
+        return list(psutil.Process(pid).cmdline())
+    except ImportError:
+        pass
+    except Exception:  # psutil.Error: gone, zombie, not ours
+        return []
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def is_game_of(cmd: list[str], project: str, exe: str | None = None) -> bool:
+    """A Godot game on `project` under a remote debugger: what the editor launches."""
+    if not cmd or "--remote-debug" not in cmd or "--path" not in cmd:
+        return False
+    binary = cmd[0]
+    if "godot" not in os.path.basename(binary).lower() and binary != exe:
+        return False
+    index = cmd.index("--path") + 1
+    return index < len(cmd) and os.path.realpath(cmd[index]) == os.path.realpath(project)
+
+
+async def end_game_process(pid: int, project: str, exe: str | None = None) -> bool:
+    """SIGTERM, then SIGKILL, the game `pid` if it still is our project's game."""
+    if not is_game_of(_cmdline(pid), project, exe):
+        return False  # ended already, or the pid now belongs to someone else
+    log.info("ending the game (pid %d) launched through the bridge", pid)
+    for sig in (signal.SIGTERM, getattr(signal, "SIGKILL", signal.SIGTERM)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + GAME_KILL_WAIT
+        while time.monotonic() < deadline:
+            if not _cmdline(pid):
+                return True
+            await asyncio.sleep(0.05)
+    return not _cmdline(pid)
 
 
 def _line_count(path: str) -> int:

@@ -15,12 +15,13 @@ from aiohttp import web
 
 from .dap import DapSession
 from .errors import RequestError, TransportError
-from .http import RouteTable, identity_of, json_body, require
+from .http import RouteTable, agent_of, identity_of, json_body, require
 
 # (command, read-only, what it does) in the order the 404 listing shows them.
 COMMANDS: tuple[tuple[str, bool, str], ...] = (
     ("launch", False, "run the game under the debugger (scene: main, current or a path)"),
     ("setBreakpoints", False, "replace your breakpoints in one file"),
+    ("clearBreakpoints", False, "clear your breakpoints (everyone=true: all in one file)"),
     ("continue", False, "resume the stopped game"),
     ("pause", False, "pause the running game"),
     ("next", False, "step over"),
@@ -89,13 +90,30 @@ def register(
     routes.add("POST", "/disconnect", services.disconnect, "disconnect from Godot's DAP/LSP")
 
 
+CONNECTION_SCOPED_WARNING = (
+    "these breakpoints belong to this connection ({identity}) and are removed when it "
+    "closes (curl opens a new one for every call); send an X-Agent-Id header to keep "
+    "them under a name of your own"
+)
+
+
 def _command_handler(session: DapSession, command: str) -> Callable[[web.Request], Any]:
     async def handle(request: web.Request) -> Any:
         args = await json_body(request)
-        return await session.call(command, identity_of(request), args)
+        identity = identity_of(request)
+        result = await session.call(command, identity, args)
+        if command == "setBreakpoints" and _connection_scoped(request) and result["breakpoints"]:
+            result = {**result, "warning": CONNECTION_SCOPED_WARNING.format(identity=identity)}
+        return result
 
     handle.__name__ = f"debug_{command}"
     return handle
+
+
+def _connection_scoped(request: web.Request) -> bool:
+    """An agent known only by its connection (no X-Agent-Id): its breakpoints die with it."""
+    agent = agent_of(request)
+    return agent is not None and agent.name is None
 
 
 def _int_arg(args: dict[str, Any], name: str, default: int) -> int:

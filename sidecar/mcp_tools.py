@@ -180,7 +180,10 @@ def add_debug_tools(mcp: McpBridge) -> None:
     async def status(ctx: Context) -> dict[str, Any]:
         return await mcp.call(ctx, "GET", "/status")
 
-    @tool(description="Replace YOUR breakpoints in one file (1-based lines; [] clears them).")
+    @tool(
+        description="Replace YOUR breakpoints in one .gd file (1-based lines; [] clears them). "
+        "Conditions are not supported yet (refused)."
+    )
     async def set_breakpoints(
         ctx: Context, path: str, lines: list[int], conditions: dict[str, str] | None = None
     ) -> dict[str, Any]:
@@ -190,6 +193,18 @@ def add_debug_tools(mcp: McpBridge) -> None:
     @tool(description="Your breakpoints per file (everyone=true: every agent's).")
     async def breakpoints(ctx: Context, everyone: bool = False) -> dict[str, Any]:
         return await mcp.call(ctx, "GET", "/debug/breakpoints", {"all": everyone})
+
+    @tool(
+        description="Clear YOUR breakpoints (in one file, or all files); everyone=true with "
+        "a path clears every agent's breakpoints in that file."
+    )
+    async def clear_breakpoints(
+        ctx: Context, path: str | None = None, everyone: bool = False
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"everyone": everyone}
+        if path is not None:
+            body["source"] = {"path": path}
+        return await mcp.call(ctx, "POST", "/debug/clearBreakpoints", body)
 
     @tool(description="Run the game under the debugger: scene 'main', 'current' or a path.")
     async def launch(ctx: Context, scene: str = "main") -> dict[str, Any]:

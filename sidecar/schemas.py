@@ -135,8 +135,15 @@ COMPONENTS: dict[str, Schema] = {
         ("seq", "time", "event", "body"),
         seq=integer("position in the event log, from 1"),
         time=number("epoch seconds"),
-        event=string("DAP event: stopped, output, process, breakpoint, terminated, exited, ..."),
-        body=any_json("the DAP event's body"),
+        event=string(
+            "DAP event: stopped, output, process, breakpoint, terminated, exited, ...; "
+            "and the bridge's own breakpoints_cleared"
+        ),
+        body=any_json(
+            "the DAP event's body; a `stopped` at a breakpoint adds `source`, `line` and "
+            "`hit_by` (the agents with a breakpoint there); a stop the bridge found after "
+            "reconnecting has reason `recovered`"
+        ),
     ),
     "EventsPage": obj(
         ("events", "next", "latest", "dropped"),
@@ -146,7 +153,9 @@ COMPONENTS: dict[str, Schema] = {
         dropped=integer("events after 'since' that fell out of the bounded log"),
     ),
     "SourceBreakpoint": obj(
-        ("line",), line=integer("1-based", minimum=1), condition=string("GDScript expression")
+        ("line",),
+        desc="`condition`, `hitCondition` and `logMessage` are refused (400): Godot ignores them",
+        line=integer("1-based", minimum=1),
     ),
     "Breakpoint": obj(
         ("line", "verified"),
@@ -223,6 +232,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
     413: ("body_too_large",),
     415: ("unsupported_media_type",),
     421: ("misdirected_request",),
+    422: ("evaluate_failed",),
     500: ("internal_error",),
     502: ("godot_error", "lsp_error", "bad_peer_message", "editor_action_failed"),
     503: ("not_connected", "no_editor", "not_available", "connection_lost", "peer_closed"),
@@ -240,6 +250,7 @@ STATUS_TEXT: dict[int, str] = {
     413: "request body over 1 MiB",
     415: "a request body without `Content-Type: application/json`",
     421: "the Host header is not 127.0.0.1, localhost or [::1]",
+    422: "the game could not evaluate the expression (Godot's message in `error.message`)",
     500: "a bug in the sidecar (see its log)",
     502: "Godot answered with an error",
     503: "Godot's server not connected, no editor, bridge full or restarting (`Retry-After`)",
@@ -340,17 +351,45 @@ DEBUG: dict[tuple[str, str], Operation] = {
         notes="A running game is stopped first. Every agent's breakpoints are sent again.",
     ),
     ("POST", "/debug/setBreakpoints"): _debug(
-        obj(("breakpoints",), breakpoints=arr(ref("Breakpoint"))),
+        obj(
+            ("breakpoints",),
+            breakpoints=arr(ref("Breakpoint")),
+            warning=string("set without X-Agent-Id: they go when this connection closes"),
+        ),
         body=obj(
             ("source",),
-            source=obj(("path",), path=string("res://, project-relative or absolute")),
+            source=obj(("path",), path=string("a .gd file: res://, project-relative or absolute")),
             breakpoints=arr(ref("SourceBreakpoint"), "your whole set for this file; [] clears"),
             lines=arr(integer(), "DAP's older form of 'breakpoints'"),
         ),
         errors=(403, 502, 503, 504),
         example={"source": {"path": "res://demo/main.gd"}, "breakpoints": [{"line": 14}]},
         answer={"breakpoints": [{"id": 0, "line": 14, "verified": True}]},
-        notes="Replaces only **your** breakpoints in the file; Godot gets every agent's union.",
+        notes=(
+            "Replaces only **your** breakpoints in the file; Godot gets every agent's union. "
+            "Only GDScript (`.gd`) files take breakpoints; `condition`, `hitCondition` and "
+            "`logMessage` are refused (400) until they are implemented. Without "
+            "`X-Agent-Id` the breakpoints belong to the connection and are removed when it "
+            "closes (the answer's `warning` says so)."
+        ),
+    ),
+    ("POST", "/debug/clearBreakpoints"): _debug(
+        obj(
+            ("cleared",),
+            cleared=arr(obj(path=string(), agent=string(), lines=arr(integer()))),
+        ),
+        body=obj(
+            source=obj(("path",), path=string("one file; all files when left out")),
+            everyone=boolean("every agent's breakpoints in that file (needs 'source')"),
+        ),
+        errors=(403, 502, 504),
+        example={"source": {"path": "res://demo/main.gd"}, "everyone": True},
+        answer={"cleared": [{"path": "res://demo/main.gd", "agent": "client-7", "lines": [14]}]},
+        notes=(
+            "Clears **your** breakpoints (one file, or all), or deliberately everyone's in "
+            "one file. Announced in `/debug/events` as `breakpoints_cleared` "
+            "`{by, path, everyone, cleared}`."
+        ),
     ),
     ("POST", "/debug/continue"): _debug(
         obj(allThreadsContinued=boolean()),
@@ -409,6 +448,7 @@ DEBUG: dict[tuple[str, str], Operation] = {
             obj(("scopes",), scopes=arr(ref("Scope"))),
             body=obj(("frameId",), frameId=integer("from /debug/stackTrace")),
             errors=(400, *DEBUG_ERRORS),
+            notes="A frame id not in this stop's stack is 400; a stop with no stack is 409.",
             example={"frameId": 0},
             answer={
                 "scopes": [
@@ -430,6 +470,10 @@ DEBUG: dict[tuple[str, str], Operation] = {
                 count=integer(),
             ),
             errors=(400, *DEBUG_ERRORS),
+            notes=(
+                "Only references handed out during the current stop (by scopes, variables "
+                "or evaluate) are accepted; any other is 400 at once."
+            ),
             example={"variablesReference": 1},
             answer={
                 "variables": [{"name": "a", "type": "int", "value": "2", "variablesReference": 0}]
@@ -444,9 +488,15 @@ DEBUG: dict[tuple[str, str], Operation] = {
             frameId=integer("default 0, the top frame"),
             context=string("watch, repl or hover"),
         ),
-        errors=(400, *DEBUG_ERRORS),
+        errors=(400, 409, 422, 502, 503, 504),
         example={"expression": "a + b", "frameId": 0},
         answer={"result": "5", "variablesReference": 0},
+        notes=(
+            "An expression the game cannot evaluate (a syntax error, an unknown name) is 422 "
+            "`evaluate_failed` with Godot's message; a real null is `<null>`. A frame id "
+            "not in this stop's stack is 400; a stop with no stack (a pause between "
+            "frames) is 409."
+        ),
     ),
     **both(
         "/debug/threads",

@@ -595,3 +595,337 @@ def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(godot: God
             await raw.disconnect()
 
     run(godot, scenario)
+
+
+# -- issue 11 --------------------------------------------------------------------------
+
+COUNTER = line_of("counter += 1")  # in _process: a stop with one frame
+
+
+def kinds_since(session: DapSession, since: int) -> list[str]:
+    return [e.event for e in session.events.after(since)[0]]
+
+
+async def refused(session: DapSession, command: str, args: dict[str, Any]) -> RequestError:
+    """The request fails at once (no round trip to a game that could time out)."""
+    start = time.monotonic()
+    with pytest.raises(RequestError) as err:
+        await session.call(command, "alice", args)
+    assert time.monotonic() - start < 0.5, (command, args)
+    return err.value
+
+
+def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_stopped(
+    godot: GodotDap,
+) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [COUNTER])
+        stop = await launch_and_stop(session)
+        assert session.stopped is not None
+        epoch = session.stopped.epoch
+        assert len(await where(session)) == 1
+
+        err = await refused(session, "evaluate", {"expression": "counter", "frameId": 5})
+        assert err.status == 400 and err.details["field"] == "frameId"
+        assert "ids 0 to 0" in err.message
+        err = await refused(session, "scopes", {"frameId": -1})
+        assert err.status == 400 and err.details["field"] == "frameId"
+        for ref in (-1, 0, 999):
+            err = await refused(session, "variables", {"variablesReference": ref})
+            assert err.status == 400 and err.details["field"] == "variablesReference"
+            assert "this stop" in err.message
+
+        # Nothing resumed the game: the same stop, no `continued`, and it still answers.
+        await asyncio.sleep(1.0)
+        assert session.stopped is not None and session.stopped.epoch == epoch
+        assert "continued" not in kinds_since(session, stop.seq)
+        assert (await where(session))[0][1] == COUNTER
+        scopes = (await session.call("scopes", "alice", {"frameId": 0}))["scopes"]
+        members = await names_and_values(session, scopes[1]["variablesReference"])
+        result = await session.call("evaluate", "alice", {"expression": "counter + 1"})
+        assert int(result["result"]) == int(members["counter"]) + 1
+
+        # Ids die with their stop: after a continue the old reference is refused.
+        await set_bps(session, "alice", [])
+        since = session.events.latest
+        await session.call("continue", "alice", {})
+        await session.call("pause", "alice", {})
+        await next_stop(session, since)
+        err = await refused(session, "variables", {"variablesReference": 2})
+        assert err.status == 400
+
+    run(godot, scenario)
+
+
+def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
+    godot: GodotDap,
+) -> None:
+    async def scenario(session: DapSession) -> None:
+        await session.call("launch", "alice", {})
+        await asyncio.sleep(0.5)
+        since = session.events.latest
+        await session.call("pause", "alice", {})
+        stop = await next_stop(session, since)
+        assert stop.body["reason"] == "paused"
+        assert session.stopped is not None
+        epoch = session.stopped.epoch
+        # Godot follows `paused` with an empty `exception` stop: not a second stop.
+        await asyncio.sleep(1.5)
+        assert kinds_since(session, since).count("stopped") == 1
+        assert session.stopped is not None and session.stopped.epoch == epoch
+
+        # Paused between frames: no stack, so nothing to evaluate in; said at once.
+        assert await where(session) == []
+        err = await refused(session, "evaluate", {"expression": "1 + 1"})
+        assert err.status == 409 and "outside any script" in err.message
+        err = await refused(session, "scopes", {"frameId": 0})
+        assert err.status == 409
+        await asyncio.sleep(0.5)
+        assert "continued" not in kinds_since(session, since)
+        assert session.stopped is not None and session.stopped.epoch == epoch
+
+    run(godot, scenario)
+
+
+def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: GodotDap) -> None:
+    async def evaluate(session: DapSession, expression: str) -> dict[str, Any]:
+        return await session.call("evaluate", "alice", {"expression": expression, "frameId": 0})
+
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [SUM])
+        await launch_and_stop(session)
+        for expression, words in [("1 +", "parse error"), ("no_such_name", "no_such_name")]:
+            start = time.monotonic()
+            with pytest.raises(RequestError) as err:
+                await evaluate(session, expression)
+            assert time.monotonic() - start < 2.0
+            assert err.value.status == 422 and err.value.code == "evaluate_failed"
+            assert words in err.value.message and words in err.value.details["godot_message"]
+            assert err.value.details["expression"] == expression
+        assert (await evaluate(session, "null"))["result"] == "<null>"
+        assert (await evaluate(session, "a + b"))["result"] == "5"
+        assert session.stopped is not None
+        # The game's own messages never reach the agents' log.
+        assert "godot/custom_data" not in kinds_since(session, 0)
+
+    run(godot, scenario)
+
+
+def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [SUM])
+        await launch_and_stop(session)
+        since = session.events.latest
+        link = session.peer._link  # the connection drops, as a crashed socket would
+        assert link is not None
+        link.drop("test: connection cut")
+        stop = await next_stop(session, since, timeout=15)
+        assert stop.body["reason"] == "recovered"
+        assert stop.body["source"] == {"path": MAIN} and stop.body["line"] == SUM
+        assert stop.body["hit_by"] == ["alice"]
+        assert (await where(session))[0] == ("add_numbers", SUM)
+        result = await session.call("evaluate", "alice", {"expression": "a + b"})
+        assert result["result"] == "5"
+
+    run(godot, scenario)
+
+
+def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await session.call("launch", "alice", {})
+        await asyncio.sleep(0.5)
+        since = session.events.latest
+        await session.call("pause", "alice", {})
+        await next_stop(session, since)
+        since = session.events.latest
+        link = session.peer._link
+        assert link is not None
+        link.drop("test: connection cut")
+        stop = await next_stop(session, since, timeout=15)
+        assert stop.body["reason"] == "recovered" and "line" not in stop.body
+        assert await where(session) == []  # stopped between frames, as before
+        since = session.events.latest
+        await session.call("continue", "alice", {})
+        assert session.stopped is None
+        await asyncio.sleep(1.5)  # the game runs again: its ticks are printed
+        assert "output" in kinds_since(session, since)
+
+    run(godot, scenario)
+
+
+def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
+    godot: GodotDap,
+) -> None:
+    async def scenario(session: DapSession) -> None:
+        await session.call("launch", "alice", {})
+        await asyncio.sleep(0.5)
+        since = session.events.latest
+        link = session.peer._link
+        assert link is not None
+        link.drop("test: connection cut")
+        deadline = time.monotonic() + 15
+        while session.peer._link in (None, link) or not session.peer.connected:
+            assert time.monotonic() < deadline, "no reconnect"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2.0)  # longer than the look for a stopped game takes
+        assert "stopped" not in kinds_since(session, since)
+        assert session.stopped is None
+
+    run(godot, scenario)
+
+
+def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "bob", [SUM])
+        await set_bps(session, "alice", [SUM, DOUBLED])
+        await set_bps(session, "carol", [DOUBLED])
+        stop = await launch_and_stop(session)
+        assert stop.body["reason"] == "breakpoint"
+        assert stop.body["hit_by"] == ["alice", "bob"]
+        assert stop.body["source"] == {"path": MAIN} and stop.body["line"] == SUM
+        since = session.events.latest
+        await session.call("continue", "alice", {})
+        stop = await next_stop(session, since)
+        assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["alice", "carol"])
+
+    run(godot, scenario)
+
+
+def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await set_bps(session, "alice", [SUM])
+        await set_bps(session, "bob", [DOUBLED])
+        await set_bps(session, "carol", [DOUBLED, RETURN_DOUBLED])
+        since = session.events.latest
+        await session.forget_agent("alice")
+        assert session.breakpoints(agent="alice") == {}
+        (event,) = [e for e in session.events.after(since)[0] if e.event == "breakpoints_cleared"]
+        assert event.body["cleared"] == [{"path": MAIN, "agent": "alice", "lines": [SUM]}]
+
+        # alice's SUM is gone from Godot: _ready runs through, the first stop is bob's.
+        stop = await launch_and_stop(session)
+        assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["bob", "carol"])
+
+        # carol clears her own in the file; then everyone's, deliberately.
+        cleared = await session.call("clearBreakpoints", "carol", {"source": {"path": MAIN}})
+        assert cleared["cleared"] == [
+            {"path": MAIN, "agent": "carol", "lines": [DOUBLED, RETURN_DOUBLED]}
+        ]
+        assert session.breakpoints()[MAIN] == {"bob": [{"line": DOUBLED}]}
+        with pytest.raises(RequestError) as err:
+            await session.call("clearBreakpoints", "carol", {"everyone": True})
+        assert err.value.details["field"] == "source"
+        since = session.events.latest
+        body = {"source": {"path": MAIN}, "everyone": True}
+        cleared = await session.call("clearBreakpoints", "carol", body)
+        assert cleared["cleared"] == [{"path": MAIN, "agent": "bob", "lines": [DOUBLED]}]
+        (event,) = [e for e in session.events.after(since)[0] if e.event == "breakpoints_cleared"]
+        assert event.body["by"] == "carol" and event.body["everyone"] is True
+        assert event.body["path"] == MAIN
+        assert session.breakpoints() == {}
+
+        # Nothing stops the game any more.
+        since = session.events.latest
+        await session.call("continue", "carol", {})
+        await asyncio.sleep(2.5)
+        assert "stopped" not in kinds_since(session, since)
+
+    run(godot, scenario)
+
+
+def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        for name in ("condition", "hitCondition", "logMessage"):
+            body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "false"}]}
+            err = await refused(session, "setBreakpoints", body)
+            assert err.status == 400 and err.details["field"] == f"breakpoints[0].{name}"
+            assert "not supported" in err.message
+        body = {"source": {"path": "res://demo/main.tscn"}, "breakpoints": [{"line": 1}]}
+        err = await refused(session, "setBreakpoints", body)
+        assert err.status == 400 and err.details["field"] == "source.path"
+        assert "only .gd files" in err.message
+        assert session.breakpoints() == {}
+
+    run(godot, scenario)
+
+
+def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        start = godot.log.stat().st_size
+        await set_bps(session, "alice", [SUM, DOUBLED])
+        await set_bps(session, "alice", [])
+        await session.call("threads", "alice", {})
+        await asyncio.sleep(0.5)
+        printed = godot.log.read_bytes()[start:].decode("utf-8", "replace")
+        assert "checksums" not in printed, printed
+
+    run(godot, scenario)
+
+
+def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap) -> None:
+    async def scenario(session: DapSession) -> None:
+        await session.call("launch", "alice", {})
+        deadline = time.monotonic() + 10
+        while session._game_pid is None:
+            assert time.monotonic() < deadline, "no set_pid from the game"
+            await asyncio.sleep(0.05)
+        pid = session._game_pid
+        game = psutil.Process(pid)
+        try:
+            assert "--remote-debug" in game.cmdline()
+            await session.stop()
+            game.wait(timeout=5)  # raises if the game outlives the session
+        finally:
+            with contextlib.suppress(psutil.Error):
+                game.kill()
+
+    run(godot, scenario)
+
+
+PROBE_GD = """extends Node
+## A static function's frame has no self: Godot cannot evaluate there.
+
+
+func _ready() -> void:
+	print("probe: %d" % triple(2))
+
+
+static func triple(x: int) -> int:
+	var y: int = x * 3
+	return y
+"""
+PROBE_TSCN = """[gd_scene load_steps=2 format=3]
+
+[ext_resource type="Script" path="res://demo/static_probe.gd" id="1"]
+
+[node name="Probe" type="Node"]
+script = ExtResource("1")
+"""
+
+
+def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
+    godot: GodotDap,
+) -> None:
+    (godot.project / "demo" / "static_probe.gd").write_text(PROBE_GD)
+    (godot.project / "demo" / "static_probe.tscn").write_text(PROBE_TSCN)
+    probe = "res://demo/static_probe.gd"
+    line = PROBE_GD.splitlines().index("\tvar y: int = x * 3") + 1
+
+    async def scenario(session: DapSession) -> None:
+        body = {"source": {"path": probe}, "breakpoints": [{"line": line}]}
+        await session.call("setBreakpoints", "alice", body)
+        since = session.events.latest
+        await session.call("launch", "alice", {"scene": "res://demo/static_probe.tscn"})
+        stop = await next_stop(session, since)
+        assert (await where(session)) == [("triple", line), ("_ready", 6)]
+        with pytest.raises(RequestError) as err:
+            await session.call("evaluate", "alice", {"expression": "x", "frameId": 0})
+        assert err.value.status == 400 and err.value.details["field"] == "frameId"
+        assert "static" in err.value.message
+        result = await session.call("evaluate", "alice", {"expression": "1 + 1", "frameId": 1})
+        assert result["result"] == "2"
+        await asyncio.sleep(0.5)
+        assert "continued" not in kinds_since(session, stop.seq)
+        assert session.stopped is not None
+
+    run(godot, scenario)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import threading
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 from harness import REPO, Editor, free_port, make_demo_project
 
@@ -46,8 +49,13 @@ class Agent:
         status, answer, _ = await self.call(method, path, body, **q)
         assert status == 200, (path, answer)
         assert answer["status"] == "ok"
-        # /status answers the seed's shape at the top level; everything else in "result".
-        return answer if path == "/status" else answer["result"]
+        return answer["result"]
+
+    async def status(self) -> dict[str, Any]:
+        """GET /status: the seed's shape, at the top level (no "result")."""
+        status, answer, _ = await self.call("GET", "/status")
+        assert status == 200 and answer["status"] == "ok", answer
+        return answer
 
     async def next_stop(self, since: int, timeout: float = 10) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -83,7 +91,7 @@ def run(base: str, scenario: Scenario) -> None:
 async def wait_connected(agent: Agent, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = await agent.ok("GET", "/status")
+        status = await agent.status()
         if status["debug_adapter"]["state"] == "connected":
             return status
         await asyncio.sleep(0.1)
@@ -93,7 +101,7 @@ async def wait_connected(agent: Agent, timeout: float = 30) -> dict[str, Any]:
 def test_debugging_the_demo_over_http(editor: Editor) -> None:
     async def scenario(agent: Callable[[str], Agent]) -> None:
         alice, bob = agent("alice"), agent("bob")
-        status = await alice.ok("GET", "/status")
+        status = await alice.status()
         dap = status["debug_adapter"]
         assert {"service", "port", "state", "retry_count", "last_activity"} <= set(dap)
         assert dap["service"] == "debug_adapter" and dap["port"] == editor.dap_port
@@ -169,7 +177,7 @@ def test_disconnect_and_connect_on_request(editor: Editor) -> None:
         assert status == 503 and int(headers["Retry-After"]) >= 1
         assert answer["error"]["code"] == "not_connected"
         assert "POST /connect" in answer["error"]["message"]
-        assert (await carol.ok("GET", "/status"))["debug_adapter"]["state"] == "disconnected"
+        assert (await carol.status())["debug_adapter"]["state"] == "disconnected"
 
         result = await carol.ok("POST", "/connect", {"service": "dap"})
         assert result["debug_adapter"]["state"] == "connected"
@@ -257,12 +265,12 @@ def test_absent_debug_adapter_is_503_until_it_comes_up(
         status, answer, headers = await dave.call("POST", "/debug/stackTrace", {"threadId": 1})
         assert status == 503 and "Retry-After" in headers
         assert answer["error"]["code"] == "not_connected"
-        dap = (await dave.ok("GET", "/status"))["debug_adapter"]
+        dap = (await dave.status())["debug_adapter"]
         # Never connected yet: the editor counts as starting, probed briskly (issue 11).
         assert dap["state"] == "starting" and not dap["ready"]
         assert dap["last_error"]
         # The LSP is unaffected.
-        status_all = await dave.ok("GET", "/status")
+        status_all = await dave.status()
         assert status_all["overall_ready"] is False
 
         forwarder.start()
@@ -278,3 +286,114 @@ def test_absent_debug_adapter_is_503_until_it_comes_up(
             await scenario(http)
 
     asyncio.run(main())
+
+
+# -- issue 11 --------------------------------------------------------------------------
+
+
+async def everyone_breakpoints(agent: Agent) -> dict[str, Any]:
+    return (await agent.ok("GET", "/debug/breakpoints", all="true"))["breakpoints"]
+
+
+async def next_event(agent: Agent, since: int, kind: str, timeout: float = 5) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = await agent.ok("GET", "/debug/events", since=since, wait=1)
+        for event in page["events"]:
+            if event["event"] == kind:
+                return event
+        since = page["next"]
+    raise AssertionError(f"no {kind} event")
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+def test_issue_11_breakpoints_of_a_connection_go_when_it_closes(editor: Editor) -> None:
+    body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        dora = agent("dora")
+        named = await dora.ok("POST", "/debug/setBreakpoints", body)
+        assert "warning" not in named
+        since = (await dora.ok("GET", "/debug/events"))["latest"]
+
+        # curl-style: no X-Agent-Id, and a new connection for every request.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as curl:
+            async with curl.post(editor.base_url + "/debug/setBreakpoints", json=body) as resp:
+                answer = await resp.json()
+        assert resp.status == 200, answer
+        warning = answer["result"]["warning"]
+        assert "X-Agent-Id" in warning and "client-" in warning
+
+        async def only_dora_left() -> bool:
+            return (await everyone_breakpoints(dora)) == {MAIN: {"dora": [{"line": SUM}]}}
+
+        await wait_until(only_dora_left, 5, "the closed connection's breakpoints stayed")
+        cleared = await next_event(dora, since, "breakpoints_cleared")
+        assert cleared["body"]["cleared"][0]["agent"].startswith("client-")
+
+        # A kept-alive anonymous connection keeps its breakpoints while it is open.
+        async with aiohttp.ClientSession() as keep:
+            async with keep.post(editor.base_url + "/debug/setBreakpoints", json=body) as resp:
+                assert resp.status == 200
+            owners = (await everyone_breakpoints(dora))[MAIN]
+            assert len(owners) == 2
+        await wait_until(only_dora_left, 5, "the closed connection's breakpoints stayed")
+
+        # Clearing over HTTP: one's own, then (deliberately) everyone's in the file.
+        await agent("erin").ok("POST", "/debug/setBreakpoints", body)
+        cleared = await agent("erin").ok("POST", "/debug/clearBreakpoints", {})
+        assert cleared == {"cleared": [{"path": MAIN, "agent": "erin", "lines": [SUM]}]}
+        everyone = {"source": {"path": MAIN}, "everyone": True}
+        cleared = await agent("erin").ok("POST", "/debug/clearBreakpoints", everyone)
+        assert cleared == {"cleared": [{"path": MAIN, "agent": "dora", "lines": [SUM]}]}
+        assert await everyone_breakpoints(dora) == {}
+        status, answer, _ = await dora.call("POST", "/debug/clearBreakpoints", {"everyone": True})
+        assert status == 400 and answer["error"]["field"] == "source"
+
+    run(editor.base_url, scenario)
+
+
+def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> None:
+    ed = fresh_editor
+    ed.start()
+    games: list[psutil.Process] = []
+
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        fay = agent("fay")
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+        await fay.ok("POST", "/debug/setBreakpoints", body)
+        since = (await fay.ok("GET", "/debug/events"))["latest"]
+        await fay.ok("POST", "/debug/launch", {})
+        await fay.next_stop(since)
+        # A failed evaluation is an error with Godot's message, not a null value.
+        status, answer, _ = await fay.call("POST", "/debug/evaluate", {"expression": "1 +"})
+        assert status == 422 and answer["error"]["code"] == "evaluate_failed", answer
+        assert "parse error" in answer["error"]["message"]
+        games.extend(
+            p
+            for p in psutil.Process(ed.pid).children(recursive=True)
+            if "--remote-debug" in p.cmdline()
+        )
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            await wait_connected(Agent(http, ed.base_url, "setup"))
+            await scenario(lambda name: Agent(http, ed.base_url, name))
+
+    try:
+        asyncio.run(main())
+        assert len(games) == 1, games
+        os.kill(ed.pid, signal.SIGKILL)  # no quit path: only the sidecar can end the game
+        _gone, alive = psutil.wait_procs(games, timeout=8)
+        assert not alive, f"the game outlived its editor: {alive}"
+    finally:
+        for game in games:
+            with contextlib.suppress(psutil.Error):
+                game.kill()
