@@ -854,7 +854,9 @@ MCP_NOTES = (
     "Answers are JSON-RPC, not the bridge's envelope; the Host/Origin/token checks "
     "apply. Each MCP session is an agent of its own (`mcp-<session id>`) unless the "
     "client sends `X-Agent-Id`. Answers are plain JSON; there is no server-to-client "
-    "stream (GET is 405): the server never speaks first."
+    "stream (GET is 405): the server never speaks first. A session ends with its DELETE, "
+    "after 5 minutes idle (GODOT_BRIDGE_MCP_IDLE) or, when 100 are open, as the least "
+    "recently used idle one; its id then answers 404 and an `mcp-` agent's breakpoints go."
 )
 
 MCP: dict[tuple[str, str], Operation] = {
