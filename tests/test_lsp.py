@@ -767,7 +767,7 @@ def _wait_connected(
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
         _, answer = _through(editor, "/status", None, "probe")
-        status = answer["result"][service]
+        status = answer.get("result", answer)[service]  # issue 11 drops the envelope
         if status["state"] == "connected":
             return status
         time.sleep(0.2)
