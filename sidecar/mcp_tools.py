@@ -344,7 +344,10 @@ async def _frame_variables(mcp: McpBridge, ctx: Context, frame: int) -> dict[str
 def add_lsp_tools(mcp: McpBridge) -> None:
     tool = mcp.server.tool
 
-    @tool(description="Completion at a 0-based line/character of a project file.")
+    @tool(
+        description="Completion at a 0-based line/character of a .gd file: the names starting "
+        "with the word left of the cursor (or with 'prefix'; '' for every name), best first."
+    )
     async def completion(
         ctx: Context,
         path: str,
