@@ -31,6 +31,7 @@ from .errors import BridgeError, RequestError
 Sink = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 SIDECAR_HOLDER = "<sidecar>"
+SCRIPT_SUFFIX = ".gd"
 
 
 class Conflict(BridgeError):
@@ -59,6 +60,11 @@ class ProjectFile:
     @property
     def res(self) -> str:
         return "res://" + self.rel
+
+    @property
+    def is_script(self) -> bool:
+        """A GDScript file: the only kind Godot's language server and debugger know."""
+        return self.rel.lower().endswith(SCRIPT_SUFFIX)
 
 
 class ProjectPaths:
@@ -99,6 +105,24 @@ class ProjectPaths:
                 details={"field": field_name},
             )
         return self._inside(raw, raw)
+
+    def script(self, raw: Any, field_name: str = "uri") -> ProjectFile:
+        """Like `resolve`, and 400 naming the field unless it is a `.gd` file.
+
+        Godot's language server parses whatever it is given as GDScript: a scene or a
+        text file answers with dozens of false errors. Every endpoint where only a script
+        makes sense goes through here.
+        """
+        f = self.resolve(raw, field_name)
+        if not f.is_script:
+            raise RequestError(
+                f"field '{field_name}': {f.res} is not a GDScript file ({SCRIPT_SUFFIX}); "
+                "the language server only knows scripts. Read or write other project "
+                "files with /edit/read and /edit/applyChanges",
+                code="invalid_field",
+                details={"field": field_name, "path": f.res},
+            )
+        return f
 
     def _inside(self, rel: str, raw: str) -> ProjectFile:
         rel = rel.replace("\\", "/")

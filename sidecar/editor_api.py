@@ -36,10 +36,16 @@ class _Lsp(Protocol):
     documents: DocumentStore
 
 
+class _Dap(Protocol):
+    @property
+    def stopped(self) -> object | None: ...
+
+
 class EditorBridge(Protocol):
     """What these endpoints need of `bridge.Bridge` (a fake in unit tests)."""
 
     lsp_session: _Lsp
+    dap_session: _Dap
 
     async def editor_action(self, name: str, args: dict[str, Any], timeout: float = ...) -> Any: ...
 
@@ -106,6 +112,22 @@ async def refresh_documents(lsp: _Lsp, res_paths: list[str]) -> list[str]:
     return refreshed
 
 
+def game_reload(result: dict[str, Any], stopped: bool) -> str:
+    """What the game does with the reload the editor sent it.
+
+    The game's RemoteDebugger only notes the paths when the message arrives and reloads
+    them in its next idle poll (core/debugger/remote_debugger.cpp, `poll_events`). While
+    the game is stopped in the debugger it runs no frames: the reload waits until it
+    continues (a step may stop again before that). A second reload sent while stopped
+    replaces the paths of the first.
+    """
+    if not result.get("game_running"):
+        return "not_running"
+    if not result.get("game_reloaded"):
+        return "nothing_to_reload"
+    return "pending_until_resume" if stopped else "next_frame"
+
+
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8", newline="") as fh:
         return fh.read()
@@ -125,6 +147,10 @@ def register(routes: RouteTable, bridge: EditorBridge) -> None:
         touched = list(result.get("scripts") or [])
         touched += [e["path"] for e in result.get("errors") or [] if isinstance(e, dict)]
         result["documents"] = await refresh_documents(lsp, [p for p in touched if p])
+        when = game_reload(result, bridge.dap_session.stopped is not None)
+        result["game_reload"] = when
+        # Reloaded means applied: not yet while the game is stopped (issue 11).
+        result["game_reloaded"] = when == "next_frame"
         return result
 
     routes.add(

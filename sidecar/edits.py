@@ -1,4 +1,4 @@
-"""`POST /edit/applyChanges`: safe paths, content hashes, atomic writes.
+"""`/edit/applyChanges` and `/edit/read`: safe paths, content hashes, atomic writes.
 
 Agents write project files through here rather than by themselves so that two agents
 never silently overwrite each other (`expected_sha256` → 409 when stale) and a half
@@ -16,7 +16,14 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from .documents import Conflict, Forbidden, ProjectFile, ProjectPaths, apply_text_edits
+from .documents import (
+    Conflict,
+    Forbidden,
+    ProjectFile,
+    ProjectPaths,
+    apply_text_edits,
+    line_starts,
+)
 from .errors import RequestError
 
 # Directories inside the project an agent must not write to.
@@ -41,15 +48,7 @@ class EditRequest:
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> EditRequest:
-        uri = body.get("uri")
-        if uri is None and isinstance(body.get("textDocument"), dict):
-            uri = body["textDocument"].get("uri")  # LSP-shaped bodies are fine too
-        if not isinstance(uri, str) or not uri:
-            raise RequestError(
-                "missing field 'uri' (res://, project-relative, absolute or file://)",
-                code="missing_field",
-                details={"field": "uri"},
-            )
+        uri = _uri_of(body)
         text, edits = body.get("text"), body.get("edits")
         if (text is None) == (edits is None):
             raise RequestError(
@@ -84,6 +83,102 @@ class EditResult:
             "created": self.created,
             "bytes": len(self.text.encode("utf-8")),
         }
+
+
+def _uri_of(body: dict[str, Any]) -> str:
+    uri = body.get("uri")
+    if uri is None and isinstance(body.get("textDocument"), dict):
+        uri = body["textDocument"].get("uri")  # LSP-shaped bodies are fine too
+    if not isinstance(uri, str) or not uri:
+        raise RequestError(
+            "missing field 'uri' (res://, project-relative, absolute or file://)",
+            code="missing_field",
+            details={"field": "uri"},
+        )
+    return uri
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """`/edit/read`: a file, optionally lines `start_line`..`end_line` (1-based, inclusive)."""
+
+    uri: str
+    start_line: int | None
+    end_line: int | None
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ReadRequest:
+        uri = _uri_of(body)
+        start, end = _line_field(body, "start_line"), _line_field(body, "end_line")
+        if start is not None and end is not None and end < start:
+            raise RequestError(
+                f"field 'end_line' ({end}) is before 'start_line' ({start})",
+                code="invalid_field",
+                details={"field": "end_line"},
+            )
+        return cls(uri, start, end)
+
+
+def _line_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _invalid(name, "a line number from 1 (1-based, like the debugger's lines)")
+    return value
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    file: ProjectFile
+    text: str  # the lines asked for, with their line ends, as on disk
+    sha256: str  # of the whole file: what applyChanges' expected_sha256 compares
+    line_count: int
+    start_line: int
+    end_line: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "uri": self.file.res,
+            "text": self.text,
+            "sha256": self.sha256,
+            "line_count": self.line_count,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+        }
+
+
+def read_file(paths: ProjectPaths, req: ReadRequest) -> ReadResult:
+    """The file (or its lines) and the hash of all of it, under the edits' path rules."""
+    target = safe_target(paths, req.uri)
+    data = read_current(target.real_path)
+    if data is None:
+        raise RequestError(
+            f"{target.file.res} does not exist",
+            status=404,
+            code="not_found",
+            details={"path": target.file.res},
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(f"{target.file.res} is not UTF-8 text", code="not_text") from None
+    starts = line_starts(text)
+    # A final line end does not begin another line (an editor's "lines" of the file).
+    count = len(starts) - 1 if starts[-1] == len(text) else len(starts)
+    first = req.start_line or 1
+    if first > max(count, 1):
+        raise RequestError(
+            f"field 'start_line' ({first}) is past the end of {target.file.res}, which has "
+            f"{count} lines",
+            code="invalid_field",
+            details={"field": "start_line", "line_count": count},
+        )
+    # An end past the last line reads to the end, as `sed -n 10,999p` would.
+    last = count if req.end_line is None else min(req.end_line, count)
+    begin = starts[first - 1] if count else 0
+    stop = starts[last] if last < len(starts) else len(text)
+    return ReadResult(target.file, text[begin:stop], sha256_hex(data), count, first, last)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -195,6 +290,10 @@ class Editor:
     def __init__(self, paths: ProjectPaths) -> None:
         self.paths = paths
         self._locks: dict[str, asyncio.Lock] = {}
+
+    async def read(self, req: ReadRequest) -> ReadResult:
+        # No lock: writes replace the file in one rename, so a read sees old or new.
+        return await asyncio.to_thread(read_file, self.paths, req)
 
     async def apply(self, req: EditRequest) -> EditResult:
         target = safe_target(self.paths, req.uri)

@@ -15,6 +15,11 @@ from .local import RouteCaller
 
 def register(routes: RouteTable, bridge: dashboard.DashboardBridge) -> mcp_api.McpEndpoint:
     openapi.register(routes)
-    mcp = mcp_api.register(routes, RouteCaller(routes))
+
+    async def forget(identity: str) -> None:
+        # An MCP session's breakpoints go when the session goes (issue 11).
+        await bridge.dap_session.forget_agent(identity)
+
+    mcp = mcp_api.register(routes, RouteCaller(routes), forget)
     dashboard.register(routes, bridge, mcp.sessions.as_json)
     return mcp

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .documents import SIDECAR_HOLDER, Document, ProjectFile
-from .edits import Editor, EditRequest, EditResult
+from .edits import Editor, EditRequest, EditResult, ReadRequest
 from .errors import RequestError
 from .http import RouteTable, identity_of, json_body, require
 from .lsp import (
@@ -67,10 +67,11 @@ class LspApi:
     # -- helpers ---------------------------------------------------------------------
 
     def _document_uri(self, body: dict[str, Any]) -> ProjectFile:
+        # Only scripts: Godot parses anything it is given as GDScript (issue 11).
         if "textDocument" not in body and "uri" in body:
-            return self.session.paths.resolve(body["uri"])  # a shortcut agents like
+            return self.session.paths.script(body["uri"])  # a shortcut agents like
         raw = field(body, "textDocument.uri", str)
-        return self.session.paths.resolve(raw, "textDocument.uri")
+        return self.session.paths.script(raw, "textDocument.uri")
 
     def _params(self, body: dict[str, Any], f: ProjectFile, drop: tuple[str, ...] = ()) -> dict:
         params = {k: v for k, v in body.items() if k not in drop and k != "uri"}
@@ -166,10 +167,14 @@ class LspApi:
         f = self._document_uri(body)
         line, char = self._position(body)
         limit = _non_negative(optional(body, "limit", int, DEFAULT_COMPLETION_LIMIT), "limit")
-        query = CompletionQuery(optional(body, "prefix", str, None), limit)
+        prefix = optional(body, "prefix", str, None)
         params = self._params(body, f, drop=("limit", "prefix"))
         result = await self.session.request("textDocument/completion", params)
         typed = cursor_prefix(self._text_of(f), line, char)
+        # Godot answers every name in scope (2000+) whatever is typed; like an editor,
+        # keep those that start with the word left of the cursor unless the agent says
+        # otherwise ("prefix": "" keeps everything).
+        query = CompletionQuery(typed if prefix is None else prefix, limit)
         return shape_completion(result, typed, query)
 
     def _position_handler(self, method: str) -> Any:
@@ -249,14 +254,22 @@ class LspApi:
         out.update(await self._after_write(result))
         return out
 
+    async def read(self, request: web.Request) -> dict[str, Any]:
+        """A project file (any text file, not only scripts) and its sha256, from disk."""
+        body = await json_body(request)
+        result = await self.editor.read(ReadRequest.from_body(body))
+        return result.as_json()
+
     async def _after_write(self, result: EditResult) -> dict[str, Any]:
         """Tell Godot (change + save) and collect its diagnostics for the new text."""
         f = result.file
+        if not f.is_script:
+            # A scene, resource or text file: Godot's language server would parse it as
+            # GDScript (false errors), and no document can hold it (didOpen is script only).
+            return {"lsp": "not_a_script", "diagnostics": None}
         store = self.session.documents
         # The disk is the truth now, also for a shared open copy (replayed on reconnect).
         doc: Document | None = await store.replace(f, result.text)
-        if not f.rel.endswith(".gd"):
-            return {"lsp": "not_a_script", "diagnostics": None}
         if not self.session.peer.connected:
             return {"lsp": "not_connected", "diagnostics": None}
         if doc is None:
@@ -277,7 +290,7 @@ class LspApi:
 
 
 def register(routes: RouteTable, session: LspSession, editor: Editor | None = None) -> LspApi:
-    """Add the /lsp/* and /edit/applyChanges endpoints to the route table."""
+    """Add the /lsp/*, /edit/applyChanges and /edit/read endpoints to the route table."""
     api = LspApi(session, editor or Editor(session.paths))
     what = "language server"
     routes.add("POST", "/lsp/didOpen", api.did_open, f"{what}: open a shared document")
@@ -293,4 +306,6 @@ def register(routes: RouteTable, session: LspSession, editor: Editor | None = No
     routes.add(
         "POST", "/edit/applyChanges", api.apply_changes, "write a project file (hash-checked)"
     )
+    for verb in ("GET", "POST"):
+        routes.add(verb, "/edit/read", api.read, "read a project file (text, sha256, lines)")
     return api

@@ -36,7 +36,7 @@ from .agents import clean_agent_name
 from .errors import BridgeError
 from .http import identity_of
 from .local import RouteCaller
-from .mcp_api import MAX_SESSIONS, MCP_PATH, SESSION_IDLE_TIMEOUT, McpSessions
+from .mcp_api import MAX_SESSIONS, MCP_PATH, McpSessions, SessionEnd, session_identity
 
 log = logging.getLogger(__name__)
 # The SDK logs every session and every refused tool call at INFO: the agent's business,
@@ -73,9 +73,13 @@ def security_settings() -> TransportSecuritySettings:
 class McpBridge:
     """The MCP server, its session manager, and the tools."""
 
-    def __init__(self, caller: RouteCaller, sessions: McpSessions) -> None:
+    def __init__(
+        self, caller: RouteCaller, sessions: McpSessions, on_end: SessionEnd | None = None
+    ) -> None:
         self.caller = caller
         self.sessions = sessions
+        self.on_end = on_end
+        self._opening = 0  # requests without a session id being served now
         self.server: MCPServer[Any] = MCPServer(
             "godot_debug_connection",
             version=__version__,
@@ -87,7 +91,9 @@ class McpBridge:
         self.server.streamable_http_app(
             streamable_http_path=MCP_PATH,
             json_response=True,
-            session_idle_timeout=SESSION_IDLE_TIMEOUT,
+            # The sweep below ends idle sessions itself (and says so); the SDK's own
+            # timeout is the backstop should the sweep ever be late.
+            session_idle_timeout=sessions.idle * 2,
             max_sessions=MAX_SESSIONS,
             transport_security=security_settings(),
         )
@@ -101,11 +107,91 @@ class McpBridge:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         await self._ensure_running()
+        session_id = request.headers.get("Mcp-Session-Id")
+        if session_id:
+            return await self._in_session(request, session_id)
+        return await self._opening_request(request)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         state = {"bridge_identity": identity_of(request)}
-        response = await asgi.serve(self.manager.handle_request, request, state)
-        if request.method == "DELETE" and response.status < 300:
-            self.sessions.forget(request.headers.get("Mcp-Session-Id"))
+        return await asgi.serve(self.manager.handle_request, request, state)
+
+    async def _opening_request(self, request: web.Request) -> web.StreamResponse:
+        """A request without a session: an `initialize` opens one, if there is room."""
+        self._opening += 1
+        try:
+            if request.method == "POST":
+                await self._make_room()
+            response = await self._serve(request)
+        finally:
+            self._opening -= 1
+        opened = response.headers.get("Mcp-Session-Id")
+        if opened and opened in self._open_sessions():
+            self.sessions.opened(opened)
         return response
+
+    async def _in_session(self, request: web.Request, session_id: str) -> web.StreamResponse:
+        self.sessions.begin(session_id)
+        try:
+            response = await self._serve(request)
+        finally:
+            self.sessions.end(session_id)
+        if session_id not in self._open_sessions():  # its DELETE, or it had expired
+            await self._ended(session_id)
+        return response
+
+    def _open_sessions(self) -> dict[str, Any]:
+        # The SDK offers no public view of its sessions; this is the table that its
+        # `max_sessions` check counts (StreamableHTTPSessionManager._admit_session).
+        return self.manager._server_instances
+
+    async def _make_room(self) -> None:
+        """At the session limit, end the least recently used idle session.
+
+        Otherwise the SDK answers `503 Too many open sessions` until one expires: MCP
+        hosts that never DELETE their session would lock every client out. An evicted
+        client gets 404 for its old session id, on which MCP clients initialize anew.
+        """
+        while len(self._open_sessions()) + self._opening > MAX_SESSIONS:
+            victim = self.sessions.least_recently_used_idle(self._open_sessions())
+            if victim is None:
+                return  # every session is busy: the SDK refuses this one (503)
+            log.info("MCP session %s evicted: %d sessions open", victim[:8], MAX_SESSIONS)
+            await self._close(victim)
+
+    async def _close(self, session_id: str) -> None:
+        transport = self._open_sessions().get(session_id)
+        if transport is not None:
+            # The SDK's own way to end a session (as on its idle timeout): forgotten at
+            # once, its transport terminated.
+            await self.manager._discard_session(session_id, transport)
+        await self._ended(session_id)
+
+    async def _ended(self, session_id: str) -> None:
+        """The session is gone: its agent's breakpoints go with it."""
+        if self.sessions.remove(session_id) is None:
+            return
+        if self.on_end is not None:
+            try:
+                await self.on_end(session_identity(session_id))
+            except Exception:
+                log.exception("cleaning up after MCP session %s failed", session_id[:8])
+
+    async def _sweep(self) -> None:
+        """End sessions idle for longer than `sessions.idle`; notice those the SDK ended."""
+        interval = min(30.0, max(0.05, self.sessions.idle / 5))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                open_now = self._open_sessions()
+                for sid in self.sessions.ids():
+                    if sid not in open_now:
+                        await self._ended(sid)
+                for sid in self.sessions.expired():
+                    log.info("MCP session %s ended: idle %g s", sid[:8], self.sessions.idle)
+                    await self._close(sid)
+            except Exception:
+                log.exception("MCP session sweep failed")
 
     async def _ensure_running(self) -> None:
         """Start the session manager with the first request; it lives as long as the loop."""
@@ -118,7 +204,7 @@ class McpBridge:
         try:
             async with self.manager.run():
                 started.set_result(None)
-                await asyncio.Event().wait()  # until the loop cancels us
+                await self._sweep()  # until the loop cancels us
         except Exception as exc:
             log.exception("MCP session manager failed")
             if not started.done():
@@ -130,7 +216,7 @@ class McpBridge:
         headers = ctx.headers or {}
         session_id = headers.get("mcp-session-id")
         named = clean_agent_name(headers.get("x-agent-id"))
-        identity = named or (f"mcp-{session_id[:8]}" if session_id else self._fallback(ctx))
+        identity = named or (session_identity(session_id) if session_id else self._fallback(ctx))
         if session_id:
             self.sessions.seen(session_id, identity, _client_name(ctx))
         return identity
@@ -273,7 +359,10 @@ async def _frame_variables(mcp: McpBridge, ctx: Context, frame: int) -> dict[str
 def add_lsp_tools(mcp: McpBridge) -> None:
     tool = mcp.server.tool
 
-    @tool(description="Completion at a 0-based line/character of a project file.")
+    @tool(
+        description="Completion at a 0-based line/character of a .gd file: the names starting "
+        "with the word left of the cursor (or with 'prefix'; '' for every name), best first."
+    )
     async def completion(
         ctx: Context,
         path: str,
@@ -300,6 +389,18 @@ def add_lsp_tools(mcp: McpBridge) -> None:
     @tool(description="Godot's diagnostics (errors, warnings) for a file, waiting up to 'wait' s.")
     async def diagnostics(ctx: Context, path: str, wait: float = 0.0) -> dict[str, Any]:
         return await mcp.call(ctx, "GET", "/lsp/diagnostics", {"uri": path, "wait": wait})
+
+    @tool(
+        description="Read a project file (any text file): its text, or lines start_line.."
+        "end_line (1-based, inclusive), with the sha256 of the whole file to pass to "
+        "apply_changes as expected_sha256."
+    )
+    async def read_file(
+        ctx: Context, path: str, start_line: int | None = None, end_line: int | None = None
+    ) -> dict[str, Any]:
+        body = {"uri": path, "start_line": start_line, "end_line": end_line}
+        body = {k: v for k, v in body.items() if v is not None}
+        return await mcp.call(ctx, "POST", "/edit/read", body)
 
     @tool(
         description="Write a project file: the whole 'text', or LSP 'edits' against the current "

@@ -685,7 +685,10 @@ LSP: dict[tuple[str, str], Operation] = {
             "allOf": [
                 AT,
                 obj(
-                    prefix=string("keep items starting with this (default: the typed word)"),
+                    prefix=string(
+                        "keep items starting with this, any case (default: the identifier "
+                        'characters left of the cursor; "" keeps every item)'
+                    ),
                     limit=integer("most items (default 100, 0 = all)", minimum=0),
                 ),
             ]
@@ -698,14 +701,16 @@ LSP: dict[tuple[str, str], Operation] = {
         },
         answer={
             "items": [
+                {"label": "print()", "kind": 3},
                 {"label": "print_orphan_nodes()", "kind": 2},
-                {"label": "print_tree()", "kind": 2},
             ],
-            "total": 2038,
+            "total": 9,
             "truncated": True,
             "prefix": "pri",
             "isIncomplete": False,
         },
+        notes="Godot answers every name in scope; the sidecar keeps those starting with "
+        "the word being typed (or `prefix`), best matches first.",
     ),
     ("POST", "/lsp/hover"): _position(
         "hover",
@@ -755,7 +760,8 @@ LSP: dict[tuple[str, str], Operation] = {
                 "stale": False,
                 "diagnostics": [],
             },
-            notes="A file no one holds open is opened briefly to get Godot's diagnostics.",
+            notes="A file no one holds open is opened briefly to get Godot's diagnostics. "
+            "Only `.gd` scripts: any other file is a 400 (on every /lsp endpoint).",
         ),
     ),
     ("POST", "/edit/applyChanges"): Operation(
@@ -795,7 +801,45 @@ LSP: dict[tuple[str, str], Operation] = {
             "lsp": "notified",
             "diagnostics": [],
         },
-        notes="Atomic write; Godot's language server is told and its diagnostics returned.",
+        notes="Atomic write; Godot's language server is told and its diagnostics returned. "
+        "Any text file of the project may be written; for a file that is not a `.gd` script "
+        "the language server is left out (`lsp`: `not_a_script`).",
+    ),
+    **both(
+        "/edit/read",
+        Operation(
+            tag="edit",
+            result=obj(
+                ("uri", "text", "sha256", "line_count", "start_line", "end_line"),
+                uri=string("res:// path"),
+                text=string("the lines asked for (or the whole file), line ends as on disk"),
+                sha256=string("of the whole file: pass it as applyChanges' expected_sha256"),
+                line_count=integer("lines in the file (a final line end starts no new line)"),
+                start_line=integer("first line in `text` (1-based)"),
+                end_line=integer("last line in `text` (1-based, inclusive)"),
+            ),
+            body=obj(
+                ("uri",),
+                uri=string("the file, inside the project (any text file)"),
+                start_line=integer("first line to return, from 1 (default 1)", minimum=1),
+                end_line=integer(
+                    "last line to return, inclusive (default and past the end: the last)",
+                    minimum=1,
+                ),
+            ),
+            errors=(400, 403, 404),
+            example={"uri": "res://demo/main.gd", "start_line": 1, "end_line": 2},
+            answer={
+                "uri": "res://demo/main.gd",
+                "text": "extends Node\n## Demo game that the tests launch under the debugger.\n",
+                "sha256": "5f1c0b2e…",
+                "line_count": 29,
+                "start_line": 1,
+                "end_line": 2,
+            },
+            notes="The file on disk (not an agent's unsaved LSP document), under the same "
+            "path rules as applyChanges: outside the project or in `.godot/` is 403.",
+        ),
     ),
 }
 
@@ -824,7 +868,15 @@ OTHER: dict[tuple[str, str], Operation] = {
             scripts=arr(string(), "res:// paths recompiled"),
             removed=arr(string()),
             game_running=boolean(),
-            game_reloaded=boolean("the running game hot-reloaded them"),
+            game_reloaded=boolean(
+                "the running game reloads them on its next frame (false while it is stopped: "
+                "see game_reload)"
+            ),
+            game_reload=string(
+                "what the game does: not_running, nothing_to_reload, next_frame, or "
+                "pending_until_resume (stopped in the debugger: Godot reloads when it runs on)",
+                enum=["not_running", "nothing_to_reload", "next_frame", "pending_until_resume"],
+            ),
             errors=arr(obj(path=string(), message=string(), line=integer())),
             documents=arr(string(), "open LSP documents that took the new text"),
         ),
@@ -837,6 +889,7 @@ OTHER: dict[tuple[str, str], Operation] = {
             "removed": [],
             "game_running": False,
             "game_reloaded": False,
+            "game_reload": "not_running",
             "errors": [],
             "documents": [],
         },
@@ -894,7 +947,9 @@ MCP_NOTES = (
     "Answers are JSON-RPC, not the bridge's envelope; the Host/Origin/token checks "
     "apply. Each MCP session is an agent of its own (`mcp-<session id>`) unless the "
     "client sends `X-Agent-Id`. Answers are plain JSON; there is no server-to-client "
-    "stream (GET is 405): the server never speaks first."
+    "stream (GET is 405): the server never speaks first. A session ends with its DELETE, "
+    "after 5 minutes idle (GODOT_BRIDGE_MCP_IDLE) or, when 100 are open, as the least "
+    "recently used idle one; its id then answers 404 and an `mcp-` agent's breakpoints go."
 )
 
 MCP: dict[tuple[str, str], Operation] = {

@@ -60,9 +60,17 @@ def reload(ed: Editor, body: Any = None) -> dict[str, Any]:
     return result
 
 
+def status_of(ed: Editor) -> dict[str, Any]:
+    """GET /status: the seed's shape at the top level."""
+    code, answer = call(ed, "GET", "/status")
+    assert code == 200, answer
+    assert "result" not in answer, answer
+    return answer
+
+
 def wait_ready(ed: Editor, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not ok(ed, "GET", "/status")["overall_ready"]:
+    while not status_of(ed)["overall_ready"]:
         assert time.monotonic() < deadline, "LSP and DAP never both connected"
         time.sleep(0.1)
 
@@ -120,6 +128,7 @@ def test_running_game_gets_the_new_script(editor: Editor) -> None:
         result = reload(editor)
         assert result["scripts"] == ["res://demo/main.gd"], result
         assert result["game_running"] is True and result["game_reloaded"] is True
+        assert result["game_reload"] == "next_frame"
         _, seen = wait_output(editor, since, "demo: tock", timeout=10)
         print(f"new string printed {time.monotonic() - start:.2f} s after the reload")
         # The game kept its state: the counter goes on instead of starting over.
@@ -129,6 +138,61 @@ def test_running_game_gets_the_new_script(editor: Editor) -> None:
         ok(editor, "POST", "/debug/terminate", {})
         main.write_text(MAIN_TEXT)
         reload(editor, {"paths": ["res://demo/main.gd"]})
+
+
+def test_issue_11_reload_while_stopped_waits_until_the_game_runs_on(editor: Editor) -> None:
+    """Godot's game notes a reload and applies it in its next idle frame: none while stopped."""
+    wait_ready(editor)
+    main = editor.project / "demo" / "main.gd"
+    tick_line = next(i + 1 for i, t in enumerate(MAIN_TEXT.splitlines()) if TICK in t)
+    source = {"path": "res://demo/main.gd"}
+    ok(
+        editor,
+        "POST",
+        "/debug/setBreakpoints",
+        {"source": source, "breakpoints": [{"line": tick_line}]},
+    )
+    since = ok(editor, "GET", "/debug/events")["next"]
+    ok(editor, "POST", "/debug/launch", {"scene": "main"})
+    try:
+        since = wait_stopped(editor, since)
+        main.write_text(MAIN_TEXT.replace(TICK, '"demo: tock %d"'))
+        result = reload(editor, {"paths": ["res://demo/main.gd"]})
+        assert result["scripts"] == ["res://demo/main.gd"] and result["game_running"], result
+        assert result["game_reloaded"] is False, result
+        assert result["game_reload"] == "pending_until_resume", result
+        # Still stopped: the game has not taken the new source yet.
+        assert not reloaded_in_game(editor)
+        ok(editor, "POST", "/debug/continue", {})
+        since = wait_stopped(editor, since)  # 60 frames later, at the same breakpoint
+        assert reloaded_in_game(editor)
+        ok(editor, "POST", "/debug/setBreakpoints", {"source": source, "breakpoints": []})
+        ok(editor, "POST", "/debug/continue", {})
+        wait_output(editor, since, "demo: tock")
+    finally:
+        ok(editor, "POST", "/debug/setBreakpoints", {"source": source, "breakpoints": []})
+        call(editor, "POST", "/debug/terminate", {})
+        main.write_text(MAIN_TEXT)
+        reload(editor, {"paths": ["res://demo/main.gd"]})
+
+
+def reloaded_in_game(ed: Editor) -> bool:
+    expression = 'get_script().source_code.contains("demo: tock")'
+    value = ok(ed, "POST", "/debug/evaluate", {"expression": expression, "frameId": 0})["result"]
+    assert value in ("true", "false"), value
+    return value == "true"
+
+
+def wait_stopped(ed: Editor, since: int, timeout: float = 30) -> int:
+    """Reads /debug/events from `since` until a `stopped` event; the position after it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, "the game never stopped"
+        page = ok(ed, "GET", f"/debug/events?since={since}&wait=1")
+        for event in page["events"]:
+            if event.get("event") == "stopped":
+                return int(event["seq"])
+        since = page["next"]
 
 
 def wait_output(ed: Editor, since: int, needle: str, timeout: float = 20) -> tuple[int, str]:
@@ -156,7 +220,7 @@ def test_script_that_does_not_parse_is_an_error_not_a_crash(editor: Editor) -> N
             assert mine and all(e["message"] for e in mine), result
             if godot_has_logger(editor):
                 assert "Parse Error" in mine[0]["message"] and mine[0]["line"] == 3, mine
-        assert ok(editor, "GET", "/status")["sidecar"]["pid"]  # still serving
+        assert status_of(editor)["sidecar"]["pid"]  # still serving
 
         broken.write_text("extends Node\n\nfunc fixed() -> void:\n\tpass\n")
         fixed = reload(editor, {"paths": [res]})
@@ -208,6 +272,7 @@ class FakeBridge:
             self.sent.append((method, params))
 
         self.lsp_session = SimpleNamespace(paths=paths, documents=DocumentStore(paths, sink))
+        self.dap_session = SimpleNamespace(stopped=None)
         self.reply = reply
         self.actions: list[tuple[str, dict[str, Any], float]] = []
 
@@ -299,3 +364,23 @@ def test_bridge_without_an_editor_answers_503(tmp_path: Path) -> None:
 
     status, answer, retry = asyncio.run(main())
     assert status == 503 and retry and answer["error"]["code"] == "no_editor", answer
+
+
+@pytest.mark.parametrize(
+    ("reply", "stopped", "reloaded", "when"),
+    [
+        ({"game_running": False, "game_reloaded": False}, False, False, "not_running"),
+        ({"game_running": True, "game_reloaded": False}, False, False, "nothing_to_reload"),
+        ({"game_running": True, "game_reloaded": True}, False, True, "next_frame"),
+        ({"game_running": True, "game_reloaded": True}, True, False, "pending_until_resume"),
+    ],
+)
+def test_issue_11_reload_says_when_the_game_takes_it(
+    tmp_path: Path, reply: dict[str, Any], stopped: bool, reloaded: bool, when: str
+) -> None:
+    fake = FakeBridge(tmp_path, dict(REPLY, **reply))
+    fake.dap_session.stopped = object() if stopped else None
+    status, answer = serve(fake, {})
+    assert status == 200, answer
+    assert answer["result"]["game_reloaded"] is reloaded
+    assert answer["result"]["game_reload"] == when

@@ -229,24 +229,49 @@ def where(godot: Godot, needle: str, delta: int = 0) -> tuple[int, int]:
     return _position_in((godot.project / "demo" / "main.gd").read_text(), needle, delta)
 
 
+def _name(item: dict[str, Any]) -> str:
+    return item["label"].split("(")[0]
+
+
 def test_completion_ranks_the_member_being_typed_first(sidecar: Sidecar, godot: Godot) -> None:
     line, char = where(godot, "counter += 1", 3)  # the cursor after "cou"
-    result = ok(sidecar, "/lsp/completion", at(MAIN, line, char, limit=5))
+    result = ok(sidecar, "/lsp/completion", at(MAIN, line, char, limit=1))
     assert result["prefix"] == "cou"
     assert result["items"][0]["label"] == "counter"
-    assert len(result["items"]) == 5
-    assert result["truncated"] is True and result["total"] > 1000
+    assert len(result["items"]) == 1
+    assert result["truncated"] is True and result["total"] > 1
     assert all("data" not in item for item in result["items"])
+
+
+def test_issue_11_completion_default_prefix_filters_on_the_typed_word(
+    sidecar: Sidecar, godot: Godot
+) -> None:
+    """The docs say the default prefix is the typed word: it filters, as an editor does."""
+    line, char = where(godot, 'print("demo: total', 3)  # the cursor after "pri"
+    typed = ok(sidecar, "/lsp/completion", at(MAIN, line, char, limit=0))
+    names = [_name(i) for i in typed["items"]]
+    assert typed["prefix"] == "pri"
+    assert "print" in names and "print_rich" in names
+    assert all(n.lower().startswith("pri") for n in names), names
+    assert typed["total"] == len(names) < 100  # not Godot's 2000+ names in scope
+    # "prefix": "" keeps every item; an explicit prefix replaces the typed word.
+    everything = ok(sidecar, "/lsp/completion", at(MAIN, line, char, prefix="", limit=0))
+    assert everything["total"] == len(everything["items"]) > 1000
+    explicit = ok(sidecar, "/lsp/completion", at(MAIN, line, char, prefix="ADD_NUM", limit=0))
+    assert [_name(i) for i in explicit["items"]] == ["add_numbers"]
+    assert explicit["prefix"] == "ADD_NUM"
 
 
 def test_completion_prefix_and_limit(sidecar: Sidecar, godot: Godot) -> None:
     line, char = where(godot, "counter += 1", 3)
     result = ok(sidecar, "/lsp/completion", at(MAIN, line, char, prefix="add_", limit=0))
-    names = [i["label"].split("(")[0] for i in result["items"]]
+    names = [_name(i) for i in result["items"]]
     assert "add_numbers" in names
     assert all(n.lower().startswith("add_") for n in names)
     assert result["total"] == len(names) and result["truncated"] is False
+    line, char = where(godot, "counter += 1")  # nothing typed: no filter
     everything = ok(sidecar, "/lsp/completion", at(MAIN, line, char, limit=0))
+    assert everything["prefix"] == ""
     assert everything["total"] == len(everything["items"]) > 1000
     default = ok(sidecar, "/lsp/completion", at(MAIN, line, char))
     assert len(default["items"]) == 100
@@ -302,6 +327,130 @@ def test_missing_or_wrong_fields_are_400_naming_them(
     assert status == 400
     assert answer["error"]["field"] == field
     assert field in answer["error"]["message"]
+
+
+NOT_SCRIPTS = ("res://demo/main.tscn", "demo/main.gd.uid", "res://project.godot")
+SCRIPT_ONLY = (
+    "/lsp/hover",
+    "/lsp/definition",
+    "/lsp/declaration",
+    "/lsp/references",
+    "/lsp/signatureHelp",
+    "/lsp/completion",
+    "/lsp/documentSymbol",
+    "/lsp/didOpen",
+    "/lsp/didChange",
+    "/lsp/didSave",
+    "/lsp/didClose",
+    "/lsp/diagnostics",
+)
+
+
+@pytest.mark.parametrize("uri", NOT_SCRIPTS)
+def test_issue_11_files_that_are_not_scripts_are_400_on_every_lsp_endpoint(
+    sidecar: Sidecar, uri: str
+) -> None:
+    """Godot parses anything as GDScript: main.tscn gave dozens of false errors."""
+    status, answer = call(sidecar, f"/lsp/diagnostics?uri={uri}")
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid_field" and answer["error"]["field"] == "uri"
+    assert ".gd" in answer["error"]["message"] and "/edit/read" in answer["error"]["message"]
+    for path in SCRIPT_ONLY:
+        body = at(uri, 0, 0, contentChanges=[{"text": "x"}])
+        status, answer = call(sidecar, path, body)
+        assert status == 400, (path, answer)
+        assert answer["error"]["field"] == "textDocument.uri", (path, answer)
+    assert ok(sidecar, "/lsp/diagnostics?uri=res://demo/main.gd")["diagnostics"] == []
+
+
+def test_issue_11_apply_changes_writes_any_text_file_without_the_lsp(
+    sidecar: Sidecar, godot: Godot
+) -> None:
+    """Edits are not script-only; a scene is written but not shown to the language server."""
+    scene = godot.project / "demo" / "extra.tscn"
+    text = '[gd_scene format=3]\n\n[node name="Extra" type="Node"]\n'
+    answer = ok(sidecar, "/edit/applyChanges", {"uri": "res://demo/extra.tscn", "text": text})
+    assert answer["lsp"] == "not_a_script" and answer["diagnostics"] is None
+    assert scene.read_text() == text
+    read = ok(sidecar, "/edit/read", {"uri": "res://demo/extra.tscn"})
+    assert read["text"] == text and read["sha256"] == answer["sha256"]
+
+
+# --- /edit/read ------------------------------------------------------------------------------
+
+
+def test_issue_11_read_gives_the_hash_apply_changes_checks(sidecar: Sidecar, godot: Godot) -> None:
+    uri = "res://demo/read_me.gd"
+    path = godot.project / "demo" / "read_me.gd"
+    path.write_text(GOOD)
+    whole = ok(sidecar, "/edit/read", {"uri": uri})
+    assert whole == {
+        "uri": uri,
+        "text": GOOD,
+        "sha256": sha(path),
+        "line_count": 6,
+        "start_line": 1,
+        "end_line": 6,
+    }
+    # The same through GET, and with any spelling of the path.
+    assert ok(sidecar, "/edit/read?uri=demo/read_me.gd") == whole
+    assert ok(sidecar, "/edit/read", {"uri": path.as_uri()}) == whole
+    new = GOOD.replace("n * 2", "n + n")
+    edited = ok(
+        sidecar, "/edit/applyChanges", {"uri": uri, "text": new, "expected_sha256": whole["sha256"]}
+    )
+    assert edited["previous_sha256"] == whole["sha256"] and path.read_text() == new
+    status, stale = call(
+        sidecar,
+        "/edit/applyChanges",
+        {"uri": uri, "text": GOOD, "expected_sha256": whole["sha256"]},
+    )
+    assert status == 409 and stale["error"]["code"] == "stale_hash", stale
+    assert ok(sidecar, "/edit/read", {"uri": uri})["sha256"] == edited["sha256"]
+
+
+def test_issue_11_read_line_ranges(sidecar: Sidecar, godot: Godot) -> None:
+    path = godot.project / "demo" / "ranges.gd"
+    path.write_bytes(b"one\r\ntwo\nthree\n")
+    uri = "res://demo/ranges.gd"
+    part = ok(sidecar, "/edit/read", {"uri": uri, "start_line": 2, "end_line": 3})
+    assert (part["text"], part["start_line"], part["end_line"]) == ("two\nthree\n", 2, 3)
+    assert part["line_count"] == 3 and part["sha256"] == sha(path)
+    first = ok(sidecar, f"/edit/read?uri={uri}&end_line=1")
+    assert (first["text"], first["start_line"], first["end_line"]) == ("one\r\n", 1, 1)
+    # An end past the last line reads to the end.
+    tail = ok(sidecar, "/edit/read", {"uri": uri, "start_line": 3, "end_line": 99})
+    assert (tail["text"], tail["end_line"]) == ("three\n", 3)
+    path.write_text("")
+    empty = ok(sidecar, "/edit/read", {"uri": uri})
+    assert (empty["text"], empty["line_count"], empty["end_line"]) == ("", 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({}, 400, "uri"),
+        ({"uri": "res://demo/main.gd", "start_line": 0}, 400, "start_line"),
+        ({"uri": "res://demo/main.gd", "start_line": "2"}, 400, "start_line"),
+        ({"uri": "res://demo/main.gd", "end_line": -1}, 400, "end_line"),
+        ({"uri": "res://demo/main.gd", "end_line": True}, 400, "end_line"),
+        ({"uri": "res://demo/main.gd", "start_line": 5, "end_line": 4}, 400, "end_line"),
+        ({"uri": "res://demo/main.gd", "start_line": 999}, 400, "start_line"),
+        ({"uri": "res://../outside.gd"}, 403, None),
+        ({"uri": "/etc/passwd"}, 403, None),
+        ({"uri": "res://.godot/editor/x.cfg"}, 403, None),
+        ({"uri": "res://demo/no_such_file.gd"}, 404, None),
+        ({"uri": "res://demo"}, 400, None),
+    ],
+)
+def test_issue_11_read_refuses_bad_requests(
+    sidecar: Sidecar, body: dict[str, Any], status: int, field: str | None
+) -> None:
+    got, answer = call(sidecar, "/edit/read", body)
+    assert got == status, answer
+    assert answer["status"] == "error"
+    if field is not None:
+        assert answer["error"]["field"] == field and field in answer["error"]["message"]
 
 
 # --- shared documents ------------------------------------------------------------------------

@@ -14,11 +14,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import aiohttp
 import httpx2
 from harness import REPO, Editor, get_json
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
+
+from sidecar.mcp_api import MAX_SESSIONS
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
@@ -26,7 +29,7 @@ COUNTER_LINE = next(i + 1 for i, t in enumerate(MAIN_GD) if "counter += 1" in t)
 TOOLS = {
     "status", "set_breakpoints", "breakpoints", "launch", "continue", "pause", "step",
     "terminate", "stack_trace", "variables", "evaluate", "events", "completion", "hover",
-    "definition", "diagnostics", "apply_changes", "reload",
+    "definition", "diagnostics", "apply_changes", "reload", "read_file",
 }  # fmt: skip
 
 
@@ -174,6 +177,160 @@ def test_mcp_has_no_server_stream(editor: Editor) -> None:
         raise AssertionError("GET /mcp was served")
     except urllib.error.HTTPError as err:
         assert err.code == 405 and "POST" in err.headers["Allow"]
+
+
+# -- sessions that never end must not lock MCP out (issue 11) ----------------------------
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "one-shot", "version": "1"},
+    },
+}
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+def session_identity(session_id: str) -> str:
+    """The agent an MCP session without X-Agent-Id acts as (README: `mcp-<session id>`)."""
+    return f"mcp-{session_id[:8]}"
+
+
+async def mcp_post(
+    http: aiohttp.ClientSession, url: str, message: dict[str, Any], session: str | None = None
+) -> tuple[int, str | None]:
+    """(status, session id) of one raw MCP message."""
+    headers = dict(MCP_HEADERS)
+    if session is not None:
+        headers["Mcp-Session-Id"] = session
+        headers["MCP-Protocol-Version"] = "2025-11-25"
+    async with http.post(url, json=message, headers=headers) as resp:
+        await resp.read()
+        return resp.status, resp.headers.get("Mcp-Session-Id")
+
+
+async def one_shot(http: aiohttp.ClientSession, url: str, tool: str | None = None) -> str:
+    """What the MCP Inspector CLI does on every run: open a session, call, never DELETE."""
+    status, session = await mcp_post(http, url, INITIALIZE)
+    assert status == 200 and session, status
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert (await mcp_post(http, url, initialized, session))[0] == 202
+    if tool is not None:
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call"}
+        call["params"] = {"name": tool, "arguments": {}}
+        assert (await mcp_post(http, url, call, session))[0] == 200
+    return session
+
+
+def test_issue_11_one_shot_sessions_never_lock_mcp_out(editor: Editor) -> None:
+    url = editor.base_url + "/mcp"
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(MAX_SESSIONS + 5):
+                await one_shot(http, url, "breakpoints")
+        async with Client(url) as late:
+            assert (await call(late, "breakpoints"))["agent"].startswith("mcp-")
+
+    asyncio.run(scenario())
+    sessions = get_json(editor.base_url + "/dashboard/state")["result"]["mcp_sessions"]
+    assert 0 < len(sessions) <= MAX_SESSIONS
+
+
+def test_issue_11_a_session_that_ends_takes_its_breakpoints_along(editor: Editor) -> None:
+    url = editor.base_url + "/mcp"
+
+    def everyone() -> dict[str, Any]:
+        answer = get_json(editor.base_url + "/debug/breakpoints?all=true")
+        return answer["result"]["breakpoints"].get(MAIN, {})
+
+    async def scenario() -> str:
+        async with Client(url) as alice:  # the SDK's client DELETEs its session on exit
+            mine = await call(alice, "set_breakpoints", path=MAIN, lines=[COUNTER_LINE])
+            assert mine["breakpoints"][0]["line"] == COUNTER_LINE
+            agent = (await call(alice, "breakpoints"))["agent"]
+            assert everyone()[agent] == [{"line": COUNTER_LINE}]
+        return agent
+
+    agent = asyncio.run(scenario())
+    assert agent not in everyone()
+
+
+def _in_process(idle: float, ended: list[str]) -> tuple[Any, str]:
+    """The /mcp route alone on an aiohttp app; `ended` collects the identities that ended."""
+    from sidecar import mcp_api
+    from sidecar.agents import AgentRegistry
+    from sidecar.http import RouteTable, make_app
+    from sidecar.local import RouteCaller
+
+    async def forget(identity: str) -> None:
+        ended.append(identity)
+
+    routes = RouteTable()
+    endpoint = mcp_api.register(routes, RouteCaller(routes), forget)
+    endpoint.sessions.idle = idle
+    return make_app(routes, AgentRegistry()), mcp_api.MCP_PATH
+
+
+def test_issue_11_full_session_table_evicts_the_least_recently_used() -> None:
+    from aiohttp.test_utils import TestServer
+
+    ended: list[str] = []
+    app, path = _in_process(600.0, ended)
+
+    async def scenario() -> None:
+        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+            url = str(server.make_url(path))
+            ids = [await one_shot(http, url) for _ in range(MAX_SESSIONS)]
+            ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
+            assert (await mcp_post(http, url, ping, ids[0]))[0] == 200  # ids[1] is now oldest
+            newcomer = await one_shot(http, url)
+            assert newcomer not in ids
+            assert ended == [session_identity(ids[1])]
+            assert (await mcp_post(http, url, ping, ids[1]))[0] == 404  # the client re-inits
+            assert (await mcp_post(http, url, ping, ids[0]))[0] == 200
+            assert (await mcp_post(http, url, ping, newcomer))[0] == 200
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_idle_sessions_expire_and_deleted_ones_are_forgotten() -> None:
+    from aiohttp.test_utils import TestServer
+
+    ended: list[str] = []
+    app, path = _in_process(0.5, ended)
+
+    async def scenario() -> None:
+        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+            url = str(server.make_url(path))
+            idle = await one_shot(http, url)
+            deadline = time.monotonic() + 10
+            while session_identity(idle) not in ended:
+                assert time.monotonic() < deadline, "the idle session never expired"
+                await asyncio.sleep(0.05)
+            ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
+            assert (await mcp_post(http, url, ping, idle))[0] == 404
+            deleted = await one_shot(http, url)
+            headers = {"Mcp-Session-Id": deleted, "MCP-Protocol-Version": "2025-11-25"}
+            async with http.delete(url, headers=headers) as resp:
+                assert resp.status == 200
+            assert ended == [session_identity(idle), session_identity(deleted)]
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_idle_timeout_is_configurable(monkeypatch: Any) -> None:
+    from sidecar import mcp_api
+
+    assert mcp_api.idle_timeout_from_env() == 300.0
+    monkeypatch.setenv(mcp_api.IDLE_ENV, "42")
+    assert mcp_api.idle_timeout_from_env() == 42.0
+    for bad in ("soon", "0", "-5", "inf"):
+        monkeypatch.setenv(mcp_api.IDLE_ENV, bad)
+        assert mcp_api.idle_timeout_from_env() == 300.0
 
 
 # -- the ASGI adapter, with a toy application (no editor) --------------------------------
