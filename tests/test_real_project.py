@@ -334,10 +334,14 @@ def read_for_edit(ed: Editor, res: str) -> dict[str, Any]:
     return dict(result)
 
 
-def test_issue_11_real_project_edit_with_hash_and_reload(creeps: Editor) -> None:
+def test_issue_11_real_project_edit_with_hash_and_reload(
+    creeps: Editor, stopped_in_process: dict[str, Any]
+) -> None:
     path = creeps.project / "player.gd"
     original = path.read_text(encoding="utf-8")
-    ok(creeps, "POST", "/debug/launch", {"scene": "main"})
+    # The stop proves the game's debugger session is up; let it run on from there.
+    set_breakpoints(creeps, [])
+    ok(creeps, "POST", "/debug/continue", {"threadId": 1})
     try:
         before = read_for_edit(creeps, PLAYER)["sha256"]
         # A new line right after _process' first one, that uses a member of the instance.
@@ -368,23 +372,28 @@ def test_issue_11_real_project_edit_with_hash_and_reload(creeps: Editor) -> None
         body = {"expression": "creeps_marker", "frameId": 0}
         assert ok(creeps, "POST", "/debug/evaluate", body)["result"] == "401"
     finally:
-        set_breakpoints(creeps, [])
-        terminate(creeps)
         # Back to the game as vendored, for whatever runs after this test.
         ok(creeps, "POST", "/edit/applyChanges", {"uri": PLAYER, "text": original})
         ok(creeps, "POST", "/execute/reload", {"paths": [PLAYER]})
         assert path.read_text(encoding="utf-8") == original
 
 
-def test_issue_11_real_project_terminate(creeps: Editor) -> None:
-    since = latest_event(creeps)
-    ok(creeps, "POST", "/debug/launch", {"scene": "main"})
-    wait_event(creeps, since, {"process"})
+def launch_game(ed: Editor) -> psutil.Process:
+    """Launches the game without breakpoints and waits until its debugger session is up
+    (the game's own output arrives through it)."""
+    since = latest_event(ed)
+    ok(ed, "POST", "/debug/launch", {"scene": "main"})
+    wait_event(ed, since, {"output"})
     deadline = time.monotonic() + 10
-    while not game_processes(creeps):
+    while not game_processes(ed):
         assert time.monotonic() < deadline, "no game process after /debug/launch"
-        time.sleep(0.1)
-    [game] = game_processes(creeps)
+        time.sleep(0.05)
+    [game] = game_processes(ed)
+    return game
+
+
+def test_issue_11_real_project_terminate(creeps: Editor) -> None:
+    game = launch_game(creeps)
 
     since = latest_event(creeps)
     ok(creeps, "POST", "/debug/terminate", {})
@@ -394,3 +403,25 @@ def test_issue_11_real_project_terminate(creeps: Editor) -> None:
     status, answer = call(creeps, "POST", "/debug/stackTrace", {"threadId": 1})
     assert status == 409 and answer["error"]["code"] == "not_stopped", answer
     assert answer["error"]["running"] is False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bridge bug found on the real project: a terminate within ~0.1 s of launch (before "
+    "the game's debugger session is up) kills the game, but no exited/terminated event is ever "
+    "logged and the bridge goes on saying the game runs (stackTrace 409 running=true, pause 200)",
+)
+def test_issue_11_real_project_terminate_right_after_launch(creeps: Editor) -> None:
+    since = latest_event(creeps)
+    ok(creeps, "POST", "/debug/launch", {"scene": "main"})
+    ok(creeps, "POST", "/debug/terminate", {})
+    try:
+        deadline = time.monotonic() + 10
+        while game_processes(creeps):  # the game does end
+            assert time.monotonic() < deadline, "the game outlived /debug/terminate"
+            time.sleep(0.05)
+        wait_event(creeps, since, {"terminated"}, timeout=5)
+        status, answer = call(creeps, "POST", "/debug/stackTrace", {"threadId": 1})
+        assert status == 409 and answer["error"]["running"] is False, answer
+    finally:
+        terminate(creeps)
