@@ -126,8 +126,8 @@ class Editor:
         flags_only: bool = False,
     ) -> None:
         self.project = project
-        # Only Godot's own --lsp-port/--dap-port tell the ports, as when a user starts an editor
-        # by hand: GODOT_LSP_PORT/GODOT_DAP_PORT are left out of the editor's environment.
+        # Godot's --lsp-port/--dap-port flags only, no GODOT_LSP_PORT/GODOT_DAP_PORT in the
+        # environment: how a user starts an editor on other ports.
         self.flags_only = flags_only
         # Sent as a bearer token by wait_until_serving, for a bridge that needs one.
         self.token = token
@@ -170,10 +170,10 @@ class Editor:
                 "NO_COLOR": "1",
             }
         )
-        if self.flags_only:
-            env.pop("GODOT_LSP_PORT")
-            env.pop("GODOT_DAP_PORT")
         env.update(self.extra_env)
+        if self.flags_only:
+            env.pop("GODOT_LSP_PORT", None)
+            env.pop("GODOT_DAP_PORT", None)
         args = ["--headless", "--editor", "--path", str(self.project)]
         args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
         args += self.extra_args
