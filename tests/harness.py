@@ -77,6 +77,41 @@ def install_addon(project: Path) -> None:
     shutil.copytree(ADDON, target, dirs_exist_ok=True)
 
 
+PLUGIN_CFG = "res://addons/godot_debug_connection/plugin.cfg"
+
+
+def enable_addon(project: Path) -> None:
+    """Enable the plugin in `project.godot` as the README says ([editor_plugins] enabled=...),
+    keeping any plugin the project already enables."""
+    settings = project / "project.godot"
+    text = settings.read_text(encoding="utf-8")
+    if PLUGIN_CFG in text:
+        return
+    line = re.search(r"^enabled=PackedStringArray\((.*)\)$", text, re.MULTILINE)
+    if line is None:
+        text = (
+            text.rstrip("\n")
+            + f'\n\n[editor_plugins]\n\nenabled=PackedStringArray("{PLUGIN_CFG}")\n'
+        )
+    else:
+        listed = f"{line.group(1)}, " if line.group(1).strip() else ""
+        entry = f'enabled=PackedStringArray({listed}"{PLUGIN_CFG}")'
+        text = text[: line.start()] + entry + text[line.end() :]
+    settings.write_text(text, encoding="utf-8")
+
+
+REAL_PROJECTS = REPO / "tests" / "projects"
+
+
+def make_real_project(name: str, dst: Path) -> Path:
+    """A copy of the vendored game `tests/projects/<name>` in `dst`, the addon installed and
+    enabled the way the README tells a user to."""
+    shutil.copytree(REAL_PROJECTS / name, dst, dirs_exist_ok=True)
+    install_addon(dst)
+    enable_addon(dst)
+    return dst
+
+
 class Editor:
     """One headless Godot editor on a project, with the bridge on a free port."""
 
@@ -88,8 +123,12 @@ class Editor:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         token: str | None = None,
+        flags_only: bool = False,
     ) -> None:
         self.project = project
+        # Godot's --lsp-port/--dap-port flags only, no GODOT_LSP_PORT/GODOT_DAP_PORT in the
+        # environment: how a user starts an editor on other ports.
+        self.flags_only = flags_only
         # Sent as a bearer token by wait_until_serving, for a bridge that needs one.
         self.token = token
         self.bridge_port = free_port()
@@ -132,6 +171,9 @@ class Editor:
             }
         )
         env.update(self.extra_env)
+        if self.flags_only:
+            env.pop("GODOT_LSP_PORT", None)
+            env.pop("GODOT_DAP_PORT", None)
         args = ["--headless", "--editor", "--path", str(self.project)]
         args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
         args += self.extra_args
