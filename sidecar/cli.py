@@ -208,6 +208,7 @@ class Ctx:
 
 
 Command = Callable[[Ctx], Any]
+PRINTED = object()  # what a command returns that has printed its output itself
 
 
 def cmd_status(x: Ctx) -> Any:
@@ -235,8 +236,6 @@ def cmd_break(x: Ctx) -> Any:
 
 
 def cmd_clear(x: Ctx) -> Any:
-    if x.args.everyone and not x.args.files:
-        raise CliError("--everyone needs the FILE(s) to clear", code="missing_field")
     if not x.args.files:
         return x.client.clear_breakpoints()
     cleared: list[Any] = []
@@ -304,8 +303,8 @@ def cmd_events(x: Ctx) -> Any:
     for event in c.follow(since):
         emit(json.dumps(event) if a.json else event_text(event, x.paths))
         if a.until and event["event"] == a.until:
-            return None
-    return None
+            break
+    return PRINTED
 
 
 def cmd_complete(x: Ctx) -> Any:
@@ -396,6 +395,8 @@ def emit(text: str) -> None:
 def human(command: str, result: Any, x: Ctx) -> str:
     """The text form of `result` for people; indented JSON for what has none."""
     render = RENDER.get(command)
+    if result is None or result == []:
+        return NO_RESULT
     if render is not None:
         try:
             return render(result, x)
@@ -631,17 +632,23 @@ def _diagnostics_text(r: Any, x: Ctx) -> str:
     return "\n".join(lines) + stale if lines else f"{path}: no diagnostics{stale}"
 
 
+DONE = {"open": "opened", "save": "saved", "close": "closed"}
+
+
 def _document_text(r: Any, x: Ctx) -> str:
-    path = x.paths.res(r.get("path") or r["uri"])
+    """`res://a.gd: opened, version 1, open by alice ×1` for open, save and close."""
+    parts = [f"{x.paths.res(r.get('path') or r['uri'])}: {DONE[x.args.command]}"]
+    if r.get("version") is not None:
+        parts.append(f"version {r['version']}")
     holders = ", ".join(f"{agent} ×{n}" for agent, n in (r.get("open_by") or {}).items())
-    rest = _pairs(r, ("uri", "path", "version", "open_by"), x.paths)
-    text = f"{path}: version {r.get('version')}" + (f", open by {holders}" if holders else "")
-    return f"{text} {rest}".rstrip()
+    if holders:
+        parts.append(f"open by {holders}")
+    if r.get("closed_in_godot"):
+        parts.append("closed in Godot")
+    return ", ".join(parts)
 
 
 def _read_text(r: Any, x: Ctx) -> str:
-    if x.args.raw:
-        return str(r["text"])
     path = x.paths.res(r["uri"])
     span = location(path, r["start_line"]) + f"-{r['end_line']}"
     head = f"{span} (of {r['line_count']} lines) sha256 {r['sha256']}"
@@ -914,7 +921,10 @@ def _fail(args: argparse.Namespace, err: BridgeError) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "clear" and args.everyone and not args.files:
+        p.error("clear --everyone: name the FILE(s) whose breakpoints everyone loses")
     client = BridgeClient(
         args.url, agent=args.agent or None, token=args.token, timeout=args.timeout
     )
@@ -922,12 +932,13 @@ def run(argv: list[str] | None = None) -> int:
     x = Ctx(client, args)
     try:
         result = args.run(x)
-        if result is not None:
-            emit(
-                json.dumps(result, ensure_ascii=False)
-                if args.json
-                else human(args.command, result, x)
-            )
+        if result is not PRINTED:
+            if args.json:
+                emit(json.dumps(result, ensure_ascii=False))
+            elif getattr(args, "raw", False):
+                sys.stdout.write(str(result["text"]))  # exactly the file's text
+            else:
+                emit(human(args.command, result, x))
     except BridgeError as err:
         return _fail(args, err)
     except (OSError, ValueError) as err:  # a --text-file that is not there, bad JSON for call
