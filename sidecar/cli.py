@@ -110,9 +110,13 @@ class Paths:
             return path
         local = _local_path(path)
         if not os.path.isabs(local) and not re.match(r"[A-Za-z]:[\\/]", local):
-            return "res://" + local.replace("\\", "/").lstrip("./")
+            rel = local.replace("\\", "/")
+            while rel.startswith("./"):
+                rel = rel[2:]
+            return "res://" + rel
         for root in self.roots():
             for candidate in {local, os.path.realpath(local)}:
+                candidate = candidate.replace("\\", "/")
                 if candidate.startswith(root + "/"):
                     return "res://" + candidate[len(root) + 1 :]
         return local  # outside the project: the real path is the truth
@@ -410,6 +414,8 @@ def _scalar(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+        return ",".join(str(v) for v in value)
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -559,13 +565,16 @@ def _completion_text(r: Any, x: Ctx) -> str:
     return "\n".join(str(i["label"]) for i in items) + more if items else NO_RESULT
 
 
+# Godot's hover says "Defined in [res://a.gd](file:///home/me/game/a.gd)": the text will do.
+_FILE_LINK = re.compile(r"\[([^\]]*)\]\(file://[^)]*\)")
+
+
 def _markup(content: Any) -> str:
     """MarkupContent, a MarkedString or a list of MarkedStrings, as text."""
     if isinstance(content, list):
         return "\n\n".join(t for t in (_markup(c) for c in content) if t)
-    if isinstance(content, dict):
-        return str(content.get("value", "")).strip()
-    return str(content or "").strip()
+    text = content.get("value", "") if isinstance(content, dict) else content or ""
+    return _FILE_LINK.sub(r"\1", str(text)).strip()
 
 
 def _hover_text(r: Any, x: Ctx) -> str:

@@ -171,7 +171,7 @@ class FakeBridge:
                 {
                     "contents": [
                         {"language": "gdscript", "value": "var counter: int"},
-                        "The number of frames.",
+                        f"The number of frames.\n\nDefined in [{MAIN}]({MAIN_URI})",
                     ]
                 }
             ),
@@ -414,7 +414,10 @@ HUMAN: list[tuple[list[str], str]] = [
     (["events", "--since", "100"], "no events (latest #100)"),
     (["events", "--follow", "--until", "stopped"], "#6 output hi\n#7 stopped breakpoint"),
     (["complete", f"{MAIN}:10:5"], "print()\nprint_debug()\n… 3 more"),
-    (["hover", f"{MAIN}:3:6"], "var counter: int\n\nThe number of frames."),
+    (
+        ["hover", f"{MAIN}:3:6"],
+        f"var counter: int\n\nThe number of frames.\n\nDefined in {MAIN}",
+    ),
     (["definition", f"{MAIN}:6:3"], f"{MAIN}:3:5"),
     (["declaration", f"{MAIN}:6:3"], f"{MAIN}:3:5"),
     (["refs", f"{MAIN}:3:6"], f"{MAIN}:6:2\nres://demo/util.gd:10:9"),
@@ -659,6 +662,25 @@ def test_issue_11_cli_reaches_every_endpoint() -> None:
     served = {route.path for route in offline_routes()}
     pages = {"/", "/dashboard", "/mcp"}  # a browser's and an MCP host's, not a shell's
     assert served - pages - set(cli.ENDPOINTS) == set()
+
+
+def test_issue_11_cli_prints_every_path_as_res(fake: FakeBridge) -> None:
+    paths = cli.Paths(BridgeClient(fake.url))
+    assert paths.res(MAIN) == MAIN
+    assert paths.res("demo/main.gd") == paths.res("./demo/main.gd") == MAIN
+    assert paths.res(".hidden/a.gd") == "res://.hidden/a.gd"
+    assert paths.res(MAIN_ABS) == paths.res(MAIN_URI) == MAIN
+    assert paths.res(f"file://{PROJECT}/my%20dir/a.gd") == "res://my dir/a.gd"
+    assert paths.res("/elsewhere/a.gd") == "/elsewhere/a.gd"  # outside: the real path
+    assert cli.location(MAIN, 3, 5) == f"{MAIN}:3:5" and cli.location(MAIN, 3) == f"{MAIN}:3"
+    assert [p for m, p, _ in fake.requests] == ["/status"]  # the root is asked once
+
+
+def test_issue_11_cli_windows_file_uri() -> None:
+    assert cli._local_path("file:///C:/game/a.gd") == "C:/game/a.gd"
+    assert cli.file_lines("C:/game/a.gd") == ("C:/game/a.gd", None, None)
+    assert cli.file_lines("C:/game/a.gd:3-9") == ("C:/game/a.gd", 3, 9)
+    assert cli.file_lines(f"{MAIN}:4") == (MAIN, 4, None)
 
 
 # -- the client's new methods ------------------------------------------------------------
