@@ -264,7 +264,7 @@ def _maybe_wait(x: Ctx, since: int, result: Any) -> Any:
 
 def cmd_launch(x: Ctx) -> Any:
     since = x.client.events()["latest"] if x.args.wait else 0
-    return _maybe_wait(x, since, x.client.launch(x.args.scene))
+    return _maybe_wait(x, since, x.client.launch(x.args.scene, no_debug=x.args.no_debug))
 
 
 def _action(method: Callable[[BridgeClient], Any]) -> Command:
@@ -847,6 +847,7 @@ def _debug_commands(add: Add) -> None:
     s.add_argument("--all", action="store_true")
     s = add("launch", cmd_launch, "run the game under the debugger")
     s.add_argument("--scene", default="main", help="main, current or a .tscn path")
+    s.add_argument("--no-debug", action="store_true", help="run without breakpoints")
     _add_wait(s)
     for name, method in ACTIONS.items():
         _add_wait(add(name, _action(method), ACTION_HELP[name]))

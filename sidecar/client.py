@@ -258,8 +258,15 @@ class BridgeClient:
 
     # -- the game -------------------------------------------------------------------------
 
-    def launch(self, scene: str = "main") -> dict[str, Any]:
-        return self.post("/debug/launch", {"scene": scene})
+    def launch(
+        self, scene: str = "main", no_debug: bool = False, play_args: list[str] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"scene": scene}
+        if no_debug:
+            body["noDebug"] = True
+        if play_args:
+            body["playArgs"] = play_args
+        return self.post("/debug/launch", body)
 
     def continue_(self) -> dict[str, Any]:
         return self.post("/debug/continue")
@@ -282,14 +289,19 @@ class BridgeClient:
     def threads(self) -> dict[str, Any]:
         return self.post("/debug/threads")
 
-    def stack_trace(self, levels: int = 0) -> dict[str, Any]:
-        return self.post("/debug/stackTrace", {"levels": levels})
+    def stack_trace(self, levels: int = 0, start_frame: int = 0) -> dict[str, Any]:
+        body = {"levels": levels, "startFrame": start_frame} if start_frame else {"levels": levels}
+        return self.post("/debug/stackTrace", body)
 
     def scopes(self, frame_id: int = 0) -> dict[str, Any]:
         return self.post("/debug/scopes", {"frameId": frame_id})
 
-    def variables(self, reference: int) -> dict[str, Any]:
-        return self.post("/debug/variables", {"variablesReference": reference})
+    def variables(
+        self, reference: int, start: int | None = None, count: int | None = None
+    ) -> dict[str, Any]:
+        """The children of `reference` (a scope's or a variable's); `start`/`count` page."""
+        body = {"variablesReference": reference, "start": start, "count": count}
+        return self.post("/debug/variables", {k: v for k, v in body.items() if v is not None})
 
     def evaluate(self, expression: str, frame_id: int = 0) -> dict[str, Any]:
         return self.post("/debug/evaluate", {"expression": expression, "frameId": frame_id})

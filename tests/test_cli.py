@@ -702,3 +702,29 @@ def test_issue_11_client_status_is_the_whole_answer(fake: FakeBridge) -> None:
     with pytest.raises(BridgeHTTPError) as err:
         client.read_file("res://nope.gd")
     assert (err.value.status, err.value.code) == (404, "no_such_file")
+
+
+def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
+    from sidecar.openapi import offline_routes
+
+    fake.routes["/dashboard/state"] = fake.routes["/openapi.json"] = lambda b: ok({})
+    fake.routes["/lsp/didChange"] = lambda b: ok({"version": 2})
+    c = BridgeClient(fake.url, agent="carol")
+    calls: list[Callable[[], Any]] = [
+        c.status, c.health, c.openapi, c.dashboard_state, c.connect, c.disconnect,
+        lambda: c.set_breakpoints(MAIN, [3]), c.breakpoints, c.clear_breakpoints,
+        c.launch, c.continue_, c.next, c.step_in, c.step_out, c.pause, c.terminate,
+        c.threads, c.stack_trace, lambda: c.scopes(0), lambda: c.variables(1),
+        lambda: c.evaluate("1"), c.events,
+        lambda: c.completion(MAIN, 0, 0), lambda: c.hover(MAIN, 0, 0),
+        lambda: c.definition(MAIN, 0, 0), lambda: c.declaration(MAIN, 0, 0),
+        lambda: c.references(MAIN, 0, 0), lambda: c.signature_help(MAIN, 0, 0),
+        lambda: c.document_symbols(MAIN), lambda: c.diagnostics(MAIN),
+        lambda: c.did_open(MAIN), lambda: c.did_change(MAIN, 2, [{"text": ""}]),
+        lambda: c.did_save(MAIN), lambda: c.did_close(MAIN),
+        lambda: c.read_file(MAIN), lambda: c.apply_changes(MAIN, text=""), c.reload,
+    ]  # fmt: skip
+    for call in calls:
+        call()
+    served = {route.path for route in offline_routes()} | {"/edit/read", "/debug/clearBreakpoints"}
+    assert served - {"/", "/dashboard", "/mcp"} - {p for _, p, _ in fake.requests} == set()
