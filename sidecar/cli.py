@@ -142,7 +142,7 @@ def _local_path(path: str) -> str:
     return local[1:] if re.match(r"/[A-Za-z]:/", local) else local
 
 
-def location(path: str, line: int | None = None, column: int | None = None) -> str:
+def location(path: str, line: int | str | None = None, column: int | None = None) -> str:
     """`res://a.gd:14:5`: the one way files and places are printed (1-based)."""
     text = path
     if line is not None:
@@ -423,7 +423,7 @@ def _pairs(body: dict[str, Any], skip: Iterable[str], paths: Paths) -> str:
     """`key=value ...` of a small answer, paths as res://."""
     out = []
     for key, value in body.items():
-        if key in skip or value is None:
+        if key in skip or value is None or value == [] or value == {}:
             continue
         if key in ("path", "uri", "file") and isinstance(value, str):
             value = paths.res(value)
@@ -432,10 +432,16 @@ def _pairs(body: dict[str, Any], skip: Iterable[str], paths: Paths) -> str:
 
 
 def _service_text(name: str, svc: dict[str, Any]) -> str:
+    """`language_server: disconnected on port 6005 by alice (restarting it)`."""
+    state = str(svc["state"])
     port = f" on port {svc['port']}" if svc.get("port") else ""
-    why = [str(svc[k]) for k in ("message", "reason", "last_error") if svc.get(k)]
-    by = f" by {svc['by']}" if svc.get("by") else ""
-    return f"{name}: {svc['state']}{port}{by}" + (f" ({'; '.join(why)})" if why else "")
+    by = f" by {svc['down_by']}" if svc.get("down_by") else ""
+    why = []
+    for key in ("message", "down_reason", "last_error"):
+        text = str(svc.get(key) or "")
+        if text and text != state and not any(text in w for w in why):
+            why.append(text)
+    return f"{name}: {state}{port}{by}" + (f" ({'; '.join(why)})" if why else "")
 
 
 def _status_text(s: Any, x: Ctx) -> str:
@@ -491,17 +497,45 @@ def _all_breakpoints_text(r: Any, x: Ctx) -> str:
 
 
 def event_text(event: DebugEvent | dict[str, Any], paths: Paths) -> str:
-    """`#7 stopped breakpoint`: number, event, what it says (paths as res://)."""
+    """`#7 stopped breakpoint res://a.gd:14 hit_by=alice`: number, event, what it says."""
     body = event.get("body") or {}
     name = event["event"]
-    if name == "output":
+    if not isinstance(body, dict):
+        detail = _scalar(body)
+    elif name == "output":
         detail = str(body.get("output", "")).rstrip()
+    elif name == "stopped":
+        detail = _stopped_text(body, paths)
+    elif name == "breakpoints_cleared":
+        detail = _cleared_event_text(body, paths)
     else:
-        first = str(body.get("reason", "")) if name == "stopped" else ""
-        skip = ("reason", "threadId", "allThreadsStopped", "preserveFocusHint")
-        rest = _pairs(body, skip if first else (), paths) if isinstance(body, dict) else ""
-        detail = " ".join(p for p in (first, rest) if p)
+        detail = _pairs(body, (), paths)
     return f"#{event['seq']} {name} {detail}".rstrip()
+
+
+def _stopped_text(body: dict[str, Any], paths: Paths) -> str:
+    """The reason, the place when the bridge knows it, then whatever else it says."""
+    source = body.get("source") if isinstance(body.get("source"), dict) else {}
+    where = ""
+    if source.get("path") and body.get("line"):
+        where = location(paths.res(str(source["path"])), body["line"])
+    skip = ("reason", "threadId", "allThreadsStopped", "preserveFocusHint", "source", "line")
+    parts = [str(body.get("reason", "")), where, _pairs(body, skip, paths)]
+    return " ".join(p for p in parts if p)
+
+
+def _cleared_event_text(body: dict[str, Any], paths: Paths) -> str:
+    """`by=alice res://a.gd:14,20 (alice)` and why, when the bridge cleared them itself."""
+    cleared = [
+        f"{location(paths.res(str(c['path'])), ','.join(map(str, c.get('lines', []))))} "
+        f"({c.get('agent', '?')})"
+        for c in body.get("cleared") or []
+        if isinstance(c, dict) and c.get("path")
+    ]
+    head = _pairs(body, ("cleared", "path", "everyone", "reason"), paths)
+    tail = f"({body['reason']})" if body.get("reason") else ""
+    everyone = "everyone's:" if body.get("everyone") else ""
+    return " ".join(p for p in (head, everyone, "; ".join(cleared), tail) if p)
 
 
 def _action_text(command: str) -> Callable[[Any, Ctx], str]:

@@ -92,7 +92,13 @@ STOPPED = {
     "seq": 7,
     "time": 1.0,
     "event": "stopped",
-    "body": {"reason": "breakpoint", "threadId": 1},
+    "body": {
+        "reason": "breakpoint",
+        "threadId": 1,
+        "source": {"path": MAIN_ABS},
+        "line": 6,
+        "hit_by": ["alice", "bob"],
+    },
 }
 OUTPUT = {
     "seq": 6,
@@ -104,7 +110,33 @@ CLEARED_EVENT = {
     "seq": 8,
     "time": 1.5,
     "event": "breakpoints_cleared",
-    "body": {"by": "alice", "path": MAIN_ABS, "everyone": True},
+    "body": {
+        "by": "alice",
+        "path": MAIN,
+        "everyone": True,
+        "cleared": [
+            {"path": MAIN, "agent": "alice", "lines": [3, 6]},
+            {"path": MAIN_ABS, "agent": "bob", "lines": [6]},
+        ],
+    },
+}
+LEFT_EVENT = {
+    "seq": 9,
+    "time": 2.0,
+    "event": "breakpoints_cleared",
+    "body": {
+        "by": "sidecar",
+        "path": None,
+        "everyone": False,
+        "cleared": [{"path": MAIN, "agent": "client-4", "lines": [6]}],
+        "reason": "'client-4' left (its connection or session ended)",
+    },
+}
+DOWN_EVENT = {
+    "seq": 10,
+    "time": 3.0,
+    "event": "service_disconnected",
+    "body": {"service": "language_server", "by": "alice", "reason": "restart"},
 }
 FRAMES = [
     {"id": 0, "name": "_process", "line": 6, "column": 0, "source": {"path": MAIN_ABS}},
@@ -136,7 +168,14 @@ class FakeBridge:
             "/health": lambda b: ok({"healthy": True}),
             "/connect": lambda b: ok({"debug_adapter": STATUS["debug_adapter"]}),
             "/disconnect": lambda b: ok(
-                {"language_server": service("language_server", 6005, "disconnected")}
+                {
+                    "language_server": {
+                        **service("language_server", 6005, "disconnected"),
+                        "message": "disconnected by alice: restart; reconnecting in 5 s",
+                        "down_reason": "restart",
+                        "down_by": "alice",
+                    }
+                }
             ),
             "/debug/breakpoints": lambda b: ok(
                 {"agent": "gdbridge", "breakpoints": {MAIN: {"gdbridge": [{"line": 3}]}}}
@@ -257,9 +296,8 @@ class FakeBridge:
     def events(self, b: dict[str, Any]) -> Answer:
         if b.get("since") == "100":  # nothing new after 100
             return ok({"events": [], "next": 100, "latest": 100, "dropped": 0})
-        return ok(
-            {"events": [OUTPUT, STOPPED, CLEARED_EVENT], "next": 8, "latest": 8, "dropped": 0}
-        )
+        events = [OUTPUT, STOPPED, CLEARED_EVENT, LEFT_EVENT, DOWN_EVENT]
+        return ok({"events": events, "next": 10, "latest": 10, "dropped": 0})
 
     def completion(self, b: dict[str, Any]) -> Answer:
         if b["position"]["line"] == NOWHERE:
@@ -376,6 +414,7 @@ def gdbridge(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, 
 
 # -- the human format --------------------------------------------------------------------
 
+STOP = f"#7 stopped breakpoint {MAIN}:6 hit_by=alice,bob"
 HUMAN: list[tuple[list[str], str]] = [
     (
         ["status"],
@@ -385,7 +424,11 @@ HUMAN: list[tuple[list[str], str]] = [
     ),
     (["health"], "healthy"),
     (["connect", "dap"], "debug_adapter: connected on port 6006"),
-    (["disconnect", "lsp"], "language_server: disconnected on port 6005"),
+    (
+        ["disconnect", "lsp"],
+        "language_server: disconnected on port 6005 by alice "
+        "(disconnected by alice: restart; reconnecting in 5 s)",
+    ),
     (
         ["break", f"{MAIN}:6", f"{MAIN}:2"],
         f"{MAIN}:3 verified\n{MAIN}:6 verified\n"
@@ -394,7 +437,7 @@ HUMAN: list[tuple[list[str], str]] = [
     (["clear", MAIN], f"{MAIN}:3 cleared (gdbridge)\n{MAIN}:6 cleared (gdbridge)"),
     (["breakpoints", "--all"], f"{MAIN}:3 (gdbridge)"),
     (["launch"], "launch: ok scene=main"),
-    (["launch", "--wait", "stopped"], "launch: ok scene=main\n#7 stopped breakpoint"),
+    (["launch", "--wait", "stopped"], f"launch: ok scene=main\n{STOP}"),
     (["continue"], "continue: ok"),
     (["next"], "next: ok"),
     (["step-in"], "step-in: ok"),
@@ -408,11 +451,14 @@ HUMAN: list[tuple[list[str], str]] = [
     (["eval", "a + b"], "5"),
     (
         ["events"],
-        f"#6 output hi\n#7 stopped breakpoint\n#8 breakpoints_cleared by=alice path={MAIN} "
-        "everyone=yes",
+        f"#6 output hi\n{STOP}\n"
+        f"#8 breakpoints_cleared by=alice everyone's: {MAIN}:3,6 (alice); {MAIN}:6 (bob)\n"
+        f"#9 breakpoints_cleared by=sidecar {MAIN}:6 (client-4) ('client-4' left (its "
+        "connection or session ended))\n"
+        "#10 service_disconnected service=language_server by=alice reason=restart",
     ),
     (["events", "--since", "100"], "no events (latest #100)"),
-    (["events", "--follow", "--until", "stopped"], "#6 output hi\n#7 stopped breakpoint"),
+    (["events", "--follow", "--until", "stopped"], f"#6 output hi\n{STOP}"),
     (["complete", f"{MAIN}:10:5"], "print()\nprint_debug()\n… 3 more"),
     (
         ["hover", f"{MAIN}:3:6"],
