@@ -228,7 +228,8 @@ def cmd_connect(x: Ctx) -> Any:
 
 
 def cmd_disconnect(x: Ctx) -> Any:
-    return x.client.disconnect(x.args.service, force=x.args.force)
+    a = x.args
+    return x.client.disconnect(a.service, a.force, a.reason, a.resume_after)
 
 
 def cmd_break(x: Ctx) -> Any:
@@ -864,6 +865,8 @@ def _bridge_commands(add: Add) -> None:
     s = add("disconnect", cmd_disconnect, "release Godot's DAP/LSP (shared by every agent)")
     s.add_argument("service", nargs="?", choices=("dap", "lsp"))
     s.add_argument("--force", action="store_true", help="even while other agents use them")
+    s.add_argument("--reason", help="why, for /status and the event log")
+    s.add_argument("--resume-after", type=float, metavar="S", help="reconnect after S seconds")
     s = add("call", cmd_call, "any endpoint: METHOD PATH [JSON]")
     s.add_argument("method")
     s.add_argument("path")

@@ -197,12 +197,19 @@ class BridgeClient:
     def connect(self, service: str | None = None) -> dict[str, Any]:
         return self.post("/connect", {"service": service} if service else {})
 
-    def disconnect(self, service: str | None = None, force: bool = False) -> dict[str, Any]:
-        """Release the shared services (`force`: disconnect even while others use them)."""
-        body: dict[str, Any] = {"service": service} if service else {}
+    def disconnect(
+        self,
+        service: str | None = None,
+        force: bool = False,
+        reason: str | None = None,
+        resume_after: float | None = None,
+    ) -> dict[str, Any]:
+        """Disconnect the shared services: refused (409) while other agents are connected
+        unless `force`; they reconnect by themselves after `resume_after` seconds."""
+        body: dict[str, Any] = {"service": service, "reason": reason, "resume_after": resume_after}
         if force:
             body["force"] = True
-        return self.post("/disconnect", body)
+        return self.post("/disconnect", {k: v for k, v in body.items() if v is not None})
 
     def wait_ready(self, timeout: float = 30.0) -> Status:
         """`/status` once both of Godot's servers are connected."""

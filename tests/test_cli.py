@@ -696,8 +696,11 @@ def test_issue_11_cli_disconnect_force(
     fake: FakeBridge, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert gdbridge(capsys, "disconnect", "--force")[0] == 0
-    assert gdbridge(capsys, "disconnect", "dap")[0] == 0
-    assert fake.bodies("/disconnect") == [{"force": True}, {"service": "dap"}]
+    assert gdbridge(capsys, "disconnect", "dap", "--reason", "why", "--resume-after", "9")[0] == 0
+    assert fake.bodies("/disconnect") == [
+        {"force": True},
+        {"service": "dap", "reason": "why", "resume_after": 9.0},
+    ]
 
 
 def test_issue_11_cli_reaches_every_endpoint() -> None:
