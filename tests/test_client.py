@@ -210,7 +210,7 @@ def test_issue_11_cli_read_edit_and_clear_on_a_real_editor(
 ) -> None:
     new = "res://demo/cli_edit.gd"
     written = _ok(gdbridge(editor, "edit", new, "--text", "extends Node\n\nvar a := 1\n"))
-    assert written.startswith(f"{new}: created, 26 bytes, sha256 ")
+    assert written.startswith(f"{new}: created, 25 bytes, sha256 ")
     read = _ok(gdbridge(editor, "read", f"{new}:3-3")).splitlines()
     assert read[0].startswith(f"{new}:3-3 (of 3 lines) sha256 ")
     assert read[1:] == ["     3\tvar a := 1"]
