@@ -359,11 +359,9 @@ def cmd_edit(x: Ctx) -> Any:
                 "(or give --expect-sha256)",
                 code="no_sha256",
             )
-    if start is None:
+    if start is None or end is None:  # _check_usage: both or neither
         answer = x.client.apply_changes(path, text=text, expected_sha256=expected)
     else:
-        if end is None:
-            raise CliError("edit FILE:START-END: give the last line too", code="invalid_field")
         span = {"start": {"line": start - 1, "character": 0}, "end": {"line": end, "character": 0}}
         edits = [{"range": span, "newText": text}]
         answer = x.client.apply_changes(path, edits=edits, expected_sha256=expected)
@@ -967,11 +965,18 @@ def _fail(args: argparse.Namespace, err: BridgeError) -> int:
     return EXIT_UNREACHABLE if isinstance(err, BridgeUnreachable) else EXIT_REFUSED
 
 
+def _check_usage(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot say by itself; a bad command line exits 2 before any request."""
+    if args.command == "clear" and args.everyone and not args.files:
+        p.error("clear --everyone: name the FILE(s) whose breakpoints everyone loses")
+    if args.command == "edit" and args.range[1] is not None and args.range[2] is None:
+        p.error("edit FILE:START-END: give the last line too (START-END, inclusive)")
+
+
 def run(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.command == "clear" and args.everyone and not args.files:
-        p.error("clear --everyone: name the FILE(s) whose breakpoints everyone loses")
+    _check_usage(p, args)
     client = BridgeClient(
         args.url, agent=args.agent or None, token=args.token, timeout=args.timeout
     )

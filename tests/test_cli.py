@@ -587,6 +587,7 @@ def test_issue_11_cli_errors_exit_non_zero_on_stderr(
         ["hover", f"{MAIN}:3"],
         ["read", f"{MAIN}:0-3"],
         ["clear", "--everyone"],
+        ["edit", f"{MAIN}:3", "--text", "x"],
         ["nonsense"],
     ],
 )
