@@ -37,6 +37,11 @@ class ServiceStatus(TypedDict, total=False):
     retry_count: int
     last_activity: str | None
     last_error: str | None
+    state_since: str | None
+    next_retry_in_s: float | None
+    message: str  # the state in words, and why when not connected
+    down_reason: str | None  # why an agent disconnected it
+    down_by: str | None  # that agent
 
 
 class AgentInfo(TypedDict, total=False):
