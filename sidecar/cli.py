@@ -7,30 +7,54 @@
     gdbridge eval counter
     gdbridge events --follow
     gdbridge complete res://demo/main.gd:10:5
+    gdbridge read res://demo/main.gd:1-20
+    gdbridge edit res://demo/main.gd --if-unchanged < main.gd
 
-Positions on the command line are 1-based `FILE:LINE[:COLUMN]`, as editors and compilers
-print them. `--json` prints the answer's `result` as JSON (one line per event with
-`events --follow`). The bridge is `--url`, else GODOT_BRIDGE_URL, else
-http://127.0.0.1:8080; you are `--agent`, else GODOT_BRIDGE_AGENT, else "gdbridge", so
-that breakpoints set by one command are yours in the next.
+Positions on the command line and in what it prints are 1-based `FILE:LINE[:COLUMN]`, as
+editors and compilers print them, and files are always printed as `res://` paths. An empty
+answer prints one line saying so (`no result`), never nothing. `--json` (before or after
+the command) prints the answer's `result` as JSON instead (one line per event with
+`events --follow`). Exit status: 0 done, 1 the bridge refused (the error on stderr), 2 bad
+command line, 3 no bridge, 141 the reader of the output went away (`| head`).
+
+The bridge is `--url`, else GODOT_BRIDGE_URL, else http://127.0.0.1:8080; you are
+`--agent`, else GODOT_BRIDGE_AGENT, else "gdbridge", so that breakpoints set by one command
+are yours in the next.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import signal
 import sys
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .client import BridgeClient, BridgeError, BridgeHTTPError, BridgeUnreachable, DebugEvent
 
 DEFAULT_AGENT = "gdbridge"
 BACKLOG = 10  # events --follow starts with this many past events, as tail -f does
-Command = Callable[[BridgeClient, argparse.Namespace], Any]
+NO_RESULT = "no result"
+STATE_ENV = "GDBRIDGE_STATE"  # where `read` remembers the sha256 `edit --if-unchanged` uses
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+EXIT_PIPE = 128 + getattr(signal, "SIGPIPE", 13)  # what a shell reports for SIGPIPE
 
 
-# -- locations ---------------------------------------------------------------------------
+class CliError(BridgeError):
+    """A failure found by the CLI itself (no event in time, no sha256 remembered...)."""
+
+    def __init__(self, message: str, code: str = "cli_error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- locations on the command line -------------------------------------------------------
 
 
 def split_location(text: str, parts: int) -> tuple[str, list[int]]:
@@ -53,51 +77,218 @@ def file_position(text: str) -> tuple[str, int, int]:
     return path, line - 1, column - 1
 
 
+_LINES = re.compile(r"(\d+)(?:-(\d+))?")
+
+
+def file_lines(text: str) -> tuple[str, int | None, int | None]:
+    """FILE[:START[-END]] (1-based, inclusive) → path, start, end (None: not given)."""
+    path, sep, tail = text.rpartition(":")
+    found = _LINES.fullmatch(tail) if sep else None
+    if found is None:  # no range; `C:/x.gd` or `res://x.gd` stay whole
+        return text, None, None
+    start = int(found.group(1))
+    end = int(found.group(2)) if found.group(2) else None
+    if start < 1 or (end is not None and end < start - 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: lines are 1-based, START-END with END ≥ START")
+    return path, start, end
+
+
+# -- paths as res:// ---------------------------------------------------------------------
+
+
+@dataclass
+class Paths:
+    """Prints every file the same way, `res://...`, whatever form the bridge answered in
+    (Godot's LSP says file://, its debugger absolute paths). The project root is asked of
+    `/status` once, and only when an answer needs it."""
+
+    client: BridgeClient
+    _roots: list[str] | None = None
+
+    def res(self, path: str) -> str:
+        if path.startswith("res://"):
+            return path
+        local = _local_path(path)
+        if not os.path.isabs(local) and not re.match(r"[A-Za-z]:[\\/]", local):
+            rel = local.replace("\\", "/")
+            while rel.startswith("./"):
+                rel = rel[2:]
+            return "res://" + rel
+        for root in self.roots():
+            for candidate in {local, os.path.realpath(local)}:
+                candidate = candidate.replace("\\", "/")
+                if candidate.startswith(root + "/"):
+                    return "res://" + candidate[len(root) + 1 :]
+        return local  # outside the project: the real path is the truth
+
+    def roots(self) -> list[str]:
+        if self._roots is None:
+            self._roots = []
+            try:
+                project = str(self.client.status().get("sidecar", {}).get("project") or "")
+            except BridgeError:
+                project = ""
+            if project:
+                root = project.replace("\\", "/").rstrip("/")
+                self._roots = sorted({root, os.path.realpath(root).replace("\\", "/")})
+        return self._roots
+
+
+def _local_path(path: str) -> str:
+    """A file:// URI as a local path (`file:///C:/x` → `C:/x`); other paths unchanged."""
+    if not path.startswith("file://"):
+        return path
+    local = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
+    return local[1:] if re.match(r"/[A-Za-z]:/", local) else local
+
+
+def location(path: str, line: int | str | None = None, column: int | None = None) -> str:
+    """`res://a.gd:14:5`: the one way files and places are printed (1-based)."""
+    text = path
+    if line is not None:
+        text += f":{line}"
+        if column:
+            text += f":{column}"
+    return text
+
+
+def lsp_location(paths: Paths, uri: str, pos: dict[str, Any]) -> str:
+    """An LSP position (0-based line and character) printed 1-based."""
+    return location(paths.res(uri), int(pos["line"]) + 1, int(pos["character"]) + 1)
+
+
+# -- what `read` remembers for `edit --if-unchanged` ------------------------------------
+
+
+def state_file() -> Path:
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(base) / "gdbridge" / "read.json"
+
+
+def _state_key(client: BridgeClient, res_path: str) -> str:
+    return f"{client.url} {client.agent} {res_path}"
+
+
+def _load_state() -> dict[str, str]:
+    try:
+        data = json.loads(state_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def remember_sha(client: BridgeClient, res_path: str, sha256: str) -> None:
+    """Keep the sha256 of the file as this agent last saw it (best effort)."""
+    state = _load_state()
+    state[_state_key(client, res_path)] = sha256
+    path = state_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        print(f"gdbridge: cannot remember the sha256 in {path}: {err}", file=sys.stderr)
+
+
+def remembered_sha(client: BridgeClient, res_path: str) -> str | None:
+    return _load_state().get(_state_key(client, res_path))
+
+
 # -- commands ----------------------------------------------------------------------------
 
 
-def cmd_status(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.status()
+@dataclass
+class Ctx:
+    client: BridgeClient
+    args: argparse.Namespace
+    paths: Paths = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.paths = Paths(self.client)
 
 
-def cmd_break(c: BridgeClient, a: argparse.Namespace) -> Any:
-    out = []
-    for path, line in a.locations:
-        bps = c.remove_breakpoint(path, line) if a.delete else c.add_breakpoint(path, line)
+Command = Callable[[Ctx], Any]
+PRINTED = object()  # what a command returns that has printed its output itself
+
+
+def cmd_status(x: Ctx) -> Any:
+    return x.client.status()
+
+
+def cmd_health(x: Ctx) -> Any:
+    return x.client.get("/health")
+
+
+def cmd_connect(x: Ctx) -> Any:
+    return x.client.connect(x.args.service)
+
+
+def cmd_disconnect(x: Ctx) -> Any:
+    a = x.args
+    return x.client.disconnect(a.service, a.force, a.reason, a.resume_after)
+
+
+def cmd_break(x: Ctx) -> Any:
+    c, out = x.client, []
+    for path, line in x.args.locations:
+        bps = c.remove_breakpoint(path, line) if x.args.delete else c.add_breakpoint(path, line)
         out.append({"path": path, "breakpoints": bps})
     return out
 
 
-def cmd_clear(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return [{"path": p, "breakpoints": c.remove_breakpoint(p)} for p in a.files]
+def cmd_clear(x: Ctx) -> Any:
+    if not x.args.files:
+        return x.client.clear_breakpoints()
+    cleared: list[Any] = []
+    for path in x.args.files:
+        cleared += x.client.clear_breakpoints(path, everyone=x.args.everyone).get("cleared", [])
+    return {"cleared": cleared}
 
 
-def cmd_breakpoints(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.breakpoints(everyone=a.all)
+def cmd_breakpoints(x: Ctx) -> Any:
+    return x.client.breakpoints(everyone=x.args.all)
 
 
-def _maybe_wait(c: BridgeClient, a: argparse.Namespace, since: int, result: Any) -> Any:
-    if not a.wait:
+def _maybe_wait(x: Ctx, since: int, result: Any) -> Any:
+    """The action's result, and with --wait the event that followed it."""
+    if not x.args.wait:
         return result
-    event = c.wait_for(a.wait, since, a.wait_timeout)
+    event = x.client.wait_for(x.args.wait, since, x.args.wait_timeout)
     if event is None:
-        raise BridgeError(f"no '{a.wait}' event within {a.wait_timeout:g} s")
-    return event
+        raise CliError(f"no '{x.args.wait}' event within {x.args.wait_timeout:g} s", "timeout")
+    return {"result": result, "event": event}
 
 
-def cmd_launch(c: BridgeClient, a: argparse.Namespace) -> Any:
-    since = c.events()["latest"]
-    return _maybe_wait(c, a, since, c.launch(a.scene))
+def cmd_launch(x: Ctx) -> Any:
+    since = x.client.events()["latest"] if x.args.wait else 0
+    return _maybe_wait(x, since, x.client.launch(x.args.scene, no_debug=x.args.no_debug))
 
 
-def cmd_stack(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.stack_trace(a.levels)
+def _action(method: Callable[[BridgeClient], Any]) -> Command:
+    def run(x: Ctx) -> Any:
+        since = x.client.events()["latest"] if x.args.wait else 0
+        return _maybe_wait(x, since, method(x.client))
+
+    return run
 
 
-def cmd_vars(c: BridgeClient, a: argparse.Namespace) -> Any:
-    if a.ref is not None:
-        return c.variables(a.ref)
-    scopes = c.scopes(a.frame)["scopes"]
+def cmd_threads(x: Ctx) -> Any:
+    return x.client.threads()
+
+
+def cmd_stack(x: Ctx) -> Any:
+    return x.client.stack_trace(x.args.levels)
+
+
+def cmd_vars(x: Ctx) -> Any:
+    c = x.client
+    if x.args.ref is not None:
+        return c.variables(x.args.ref)
+    scopes = c.scopes(x.args.frame)["scopes"]
     return {
         s["name"]: c.variables(s["variablesReference"])["variables"]
         for s in scopes
@@ -105,104 +296,198 @@ def cmd_vars(c: BridgeClient, a: argparse.Namespace) -> Any:
     }
 
 
-def cmd_eval(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.evaluate(a.expression, a.frame)
+def cmd_eval(x: Ctx) -> Any:
+    return x.client.evaluate(x.args.expression, x.args.frame)
 
 
-def cmd_events(c: BridgeClient, a: argparse.Namespace) -> Any:
+def cmd_events(x: Ctx) -> Any:
+    c, a = x.client, x.args
     if not a.follow:
         return c.events(a.since or 0, 0.0, a.limit)
     since = a.since if a.since is not None else max(c.events()["latest"] - BACKLOG, 0)
     for event in c.follow(since):
-        _print_event(event, a.json)
+        emit(json.dumps(event) if a.json else event_text(event, x.paths))
         if a.until and event["event"] == a.until:
-            return None
-    return None
+            break
+    return PRINTED
 
 
-def cmd_complete(c: BridgeClient, a: argparse.Namespace) -> Any:
-    path, line, character = a.position
-    return c.completion(path, line, character, a.prefix, a.limit)
+def cmd_complete(x: Ctx) -> Any:
+    path, line, character = x.args.position
+    return x.client.completion(path, line, character, x.args.prefix, x.args.limit)
 
 
-def cmd_hover(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.hover(*a.position)
+def _at(method: Callable[..., Any]) -> Command:
+    def run(x: Ctx) -> Any:
+        return method(x.client, *x.args.position)
+
+    return run
 
 
-def cmd_definition(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.definition(*a.position)
+def cmd_symbols(x: Ctx) -> Any:
+    return x.client.document_symbols(x.args.file)
 
 
-def cmd_diagnostics(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.diagnostics(a.file, a.wait)
+def cmd_diagnostics(x: Ctx) -> Any:
+    return x.client.diagnostics(x.args.file, x.args.wait)
 
 
-def cmd_reload(c: BridgeClient, a: argparse.Namespace) -> Any:
-    return c.reload(a.paths or None)
+def _document(method: Callable[[BridgeClient, str], Any]) -> Command:
+    def run(x: Ctx) -> Any:
+        return method(x.client, x.args.file)
+
+    return run
 
 
-def cmd_call(c: BridgeClient, a: argparse.Namespace) -> Any:
-    body = json.loads(a.body) if a.body else None
-    return c.request(a.method.upper(), a.path, body)
+def cmd_read(x: Ctx) -> Any:
+    path, start, end = x.args.range
+    answer = x.client.read_file(path, start, end)
+    remember_sha(x.client, x.paths.res(str(answer.get("uri", path))), answer["sha256"])
+    return answer
 
 
-# -- output ------------------------------------------------------------------------------
-
-
-def _print_event(event: DebugEvent, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(event), flush=True)
-        return
-    body = event["body"]
-    if event["event"] == "output":
-        detail = str(body.get("output", "")).rstrip()
-    elif event["event"] == "stopped":
-        detail = str(body.get("reason", ""))
+def cmd_edit(x: Ctx) -> Any:
+    a = x.args
+    path, start, end = a.range
+    text = _new_text(a)
+    expected = a.expect_sha256
+    if a.if_unchanged:
+        expected = remembered_sha(x.client, x.paths.res(path))
+        if expected is None:
+            raise CliError(
+                f"no sha256 remembered for {x.paths.res(path)}: `gdbridge read` it first "
+                "(or give --expect-sha256)",
+                code="no_sha256",
+            )
+    if start is None or end is None:  # _check_usage: both or neither
+        answer = x.client.apply_changes(path, text=text, expected_sha256=expected)
     else:
-        detail = json.dumps(body) if body else ""
-    print(f"#{event['seq']} {event['event']} {detail}".rstrip(), flush=True)
+        span = {"start": {"line": start - 1, "character": 0}, "end": {"line": end, "character": 0}}
+        edits = [{"range": span, "newText": text}]
+        answer = x.client.apply_changes(path, edits=edits, expected_sha256=expected)
+    remember_sha(x.client, x.paths.res(str(answer.get("path", path))), answer["sha256"])
+    return answer
 
 
-def human(command: str, result: Any) -> str:
-    """A short text form of `result` for people; JSON for what has none."""
+def _new_text(a: argparse.Namespace) -> str:
+    if a.text is not None:
+        return str(a.text)
+    if a.text_file and a.text_file != "-":
+        return Path(a.text_file).read_text(encoding="utf-8")
+    if sys.stdin.isatty():
+        raise CliError("give the new text: --text, --text-file F, or on stdin", "missing_field")
+    return sys.stdin.read()
+
+
+def cmd_reload(x: Ctx) -> Any:
+    return x.client.reload(x.args.paths or None)
+
+
+def cmd_call(x: Ctx) -> Any:
+    body = json.loads(x.args.body) if x.args.body else None
+    return x.client.request(x.args.method.upper(), x.args.path, body)
+
+
+# -- human output ------------------------------------------------------------------------
+
+
+def emit(text: str) -> None:
+    print(text, flush=True)
+
+
+def human(command: str, result: Any, x: Ctx) -> str:
+    """The text form of `result` for people; indented JSON for what has none."""
     render = RENDER.get(command)
+    if result is None or result == []:
+        return NO_RESULT
     if render is not None:
         try:
-            return render(result)
-        except (KeyError, TypeError, AttributeError):
-            pass
+            return render(result, x)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError):
+            pass  # a shape this CLI does not know yet: show it whole rather than fail
     return json.dumps(result, indent=2, ensure_ascii=False)
 
 
-def _status_text(s: Any) -> str:
-    lines = [f"ready: {'yes' if s['overall_ready'] else 'no'}"]
-    for key in ("debug_adapter", "language_server"):
-        svc = s[key]
-        error = f" ({svc['last_error']})" if svc.get("last_error") else ""
-        lines.append(f"{svc['service']}: {svc['state']} on port {svc['port']}{error}")
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+        return ",".join(str(v) for v in value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _pairs(body: dict[str, Any], skip: Iterable[str], paths: Paths) -> str:
+    """`key=value ...` of a small answer, paths as res://."""
+    out = []
+    for key, value in body.items():
+        if key in skip or value is None or value == [] or value == {}:
+            continue
+        if key in ("path", "uri", "file") and isinstance(value, str):
+            value = paths.res(value)
+        out.append(f"{key}={_scalar(value)}")
+    return " ".join(out)
+
+
+def _service_text(name: str, svc: dict[str, Any]) -> str:
+    """`language_server: disconnected on port 6005 by alice (restarting it)`."""
+    state = str(svc["state"])
+    port = f" on port {svc['port']}" if svc.get("port") else ""
+    by = f" by {svc['down_by']}" if svc.get("down_by") else ""
+    why = []
+    for key in ("message", "down_reason", "last_error"):
+        text = str(svc.get(key) or "")
+        if text and text != state and not any(text in w for w in why):
+            why.append(text)
+    return f"{name}: {state}{port}{by}" + (f" ({'; '.join(why)})" if why else "")
+
+
+def _status_text(s: Any, x: Ctx) -> str:
+    lines = [f"ready: {_scalar(bool(s['overall_ready']))}"]
+    lines += [_service_text(k, s[k]) for k in ("debug_adapter", "language_server")]
+    side = s.get("sidecar") or {}
+    if side.get("project"):
+        lines.append(f"project: {side['project']}")
     clients = s["clients"]
     lines.append(f"agents: {clients['active']} of {clients['max']}")
     lines += [
         f"  {a['identity']} (client {a['id']}, {a['requests']} requests, since {a['connected_at']})"
-        for a in clients["agents"]
+        for a in clients.get("agents", [])
     ]
     return "\n".join(lines)
 
 
-def _breakpoints_text(items: Any) -> str:
+def _services_text(r: Any, x: Ctx) -> str:
+    lines = [_service_text(k, v) for k, v in r.items() if isinstance(v, dict) and "state" in v]
+    rest = _pairs({k: v for k, v in r.items() if not isinstance(v, dict)}, (), x.paths)
+    return "\n".join([*lines, rest] if rest else lines) or NO_RESULT
+
+
+def _breakpoints_text(items: Any, x: Ctx) -> str:
     lines = []
     for item in items:
+        path = x.paths.res(item["path"])
         for bp in item["breakpoints"]:
             mark = "verified" if bp.get("verified") else f"not verified: {bp.get('message', '')}"
-            lines.append(f"{item['path']}:{bp['line']} {mark}")
+            lines.append(f"{location(path, bp['line'])} {mark}")
         if not item["breakpoints"]:
-            lines.append(f"{item['path']}: no breakpoints of yours")
+            lines.append(f"{path}: no breakpoints of yours")
     return "\n".join(lines)
 
 
-def _all_breakpoints_text(r: Any) -> str:
+def _cleared_text(r: Any, x: Ctx) -> str:
     lines = [
-        f"{path}:{bp['line']} ({agent})"
+        f"{location(x.paths.res(c['path']), line)} cleared ({c.get('agent', '?')})"
+        for c in r["cleared"]
+        for line in c.get("lines", [])
+    ]
+    return "\n".join(lines) or "no breakpoints to clear"
+
+
+def _all_breakpoints_text(r: Any, x: Ctx) -> str:
+    lines = [
+        f"{location(x.paths.res(path), bp['line'])} ({agent})"
         for path, agents in r["breakpoints"].items()
         for agent, bps in agents.items()
         for bp in bps
@@ -210,79 +495,330 @@ def _all_breakpoints_text(r: Any) -> str:
     return "\n".join(lines) or f"no breakpoints ({r['agent']})"
 
 
-def _stack_text(r: Any) -> str:
-    return "\n".join(
-        f"#{f['id']} {f['name']} {f.get('source', {}).get('path', '?')}:{f['line']}"
-        for f in r["stackFrames"]
-    )
+def event_text(event: DebugEvent | dict[str, Any], paths: Paths) -> str:
+    """`#7 stopped breakpoint res://a.gd:14 hit_by=alice`: number, event, what it says."""
+    body = event.get("body") or {}
+    name = event["event"]
+    if not isinstance(body, dict):
+        detail = _scalar(body)
+    elif name == "output":
+        detail = str(body.get("output", "")).rstrip()
+    elif name == "stopped":
+        detail = _stopped_text(body, paths)
+    elif name == "breakpoints_cleared":
+        detail = _cleared_event_text(body, paths)
+    else:
+        detail = _pairs(body, (), paths)
+    return f"#{event['seq']} {name} {detail}".rstrip()
 
 
-def _vars_text(r: Any) -> str:
+def _stopped_text(body: dict[str, Any], paths: Paths) -> str:
+    """The reason, the place when the bridge knows it, then whatever else it says."""
+    source = body.get("source") if isinstance(body.get("source"), dict) else {}
+    where = ""
+    if source.get("path") and body.get("line"):
+        where = location(paths.res(str(source["path"])), body["line"])
+    skip = ("reason", "threadId", "allThreadsStopped", "preserveFocusHint", "source", "line")
+    parts = [str(body.get("reason", "")), where, _pairs(body, skip, paths)]
+    return " ".join(p for p in parts if p)
+
+
+def _cleared_event_text(body: dict[str, Any], paths: Paths) -> str:
+    """`by=alice res://a.gd:14,20 (alice)` and why, when the bridge cleared them itself."""
+    cleared = [
+        f"{location(paths.res(str(c['path'])), ','.join(map(str, c.get('lines', []))))} "
+        f"({c.get('agent', '?')})"
+        for c in body.get("cleared") or []
+        if isinstance(c, dict) and c.get("path")
+    ]
+    head = _pairs(body, ("cleared", "path", "everyone", "reason"), paths)
+    tail = f"({body['reason']})" if body.get("reason") else ""
+    everyone = "everyone's:" if body.get("everyone") else ""
+    return " ".join(p for p in (head, everyone, "; ".join(cleared), tail) if p)
+
+
+def _action_text(command: str) -> Callable[[Any, Ctx], str]:
+    def render(r: Any, x: Ctx) -> str:
+        waited = isinstance(r, dict) and "event" in r and "result" in r
+        result = r["result"] if waited else r
+        extra = _pairs(result or {}, ("allThreadsContinued",), x.paths)
+        lines = [f"{command}: ok" + (f" {extra}" if extra else "")]
+        if waited:
+            lines.append(event_text(r["event"], x.paths))
+        return "\n".join(lines)
+
+    return render
+
+
+def _threads_text(r: Any, x: Ctx) -> str:
+    return "\n".join(f"#{t['id']} {t.get('name', '')}".rstrip() for t in r["threads"]) or NO_RESULT
+
+
+def _frame_location(frame: dict[str, Any], x: Ctx) -> str:
+    source = frame.get("source") or {}
+    path = source.get("path") or source.get("name") or "?"
+    return location(x.paths.res(str(path)), frame.get("line"), frame.get("column") or None)
+
+
+def _stack_text(r: Any, x: Ctx) -> str:
+    lines = [f"#{f['id']} {f['name']} {_frame_location(f, x)}" for f in r["stackFrames"]]
+    return "\n".join(lines) or "no frames"
+
+
+def _variable_text(v: dict[str, Any]) -> str:
+    kind = f": {v['type']}" if v.get("type") else ""
+    ref = f" (ref {v['variablesReference']})" if v.get("variablesReference") else ""
+    return f"  {v['name']}{kind} = {v['value']}{ref}"
+
+
+def _vars_text(r: Any, x: Ctx) -> str:
     scopes = r if "variables" not in r else {"variables": r["variables"]}
     lines = []
     for scope, variables in scopes.items():
-        lines.append(f"{scope}:")
-        lines += [f"  {v['name']}: {v.get('type', '')} = {v['value']}" for v in variables]
+        lines.append(f"{scope}:" if variables else f"{scope}: none")
+        lines += [_variable_text(v) for v in variables]
+    return "\n".join(lines) or NO_RESULT
+
+
+def _eval_text(r: Any, x: Ctx) -> str:
+    ref = f" (ref {r['variablesReference']})" if r.get("variablesReference") else ""
+    return f"{r['result']}{ref}"
+
+
+def _events_text(r: Any, x: Ctx) -> str:
+    lines = [event_text(e, x.paths) for e in r["events"]]
+    return "\n".join(lines) or f"no events (latest #{r['latest']})"
+
+
+def _completion_text(r: Any, x: Ctx) -> str:
+    items = r["items"] if isinstance(r, dict) else r or []
+    more = (
+        f"\n… {r['total'] - len(items)} more" if isinstance(r, dict) and r.get("truncated") else ""
+    )
+    return "\n".join(str(i["label"]) for i in items) + more if items else NO_RESULT
+
+
+# Godot's hover says "Defined in [res://a.gd](file:///home/me/game/a.gd)": the text will do.
+_FILE_LINK = re.compile(r"\[([^\]]*)\]\(file://[^)]*\)")
+
+
+def _markup(content: Any) -> str:
+    """MarkupContent, a MarkedString or a list of MarkedStrings, as text."""
+    if isinstance(content, list):
+        return "\n\n".join(t for t in (_markup(c) for c in content) if t)
+    text = content.get("value", "") if isinstance(content, dict) else content or ""
+    return _FILE_LINK.sub(r"\1", str(text)).strip()
+
+
+def _hover_text(r: Any, x: Ctx) -> str:
+    return (_markup(r.get("contents")) if r else "") or NO_RESULT
+
+
+def _locations_text(r: Any, x: Ctx) -> str:
+    items = r if isinstance(r, list) else [r] if r else []
+    lines = []
+    for loc in items:
+        uri = loc.get("uri") or loc["targetUri"]  # Location or LocationLink
+        rng = loc.get("range") or loc.get("targetSelectionRange") or loc["targetRange"]
+        lines.append(lsp_location(x.paths, uri, rng["start"]))
+    return "\n".join(lines) or NO_RESULT
+
+
+def _signature_text(r: Any, x: Ctx) -> str:
+    signatures = (r or {}).get("signatures") or []
+    return "\n".join(str(s["label"]) for s in signatures) or NO_RESULT
+
+
+SYMBOL_KINDS = (
+    "file module namespace package class method property field constructor enum interface "
+    "function variable constant string number boolean array object key null enum_member "
+    "struct event operator type_parameter"
+).split()
+
+
+def _symbol_lines(symbols: list[Any], path: str, depth: int, x: Ctx) -> list[str]:
+    lines = []
+    for s in symbols:
+        kind = s.get("kind", 0)
+        name = SYMBOL_KINDS[kind - 1] if 0 < kind <= len(SYMBOL_KINDS) else "symbol"
+        if "location" in s:  # SymbolInformation: flat, with its own uri
+            where = lsp_location(x.paths, s["location"]["uri"], s["location"]["range"]["start"])
+        else:
+            rng = s.get("selectionRange") or s["range"]
+            where = lsp_location(x.paths, path, rng["start"])
+        lines.append(f"{where} {'  ' * depth}{name} {s['name']}")
+        lines += _symbol_lines(s.get("children") or [], path, depth + 1, x)
+    return lines
+
+
+def _symbols_text(r: Any, x: Ctx) -> str:
+    path = x.paths.res(x.args.file)
+    return "\n".join(_symbol_lines(r or [], path, 0, x)) or NO_RESULT
+
+
+SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
+
+
+def _diagnostic_lines(path: str, diagnostics: list[Any], x: Ctx) -> list[str]:
+    return [
+        f"{lsp_location(x.paths, path, d['range']['start'])}: "
+        f"{SEVERITY.get(d.get('severity'), 'note')}: {d['message']}"
+        for d in diagnostics
+    ]
+
+
+def _diagnostics_text(r: Any, x: Ctx) -> str:
+    path = x.paths.res(r.get("path") or r["uri"])
+    stale = " (stale)" if r.get("stale") else ""
+    lines = _diagnostic_lines(path, r["diagnostics"], x)
+    return "\n".join(lines) + stale if lines else f"{path}: no diagnostics{stale}"
+
+
+DONE = {"open": "opened", "save": "saved", "close": "closed"}
+
+
+def _document_text(r: Any, x: Ctx) -> str:
+    """`res://a.gd: opened, version 1, open by alice ×1` for open, save and close."""
+    parts = [f"{x.paths.res(r.get('path') or r['uri'])}: {DONE[x.args.command]}"]
+    if r.get("version") is not None:
+        parts.append(f"version {r['version']}")
+    holders = ", ".join(f"{agent} ×{n}" for agent, n in (r.get("open_by") or {}).items())
+    if holders:
+        parts.append(f"open by {holders}")
+    if r.get("closed_in_godot"):
+        parts.append("closed in Godot")
+    return ", ".join(parts)
+
+
+def _read_text(r: Any, x: Ctx) -> str:
+    path = x.paths.res(r["uri"])
+    span = location(path, r["start_line"]) + f"-{r['end_line']}"
+    head = f"{span} (of {r['line_count']} lines) sha256 {r['sha256']}"
+    body = [f"{n:>6}\t{t}" for n, t in enumerate(str(r["text"]).splitlines(), r["start_line"])]
+    return "\n".join([head, *body])
+
+
+def _edit_text(r: Any, x: Ctx) -> str:
+    path = x.paths.res(r["path"])
+    what = "created" if r.get("created") else "written"
+    lines = [f"{path}: {what}, {r.get('bytes', '?')} bytes, sha256 {r['sha256']}"]
+    if r.get("lsp") not in (None, "notified"):
+        lines.append(f"lsp: {r['lsp']}")
+    if "diagnostics" in r:
+        found = _diagnostic_lines(path, r["diagnostics"] or [], x)
+        lines += found or [f"{path}: no diagnostics"]
     return "\n".join(lines)
 
 
-def _completion_text(r: Any) -> str:
-    more = f"\n… {r['total'] - len(r['items'])} more" if r.get("truncated") else ""
-    return "\n".join(i["label"] for i in r["items"]) + more
+def _reload_text(r: Any, x: Ctx) -> str:
+    lines = [f"{x.paths.res(p)} reloaded" for p in r.get("scripts", [])]
+    lines += [f"{x.paths.res(p)} removed" for p in r.get("removed", [])]
+    lines = lines or ["no scripts reloaded"]
+    lines += [f"error: {_scalar(e)}" for e in r.get("errors", [])]
+    rest = _pairs(r, ("scripts", "removed", "errors", "documents", "rescanned"), x.paths)
+    return "\n".join([*lines, rest] if rest else lines)
 
 
-def _hover_text(r: Any) -> str:
-    contents = r["contents"] if r else ""
-    return contents.get("value", "") if isinstance(contents, dict) else str(contents)
+def _health_text(r: Any, x: Ctx) -> str:
+    return "healthy" if r.get("healthy") else "not healthy"
 
 
-def _locations_text(r: Any) -> str:
-    return "\n".join(
-        f"{loc['uri']}:{loc['range']['start']['line'] + 1}:{loc['range']['start']['character'] + 1}"
-        for loc in r
-    )
-
-
-def _diagnostics_text(r: Any) -> str:
-    names = {1: "error", 2: "warning", 3: "info", 4: "hint"}
-    lines = [
-        f"{r['path']}:{d['range']['start']['line'] + 1}:{d['range']['start']['character'] + 1}: "
-        f"{names.get(d.get('severity'), 'note')}: {d['message']}"
-        for d in r["diagnostics"]
-    ]
-    return "\n".join(lines) or f"{r['path']}: no diagnostics"
-
-
-def _event_text(e: Any) -> str:
-    return f"#{e['seq']} {e['event']} {json.dumps(e['body'])}" if "seq" in e else json.dumps(e)
-
-
-def _events_text(r: Any) -> str:
-    return "\n".join(_event_text(e) for e in r["events"]) or f"no events (latest #{r['latest']})"
-
-
-RENDER: dict[str, Callable[[Any], str]] = {
+RENDER: dict[str, Callable[[Any, Ctx], str]] = {
     "status": _status_text,
+    "health": _health_text,
+    "connect": _services_text,
+    "disconnect": _services_text,
     "break": _breakpoints_text,
-    "clear": _breakpoints_text,
+    "clear": _cleared_text,
     "breakpoints": _all_breakpoints_text,
+    "threads": _threads_text,
     "stack": _stack_text,
     "vars": _vars_text,
-    "eval": lambda r: str(r["result"]),
+    "eval": _eval_text,
     "events": _events_text,
     "complete": _completion_text,
     "hover": _hover_text,
     "definition": _locations_text,
+    "declaration": _locations_text,
+    "refs": _locations_text,
+    "signature": _signature_text,
+    "symbols": _symbols_text,
     "diagnostics": _diagnostics_text,
-    "launch": _event_text,
-    "continue": _event_text,
-    "next": _event_text,
-    "step-in": _event_text,
-    "step-out": _event_text,
+    "open": _document_text,
+    "save": _document_text,
+    "close": _document_text,
+    "read": _read_text,
+    "edit": _edit_text,
+    "reload": _reload_text,
+}
+ACTIONS: dict[str, Callable[[BridgeClient], Any]] = {
+    "continue": BridgeClient.continue_,
+    "next": BridgeClient.next,
+    "step-in": BridgeClient.step_in,
+    "step-out": BridgeClient.step_out,
+    "pause": BridgeClient.pause,
+    "terminate": BridgeClient.terminate,
+}
+RENDER.update({name: _action_text(name) for name in ("launch", *ACTIONS)})
+ACTION_HELP = {
+    "continue": "resume the stopped game",
+    "next": "step over",
+    "step-in": "step into",
+    "step-out": "step out",
+    "pause": "pause the running game",
+    "terminate": "stop the game",
+}
+
+# Which command reaches each endpoint (tests/test_cli.py checks none is missing).
+ENDPOINTS: dict[str, str] = {
+    "/connect": "connect",
+    "/disconnect": "disconnect",
+    "/health": "health",
+    "/status": "status",
+    "/debug/breakpoints": "breakpoints",
+    "/debug/setBreakpoints": "break",
+    "/debug/clearBreakpoints": "clear",
+    "/debug/launch": "launch",
+    "/debug/continue": "continue",
+    "/debug/next": "next",
+    "/debug/stepIn": "step-in",
+    "/debug/stepOut": "step-out",
+    "/debug/pause": "pause",
+    "/debug/terminate": "terminate",
+    "/debug/threads": "threads",
+    "/debug/stackTrace": "stack",
+    "/debug/scopes": "vars",
+    "/debug/variables": "vars",
+    "/debug/evaluate": "eval",
+    "/debug/events": "events",
+    "/lsp/completion": "complete",
+    "/lsp/hover": "hover",
+    "/lsp/definition": "definition",
+    "/lsp/declaration": "declaration",
+    "/lsp/references": "refs",
+    "/lsp/signatureHelp": "signature",
+    "/lsp/documentSymbol": "symbols",
+    "/lsp/diagnostics": "diagnostics",
+    "/lsp/didOpen": "open",
+    "/lsp/didChange": "call",  # versioned changes are a program's job
+    "/lsp/didSave": "save",
+    "/lsp/didClose": "close",
+    "/edit/read": "read",
+    "/edit/applyChanges": "edit",
+    "/execute/reload": "reload",
+    "/dashboard/state": "call",
+    "/openapi.json": "call",
 }
 
 
 # -- the parser --------------------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command also takes after its name (`gdbridge status --json`)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
+    return p
 
 
 def _add_wait(p: argparse.ArgumentParser) -> None:
@@ -294,7 +830,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gdbridge",
         description="Drive a Godot editor through the godot_debug_connection bridge.",
-        epilog="Positions are 1-based FILE:LINE[:COLUMN].",
+        epilog="Positions are 1-based FILE:LINE[:COLUMN]; files are printed as res:// paths.",
     )
     p.add_argument("--url", help="the bridge (GODOT_BRIDGE_URL, default http://127.0.0.1:8080)")
     p.add_argument("--agent", help="your name, X-Agent-Id (GODOT_BRIDGE_AGENT, 'gdbridge')")
@@ -302,115 +838,182 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--timeout", type=float, default=45.0, help="seconds per request")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _debug_commands(sub)
-    _lsp_commands(sub)
+    common = _common()
+
+    def add(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help_text, parents=[common])
+        s.set_defaults(run=run)
+        return s
+
+    _bridge_commands(add)
+    _debug_commands(add)
+    _lsp_commands(add)
+    _file_commands(add)
     return p
 
 
-def _debug_commands(sub: Any) -> None:
-    sub.add_parser("status", help="services and agents").set_defaults(run=cmd_status)
-    s = sub.add_parser("break", help="add breakpoints of yours: FILE:LINE ...")
+Add = Callable[[str, Command, str], argparse.ArgumentParser]
+
+
+def _bridge_commands(add: Add) -> None:
+    add("status", cmd_status, "services and agents")
+    add("health", cmd_health, "is the sidecar up")
+    s = add("connect", cmd_connect, "connect to Godot's DAP and LSP now")
+    s.add_argument("service", nargs="?", choices=("dap", "lsp"))
+    s = add("disconnect", cmd_disconnect, "release Godot's DAP/LSP (shared by every agent)")
+    s.add_argument("service", nargs="?", choices=("dap", "lsp"))
+    s.add_argument("--force", action="store_true", help="even while other agents use them")
+    s.add_argument("--reason", help="why, for /status and the event log")
+    s.add_argument("--resume-after", type=float, metavar="S", help="reconnect after S seconds")
+    s = add("call", cmd_call, "any endpoint: METHOD PATH [JSON]")
+    s.add_argument("method")
+    s.add_argument("path")
+    s.add_argument("body", nargs="?")
+
+
+def _debug_commands(add: Add) -> None:
+    s = add("break", cmd_break, "add breakpoints of yours: FILE:LINE ...")
     s.add_argument("locations", nargs="+", type=file_line, metavar="FILE:LINE")
     s.add_argument("-d", "--delete", action="store_true", help="remove them instead")
-    s.set_defaults(run=cmd_break)
-    s = sub.add_parser("clear", help="remove all your breakpoints in FILE ...")
-    s.add_argument("files", nargs="+", metavar="FILE")
-    s.set_defaults(run=cmd_clear)
-    s = sub.add_parser("breakpoints", help="yours (--all: everyone's)")
+    s = add("clear", cmd_clear, "clear your breakpoints in FILE ... (none: in every file)")
+    s.add_argument("files", nargs="*", metavar="FILE")
+    s.add_argument("--everyone", action="store_true", help="every agent's, in FILE ...")
+    s = add("breakpoints", cmd_breakpoints, "yours (--all: everyone's)")
     s.add_argument("--all", action="store_true")
-    s.set_defaults(run=cmd_breakpoints)
-    s = sub.add_parser("launch", help="run the game under the debugger")
+    s = add("launch", cmd_launch, "run the game under the debugger")
     s.add_argument("--scene", default="main", help="main, current or a .tscn path")
+    s.add_argument("--no-debug", action="store_true", help="run without breakpoints")
     _add_wait(s)
-    s.set_defaults(run=cmd_launch)
-    for name, method in (
-        ("continue", BridgeClient.continue_),
-        ("next", BridgeClient.next),
-        ("step-in", BridgeClient.step_in),
-        ("step-out", BridgeClient.step_out),
-        ("pause", BridgeClient.pause),
-        ("terminate", BridgeClient.terminate),
-    ):
-        s = sub.add_parser(name, help=f"{name} the game")
-        _add_wait(s)
-        s.set_defaults(run=_method_command(method))
-    s = sub.add_parser("stack", help="frames of the stopped game")
+    for name, method in ACTIONS.items():
+        _add_wait(add(name, _action(method), ACTION_HELP[name]))
+    add("threads", cmd_threads, "the game's threads")
+    s = add("stack", cmd_stack, "frames of the stopped game")
     s.add_argument("--levels", type=int, default=0)
-    s.set_defaults(run=cmd_stack)
-    s = sub.add_parser("vars", help="variables of a frame (or of --ref)")
+    s = add("vars", cmd_vars, "variables of a frame (or of --ref)")
     s.add_argument("--frame", type=int, default=0)
     s.add_argument("--ref", type=int)
-    s.set_defaults(run=cmd_vars)
-    s = sub.add_parser("eval", help="evaluate a GDScript expression in the stopped game")
+    s = add("eval", cmd_eval, "evaluate a GDScript expression in the stopped game")
     s.add_argument("expression")
     s.add_argument("--frame", type=int, default=0)
-    s.set_defaults(run=cmd_eval)
-    s = sub.add_parser("events", help="the debug event log")
+    s = add("events", cmd_events, "the debug event log")
     s.add_argument(
         "--since", type=int, help="after this event number (default: all; --follow: last 10)"
     )
     s.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     s.add_argument("--until", metavar="EVENT", help="with --follow: stop after this event")
     s.add_argument("--limit", type=int, default=500)
-    s.set_defaults(run=cmd_events)
 
 
-def _method_command(method: Callable[[BridgeClient], Any]) -> Command:
-    def run(c: BridgeClient, a: argparse.Namespace) -> Any:
-        since = c.events()["latest"] if a.wait else 0
-        return _maybe_wait(c, a, since, method(c))
-
-    return run
-
-
-def _lsp_commands(sub: Any) -> None:
-    s = sub.add_parser("complete", help="completion at FILE:LINE:COLUMN")
+def _lsp_commands(add: Add) -> None:
+    s = add("complete", cmd_complete, "completion at FILE:LINE:COLUMN")
     s.add_argument("position", type=file_position, metavar="FILE:LINE:COLUMN")
     s.add_argument("--prefix")
     s.add_argument("--limit", type=int, default=20)
-    s.set_defaults(run=cmd_complete)
-    for name, run in (("hover", cmd_hover), ("definition", cmd_definition)):
-        s = sub.add_parser(name, help=f"{name} at FILE:LINE:COLUMN")
+    for name, method, what in (
+        ("hover", BridgeClient.hover, "what the symbol is"),
+        ("definition", BridgeClient.definition, "where it is defined"),
+        ("declaration", BridgeClient.declaration, "where it is declared"),
+        ("refs", BridgeClient.references, "where it is used"),
+        ("signature", BridgeClient.signature_help, "the signature of the call"),
+    ):
+        s = add(name, _at(method), f"{what} at FILE:LINE:COLUMN")
         s.add_argument("position", type=file_position, metavar="FILE:LINE:COLUMN")
-        s.set_defaults(run=run)
-    s = sub.add_parser("diagnostics", help="Godot's errors and warnings for FILE")
+    add("symbols", cmd_symbols, "the symbols of FILE").add_argument("file")
+    s = add("diagnostics", cmd_diagnostics, "Godot's errors and warnings for FILE")
     s.add_argument("file")
     s.add_argument("--wait", type=float, default=0.0)
-    s.set_defaults(run=cmd_diagnostics)
-    s = sub.add_parser("reload", help="reload scripts changed on disk (all, or PATH ...)")
+    for name, method in (
+        ("open", BridgeClient.did_open),
+        ("save", BridgeClient.did_save),
+        ("close", BridgeClient.did_close),
+    ):
+        add(name, _document(method), f"{name} FILE in the shared documents").add_argument("file")
+
+
+def _file_commands(add: Add) -> None:
+    s = add("read", cmd_read, "FILE[:START[-END]]: lines and the sha256 edits check")
+    s.add_argument("range", type=file_lines, metavar="FILE[:START[-END]]")
+    s.add_argument("--raw", action="store_true", help="only the text, as it is in the file")
+    s = add("edit", cmd_edit, "write FILE (or replace its lines START-END) with new text")
+    s.add_argument("range", type=file_lines, metavar="FILE[:START-END]")
+    text = s.add_mutually_exclusive_group()
+    text.add_argument("--text", help="the new text")
+    text.add_argument("--text-file", metavar="F", help="the new text from F (- or none: stdin)")
+    check = s.add_mutually_exclusive_group()
+    check.add_argument("--expect-sha256", metavar="HEX", help="refuse if the file changed")
+    check.add_argument(
+        "--if-unchanged", action="store_true", help="refuse if changed since your `read`"
+    )
+    s = add("reload", cmd_reload, "reload scripts changed on disk (all, or PATH ...)")
     s.add_argument("paths", nargs="*")
-    s.set_defaults(run=cmd_reload)
-    s = sub.add_parser("call", help="any endpoint: METHOD PATH [JSON]")
-    s.add_argument("method")
-    s.add_argument("path")
-    s.add_argument("body", nargs="?")
-    s.set_defaults(run=cmd_call)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+# -- main --------------------------------------------------------------------------------
+
+
+def _fail(args: argparse.Namespace, err: BridgeError) -> int:
+    """The error on stderr (and as JSON on stdout with --json); the exit status."""
+    if isinstance(err, BridgeHTTPError):
+        print(f"gdbridge: error {err}", file=sys.stderr)
+        if args.json:
+            emit(json.dumps({"status": err.status, **err.error}))
+        return EXIT_REFUSED
+    code = "unreachable" if isinstance(err, BridgeUnreachable) else getattr(err, "code", "error")
+    print(f"gdbridge: {err}", file=sys.stderr)
+    if args.json:
+        emit(json.dumps({"status": None, "code": code, "message": str(err)}))
+    return EXIT_UNREACHABLE if isinstance(err, BridgeUnreachable) else EXIT_REFUSED
+
+
+def _check_usage(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot say by itself; a bad command line exits 2 before any request."""
+    if args.command == "clear" and args.everyone and not args.files:
+        p.error("clear --everyone: name the FILE(s) whose breakpoints everyone loses")
+    if args.command == "edit" and args.range[1] is not None and args.range[2] is None:
+        p.error("edit FILE:START-END: give the last line too (START-END, inclusive)")
+
+
+def run(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    _check_usage(p, args)
     client = BridgeClient(
         args.url, agent=args.agent or None, token=args.token, timeout=args.timeout
     )
     client.agent = client.agent or DEFAULT_AGENT
+    x = Ctx(client, args)
     try:
-        result = args.run(client, args)
-    except BridgeHTTPError as err:
-        print(f"gdbridge: error {err}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"status": err.status, **err.error}))
-        return 1
-    except BridgeUnreachable as err:
-        print(f"gdbridge: {err}", file=sys.stderr)
-        return 3
+        result = args.run(x)
+        if result is not PRINTED:
+            if args.json:
+                emit(json.dumps(result, ensure_ascii=False))
+            elif getattr(args, "raw", False):
+                sys.stdout.write(str(result["text"]))  # exactly the file's text
+            else:
+                emit(human(args.command, result, x))
     except BridgeError as err:
+        return _fail(args, err)
+    except (OSError, ValueError) as err:  # a --text-file that is not there, bad JSON for call
+        if isinstance(err, BrokenPipeError):
+            raise
         print(f"gdbridge: {err}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
-    if result is not None:
-        print(json.dumps(result, ensure_ascii=False) if args.json else human(args.command, result))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        status = run(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # Whoever read our output left (`gdbridge events -f | head -1`): stop quietly, the
+        # way the Python docs advise: point stdout at devnull so the exit flush says nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
 
 
 if __name__ == "__main__":

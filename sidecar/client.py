@@ -8,9 +8,10 @@
     stop = bridge.wait_for("stopped", since)
     frames = bridge.stack_trace()["stackFrames"]
 
-Every method returns the answer's `result`; an error answer raises `BridgeHTTPError`
-with its status, code and message, and an unreachable bridge `BridgeUnreachable`.
-Debug lines are 1-based; LSP `line`/`character` are 0-based, as on the wire.
+Every method returns the answer's `result` (`status()` the whole answer: `/status` is not
+wrapped); an error answer raises `BridgeHTTPError` with its status, code and message, and
+an unreachable bridge `BridgeUnreachable`. Debug lines and `read_file`'s lines are 1-based;
+LSP `line`/`character` are 0-based, as on the wire.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class ServiceStatus(TypedDict, total=False):
     retry_count: int
     last_activity: str | None
     last_error: str | None
+    state_since: str | None
+    next_retry_in_s: float | None
+    message: str  # the state in words, and why when not connected
+    down_reason: str | None  # why an agent disconnected it
+    down_by: str | None  # that agent
 
 
 class AgentInfo(TypedDict, total=False):
@@ -54,6 +60,7 @@ class Clients(TypedDict):
 
 
 class Status(TypedDict, total=False):
+    status: str
     overall_ready: bool
     debug_adapter: ServiceStatus
     language_server: ServiceStatus
@@ -80,6 +87,15 @@ class Breakpoint(TypedDict, total=False):
     line: int
     verified: bool
     message: str
+
+
+class FileText(TypedDict):
+    uri: str
+    text: str
+    sha256: str
+    line_count: int
+    start_line: int
+    end_line: int
 
 
 class BridgeError(Exception):
@@ -133,7 +149,8 @@ class BridgeClient:
     # -- plumbing -------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """`result` of `method path`; a GET sends `body` as query parameters."""
+        """`result` of `method path` (the whole answer when it has none, as `/status`);
+        a GET sends `body` as query parameters."""
         url = self.url + path
         data = None
         headers = {"Accept": "application/json"}
@@ -147,7 +164,9 @@ class BridgeClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         answer = self._send(urllib.request.Request(url, data, headers, method=method))
-        return answer.get("result") if isinstance(answer, dict) and "status" in answer else answer
+        if isinstance(answer, dict) and answer.get("status") == "ok" and "result" in answer:
+            return answer["result"]
+        return answer
 
     def _send(self, req: urllib.request.Request) -> Any:
         try:
@@ -168,7 +187,11 @@ class BridgeClient:
     # -- the bridge -----------------------------------------------------------------------
 
     def status(self) -> Status:
+        """The whole `/status` answer: `overall_ready`, the services, clients, sidecar."""
         return cast(Status, self.get("/status"))
+
+    def dashboard_state(self, events: int | None = None) -> dict[str, Any]:
+        return cast(dict[str, Any], self.get("/dashboard/state", events=events))
 
     def health(self) -> bool:
         return bool(self.get("/health").get("healthy"))
@@ -179,8 +202,19 @@ class BridgeClient:
     def connect(self, service: str | None = None) -> dict[str, Any]:
         return self.post("/connect", {"service": service} if service else {})
 
-    def disconnect(self, service: str | None = None) -> dict[str, Any]:
-        return self.post("/disconnect", {"service": service} if service else {})
+    def disconnect(
+        self,
+        service: str | None = None,
+        force: bool = False,
+        reason: str | None = None,
+        resume_after: float | None = None,
+    ) -> dict[str, Any]:
+        """Disconnect the shared services: refused (409) while other agents are connected
+        unless `force`; they reconnect by themselves after `resume_after` seconds."""
+        body: dict[str, Any] = {"service": service, "reason": reason, "resume_after": resume_after}
+        if force:
+            body["force"] = True
+        return self.post("/disconnect", {k: v for k, v in body.items() if v is not None})
 
     def wait_ready(self, timeout: float = 30.0) -> Status:
         """`/status` once both of Godot's servers are connected."""
@@ -224,10 +258,27 @@ class BridgeClient:
         keep = [] if line is None else [n for n in self.my_lines(path) if n != line]
         return self.set_breakpoints(path, keep)
 
+    def clear_breakpoints(self, path: str | None = None, everyone: bool = False) -> dict[str, Any]:
+        """Clear yours in `path` (all files when None); `everyone`: every agent's in `path`.
+
+        The result is {"cleared": [{"path", "agent", "lines"}, ...]}.
+        """
+        body: dict[str, Any] = {"source": {"path": path}} if path is not None else {}
+        if everyone:
+            body["everyone"] = True
+        return self.post("/debug/clearBreakpoints", body)
+
     # -- the game -------------------------------------------------------------------------
 
-    def launch(self, scene: str = "main") -> dict[str, Any]:
-        return self.post("/debug/launch", {"scene": scene})
+    def launch(
+        self, scene: str = "main", no_debug: bool = False, play_args: list[str] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"scene": scene}
+        if no_debug:
+            body["noDebug"] = True
+        if play_args:
+            body["playArgs"] = play_args
+        return self.post("/debug/launch", body)
 
     def continue_(self) -> dict[str, Any]:
         return self.post("/debug/continue")
@@ -250,14 +301,19 @@ class BridgeClient:
     def threads(self) -> dict[str, Any]:
         return self.post("/debug/threads")
 
-    def stack_trace(self, levels: int = 0) -> dict[str, Any]:
-        return self.post("/debug/stackTrace", {"levels": levels})
+    def stack_trace(self, levels: int = 0, start_frame: int = 0) -> dict[str, Any]:
+        body = {"levels": levels, "startFrame": start_frame} if start_frame else {"levels": levels}
+        return self.post("/debug/stackTrace", body)
 
     def scopes(self, frame_id: int = 0) -> dict[str, Any]:
         return self.post("/debug/scopes", {"frameId": frame_id})
 
-    def variables(self, reference: int) -> dict[str, Any]:
-        return self.post("/debug/variables", {"variablesReference": reference})
+    def variables(
+        self, reference: int, start: int | None = None, count: int | None = None
+    ) -> dict[str, Any]:
+        """The children of `reference` (a scope's or a variable's); `start`/`count` page."""
+        body = {"variablesReference": reference, "start": start, "count": count}
+        return self.post("/debug/variables", {k: v for k, v in body.items() if v is not None})
 
     def evaluate(self, expression: str, frame_id: int = 0) -> dict[str, Any]:
         return self.post("/debug/evaluate", {"expression": expression, "frameId": frame_id})
@@ -315,13 +371,60 @@ class BridgeClient:
         return self.at("hover", path, line, character)
 
     def definition(self, path: str, line: int, character: int) -> list[dict[str, Any]]:
-        return self.at("definition", path, line, character) or []
+        return _as_list(self.at("definition", path, line, character))
+
+    def declaration(self, path: str, line: int, character: int) -> list[dict[str, Any]]:
+        return _as_list(self.at("declaration", path, line, character))
+
+    def references(
+        self, path: str, line: int, character: int, include_declaration: bool = True
+    ) -> list[dict[str, Any]]:
+        body = {
+            "textDocument": {"uri": path},
+            "position": position(line, character),
+            "context": {"includeDeclaration": include_declaration},
+        }
+        return _as_list(self.post("/lsp/references", body))
+
+    def signature_help(self, path: str, line: int, character: int) -> dict[str, Any] | None:
+        return self.at("signatureHelp", path, line, character)
 
     def document_symbols(self, path: str) -> list[dict[str, Any]]:
-        return self.post("/lsp/documentSymbol", {"textDocument": {"uri": path}}) or []
+        return _as_list(self.post("/lsp/documentSymbol", {"textDocument": {"uri": path}}))
+
+    # Shared documents: an agent holds a document open until it closes it (or goes).
+
+    def did_open(self, path: str, text: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {"uri": path}
+        if text is not None:
+            doc["text"] = text
+        return self.post("/lsp/didOpen", {"textDocument": doc})
+
+    def did_change(self, path: str, version: int, changes: list[dict[str, Any]]) -> dict[str, Any]:
+        """`changes`: [{"text": whole}] or [{"range": ..., "text": ...}] (LSP, 0-based)."""
+        body = {"textDocument": {"uri": path, "version": version}, "contentChanges": changes}
+        return self.post("/lsp/didChange", body)
+
+    def did_save(self, path: str) -> dict[str, Any]:
+        return self.post("/lsp/didSave", {"textDocument": {"uri": path}})
+
+    def did_close(self, path: str) -> dict[str, Any]:
+        return self.post("/lsp/didClose", {"textDocument": {"uri": path}})
 
     def diagnostics(self, path: str, wait: float = 0.0) -> dict[str, Any]:
         return self.get("/lsp/diagnostics", uri=path, wait=wait or None)
+
+    def read_file(
+        self, path: str, start_line: int | None = None, end_line: int | None = None
+    ) -> FileText:
+        """A project file's text (lines `start_line`..`end_line`, 1-based, inclusive; the
+        whole file by default) and the sha256 of the whole file, for `apply_changes`."""
+        body: dict[str, Any] = {"uri": path}
+        if start_line is not None:
+            body["start_line"] = start_line
+        if end_line is not None:
+            body["end_line"] = end_line
+        return cast(FileText, self.post("/edit/read", body))
 
     def apply_changes(
         self,
@@ -335,6 +438,13 @@ class BridgeClient:
 
     def reload(self, paths: list[str] | None = None) -> dict[str, Any]:
         return self.post("/execute/reload", {} if paths is None else {"paths": paths})
+
+
+def _as_list(result: Any) -> list[dict[str, Any]]:
+    """An LSP answer that may be null, one item or a list, as a list."""
+    if result is None:
+        return []
+    return cast(list[dict[str, Any]], result if isinstance(result, list) else [result])
 
 
 def _query(value: Any) -> str:

@@ -168,6 +168,70 @@ def test_cli_json_output_and_exit_codes(editor: Editor) -> None:
     assert json.loads(complete.stdout)["prefix"] == "pri"
 
 
+def test_issue_11_cli_prints_res_locations_from_a_real_editor(
+    editor: Editor, bridge: CheckedClient
+) -> None:
+    """Godot answers file:// URIs (LSP) and absolute paths (DAP): printed as res://."""
+    add = next(i + 1 for i, t in enumerate(MAIN_GD) if t.startswith("func add_numbers"))
+    call = next(i + 1 for i, t in enumerate(MAIN_GD) if "add_numbers(2, 3)" in t)
+    at_call = f"{MAIN}:{call}:{MAIN_GD[call - 1].index('add_numbers') + 2}"
+    name_col = MAIN_GD[add - 1].index("add_numbers") + 1
+
+    definition = _ok(gdbridge(editor, "definition", at_call))
+    assert definition == f"{MAIN}:{add}:{name_col}\n"
+    hover = _ok(gdbridge(editor, "hover", at_call))
+    assert "add_numbers" in hover and not hover.startswith(("[", "{"))
+    refs = _ok(gdbridge(editor, "refs", f"{MAIN}:{add}:{name_col + 1}")).splitlines()
+    assert f"{MAIN}:{call}:" in "\n".join(refs) and all(r.startswith(MAIN + ":") for r in refs)
+    symbols = _ok(gdbridge(editor, "symbols", MAIN)).splitlines()
+    assert any(s.startswith(f"{MAIN}:{add}:") and s.endswith(" add_numbers") for s in symbols)
+    assert _ok(gdbridge(editor, "diagnostics", MAIN)) == f"{MAIN}: no diagnostics\n"
+    blank = MAIN_GD.index("") + 1
+    assert _ok(gdbridge(editor, "definition", f"{MAIN}:{blank}:1")) == "no result\n"
+    for out in (definition, hover, *refs, *symbols):
+        assert "file://" not in out and str(editor.project) not in out, out
+
+    assert _ok(gdbridge(editor, "break", f"{MAIN}:{COUNTER_LINE}")).startswith(
+        f"{MAIN}:{COUNTER_LINE} verified"
+    )
+    try:
+        launched = _ok(gdbridge(editor, "launch", "--wait", "stopped"))
+        assert re.fullmatch(r"launch: ok scene=main\n#\d+ stopped breakpoint.*\n", launched)
+        top = _ok(gdbridge(editor, "stack")).splitlines()[0]
+        assert top == f"#0 _process {MAIN}:{COUNTER_LINE}"
+        assert _ok(gdbridge(editor, "continue")) == "continue: ok\n"
+    finally:
+        gdbridge(editor, "break", "--delete", f"{MAIN}:{COUNTER_LINE}")
+        assert _ok(gdbridge(editor, "terminate")) == "terminate: ok\n"
+
+
+def test_issue_11_cli_read_edit_and_clear_on_a_real_editor(
+    editor: Editor, bridge: CheckedClient
+) -> None:
+    new = "res://demo/cli_edit.gd"
+    written = _ok(gdbridge(editor, "edit", new, "--text", "extends Node\n\nvar a := 1\n"))
+    assert written.startswith(f"{new}: created, 25 bytes, sha256 ")
+    read = _ok(gdbridge(editor, "read", f"{new}:3-3")).splitlines()
+    assert read[0].startswith(f"{new}:3-3 (of 3 lines) sha256 ")
+    assert read[1:] == ["     3\tvar a := 1"]
+    assert _ok(gdbridge(editor, "edit", f"{new}:3-3", "--if-unchanged", "--text", "var a := 2\n"))
+    assert _ok(gdbridge(editor, "read", "--raw", new)) == "extends Node\n\nvar a := 2\n"
+    # Someone else writes in between: the next --if-unchanged edit is refused.
+    BridgeClient(editor.base_url, agent="bob").apply_changes(new, text="extends Node\n")
+    stale = gdbridge(editor, "edit", new, "--if-unchanged", "--text", "lost\n")
+    assert stale.returncode == 1 and "409 stale_hash" in stale.stderr
+
+    assert _ok(gdbridge(editor, "break", f"{MAIN}:{COUNTER_LINE}"))
+    cleared = _ok(gdbridge(editor, "clear", MAIN))
+    assert cleared == f"{MAIN}:{COUNTER_LINE} cleared (gdbridge)\n"
+    assert _ok(gdbridge(editor, "clear")) == "no breakpoints to clear\n"
+
+
+def _ok(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 0 and done.stderr == "", f"{done.args}\n{done.stderr}"
+    return str(done.stdout)
+
+
 # -- the README -------------------------------------------------------------------------
 
 
