@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import psutil
-from harness import Editor, http_get, make_demo_project, port_is_free, read_response
+from harness import REPO, Editor, http_get, make_demo_project, port_is_free, read_response
 
 
 def _gone(pid: int, timeout: float) -> bool:
@@ -86,3 +87,22 @@ def test_addon_in_a_fresh_project_serves_status(tmp_path: Path, godot_bin: str) 
         assert not (project / "demo").exists()
     finally:
         ed.stop()
+
+
+def test_issue_11_every_tracked_script_has_its_uid_tracked() -> None:
+    # Godot writes a `.uid` beside every script on first import; one missing from git gets a
+    # different uid in every copy of the addon, and `uid://` references break between them.
+    listed = subprocess.run(
+        ["git", "ls-files", "--", "addons", "demo"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    tracked = set(listed)
+    scripts = [p for p in listed if p.endswith(".gd")]
+    assert scripts, "git lists no scripts under addons/ or demo/"
+    missing = [p for p in scripts if p + ".uid" not in tracked]
+    assert not missing, f"scripts without a tracked .uid: {missing}"
+    for p in scripts:
+        assert (REPO / (p + ".uid")).read_text().startswith("uid://"), p
