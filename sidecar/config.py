@@ -21,6 +21,7 @@ class Config:
     max_clients: int = 100
     # Agents must send `Authorization: Bearer <token>` when set (sidecar/guard.py).
     token: str = ""
+    editor_pid: int | None = None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="seconds to wait for Godot before answering 504",
     )
     p.add_argument("--max-clients", type=int, default=_env_int("GODOT_BRIDGE_MAX_CLIENTS", 100))
+    p.add_argument("--editor-pid", type=int, default=None)
     args = p.parse_args(argv)
     return Config(
         project=os.path.abspath(args.project),

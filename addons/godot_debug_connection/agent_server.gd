@@ -21,6 +21,16 @@ const EXPIRE_EVERY_MSEC: int = 100
 ## How often every agent socket's status is polled (a closed connection shows only there);
 ## in between the pump only asks each for its available bytes, one syscall instead of four.
 const SWEEP_MSEC: int = 50
+## Godot's TCPServer listen backlog (core/io/tcp_server.cpp); a pass that takes this many at
+## once found the queue full.
+const LISTEN_BACKLOG: int = 8
+## While connections keep arriving, look for the next one this long before doing anything
+## else; never longer than BURST_MAX_USEC in one pass.
+const BURST_SPIN_USEC: int = 1000
+const BURST_MAX_USEC: int = 20000
+## How long the pump stays hot after a full backlog: past the clients' SYN resends at 1 s and
+## 3 s.
+const HOT_AFTER_BURST_USEC: int = 3500000
 
 var max_clients: int = 100
 var idle_timeout_msec: int = 60000
@@ -47,6 +57,9 @@ var _answering: Dictionary = {}
 ## client id -> msec of the last byte read from or queued for it
 var _last_io: Dictionary = {}
 var _next_expire_msec: int = 0
+## Connections taken from the listen queue, not yet registered (reused)
+var _incoming: Array[StreamPeerTCP] = []
+var _hot_until_usec: int = 0
 
 
 ## Listens on 127.0.0.1:port. Returns OK or the listen error.
@@ -72,28 +85,46 @@ func describe() -> Array:
 	return out
 
 
-## Takes new connections; puts the ids of the accepted ones into `accepted` (the caller's,
-## reused: the pump calls this on every pass).
-func accept_new(accepted: Array[int]) -> void:
-	while _server.is_connection_available():
-		var peer: StreamPeerTCP = _server.take_connection()
-		if peer == null:
+## Takes new connections; puts the ids of the accepted ones into `accepted` and those of
+## agents found closed while making room for them into `freed` (both the caller's, reused: the
+## pump calls this on every pass). Godot listens with a backlog of 8 and the kernel drops the
+## SYNs of a burst beyond it (the client resends them 1 s, then 3 s later), so the queue is
+## emptied first, with nothing else in between, and watched for BURST_SPIN_USEC more while a
+## burst is arriving; the bookkeeping and log lines come after.
+func accept_new(accepted: Array[int], freed: Array[int]) -> void:
+	var last: int = Time.get_ticks_usec()
+	var give_up: int = last + BURST_MAX_USEC
+	while true:
+		if _server.is_connection_available():
+			var peer: StreamPeerTCP = _server.take_connection()
+			if peer == null:
+				break
+			_incoming.append(peer)
+			last = Time.get_ticks_usec()
+			continue
+		var now: int = Time.get_ticks_usec()
+		if _incoming.size() < 2 or now - last >= BURST_SPIN_USEC or now >= give_up:
 			break
+	if _incoming.size() >= LISTEN_BACKLOG:
+		# The queue was full: SYNs were probably dropped and come back 1 s and 3 s later.
+		_hot_until_usec = Time.get_ticks_usec() + HOT_AFTER_BURST_USEC
+	var swept: bool = false
+	for peer: StreamPeerTCP in _incoming:
+		if _peers.size() >= max_clients and not swept:
+			swept = true
+			_free_closed(freed)
 		if _peers.size() >= max_clients:
 			_reject(peer)
-			continue
-		peer.set_no_delay(true)
-		var id: int = _next_id
-		_next_id += 1
-		_peers[id] = peer
-		_out[id] = PackedByteArray()
-		var now: int = Time.get_ticks_msec()
-		_head_since[id] = now
-		_head_tail[id] = PackedByteArray()
-		_last_io[id] = now
-		accepted.append(id)
-		print("✓ Client %d connected. Total clients: %d" % [id, _peers.size()])
+		else:
+			accepted.append(_add(peer))
+	_incoming.clear()
 	_drain_rejected()
+
+
+## True for a while after a burst filled the listen backlog: the pump then keeps looking
+## for the clients' resent SYNs instead of parking.
+func is_hot() -> bool:
+	return _hot_until_usec > 0 and Time.get_ticks_usec() < _hot_until_usec
 
 
 ## "host:port" of a connected agent.
@@ -339,6 +370,34 @@ static func _has_head_end(data: PackedByteArray) -> bool:
 			return true
 		i = data.find(10, i + 1)
 	return false
+
+
+func _add(peer: StreamPeerTCP) -> int:
+	peer.set_no_delay(true)
+	var id: int = _next_id
+	_next_id += 1
+	_peers[id] = peer
+	_out[id] = PackedByteArray()
+	var now: int = Time.get_ticks_msec()
+	_head_since[id] = now
+	_head_tail[id] = PackedByteArray()
+	_last_io[id] = now
+	print("✓ Client %d connected. Total clients: %d" % [id, _peers.size()])
+	return id
+
+
+# At the limit: agents that closed since the last sweep still hold their slots (a closed
+# connection shows only in a status poll); free those before refusing anyone.
+func _free_closed(freed: Array[int]) -> void:
+	var closed: Array[int] = []
+	for id: int in _peers:
+		var peer: StreamPeerTCP = _peers[id]
+		peer.poll()
+		if peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
+			closed.append(id)
+	for id: int in closed:
+		drop(id)
+		freed.append(id)
 
 
 func _reject(peer: StreamPeerTCP) -> void:

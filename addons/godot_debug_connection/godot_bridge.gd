@@ -85,6 +85,17 @@ func start() -> void:
 			% [_agents.get_port(), _settings.max_clients]
 		)
 	)
+	print(
+		(
+			"GodotBridge: Godot's language server on port %d (%s), debug adapter on port %d (%s)"
+			% [
+				_settings.lsp_port,
+				_settings.lsp_port_source,
+				_settings.dap_port,
+				_settings.dap_port_source,
+			]
+		)
+	)
 
 
 ## Stops the pump, closes every agent and stops the sidecar.
@@ -114,6 +125,10 @@ func _pump() -> void:
 		if waiting <= SPIN_MAX_WAITING:
 			if quiet < SPIN_USEC or (quiet < ANSWER_SPIN_USEC and waiting > 0):
 				continue
+		if _agents.is_hot():
+			# A burst overflowed the listen backlog: take the resent connections at once.
+			OS.delay_usec(MIN_IDLE_USEC)
+			continue
 		if quiet >= WARM_USEC and _can_park():
 			_park(LOOK_MSEC if quiet < LONG_QUIET_USEC else LONG_LOOK_MSEC)
 			idle_usec = MIN_IDLE_USEC
@@ -126,7 +141,14 @@ func _pump() -> void:
 func _pump_once() -> bool:
 	var busy: bool = false
 	_accepted.clear()
-	_agents.accept_new(_accepted)
+	_gone.clear()
+	_agents.accept_new(_accepted, _gone)
+	# Agents found closed while making room: already dropped; the sidecar learns it before
+	# it hears of the newcomers.
+	for id: int in _gone:
+		busy = true
+		_in_flight.erase(id)
+		_link.send({"op": "close", "id": id, "reason": "agent closed"})
 	for id: int in _accepted:
 		busy = true
 		_link.send({"op": "open", "id": id, "peer": _agents.peer_name(id)})
