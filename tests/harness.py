@@ -88,8 +88,12 @@ class Editor:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         token: str | None = None,
+        flags_only: bool = False,
     ) -> None:
         self.project = project
+        # Godot's --lsp-port/--dap-port flags only, no GODOT_LSP_PORT/GODOT_DAP_PORT in the
+        # environment: how a user starts an editor on other ports.
+        self.flags_only = flags_only
         # Sent as a bearer token by wait_until_serving, for a bridge that needs one.
         self.token = token
         self.bridge_port = free_port()
@@ -132,6 +136,9 @@ class Editor:
             }
         )
         env.update(self.extra_env)
+        if self.flags_only:
+            env.pop("GODOT_LSP_PORT", None)
+            env.pop("GODOT_DAP_PORT", None)
         args = ["--headless", "--editor", "--path", str(self.project)]
         args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
         args += self.extra_args

@@ -36,7 +36,7 @@ func load_from_editor() -> void:
 	bridge_port = _int_setting("GODOT_BRIDGE_PORT", "port", 8080)
 	max_clients = _int_setting("GODOT_BRIDGE_MAX_CLIENTS", "max_clients", 100)
 	var es: EditorSettings = EditorInterface.get_editor_settings()
-	var args: PackedStringArray = OS.get_cmdline_args()
+	var args: PackedStringArray = godot_command_line()
 	var lsp: Array = _service_port(
 		args, "--lsp-port", "GODOT_LSP_PORT", "lsp_port", es, "network/language_server/remote_port"
 	)
@@ -53,6 +53,36 @@ func load_from_editor() -> void:
 	token = OS.get_environment("GODOT_BRIDGE_TOKEN").strip_edges()
 	if token.is_empty():
 		token = str(ProjectSettings.get_setting(SETTING_PREFIX + "token", "")).strip_edges()
+
+
+## The editor's whole command line. [method OS.get_cmdline_args] leaves out every argument Godot
+## itself took (`--path`, `--lsp-port`, ...), so it is read from the system: /proc on Linux,
+## `ps` on macOS and the BSDs, the process's CIM record on Windows.
+static func godot_command_line() -> PackedStringArray:
+	var pid: int = OS.get_process_id()
+	var raw: PackedByteArray = FileAccess.get_file_as_bytes("/proc/%d/cmdline" % pid)
+	if not raw.is_empty():
+		# NUL-separated, exactly as given: split by hand, a String stops at the first NUL.
+		var out: PackedStringArray = []
+		var start: int = 0
+		for i: int in raw.size():
+			if raw[i] == 0:
+				out.append(raw.slice(start, i).get_string_from_utf8())
+				start = i + 1
+		return out
+	var text: Array = []
+	var code: int = -1
+	if OS.get_name() == "Windows":
+		var query: String = (
+			"(Get-CimInstance Win32_Process -Filter 'ProcessId=%d').CommandLine" % pid
+		)
+		code = OS.execute("powershell", ["-NoProfile", "-Command", query], text)
+	else:
+		code = OS.execute("ps", ["-ww", "-o", "args=", "-p", str(pid)], text)
+	if code != 0 or text.is_empty():
+		return OS.get_cmdline_args()
+	# Only numbers are read from it, so splitting at blanks is enough.
+	return str(text[0]).replace('"', " ").strip_edges().split(" ", false)
 
 
 ## [port, source] of one of Godot's servers: the command-line `flag`, then environment
