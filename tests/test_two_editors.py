@@ -9,6 +9,7 @@ line, and the remote-debug port its games connect back to is the addon's choice 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import Editor, godot_binary, make_demo_project
+from harness import Editor, free_port, godot_binary, make_demo_project
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (Path(__file__).resolve().parent.parent / "demo" / "main.gd").read_text().splitlines()
@@ -192,3 +193,23 @@ def test_issue_11_two_editors_launch_games_at_once(tmp_path: Path) -> None:
             ed.stop()
         for s in held:
             s.close()
+
+
+def test_issue_11_the_session_debug_port_is_never_saved(tmp_path: Path) -> None:
+    # The port the addon picks lives in memory: the editor settings file (the machine's,
+    # shared by every editor) holds the user's own value after a normal quit.
+    users = free_port()
+    env = settings_home(tmp_path / "config", {"network/debug/remote_port": users})
+    ed = Editor(make_demo_project(tmp_path / "p"), env=env, extra_args=["--quit-after", "3000"])
+    try:
+        ed.start()
+        session = int(ed.wait_for(r"games of this editor debug on port (\d+)", 10).group(1))
+        assert session != users
+        ed.wait_exit(120)
+        ed.wait_for(r"GodotBridge HTTP server stopped", 5)
+        files = list((tmp_path / "config" / "godot").glob("editor_settings-*.tres"))
+        assert len(files) == 1
+        saved = re.findall(r"^network/debug/remote_port = (\d+)$", files[0].read_text(), re.M)
+        assert saved == [str(users)]
+    finally:
+        ed.stop()
