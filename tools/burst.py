@@ -58,7 +58,9 @@ async def _first_answer(port: int, t0: float) -> tuple[float, int]:
             await writer.wait_closed()
 
 
-async def _burst(port: int, n: int) -> list[tuple[float, int]]:
+async def _burst(port: int, n: int, warm: bool) -> list[tuple[float, int]]:
+    if warm:
+        await _first_answer(port, time.perf_counter())
     t0 = time.perf_counter()
     results = await asyncio.gather(
         *(_first_answer(port, t0) for _ in range(n)), return_exceptions=True
@@ -69,8 +71,8 @@ async def _burst(port: int, n: int) -> list[tuple[float, int]]:
     return out
 
 
-def burst(port: int, n: int) -> list[tuple[float, int]]:
-    return asyncio.run(_burst(port, n))
+def burst(port: int, n: int, warm: bool = False) -> list[tuple[float, int]]:
+    return asyncio.run(_burst(port, n, warm))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -103,25 +105,57 @@ def wait_ready(port: int, timeout: float = 90) -> None:
     raise SystemExit(f"port {port}: services never became ready")
 
 
+def start_editor(root: Path, name: str, addon: Path | None) -> Editor:
+    project = make_demo_project(root / name)
+    if addon is not None:
+        target = project / "addons" / "godot_debug_connection"
+        shutil.rmtree(target)
+        shutil.copytree(addon, target)
+    editor = Editor(project)
+    editor.start()
+    wait_ready(editor.bridge_port)
+    return editor
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--connections", type=int, default=100)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--addon", type=Path, help="measure this copy of the addon directory")
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also measure an editor with this copy of the addon, in the same rounds",
+    )
+    p.add_argument("--histogram", action="store_true", help="print each run's answer times")
+    p.add_argument(
+        "--warm", action="store_true", help="one request right before each burst: a pump awake"
+    )
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="burst-"))
-    project = make_demo_project(root / "project")
-    if args.addon is not None:
-        target = project / "addons" / "godot_debug_connection"
-        shutil.rmtree(target)
-        shutil.copytree(args.addon, target)
-    editor = Editor(project)
+    editors: list[Editor] = []
     direct: subprocess.Popen[bytes] | None = None
     try:
-        editor.start()
-        wait_ready(editor.bridge_port)
+        editor = start_editor(root, "project", args.addon)
+        editors.append(editor)
+        targets = [("addon", editor.bridge_port)]
+        for spec in args.also:
+            name, _, path = spec.partition("=")
+            other = start_editor(root, name, Path(path))
+            editors.append(other)
+            targets.append((name, other.bridge_port))
         port = free_port()
-        cmd = [sys.executable, "-m", "sidecar", "--serve", str(port), "--project", str(project)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sidecar",
+            "--serve",
+            str(port),
+            "--project",
+            str(editor.project),
+        ]
         cmd += ["--lsp-port", str(editor.lsp_port), "--dap-port", str(editor.dap_port)]
         with open(root / "direct.log", "ab") as log:
             direct = subprocess.Popen(
@@ -131,17 +165,24 @@ def main() -> int:
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
         wait_ready(port)
-        rows: dict[str, list[dict[str, Any]]] = {"addon": [], "direct": []}
+        targets.append(("direct", port))
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in targets}
         for run in range(args.runs):
-            for name, target_port in (("addon", editor.bridge_port), ("direct", port)):
+            for name, target_port in targets:
                 time.sleep(QUIET_BEFORE_RUN)
-                s = summary(burst(target_port, args.connections))
+                results = burst(target_port, args.connections, args.warm)
+                s = summary(results)
                 rows[name].append(s)
                 print(
                     f"run {run + 1} {name:6}  p50 {s['p50']:7.1f} ms  p99 {s['p99']:7.1f} ms  "
                     f"max {s['max']:7.1f} ms  >=1 s: {s['over_1s']:3}  {s['statuses']}",
                     flush=True,
                 )
+                if args.histogram:
+                    buckets: dict[int, int] = {}
+                    for t, _ in results:
+                        buckets[int(t * 10)] = buckets.get(int(t * 10), 0) + 1
+                    print("  answers per 100 ms:", dict(sorted(buckets.items())))
         print(f"\n{args.connections} connections at once, median of {args.runs} runs:")
         for name, runs in rows.items():
             med = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "max")}
@@ -154,7 +195,8 @@ def main() -> int:
         if direct is not None:
             direct.kill()
             direct.wait()
-        editor.stop()
+        for editor in editors:
+            editor.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -28,9 +28,16 @@ const LISTEN_BACKLOG: int = 8
 ## else; never longer than BURST_MAX_USEC in one pass.
 const BURST_SPIN_USEC: int = 1000
 const BURST_MAX_USEC: int = 20000
-## How long the pump stays hot after a full backlog: past the clients' SYN resends at 1 s and
-## 3 s.
-const HOT_AFTER_BURST_USEC: int = 3500000
+## The kernel drops the SYNs of a burst that overflows the backlog, and a Linux client resends
+## each 1 s, 3 s and 7 s after its first (initial RTO 1 s, doubling): the resends of one burst
+## come back as bursts of their own, as tight as the first. Around those moments the pump does
+## nothing but look for connections. A burst's dropped SYNs were sent from up to a parked
+## pump's look (200 ms) before its backlog was found full until the last time it was found full
+## (within OVERFLOW_EPISODE_USEC of the first); the windows cover that span, shifted.
+const RESENDS_AFTER_USEC: Array[int] = [1000000, 3000000, 7000000]
+const RESEND_EARLY_USEC: int = 250000
+const RESEND_LATE_USEC: int = 60000
+const OVERFLOW_EPISODE_USEC: int = 500000
 
 var max_clients: int = 100
 var idle_timeout_msec: int = 60000
@@ -59,7 +66,9 @@ var _last_io: Dictionary = {}
 var _next_expire_msec: int = 0
 ## Connections taken from the listen queue, not yet registered (reused)
 var _incoming: Array[StreamPeerTCP] = []
-var _hot_until_usec: int = 0
+## When the listen backlog was first and last found full in the latest burst, or -1
+var _overflow_first_usec: int = -1
+var _overflow_last_usec: int = -1
 
 
 ## Listens on 127.0.0.1:port. Returns OK or the listen error.
@@ -106,8 +115,7 @@ func accept_new(accepted: Array[int], freed: Array[int]) -> void:
 		if _incoming.size() < 2 or now - last >= BURST_SPIN_USEC or now >= give_up:
 			break
 	if _incoming.size() >= LISTEN_BACKLOG:
-		# The queue was full: SYNs were probably dropped and come back 1 s and 3 s later.
-		_hot_until_usec = Time.get_ticks_usec() + HOT_AFTER_BURST_USEC
+		_note_overflow(Time.get_ticks_usec())
 	var swept: bool = false
 	for peer: StreamPeerTCP in _incoming:
 		if _peers.size() >= max_clients and not swept:
@@ -121,10 +129,28 @@ func accept_new(accepted: Array[int], freed: Array[int]) -> void:
 	_drain_rejected()
 
 
-## True for a while after a burst filled the listen backlog: the pump then keeps looking
-## for the clients' resent SYNs instead of parking.
-func is_hot() -> bool:
-	return _hot_until_usec > 0 and Time.get_ticks_usec() < _hot_until_usec
+## True while the SYNs a burst lost to the full backlog are due back: the pump then only
+## looks for connections between its passes ([method wait_for_connection]) and never parks.
+func expects_resent_connections() -> bool:
+	if _overflow_first_usec < 0:
+		return false
+	var now: int = Time.get_ticks_usec()
+	for after: int in RESENDS_AFTER_USEC:
+		var opens: int = _overflow_first_usec + after - RESEND_EARLY_USEC
+		if now >= opens and now <= _overflow_last_usec + after + RESEND_LATE_USEC:
+			return true
+	if now > _overflow_last_usec + RESENDS_AFTER_USEC[-1] + RESEND_LATE_USEC:
+		_overflow_first_usec = -1
+	return false
+
+
+## Returns as soon as a connection waits to be accepted, or after `max_usec`: a spin on the
+## listen socket alone, the fastest Godot can notice one.
+func wait_for_connection(max_usec: int) -> void:
+	var until: int = Time.get_ticks_usec() + max_usec
+	while Time.get_ticks_usec() < until:
+		if _server.is_connection_available():
+			return
 
 
 ## "host:port" of a connected agent.
@@ -370,6 +396,16 @@ static func _has_head_end(data: PackedByteArray) -> bool:
 			return true
 		i = data.find(10, i + 1)
 	return false
+
+
+# A pass found the backlog full. Within one burst that extends the span whose resends are
+# awaited; a full backlog while resends come back belongs to the burst that sent them.
+func _note_overflow(now: int) -> void:
+	if _overflow_first_usec < 0 or now > _overflow_last_usec + RESENDS_AFTER_USEC[-1]:
+		_overflow_first_usec = now
+		_overflow_last_usec = now
+	elif now - _overflow_first_usec <= OVERFLOW_EPISODE_USEC:
+		_overflow_last_usec = now
 
 
 func _add(peer: StreamPeerTCP) -> int:

@@ -31,6 +31,9 @@ const LOOK_MSEC: int = 50
 const LONG_QUIET_USEC: int = 10000000
 const LONG_LOOK_MSEC: int = 200
 const HOUSEKEEPING_MSEC: int = 1000
+## While resent connections are due (agent_server.gd), the pump spins on the listen socket
+## this long between passes.
+const RESEND_LOOK_USEC: int = 2000
 
 var _settings: RefCounted
 var _agents: AgentServer = AgentServer.new()
@@ -125,9 +128,9 @@ func _pump() -> void:
 		if waiting <= SPIN_MAX_WAITING:
 			if quiet < SPIN_USEC or (quiet < ANSWER_SPIN_USEC and waiting > 0):
 				continue
-		if _agents.is_hot():
-			# A burst overflowed the listen backlog: take the resent connections at once.
-			OS.delay_usec(MIN_IDLE_USEC)
+		if _agents.expects_resent_connections():
+			# A burst overflowed the listen backlog and its dropped SYNs are due back now.
+			_agents.wait_for_connection(RESEND_LOOK_USEC)
 			continue
 		if quiet >= WARM_USEC and _can_park():
 			_park(LOOK_MSEC if quiet < LONG_QUIET_USEC else LONG_LOOK_MSEC)
@@ -188,6 +191,8 @@ func _park(look_msec: int) -> void:
 	while not _stopping and Time.get_ticks_msec() < until:
 		OS.delay_msec(look_msec)
 		if _agents.has_input() or _link.has_input() or _link.is_due():
+			return
+		if _agents.expects_resent_connections():
 			return
 
 
