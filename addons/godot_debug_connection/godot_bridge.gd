@@ -19,7 +19,9 @@ const EditorActions := preload("res://addons/godot_debug_connection/editor_actio
 ##   pump pass every HOUSEKEEPING_MSEC for the agents' timeouts. GDScript has no `select`, so
 ##   something must look; a look from the editor's main thread (every frame, or on a Timer)
 ##   cost more idle CPU than this, and a thread of its own does not stall while the editor
-##   imports or shows a dialog.
+##   imports or shows a dialog;
+## - never parks while the SYNs a burst of connections lost to Godot's listen backlog are due
+##   back: around those moments it spins on the listen socket alone (agent_server.gd).
 const SPIN_USEC: int = 400
 const ANSWER_SPIN_USEC: int = 3000
 const SPIN_MAX_WAITING: int = 2
