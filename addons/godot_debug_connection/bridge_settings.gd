@@ -87,7 +87,8 @@ static func godot_command_line() -> PackedStringArray:
 
 ## [port, source] of one of Godot's servers: the command-line `flag`, then environment
 ## variable `env`, then project setting `key`, then editor setting `editor_key`, then Godot's
-## default.
+## default. Before all of them, GODOT_BRIDGE_LSP_PORT / GODOT_BRIDGE_DAP_PORT (`env` with
+## BRIDGE_ in it) send the sidecar to a relay instead of to what Godot serves.
 static func _service_port(
 	args: PackedStringArray,
 	flag: String,
@@ -96,6 +97,10 @@ static func _service_port(
 	es: EditorSettings,
 	editor_key: String
 ) -> Array:
+	# A relay or proxy between the sidecar and Godot (tests put one there) is named explicitly.
+	var relay: String = OS.get_environment(env.replace("GODOT_", "GODOT_BRIDGE_")).strip_edges()
+	if relay.is_valid_int():
+		return [relay.to_int(), "relay"]
 	var from_flag: int = cmdline_port(args, flag)
 	if from_flag > 0:
 		return [from_flag, "flag"]
