@@ -1,6 +1,7 @@
 """A burst of agents connecting at the same instant: first-answer latency, addon against direct.
 
     .venv/bin/python tools/burst.py [--connections 100] [--runs 5] [--addon DIR]
+                                    [--also NAME=DIR ...] [--warm] [--histogram]
 
 Like `autocannon -c 100`: N connections opened at once (one asyncio loop issues every
 `connect` before any answer is read), each sends `GET /status` as soon as it is connected;
@@ -9,7 +10,10 @@ answer. Through the addon (Godot's `TCPServer`, listen backlog 8) and against th
 served directly (`python -m sidecar --serve PORT`, backlog 128), both on one fresh headless
 editor of the demo project. Before each addon run the bench waits until the pump has parked
 (and any hot spell after the previous burst is over), which is how a burst usually finds it.
-`--addon DIR` measures another copy of the addon (e.g. an older checkout's) instead.
+`--addon DIR` measures another copy of the addon (e.g. an older checkout's) instead; `--also
+NAME=DIR` adds an editor with that copy, measured in the same rounds (a paired comparison on
+a machine whose load moves); `--warm` sends one request just before each burst (a pump that
+is awake); `--histogram` prints each run's answers per 100 ms.
 Not a test: it prints, it does not assert.
 """
 
