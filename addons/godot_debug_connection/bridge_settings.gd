@@ -38,12 +38,18 @@ func load_from_editor() -> void:
 	var es: EditorSettings = EditorInterface.get_editor_settings()
 	var args: PackedStringArray = godot_command_line()
 	var lsp: Array = _service_port(
-		args, "--lsp-port", "GODOT_LSP_PORT", "lsp_port", es, "network/language_server/remote_port"
+		args,
+		["GODOT_BRIDGE_LSP_PORT", "--lsp-port", "GODOT_LSP_PORT", "lsp_port"],
+		es,
+		"network/language_server/remote_port"
 	)
 	lsp_port = lsp[0]
 	lsp_port_source = lsp[1]
 	var dap: Array = _service_port(
-		args, "--dap-port", "GODOT_DAP_PORT", "dap_port", es, "network/debug_adapter/remote_port"
+		args,
+		["GODOT_BRIDGE_DAP_PORT", "--dap-port", "GODOT_DAP_PORT", "dap_port"],
+		es,
+		"network/debug_adapter/remote_port"
 	)
 	dap_port = dap[0]
 	dap_port_source = dap[1]
@@ -85,20 +91,18 @@ static func godot_command_line() -> PackedStringArray:
 	return str(text[0]).replace('"', " ").strip_edges().split(" ", false)
 
 
-## [port, source] of one of Godot's servers: the command-line `flag`, then environment
-## variable `env`, then project setting `key`, then editor setting `editor_key`, then Godot's
-## default. Before all of them, GODOT_BRIDGE_LSP_PORT / GODOT_BRIDGE_DAP_PORT (`env` with
-## BRIDGE_ in it) send the sidecar to a relay instead of to what Godot serves.
+## [port, source] of one of Godot's servers. `names` is [relay variable, command-line flag,
+## environment variable, project setting key]: the relay variable first (a relay or proxy
+## between the sidecar and Godot, which tests put there, is named explicitly), then the flag,
+## then the environment variable, then the project setting, then editor setting `editor_key`,
+## then Godot's default.
 static func _service_port(
-	args: PackedStringArray,
-	flag: String,
-	env: String,
-	key: String,
-	es: EditorSettings,
-	editor_key: String
+	args: PackedStringArray, names: PackedStringArray, es: EditorSettings, editor_key: String
 ) -> Array:
-	# A relay or proxy between the sidecar and Godot (tests put one there) is named explicitly.
-	var relay: String = OS.get_environment(env.replace("GODOT_", "GODOT_BRIDGE_")).strip_edges()
+	var flag: String = names[1]
+	var env: String = names[2]
+	var key: String = names[3]
+	var relay: String = OS.get_environment(names[0]).strip_edges()
 	if relay.is_valid_int():
 		return [relay.to_int(), "relay"]
 	var from_flag: int = cmdline_port(args, flag)
