@@ -179,6 +179,34 @@ def test_limit_101st_connection_gets_polite_503_and_slot_is_reused(editor: Edito
     _wait_active(editor, 0)
 
 
+def test_issue_11_slots_of_closed_agents_are_free_for_the_next_one_at_once(
+    editor: Editor,
+) -> None:
+    # 100 curl-style agents leave and one connects right after: the closed ones still hold
+    # their slots until the pump's next status sweep (while it is parked, up to a second),
+    # so the newcomer must not be refused with 503 for that.
+    _wait_active(editor, 0)
+    for _ in range(3):
+        mark = editor.mark()
+        socks: list[socket.socket] = []
+        try:
+            for _ in range(100):
+                s = socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10)
+                socks.append(s)
+                s.sendall(http_get(editor.bridge_port, "/status"))
+                assert read_response(s).status == 200
+            editor.wait_for(r"Total clients: 100\b", 10, mark)
+            time.sleep(1.3)  # past the pump's 1 s of warmth: it parks
+        finally:
+            for s in socks:
+                s.close()
+        with socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10) as s:
+            s.sendall(http_get(editor.bridge_port, "/status"))
+            answer = read_response(s)
+            assert answer.status == 200, answer.body
+        _wait_active(editor, 0)
+
+
 def test_connect_and_disconnect_lines_are_logged(editor: Editor) -> None:
     mark = editor.mark()
     with socket.create_connection(("127.0.0.1", editor.bridge_port), timeout=10) as s:

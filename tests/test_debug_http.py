@@ -245,7 +245,7 @@ class _Forwarder:
 def editor_without_dap(tmp_path: Path, godot_bin: str) -> Iterator[tuple[Editor, _Forwarder]]:
     """An editor whose sidecar looks for the DAP on a port where nothing listens yet."""
     hidden = free_port()
-    ed = Editor(make_demo_project(tmp_path / "project"), env={"GODOT_DAP_PORT": str(hidden)})
+    ed = Editor(make_demo_project(tmp_path / "project"), env={"GODOT_BRIDGE_DAP_PORT": str(hidden)})
     forwarder = _Forwarder(hidden, ed.dap_port)
     try:
         ed.start()

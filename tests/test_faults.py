@@ -2,7 +2,7 @@
 and coming back, agents vanishing mid-request, a link peer sending broken frames.
 
 One editor serves the module. Its sidecar reaches Godot's DAP and LSP through relays this
-test controls (GODOT_DAP_PORT / GODOT_LSP_PORT point at them), and its "Python"
+test controls (GODOT_BRIDGE_DAP_PORT / GODOT_BRIDGE_LSP_PORT point at them), and its "Python"
 (GODOT_BRIDGE_PYTHON) is a stand-in script that runs the real sidecar unless the control
 file asks it to misbehave on the link for one spawn. The tests run in file order: the
 sidecar kill comes first, while the addon's respawn backoff is at its minimum.
@@ -173,8 +173,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator
     for relay in relays.values():
         relay.start()
     ed.extra_env = {
-        "GODOT_DAP_PORT": str(relays["dap"].port),
-        "GODOT_LSP_PORT": str(relays["lsp"].port),
+        "GODOT_BRIDGE_DAP_PORT": str(relays["dap"].port),
+        "GODOT_BRIDGE_LSP_PORT": str(relays["lsp"].port),
         "GODOT_BRIDGE_PYTHON": str(standin),
         "GODOT_BRIDGE_TEST_CONTROL": str(control),
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),

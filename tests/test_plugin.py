@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import psutil
-from harness import Editor, http_get, make_demo_project, port_is_free, read_response
+from harness import (
+    REPO,
+    Editor,
+    free_port,
+    http_get,
+    make_demo_project,
+    port_is_free,
+    read_response,
+)
 
 
 def _gone(pid: int, timeout: float) -> bool:
@@ -86,3 +96,39 @@ def test_addon_in_a_fresh_project_serves_status(tmp_path: Path, godot_bin: str) 
         assert not (project / "demo").exists()
     finally:
         ed.stop()
+
+
+def test_issue_11_every_tracked_script_has_its_uid_tracked() -> None:
+    # Godot writes a `.uid` beside every script on first import; one missing from git gets a
+    # different uid in every copy of the addon, and `uid://` references break between them.
+    listed = subprocess.run(
+        ["git", "ls-files", "--", "addons", "demo"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    tracked = set(listed)
+    scripts = [p for p in listed if p.endswith(".gd")]
+    assert scripts, "git lists no scripts under addons/ or demo/"
+    missing = [p for p in scripts if p + ".uid" not in tracked]
+    assert not missing, f"scripts without a tracked .uid: {missing}"
+    for p in scripts:
+        assert (REPO / (p + ".uid")).read_text().startswith("uid://"), p
+
+
+def test_issue_11_gdscript_settings_read_godots_own_port_flags(godot_bin: str) -> None:
+    lsp, dap = free_port(), free_port()
+    cmd = [godot_bin, "--headless", "--path", str(REPO), "--lsp-port", str(lsp)]
+    cmd += ["--dap-port", str(dap), "--script", "res://tests/gd/test_settings.gd"]
+    proc = subprocess.run(
+        [*cmd, "--", str(lsp), str(dap)], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    summary = re.search(r"^gdscript: (\d+) passed, (\d+) failed$", proc.stdout, re.M)
+    assert summary, output[-3000:]
+    assert (int(summary[1]), int(summary[2])) == (12, 0), output[-3000:]
+    # The one warning is the one for the `--lsp-port=N` form.
+    warnings = [line for line in output.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "Godot ignores '--lsp-port=16505'" in warnings[0], warnings

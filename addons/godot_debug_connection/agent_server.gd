@@ -21,6 +21,23 @@ const EXPIRE_EVERY_MSEC: int = 100
 ## How often every agent socket's status is polled (a closed connection shows only there);
 ## in between the pump only asks each for its available bytes, one syscall instead of four.
 const SWEEP_MSEC: int = 50
+## Godot's TCPServer listen backlog (core/io/tcp_server.cpp); a pass that takes this many at
+## once found the queue full.
+const LISTEN_BACKLOG: int = 8
+## While connections keep arriving, look for the next one this long before doing anything
+## else; never longer than BURST_MAX_USEC in one pass.
+const BURST_SPIN_USEC: int = 1000
+const BURST_MAX_USEC: int = 20000
+## The kernel drops the SYNs of a burst that overflows the backlog, and a Linux client resends
+## each 1 s, 3 s and 7 s after its first (initial RTO 1 s, doubling): the resends of one burst
+## come back as bursts of their own, as tight as the first. Around those moments the pump does
+## nothing but look for connections. A burst's dropped SYNs were sent from up to a parked
+## pump's look (200 ms) before its backlog was found full until the last time it was found full
+## (within OVERFLOW_EPISODE_USEC of the first); the windows cover that span, shifted.
+const RESENDS_AFTER_USEC: Array[int] = [1000000, 3000000, 7000000]
+const RESEND_EARLY_USEC: int = 250000
+const RESEND_LATE_USEC: int = 60000
+const OVERFLOW_EPISODE_USEC: int = 500000
 
 var max_clients: int = 100
 var idle_timeout_msec: int = 60000
@@ -47,6 +64,11 @@ var _answering: Dictionary = {}
 ## client id -> msec of the last byte read from or queued for it
 var _last_io: Dictionary = {}
 var _next_expire_msec: int = 0
+## Connections taken from the listen queue, not yet registered (reused)
+var _incoming: Array[StreamPeerTCP] = []
+## When the listen backlog was first and last found full in the latest burst, or -1
+var _overflow_first_usec: int = -1
+var _overflow_last_usec: int = -1
 
 
 ## Listens on 127.0.0.1:port. Returns OK or the listen error.
@@ -72,28 +94,63 @@ func describe() -> Array:
 	return out
 
 
-## Takes new connections; puts the ids of the accepted ones into `accepted` (the caller's,
-## reused: the pump calls this on every pass).
-func accept_new(accepted: Array[int]) -> void:
-	while _server.is_connection_available():
-		var peer: StreamPeerTCP = _server.take_connection()
-		if peer == null:
+## Takes new connections; puts the ids of the accepted ones into `accepted` and those of
+## agents found closed while making room for them into `freed` (both the caller's, reused: the
+## pump calls this on every pass). Godot listens with a backlog of 8 and the kernel drops the
+## SYNs of a burst beyond it (the client resends them 1 s, then 3 s later), so the queue is
+## emptied first, with nothing else in between, and watched for BURST_SPIN_USEC more while a
+## burst is arriving; the bookkeeping and log lines come after.
+func accept_new(accepted: Array[int], freed: Array[int]) -> void:
+	var last: int = Time.get_ticks_usec()
+	var give_up: int = last + BURST_MAX_USEC
+	while true:
+		if _server.is_connection_available():
+			var peer: StreamPeerTCP = _server.take_connection()
+			if peer == null:
+				break
+			_incoming.append(peer)
+			last = Time.get_ticks_usec()
+			continue
+		var now: int = Time.get_ticks_usec()
+		if _incoming.size() < 2 or now - last >= BURST_SPIN_USEC or now >= give_up:
 			break
+	if _incoming.size() >= LISTEN_BACKLOG:
+		_note_overflow(Time.get_ticks_usec())
+	var swept: bool = false
+	for peer: StreamPeerTCP in _incoming:
+		if _peers.size() >= max_clients and not swept:
+			swept = true
+			_free_closed(freed)
 		if _peers.size() >= max_clients:
 			_reject(peer)
-			continue
-		peer.set_no_delay(true)
-		var id: int = _next_id
-		_next_id += 1
-		_peers[id] = peer
-		_out[id] = PackedByteArray()
-		var now: int = Time.get_ticks_msec()
-		_head_since[id] = now
-		_head_tail[id] = PackedByteArray()
-		_last_io[id] = now
-		accepted.append(id)
-		print("✓ Client %d connected. Total clients: %d" % [id, _peers.size()])
+		else:
+			accepted.append(_add(peer))
+	_incoming.clear()
 	_drain_rejected()
+
+
+## True while the SYNs a burst lost to the full backlog are due back: the pump then only
+## looks for connections between its passes ([method wait_for_connection]) and never parks.
+func expects_resent_connections() -> bool:
+	if _overflow_first_usec < 0:
+		return false
+	var now: int = Time.get_ticks_usec()
+	for after: int in RESENDS_AFTER_USEC:
+		var opens: int = _overflow_first_usec + after - RESEND_EARLY_USEC
+		if now >= opens and now <= _overflow_last_usec + after + RESEND_LATE_USEC:
+			return true
+	if now > _overflow_last_usec + RESENDS_AFTER_USEC[-1] + RESEND_LATE_USEC:
+		_overflow_first_usec = -1
+	return false
+
+
+## Returns as soon as a connection waits to be accepted, or after `max_usec`: a spin on the
+## listen socket alone, the fastest Godot can notice one.
+func wait_for_connection(max_usec: int) -> void:
+	var until: int = Time.get_ticks_usec() + max_usec
+	while Time.get_ticks_usec() < until:
+		if _server.is_connection_available():
+			return
 
 
 ## "host:port" of a connected agent.
@@ -339,6 +396,44 @@ static func _has_head_end(data: PackedByteArray) -> bool:
 			return true
 		i = data.find(10, i + 1)
 	return false
+
+
+# A pass found the backlog full. Within one burst that extends the span whose resends are
+# awaited; a full backlog while resends come back belongs to the burst that sent them.
+func _note_overflow(now: int) -> void:
+	if _overflow_first_usec < 0 or now > _overflow_last_usec + RESENDS_AFTER_USEC[-1]:
+		_overflow_first_usec = now
+		_overflow_last_usec = now
+	elif now - _overflow_first_usec <= OVERFLOW_EPISODE_USEC:
+		_overflow_last_usec = now
+
+
+func _add(peer: StreamPeerTCP) -> int:
+	peer.set_no_delay(true)
+	var id: int = _next_id
+	_next_id += 1
+	_peers[id] = peer
+	_out[id] = PackedByteArray()
+	var now: int = Time.get_ticks_msec()
+	_head_since[id] = now
+	_head_tail[id] = PackedByteArray()
+	_last_io[id] = now
+	print("✓ Client %d connected. Total clients: %d" % [id, _peers.size()])
+	return id
+
+
+# At the limit: agents that closed since the last sweep still hold their slots (a closed
+# connection shows only in a status poll); free those before refusing anyone.
+func _free_closed(freed: Array[int]) -> void:
+	var closed: Array[int] = []
+	for id: int in _peers:
+		var peer: StreamPeerTCP = _peers[id]
+		peer.poll()
+		if peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
+			closed.append(id)
+	for id: int in closed:
+		drop(id)
+		freed.append(id)
 
 
 func _reject(peer: StreamPeerTCP) -> void:

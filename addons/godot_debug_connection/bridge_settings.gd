@@ -2,6 +2,12 @@
 extends RefCounted
 ## Where the bridge listens and what it runs: environment first, then project settings
 ## under `godot_debug_connection/`, then defaults. Read on the main thread.
+##
+## Godot's LSP and DAP ports are the ones this editor really serves: its own `--lsp-port` /
+## `--dap-port` command-line flags first (they override the editor settings inside Godot, and
+## the editor settings are shared by every editor of the machine, so they may name another
+## editor's servers), then GODOT_LSP_PORT / GODOT_DAP_PORT or the project settings, then the
+## editor settings.
 
 const SETTING_PREFIX: String = "godot_debug_connection/"
 
@@ -9,6 +15,13 @@ var bridge_port: int = 8080
 var max_clients: int = 100
 var lsp_port: int = 6005
 var dap_port: int = 6006
+## Where each of the two came from ("flag", "environment", "project setting", "editor
+## setting", "default"), for the log line that names them.
+var lsp_port_source: String = "default"
+var dap_port_source: String = "default"
+## The remote-debug port this editor's games connect back to: 0 picks a free one for the
+## session (several editors on one machine then never clash), -1 leaves the editor setting.
+var debug_port: int = 0
 var python: String = "python3"
 var project_dir: String = ""
 ## Seconds an agent connection may sit idle (no request under way) before it is closed.
@@ -23,17 +36,110 @@ func load_from_editor() -> void:
 	bridge_port = _int_setting("GODOT_BRIDGE_PORT", "port", 8080)
 	max_clients = _int_setting("GODOT_BRIDGE_MAX_CLIENTS", "max_clients", 100)
 	var es: EditorSettings = EditorInterface.get_editor_settings()
-	lsp_port = _int_setting(
-		"GODOT_LSP_PORT", "lsp_port", _editor_int(es, "network/language_server/remote_port", 6005)
+	var args: PackedStringArray = godot_command_line()
+	var lsp: Array = _service_port(
+		args,
+		["GODOT_BRIDGE_LSP_PORT", "--lsp-port", "GODOT_LSP_PORT", "lsp_port"],
+		es,
+		"network/language_server/remote_port"
 	)
-	dap_port = _int_setting(
-		"GODOT_DAP_PORT", "dap_port", _editor_int(es, "network/debug_adapter/remote_port", 6006)
+	lsp_port = lsp[0]
+	lsp_port_source = lsp[1]
+	var dap: Array = _service_port(
+		args,
+		["GODOT_BRIDGE_DAP_PORT", "--dap-port", "GODOT_DAP_PORT", "dap_port"],
+		es,
+		"network/debug_adapter/remote_port"
 	)
+	dap_port = dap[0]
+	dap_port_source = dap[1]
+	debug_port = _int_setting("GODOT_BRIDGE_DEBUG_PORT", "debug_port", 0)
 	python = _find_python(project_dir)
 	idle_timeout = maxi(1, _int_setting("GODOT_BRIDGE_IDLE_TIMEOUT", "idle_timeout", 60))
 	token = OS.get_environment("GODOT_BRIDGE_TOKEN").strip_edges()
 	if token.is_empty():
 		token = str(ProjectSettings.get_setting(SETTING_PREFIX + "token", "")).strip_edges()
+
+
+## The editor's whole command line. [method OS.get_cmdline_args] leaves out every argument Godot
+## itself took (`--path`, `--lsp-port`, ...), so it is read from the system: /proc on Linux,
+## `ps` on macOS and the BSDs, the process's CIM record on Windows.
+static func godot_command_line() -> PackedStringArray:
+	var pid: int = OS.get_process_id()
+	var raw: PackedByteArray = FileAccess.get_file_as_bytes("/proc/%d/cmdline" % pid)
+	if not raw.is_empty():
+		# NUL-separated, exactly as given: split by hand, a String stops at the first NUL.
+		var out: PackedStringArray = []
+		var start: int = 0
+		for i: int in raw.size():
+			if raw[i] == 0:
+				out.append(raw.slice(start, i).get_string_from_utf8())
+				start = i + 1
+		return out
+	var text: Array = []
+	var code: int = -1
+	if OS.get_name() == "Windows":
+		var query: String = (
+			"(Get-CimInstance Win32_Process -Filter 'ProcessId=%d').CommandLine" % pid
+		)
+		code = OS.execute("powershell", ["-NoProfile", "-Command", query], text)
+	else:
+		code = OS.execute("ps", ["-ww", "-o", "args=", "-p", str(pid)], text)
+	if code != 0 or text.is_empty():
+		return OS.get_cmdline_args()
+	# Only numbers are read from it, so splitting at blanks is enough.
+	return str(text[0]).replace('"', " ").strip_edges().split(" ", false)
+
+
+## [port, source] of one of Godot's servers. `names` is [relay variable, command-line flag,
+## environment variable, project setting key]: the relay variable first (a relay or proxy
+## between the sidecar and Godot, which tests put there, is named explicitly), then the flag,
+## then the environment variable, then the project setting, then editor setting `editor_key`,
+## then Godot's default.
+static func _service_port(
+	args: PackedStringArray, names: PackedStringArray, es: EditorSettings, editor_key: String
+) -> Array:
+	var flag: String = names[1]
+	var env: String = names[2]
+	var key: String = names[3]
+	var relay: String = OS.get_environment(names[0]).strip_edges()
+	if relay.is_valid_int():
+		return [relay.to_int(), "relay"]
+	var from_flag: int = cmdline_port(args, flag)
+	if from_flag > 0:
+		return [from_flag, "flag"]
+	var raw: String = OS.get_environment(env).strip_edges()
+	if raw.is_valid_int():
+		return [raw.to_int(), "environment"]
+	if ProjectSettings.has_setting(SETTING_PREFIX + key):
+		var value: Variant = ProjectSettings.get_setting(SETTING_PREFIX + key)
+		if value is int or value is float:
+			return [int(value), "project setting"]
+	var fallback: int = 6005 if flag == "--lsp-port" else 6006
+	if es != null and es.has_setting(editor_key):
+		return [int(es.get_setting(editor_key)), "editor setting"]
+	return [fallback, "default"]
+
+
+## The port given to Godot as `flag` on its command line (`--lsp-port 123`; the last one
+## wins, as in Godot), or -1. Godot 4.6 ignores the form `--lsp-port=123` (its servers stay on
+## the editor setting's port), so that form names no port here either: it gets a warning.
+static func cmdline_port(args: PackedStringArray, flag: String) -> int:
+	var found: int = -1
+	for i: int in args.size():
+		if args[i].begins_with(flag + "="):
+			push_warning(
+				(
+					"GodotBridge: Godot ignores '%s'; write '%s %s' to move its server"
+					% [args[i], flag, args[i].substr(flag.length() + 1)]
+				)
+			)
+		if args[i] != flag or i + 1 >= args.size():
+			continue
+		var value: String = args[i + 1].strip_edges()
+		if value.is_valid_int() and value.to_int() > 0 and value.to_int() < 65536:
+			found = value.to_int()
+	return found
 
 
 static func _int_setting(env: String, key: String, fallback: int) -> int:
@@ -42,12 +148,6 @@ static func _int_setting(env: String, key: String, fallback: int) -> int:
 		return raw.to_int()
 	var value: Variant = ProjectSettings.get_setting(SETTING_PREFIX + key, fallback)
 	return int(value) if (value is int or value is float) else fallback
-
-
-static func _editor_int(es: EditorSettings, key: String, fallback: int) -> int:
-	if es != null and es.has_setting(key):
-		return int(es.get_setting(key))
-	return fallback
 
 
 static func _find_python(project_dir: String) -> String:

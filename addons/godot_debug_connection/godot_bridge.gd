@@ -19,7 +19,9 @@ const EditorActions := preload("res://addons/godot_debug_connection/editor_actio
 ##   pump pass every HOUSEKEEPING_MSEC for the agents' timeouts. GDScript has no `select`, so
 ##   something must look; a look from the editor's main thread (every frame, or on a Timer)
 ##   cost more idle CPU than this, and a thread of its own does not stall while the editor
-##   imports or shows a dialog.
+##   imports or shows a dialog;
+## - never parks while the SYNs a burst of connections lost to Godot's listen backlog are due
+##   back: around those moments it spins on the listen socket alone (agent_server.gd).
 const SPIN_USEC: int = 400
 const ANSWER_SPIN_USEC: int = 3000
 const SPIN_MAX_WAITING: int = 2
@@ -31,6 +33,9 @@ const LOOK_MSEC: int = 50
 const LONG_QUIET_USEC: int = 10000000
 const LONG_LOOK_MSEC: int = 200
 const HOUSEKEEPING_MSEC: int = 1000
+## While resent connections are due (agent_server.gd), the pump spins on the listen socket
+## this long between passes.
+const RESEND_LOOK_USEC: int = 2000
 
 var _settings: RefCounted
 var _agents: AgentServer = AgentServer.new()
@@ -85,6 +90,17 @@ func start() -> void:
 			% [_agents.get_port(), _settings.max_clients]
 		)
 	)
+	print(
+		(
+			"GodotBridge: Godot's language server on port %d (%s), debug adapter on port %d (%s)"
+			% [
+				_settings.lsp_port,
+				_settings.lsp_port_source,
+				_settings.dap_port,
+				_settings.dap_port_source,
+			]
+		)
+	)
 
 
 ## Stops the pump, closes every agent and stops the sidecar.
@@ -114,6 +130,10 @@ func _pump() -> void:
 		if waiting <= SPIN_MAX_WAITING:
 			if quiet < SPIN_USEC or (quiet < ANSWER_SPIN_USEC and waiting > 0):
 				continue
+		if _agents.expects_resent_connections():
+			# A burst overflowed the listen backlog and its dropped SYNs are due back now.
+			_agents.wait_for_connection(RESEND_LOOK_USEC)
+			continue
 		if quiet >= WARM_USEC and _can_park():
 			_park(LOOK_MSEC if quiet < LONG_QUIET_USEC else LONG_LOOK_MSEC)
 			idle_usec = MIN_IDLE_USEC
@@ -126,7 +146,14 @@ func _pump() -> void:
 func _pump_once() -> bool:
 	var busy: bool = false
 	_accepted.clear()
-	_agents.accept_new(_accepted)
+	_gone.clear()
+	_agents.accept_new(_accepted, _gone)
+	# Agents found closed while making room: already dropped; the sidecar learns it before
+	# it hears of the newcomers.
+	for id: int in _gone:
+		busy = true
+		_in_flight.erase(id)
+		_link.send({"op": "close", "id": id, "reason": "agent closed"})
 	for id: int in _accepted:
 		busy = true
 		_link.send({"op": "open", "id": id, "peer": _agents.peer_name(id)})
@@ -166,6 +193,8 @@ func _park(look_msec: int) -> void:
 	while not _stopping and Time.get_ticks_msec() < until:
 		OS.delay_msec(look_msec)
 		if _agents.has_input() or _link.has_input() or _link.is_due():
+			return
+		if _agents.expects_resent_connections():
 			return
 
 

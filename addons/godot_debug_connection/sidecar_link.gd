@@ -133,6 +133,9 @@ func _spawn() -> void:
 		str(_settings.dap_port),
 		"--max-clients",
 		str(_settings.max_clients),
+		# Who the sidecar works for: it checks that the servers it reaches are this editor's.
+		"--editor-pid",
+		str(OS.get_process_id()),
 	]
 	# The tokens travel in the environment so they never show in a process listing.
 	OS.set_environment("GODOT_BRIDGE_LINK_TOKEN", _token)
