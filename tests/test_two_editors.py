@@ -58,7 +58,8 @@ def call(
 def ok(editor: Editor, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     status, answer = call(editor, method, path, body)
     assert status == 200, (editor.base_url, path, answer)
-    return answer.get("result", answer)  # /status answers at the top level
+    # /status answers the seed's shape at the top level; everything else in "result".
+    return answer if path == "/status" else answer["result"]
 
 
 def wait_ready(editor: Editor, timeout: float = 60) -> dict[str, Any]:
