@@ -247,6 +247,17 @@ class Editor:
                 time.sleep(0.1)
         raise AssertionError(f"bridge never served /status: {last}\n{self.output[-3000:]}")
 
+    def wait_until_ready(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Polls `GET /status` until both of Godot's services are connected (overall_ready)."""
+        deadline = time.monotonic() + timeout
+        status = self.wait_until_serving(timeout)
+        while not status["overall_ready"]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"services never both ready: {status}\n{self.output[-2000:]}")
+            time.sleep(0.1)
+            status = self.wait_until_serving(max(deadline - time.monotonic(), 1.0))
+        return status
+
     def sidecar_pids(self) -> list[int]:
         """Pids of live sidecar processes started by this editor."""
         found = []

@@ -68,13 +68,6 @@ def status_of(ed: Editor) -> dict[str, Any]:
     return answer
 
 
-def wait_ready(ed: Editor, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not status_of(ed)["overall_ready"]:
-        assert time.monotonic() < deadline, "LSP and DAP never both connected"
-        time.sleep(0.1)
-
-
 def godot_has_logger(ed: Editor) -> bool:
     """Godot 4.5+ lets the addon catch the parse error's own message."""
     m = re.search(r"Godot Engine v(\d+)\.(\d+)", ed.output)
@@ -85,7 +78,7 @@ def godot_has_logger(ed: Editor) -> bool:
 
 
 def test_script_written_on_disk_is_reloaded_and_open_documents_follow(editor: Editor) -> None:
-    wait_ready(editor)
+    editor.wait_until_ready()
     copy = editor.project / "demo" / "reload_copy.gd"
     res = "res://demo/reload_copy.gd"
     copy.write_text(MAIN_TEXT)
@@ -117,7 +110,7 @@ def test_script_written_on_disk_is_reloaded_and_open_documents_follow(editor: Ed
 
 
 def test_running_game_gets_the_new_script(editor: Editor) -> None:
-    wait_ready(editor)
+    editor.wait_until_ready()
     main = editor.project / "demo" / "main.gd"
     since = ok(editor, "GET", "/debug/events")["next"]
     ok(editor, "POST", "/debug/launch", {"scene": "main"})
@@ -142,7 +135,7 @@ def test_running_game_gets_the_new_script(editor: Editor) -> None:
 
 def test_issue_11_reload_while_stopped_waits_until_the_game_runs_on(editor: Editor) -> None:
     """Godot's game notes a reload and applies it in its next idle frame: none while stopped."""
-    wait_ready(editor)
+    editor.wait_until_ready()
     main = editor.project / "demo" / "main.gd"
     tick_line = next(i + 1 for i, t in enumerate(MAIN_TEXT.splitlines()) if TICK in t)
     source = {"path": "res://demo/main.gd"}

@@ -32,7 +32,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterato
     ed = Editor(project, env={"GODOT_BRIDGE_IDLE_TIMEOUT": str(IDLE_TIMEOUT)})
     try:
         ed.start()
-        ed.first_sidecar = ed.wait_until_serving()["sidecar"]["pid"]  # type: ignore[attr-defined]
+        # The corpus expects answers from Godot's services, not 503s while they connect.
+        ed.first_sidecar = ed.wait_until_ready()["sidecar"]["pid"]  # type: ignore[attr-defined]
         ed.corpus_mark = ed.mark()  # type: ignore[attr-defined]
         yield ed
     finally:

@@ -91,16 +91,6 @@ def bridge_status(ed: Editor) -> dict[str, Any]:
     return answer
 
 
-def wait_ready(ed: Editor, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = bridge_status(ed)
-        if status["overall_ready"]:
-            return status
-        assert time.monotonic() < deadline, f"never ready: {status}"
-        time.sleep(0.2)
-
-
 def latest_event(ed: Editor) -> int:
     return int(ok(ed, "GET", "/debug/events")["latest"])
 
@@ -186,7 +176,7 @@ def creeps(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator
     ed = Editor(project, flags_only=True)
     try:
         ed.start()
-        wait_ready(ed)
+        ed.wait_until_ready()
         yield ed
     finally:
         ed.stop()
@@ -207,7 +197,7 @@ def stopped_in_process(creeps: Editor) -> Iterator[dict[str, Any]]:
 
 
 def test_issue_11_real_project_bridge_serves_the_ports_of_the_flags(creeps: Editor) -> None:
-    status = wait_ready(creeps)
+    status = creeps.wait_until_ready()
     assert status["debug_adapter"]["port"] == creeps.dap_port
     assert status["language_server"]["port"] == creeps.lsp_port
     assert status["debug_adapter"]["state"] == status["language_server"]["state"] == "connected"

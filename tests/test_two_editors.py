@@ -62,17 +62,6 @@ def ok(editor: Editor, method: str, path: str, body: dict[str, Any] | None = Non
     return answer if path == "/status" else answer["result"]
 
 
-def wait_ready(editor: Editor, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status = ok(editor, "GET", "/status")
-        if status["overall_ready"]:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"{editor.base_url} never ready: {status}")
-
-
 def wait_event(
     editor: Editor, since: int, wanted: Callable[[dict[str, Any]], bool], timeout: float = 30
 ) -> dict[str, Any]:
@@ -98,7 +87,7 @@ def test_issue_11_ports_from_flags_not_from_another_editors_settings(tmp_path: P
     second: Editor | None = None
     try:
         first.start()
-        wait_ready(first)
+        first.wait_until_ready()
         bps = ok(
             first,
             "POST",
@@ -119,7 +108,7 @@ def test_issue_11_ports_from_flags_not_from_another_editors_settings(tmp_path: P
         )
         second = Editor(second_project, env=env, flags_only=True)
         second.start()
-        status = wait_ready(second)
+        status = second.wait_until_ready()
         assert status["language_server"]["port"] == second.lsp_port
         assert status["debug_adapter"]["port"] == second.dap_port
         second.wait_for(
@@ -181,7 +170,7 @@ def test_issue_11_two_editors_launch_games_at_once(tmp_path: Path) -> None:
         for ed in editors:
             ed.start()
         for ed in editors:
-            wait_ready(ed)
+            ed.wait_until_ready()
         marks = [ok(ed, "GET", "/debug/events")["latest"] for ed in editors]
         for ed in editors:
             ok(ed, "POST", "/debug/launch", {"scene": "main"})
