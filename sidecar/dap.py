@@ -30,9 +30,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,10 @@ VARIABLES_RETRY_DELAY = 0.1
 # waits this long for that stop instead of failing with 409.
 STEP_GRACE = 2.0
 GAME_END_WAIT = 1.0
+# After our terminate, Godot announces the end only if the game's debugger session was up
+# (a terminate right after launch gets nothing): past this, the end is inferred.
+TERMINATE_WAIT = 2.0
+ENDED = frozenset({"terminated", "exited"})
 STOP_BUDGET = 1.0  # seconds the sidecar may spend tidying up on its way out
 # A failed evaluation is answered like a null; the game's error message follows its
 # `evaluation_return` at once (same debug-loop turn): waited for this long at most.
@@ -62,6 +67,10 @@ HIT_WAIT = 1.0  # for the stack naming a breakpoint stop's agents, before announ
 RECOVER_WAIT = 0.6  # for the stack a stopped game sends again after a reconnect
 GAME_KILL_WAIT = 1.0  # between SIGTERM and SIGKILL for a game the editor left behind
 REFUSED_BREAKPOINT_FIELDS = ("condition", "hitCondition", "logMessage")
+# Lines Godot never stops at, though it marks a breakpoint there verified: blank lines,
+# comments, and declarations that compile to no code. (Its `breakpointLocations` only
+# echoes the line asked about, so the text is all there is to go by.)
+NEVER_RUNS = re.compile(r"\s*(#.*)?|\s*(signal|extends|class_name)\b.*", re.DOTALL)
 SIDECAR = "sidecar"  # the scheduler's name for requests the sidecar makes on its own
 # Breakpoints live here first: clearing them needs no connection (a new one gets the union).
 OFFLINE_COMMANDS = frozenset({"clearBreakpoints"})
@@ -69,6 +78,8 @@ EVALUATION_RETURN = frozenset({"evaluation_return"})
 ANY_MESSAGE = None
 
 Args = dict[str, Any]
+# A command's execution, made by its handler once the arguments are parsed (see `call`).
+Run = Coroutine[Any, Any, Any]
 
 
 # -- request arguments ---------------------------------------------------------------
@@ -431,6 +442,10 @@ class DapSession:
         self._game_exe: str | None = None  # from the `process` event
         self._tasks: set[asyncio.Task[Any]] = set()
         self._launches = 0  # a stop found after connecting is stale once a launch began
+        # Breakpoint ids of our own, one per (file, line): Godot numbers a line anew each
+        # time the editor toggles it (at launch too) and after every game, and names the
+        # oldest entry of a line in `hitBreakpointIds`, so its ids disagree with each other.
+        self._bp_ids: dict[tuple[str, int], int] = {}
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -592,13 +607,13 @@ class DapSession:
                 return
         elif name == "continued":
             self._forget_stop()
-        elif name in ("terminated", "exited"):
-            self._forget_stop()
-            self._running = self._stepping = False
-            self._game_pid = None
+        elif name in ENDED:
+            self._game_ended()
             # Godot's adapter clears its breakpoint list when a game ends; the editor
             # keeps them, but stops at them would no longer be announced.
             self._resync_soon()
+        elif name == "breakpoint":
+            body = self._own_breakpoint_event(body)
         elif name in ("process", "output"):
             self._running = True  # output comes from the game, even one the editor started
             if name == "process" and isinstance(body.get("name"), str):
@@ -607,6 +622,11 @@ class DapSession:
         # whatever else Godot may add; `initialized` only concerns the handshake.
         if name and name != "initialized":
             self._append(name, body)
+
+    def _game_ended(self) -> None:
+        self._forget_stop()
+        self._running = self._stepping = False
+        self._game_pid, self._pid_wanted = None, False
 
     def _is_pause_echo(self, body: Args) -> bool:
         return (
@@ -626,8 +646,10 @@ class DapSession:
         """Announce a breakpoint stop with where it is and whose breakpoint it was."""
         body = dict(stop.body)
         try:
+            # Godot's ids are not the ones agents were given: ours, from the place.
+            body.pop("hitBreakpointIds", None)
             trace = await asyncio.wait_for(self._trace(SIDECAR, THREAD_ID), HIT_WAIT)
-            body.update(self._where(trace.get("stackFrames") or []))
+            body.update(self._where(trace.get("stackFrames") or [], hit=True))
         except (BridgeError, asyncio.TimeoutError) as err:
             log.info("breakpoint stop announced without its place: %r", err)
         finally:
@@ -636,8 +658,9 @@ class DapSession:
             for name, later in held:
                 self.events.append(name, later)
 
-    def _where(self, frames: list[Args]) -> Args:
-        """The top frame's place, and the agents with a breakpoint right there."""
+    def _where(self, frames: list[Args], *, hit: bool = False) -> Args:
+        """The top frame's place, and the agents with a breakpoint right there (and, for
+        a breakpoint stop, the bridge's id of that breakpoint)."""
         if not frames or not isinstance(frames[0], dict):
             return {}
         top = frames[0]
@@ -654,7 +677,10 @@ class DapSession:
             if any(b.line == line for b in lst)
         )
         res = to_res_path(self.project, path) if _inside(self.project, path) else path
-        return {"source": {"path": res}, "line": line, "hit_by": hit_by}
+        place: Args = {"source": {"path": res}, "line": line, "hit_by": hit_by}
+        if hit or hit_by:
+            place["hitBreakpointIds"] = [self.breakpoint_id(path, line)]
+        return place
 
     def _on_custom_data(self, body: Args) -> None:
         message = str(body.get("message", ""))
@@ -730,16 +756,23 @@ class DapSession:
     # -- commands --------------------------------------------------------------------
 
     async def call(self, command: str, agent: str, args: Args) -> Any:
-        """Run the endpoint named `command` for `agent` with the DAP arguments `args`."""
+        """Run the endpoint named `command` for `agent` with the DAP arguments `args`.
+
+        Every handler is in two parts: called, it parses and checks `args` (a bad request
+        is a 400 whatever state the adapter is in) and hands back its execution, which
+        runs only once the adapter is known to be there.
+        """
         handler = self._commands().get(command)
         if handler is None:
             raise RequestError(f"unknown debug command '{command}'", status=404, code="not_found")
+        execution = handler(agent, args)
         if not self.peer.connected and command not in OFFLINE_COMMANDS:
-            # Our idea of the game's state is stale while the adapter is away: say so first.
+            execution.close()  # never started: nothing was sent, nothing to undo
+            # Our idea of the game's state is stale while the adapter is away: say so.
             raise self.peer.unavailable()
-        return await handler(agent, args)
+        return await execution
 
-    def _commands(self) -> dict[str, Callable[[str, Args], Awaitable[Any]]]:
+    def _commands(self) -> dict[str, Callable[[str, Args], Run]]:
         return {
             "launch": self.launch,
             "setBreakpoints": self.set_breakpoints,
@@ -757,7 +790,7 @@ class DapSession:
             "terminate": self.terminate,
         }
 
-    async def launch(self, agent: str, args: Args) -> Args:
+    def launch(self, agent: str, args: Args) -> Run:
         scene = self._scene(_optional(args, "scene", str, "main"))
         no_debug = _optional(args, "noDebug", bool, False)
         play_args = list(_optional(args, "playArgs", list, []))
@@ -777,6 +810,9 @@ class DapSession:
         }
         if play_args:
             arguments["playArgs"] = play_args
+        return self._launch(agent, arguments, scene)
+
+    async def _launch(self, agent: str, arguments: Args, scene: str) -> Args:
         # Godot keeps one pending launch per connection: two interleaved would lose one.
         self._launches += 1
         self._game_pid, self._pid_wanted = None, True
@@ -853,31 +889,52 @@ class DapSession:
             )
         return to_res_path(self.project, path)
 
-    async def set_breakpoints(self, agent: str, args: Args) -> Args:
+    def set_breakpoints(self, agent: str, args: Args) -> Run:
         path = _script_path(self.project, _source_path(args))
-        wanted = _breakpoints(args)
+        return self._set_breakpoints(agent, path, _breakpoints(args))
+
+    async def _set_breakpoints(self, agent: str, path: str, wanted: list[SourceBreakpoint]) -> Args:
         bps = self._files.setdefault(path, _FileBreakpoints())
         async with bps.lock:
             if wanted:
                 bps.by_agent[agent] = wanted
             else:
                 bps.by_agent.pop(agent, None)
-            count = _line_count(path)
-            body = await self._godot(agent, "setBreakpoints", _set_args(path, bps.union(count)))
+            text = _read_lines(path)
+            union = bps.union(len(text))
+            body = await self._godot(agent, "setBreakpoints", _set_args(path, union))
         by_line = {b.get("line"): b for b in body.get("breakpoints", []) if isinstance(b, dict)}
-        return {"breakpoints": [self._own(b, by_line.get(b.line), path, count) for b in wanted]}
+        return {"breakpoints": [self._own(b, by_line.get(b.line), path, text) for b in wanted]}
 
-    def _own(self, bp: SourceBreakpoint, godot: Args | None, path: str, count: int) -> Args:
-        if godot is not None:
-            return {**godot, "line": bp.line, "verified": bool(godot.get("verified", False))}
-        if bp.line > count:
-            why = f"line {bp.line} is past the end of the file ({count} lines)"
-        else:
+    def _own(self, bp: SourceBreakpoint, godot: Args | None, path: str, text: list[str]) -> Args:
+        """Godot's answer for one of the agent's lines, with the bridge's id for it."""
+        own = {"id": self.breakpoint_id(path, bp.line), "line": bp.line}
+        why = _never_stops(text, bp.line)
+        if godot is not None and why is None:
+            return {**godot, **own, "verified": bool(godot.get("verified", False))}
+        if why is None:
             why = (
                 "Godot did not accept this breakpoint (the editor may have an older "
                 "version of the file loaded)"
             )
-        return {"verified": False, "line": bp.line, "source": {"path": path}, "message": why}
+        return {**(godot or {}), **own, "verified": False, "source": {"path": path}, "message": why}
+
+    def breakpoint_id(self, path: str, line: int) -> int:
+        """The bridge's id of a breakpoint line, the same in every answer and event."""
+        key = (os.path.realpath(path), line)
+        found = self._bp_ids.get(key)
+        if found is None:
+            found = self._bp_ids[key] = len(self._bp_ids) + 1
+        return found
+
+    def _own_breakpoint_event(self, body: Args) -> Args:
+        """Godot's `breakpoint` event with the bridge's id for its line."""
+        bp = body.get("breakpoint")
+        source = bp.get("source") if isinstance(bp, dict) else None
+        path = source.get("path") if isinstance(source, dict) else None
+        if not isinstance(path, str) or not isinstance(bp.get("line"), int):
+            return body
+        return {**body, "breakpoint": {**bp, "id": self.breakpoint_id(path, bp["line"])}}
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]:
         """Breakpoints held for Godot: per file, per agent (or one agent's only)."""
@@ -892,7 +949,7 @@ class DapSession:
                 out[to_res_path(self.project, path)] = per_agent
         return out
 
-    async def clear_breakpoints(self, agent: str, args: Args) -> Args:
+    def clear_breakpoints(self, agent: str, args: Args) -> Run:
         """The agent's breakpoints (one file or all), or everyone's in one file."""
         everyone = _optional(args, "everyone", bool, False)
         if args.get("source") is None:
@@ -907,6 +964,11 @@ class DapSession:
         else:
             path = to_project_path(self.project, _source_path(args), must_exist=False)
             paths, where = [path], to_res_path(self.project, path)
+        return self._clear_breakpoints_of(agent, paths, where, everyone)
+
+    async def _clear_breakpoints_of(
+        self, agent: str, paths: list[str], where: str | None, everyone: bool
+    ) -> Args:
         cleared = await self._remove(paths, None if everyone else agent, strict=True)
         if cleared:
             self._append(
@@ -964,15 +1026,19 @@ class DapSession:
                     log.warning("could not take breakpoints out of %s: %s", res, err.message)
         return cleared
 
-    async def continue_(self, agent: str, args: Args) -> Args:
-        thread = _thread(args)
+    def continue_(self, agent: str, args: Args) -> Run:
+        return self._continue(agent, _thread(args))
+
+    async def _continue(self, agent: str, thread: int) -> Args:
         async with self._exec_lock:
             await self._stopped("continue")
             body = await self._resume(agent, "continue", thread)
         return {"allThreadsContinued": True, **body}
 
-    async def pause(self, agent: str, args: Args) -> Args:
-        thread = _thread(args)
+    def pause(self, agent: str, args: Args) -> Run:
+        return self._pause(agent, _thread(args))
+
+    async def _pause(self, agent: str, thread: int) -> Args:
         async with self._exec_lock:
             # Without a game Godot still announces a bogus "stopped" event.
             self._require_running("pause")
@@ -980,11 +1046,11 @@ class DapSession:
                 return {"alreadyStopped": True}
             return await self._godot(agent, "pause", {"threadId": thread})
 
-    async def next(self, agent: str, args: Args) -> Args:
-        return await self._step(agent, "next", _thread(args))
+    def next(self, agent: str, args: Args) -> Run:
+        return self._step(agent, "next", _thread(args))
 
-    async def step_in(self, agent: str, args: Args) -> Args:
-        return await self._step(agent, "stepIn", _thread(args))
+    def step_in(self, agent: str, args: Args) -> Run:
+        return self._step(agent, "stepIn", _thread(args))
 
     async def _step(self, agent: str, command: str, thread: int) -> Args:
         async with self._exec_lock:
@@ -1001,26 +1067,66 @@ class DapSession:
             self._stepping = command != "continue"
         return body
 
-    async def step_out(self, agent: str, args: Args) -> Args:
-        """`next` until the stack is shorter than where we started (Godot has no stepOut)."""
-        thread = _thread(args)
+    def step_out(self, agent: str, args: Args) -> Run:
+        return self._step_out(agent, _thread(args))
+
+    async def _step_out(self, agent: str, thread: int) -> Args:
+        """`next` until the game is back in the caller (Godot has no stepOut).
+
+        Back in the caller means the stack is the old one less its top frame (by function
+        and script; the caller's line moves on). A caller with nothing left to run after
+        the call returns too, and `next` then stops wherever the game runs a line next,
+        maybe in code that was not on the stack at all: the answer says so.
+        """
         deadline = time.monotonic() + self.timeout
         async with self._exec_lock:
             await self._stopped("stepOut")
-            depth = len(await self._frames(agent, thread))
-            if depth <= 1:
+            start = await self._frames(agent, thread)
+            if len(start) <= 1:
                 # Leaving the outermost frame means running on: that is a continue.
                 await self._resume(agent, "continue", thread)
                 return {"steps": 0, "continued": True}
+            callers = _frame_keys(start[1:])
             for steps in range(1, STEP_OUT_LIMIT + 1):
                 stop = await self._step_and_wait(agent, thread, deadline)
                 if stop is None or stop.event != "stopped":
                     return {"steps": steps, "stopped": False}
                 if stop.body.get("reason") != "step":
                     return {"steps": steps, "stopped": True, "reason": stop.body.get("reason")}
-                if len(await self._frames(agent, thread)) < depth:
-                    return {"steps": steps, "stopped": True}
+                now = await self._frames(agent, thread)
+                keys = _frame_keys(now)
+                if keys == callers:
+                    return {"steps": steps, "stopped": True, "in_caller": True}
+                if len(keys) > len(callers) and keys[-len(callers) :] == callers:
+                    continue  # still in the function being stepped out of (or deeper)
+                return {"steps": steps, "stopped": True, **self._past_the_caller(start, now)}
         return {"steps": STEP_OUT_LIMIT, "stopped": True, "limitReached": True}
+
+    def _past_the_caller(self, start: list[Args], now: list[Args]) -> Args:
+        """What a stepOut that did not stop in the caller did instead, in words too."""
+        callee, caller = start[0].get("name"), start[1].get("name")
+        keys, old = _frame_keys(now), _frame_keys(start[2:])
+        returned = (
+            f"'{callee}' returned, and so did its caller '{caller}' (nothing of it ran "
+            "after the call)"
+        )
+        if not now:
+            text = f"{returned}; the game stopped outside any script"
+        elif keys == old[len(old) - len(keys) :]:
+            text = f"{returned}; stopped further down the old stack, in {self._place(now[0])}"
+        else:
+            text = (
+                f"{returned}; the game stopped at the next line it ran, in "
+                f"{self._place(now[0])}, which was not on the stack"
+            )
+        return {"in_caller": False, "returned": True, "caller_finished": True, "text": text}
+
+    def _place(self, frame: Args) -> str:
+        source = frame.get("source") if isinstance(frame.get("source"), dict) else {}
+        path = str(source.get("path") or "?")
+        if os.path.isabs(path) and _inside(self.project, os.path.realpath(path)):
+            path = to_res_path(self.project, os.path.realpath(path))
+        return f"'{frame.get('name')}' ({path}:{frame.get('line')})"
 
     async def _step_and_wait(self, agent: str, thread: int, deadline: float) -> DebugEvent | None:
         since = self.events.latest
@@ -1053,16 +1159,21 @@ class DapSession:
 
         return await self._shared(f"stackTrace:{stop.epoch}", fetch)
 
-    async def stack_trace(self, agent: str, args: Args) -> Args:
+    def stack_trace(self, agent: str, args: Args) -> Run:
         thread = _thread(args)
         start = _optional(args, "startFrame", int, 0)
         levels = _optional(args, "levels", int, 0)
+        return self._stack_trace(agent, thread, start, levels)
+
+    async def _stack_trace(self, agent: str, thread: int, start: int, levels: int) -> Args:
         frames = await self._frames(agent, thread)
         end = start + levels if levels > 0 else None
         return {"stackFrames": frames[start:end], "totalFrames": len(frames)}
 
-    async def scopes(self, agent: str, args: Args) -> Args:
-        frame = require(args, "frameId", int)
+    def scopes(self, agent: str, args: Args) -> Run:
+        return self._scopes(agent, require(args, "frameId", int))
+
+    async def _scopes(self, agent: str, frame: int) -> Args:
         await self._stopped("scopes")
         await self._require_frame(agent, frame, "scopes")
         async with self._frame_lock:
@@ -1116,8 +1227,12 @@ class DapSession:
             self._refs.update(refs)
         return body
 
-    async def variables(self, agent: str, args: Args) -> Args:
+    def variables(self, agent: str, args: Args) -> Run:
         ref = require(args, "variablesReference", int)
+        extra = {k: args[k] for k in ("filter", "start", "count") if k in args}
+        return self._variables_of(agent, ref, extra)
+
+    async def _variables_of(self, agent: str, ref: int, extra: Args) -> Args:
         stop = await self._stopped("variables")
         if ref not in self._refs:
             # Godot would look for an unknown id in vain for seconds: answer at once.
@@ -1128,7 +1243,6 @@ class DapSession:
                 code="invalid_field",
                 details={"field": "variablesReference"},
             )
-        extra = {k: args[k] for k in ("filter", "start", "count") if k in args}
         key = f"variables:{stop.epoch}:{ref}:{json.dumps(extra, sort_keys=True)}"
         body = await self._shared(key, lambda: self._variables(agent, ref, extra))
         self._hand_out(stop, body.get("variables"))
@@ -1157,13 +1271,17 @@ class DapSession:
             await asyncio.sleep(VARIABLES_RETRY_DELAY)
             self._require_stopped("variables")
 
-    async def evaluate(self, agent: str, args: Args) -> Args:
+    def evaluate(self, agent: str, args: Args) -> Run:
         expression = require(args, "expression", str)
         # Without a frameId Godot uses whichever frame was inspected last: be explicit.
         frame = _optional(args, "frameId", int, 0)
         arguments: Args = {"expression": expression, "frameId": frame}
         if args.get("context") is not None:
             arguments["context"] = require(args, "context", str)
+        return self._evaluate(agent, arguments)
+
+    async def _evaluate(self, agent: str, arguments: Args) -> Args:
+        expression, frame = arguments["expression"], arguments["frameId"]
         # Godot defers evaluate until the game answers: with the game running that
         # stalls every request on the connection for seconds.
         stop = await self._stopped("evaluate")
@@ -1236,12 +1354,50 @@ class DapSession:
             return None  # a real null
         return _error_text(nxt.body.get("data") or [])
 
-    async def threads(self, agent: str, args: Args) -> Args:
-        return await self._shared("threads", lambda: self._godot(agent, "threads", None))
+    def threads(self, agent: str, args: Args) -> Run:
+        return self._shared("threads", lambda: self._godot(agent, "threads", None))
 
-    async def terminate(self, agent: str, args: Args) -> Args:
+    def terminate(self, agent: str, args: Args) -> Run:
+        return self._terminate(agent)
+
+    async def _terminate(self, agent: str) -> Args:
         # Not behind the execution lock: terminating must cut a long stepOut short.
-        return await self._godot(agent, "terminate", None)
+        running, pid, since = self._running, self._game_pid, self.events.latest
+        launches = self._launches
+        body = await self._godot(agent, "terminate", None)
+        if running:
+            await self._confirm_end(since, pid, agent, launches)
+        return body
+
+    async def _confirm_end(self, since: int, pid: int | None, agent: str, launches: int) -> None:
+        """Make sure the end of the game is announced and our state says so.
+
+        Godot announces `terminated` only for a game whose debugger session was up: one
+        terminated right after launch just dies. Once the game we know is gone, or Godot
+        stayed silent for TERMINATE_WAIT, the bridge announces the end itself.
+        """
+        deadline = time.monotonic() + TERMINATE_WAIT
+        while time.monotonic() < deadline:
+            if await self.events.next_of(since, ENDED, 0.1) is not None:
+                return
+            if pid is not None and not is_game_of(_cmdline(pid), self.project, self._game_exe):
+                break
+        if pid is not None and is_game_of(_cmdline(pid), self.project, self._game_exe):
+            log.warning("the game (pid %d) still runs after terminate", pid)
+            return
+        if not self._running or self._launches != launches:
+            return  # a new launch or another terminate settled it meanwhile
+        self._game_ended()
+        self._append(
+            "terminated",
+            {
+                "reason": "inferred",
+                "by": agent,
+                "pid": pid,
+                "text": "the game ended after a terminate, but Godot announced no end (its "
+                "debugger session had not started yet): announced by the bridge",
+            },
+        )
 
     async def wait_events(self, since: int = 0, wait: float = 0.0, limit: int = 500) -> Args:
         return await self.events.read(since, wait, limit)
@@ -1294,6 +1450,15 @@ def _set_args(path: str, lines: list[int]) -> Args:
         "source": {"path": path, "name": os.path.basename(path), "checksums": []},
         "breakpoints": [{"line": n} for n in lines],
     }
+
+
+def _frame_keys(frames: list[Args]) -> list[tuple[Any, Any]]:
+    """Frames as (function, script): what stays the same while a frame runs on."""
+    keys = []
+    for frame in frames:
+        source = frame.get("source") if isinstance(frame.get("source"), dict) else {}
+        keys.append((frame.get("name"), source.get("path")))
+    return keys
 
 
 def _inside(project: str, path: str) -> bool:
@@ -1355,9 +1520,32 @@ async def end_game_process(pid: int, project: str, exe: str | None = None) -> bo
     return not _cmdline(pid)
 
 
-def _line_count(path: str) -> int:
+def _read_lines(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return sum(1 for _ in f)
+            return f.read().splitlines()
     except OSError:
-        return 0
+        return []
+
+
+def _line_count(path: str) -> int:
+    return len(_read_lines(path))
+
+
+def _never_stops(text: list[str], line: int) -> str | None:
+    """Why the game can never stop at `line` of a script, or None if it may."""
+    if line > len(text):
+        return f"line {line} is past the end of the file ({len(text)} lines)"
+    content = text[line - 1]
+    if not NEVER_RUNS.fullmatch(content):
+        return None
+    if not content.strip():
+        what = "blank"
+    elif content.strip().startswith("#"):
+        what = "a comment"
+    else:
+        what = f"a declaration ('{content.strip()}') that runs no code"
+    return (
+        f"line {line} is {what}: the game never stops there; put the breakpoint on a "
+        "line of code that runs"
+    )

@@ -159,9 +159,12 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "Breakpoint": obj(
         ("line", "verified"),
-        id=integer(),
+        id=integer(
+            "the bridge's id of this line: the same in every answer, `breakpoint` event and "
+            "`stopped.hitBreakpointIds`, for every agent"
+        ),
         line=integer(),
-        verified=boolean("Godot accepted it"),
+        verified=boolean("Godot accepted it, and the line can run (not blank or a comment)"),
         source=any_json(),
         message=string("why it is not verified"),
     ),
@@ -364,13 +367,15 @@ DEBUG: dict[tuple[str, str], Operation] = {
         ),
         errors=(403, 502, 503, 504),
         example={"source": {"path": "res://demo/main.gd"}, "breakpoints": [{"line": 14}]},
-        answer={"breakpoints": [{"id": 0, "line": 14, "verified": True}]},
+        answer={"breakpoints": [{"id": 1, "line": 14, "verified": True}]},
         notes=(
             "Replaces only **your** breakpoints in the file; Godot gets every agent's union. "
             "Only GDScript (`.gd`) files take breakpoints; `condition`, `hitCondition` and "
             "`logMessage` are refused (400) until they are implemented. Without "
             "`X-Agent-Id` the breakpoints belong to the connection and are removed when it "
-            "closes (the answer's `warning` says so)."
+            "closes (the answer's `warning` says so). A blank line, a comment or a declaration "
+            "that runs no code (`signal`, `extends`, `class_name`) is answered unverified with "
+            "a `message`: the game never stops there."
         ),
     ),
     ("POST", "/debug/clearBreakpoints"): _debug(
@@ -418,12 +423,21 @@ DEBUG: dict[tuple[str, str], Operation] = {
             stopped=boolean(),
             continued=boolean("the outermost frame: it continued instead"),
             reason=string(),
+            in_caller=boolean("stopped in the caller: the old stack less its top frame"),
+            returned=boolean("not in the caller: it returned too"),
+            caller_finished=boolean("the caller had nothing left to run after the call"),
+            text=string("where it stopped instead, in words"),
         ),
         body=THREAD,
         errors=DEBUG_ERRORS,
         example={},
-        answer={"steps": 2, "stopped": True},
-        notes="Godot has no stepOut: `next` until the stack is shorter.",
+        answer={"steps": 2, "stopped": True, "in_caller": True},
+        notes=(
+            "Godot has no stepOut: `next` until the stack is the old one less its top frame "
+            "(by function and script). When the call was the caller's last line, the caller "
+            "returns too and the game stops at whatever line runs next: the answer says so "
+            "(`in_caller: false`, `caller_finished: true`, `text`)."
+        ),
     ),
     **both(
         "/debug/stackTrace",
@@ -509,7 +523,17 @@ DEBUG: dict[tuple[str, str], Operation] = {
         ),
     ),
     ("POST", "/debug/terminate"): _debug(
-        EMPTY, body=EMPTY, errors=(502, 503, 504), example={}, answer={}
+        EMPTY,
+        body=EMPTY,
+        errors=(502, 503, 504),
+        example={},
+        answer={},
+        notes=(
+            "The end is always announced in `/debug/events`: when Godot says nothing (a game "
+            "terminated before its debugger session was up), the bridge appends a "
+            '`terminated` event with `"reason": "inferred"` once the game is gone (at most '
+            "~2 s)."
+        ),
     ),
     **both(
         "/debug/events",

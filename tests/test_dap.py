@@ -28,6 +28,8 @@ from sidecar.dap import (
     FairScheduler,
     GodotError,
     _body_or_raise,
+    _frame_keys,
+    _never_stops,
     to_project_path,
     to_res_path,
 )
@@ -189,6 +191,70 @@ def test_godot_failures_map_to_statuses_with_its_message() -> None:
         _body_or_raise({"success": False, "message": "unknown"}, "variables")
     assert err.value.status == 502 and err.value.godot_error == "unknown"
     assert _body_or_raise({"success": True}, "next") == {}
+
+
+def test_issue_11_lines_where_the_game_never_stops() -> None:
+    text = [
+        "extends Node",
+        "class_name Thing",
+        "",
+        "signal hit(damage: int)",
+        "\t# a comment",
+        "var speed = 4 # a comment after code",
+        "func run():",
+        "\tspeed += 1",
+        "   ",
+    ]
+    never = {n: _never_stops(text, n) for n in range(1, len(text) + 2)}
+    assert [n for n, why in never.items() if why is None] == [6, 7, 8]
+    assert "blank" in (never[3] or "") and "blank" in (never[9] or "")
+    assert "comment" in (never[5] or "")
+    assert "signal hit" in (never[4] or "") and "extends Node" in (never[1] or "")
+    assert "past the end" in (never[10] or "")
+
+
+def test_issue_11_frames_compare_by_function_and_script() -> None:
+    def frame(name: str, path: str, line: int) -> dict[str, Any]:
+        return {"id": 0, "name": name, "line": line, "source": {"path": path}}
+
+    before = [frame("f", "/p/a.gd", 3), frame("g", "/p/b.gd", 9)]
+    after = [frame("g", "/p/b.gd", 10)]
+    assert _frame_keys(after) == _frame_keys(before[1:])  # the caller moved on a line
+    assert _frame_keys([frame("g", "/p/c.gd", 9)]) != _frame_keys(before[1:])
+
+
+def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> None:
+    """A session that never connected: a malformed request is a 400 naming the field, a
+    well-formed one the 503 of an absent adapter (and nothing of it is kept)."""
+
+    async def scenario() -> None:
+        config = Config(
+            project=str(REPO),
+            link_port=None,
+            link_token="",
+            serve_port=None,
+            bridge_port=0,
+            lsp_port=0,
+            dap_port=free_port(),  # nothing listens there
+        )
+        session = DapSession(config)
+        for command, args, field in (
+            ("setBreakpoints", {"source": 5}, "source"),
+            ("evaluate", {"frameId": "x", "expression": "a"}, "frameId"),
+            ("variables", {}, "variablesReference"),
+            ("next", {"threadId": "1"}, "threadId"),
+        ):
+            with pytest.raises(RequestError) as err:
+                await session.call(command, "alice", args)
+            assert err.value.status == 400 and err.value.details["field"] == field, command
+        good = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+        for command, args in (("setBreakpoints", good), ("terminate", {})):
+            with pytest.raises(TransportError) as unavailable:
+                await session.call(command, "alice", args)
+            assert unavailable.value.status == 503, command
+        assert session.breakpoints() == {}
+
+    asyncio.run(scenario())
 
 
 # -- a real editor ---------------------------------------------------------------------

@@ -288,6 +288,54 @@ def test_absent_debug_adapter_is_503_until_it_comes_up(
     asyncio.run(main())
 
 
+def test_issue_11_malformed_requests_are_400_while_the_adapter_is_away(
+    editor_without_dap: tuple[Editor, _Forwarder],
+) -> None:
+    """Arguments are checked before the adapter's availability: a bad request is a 400
+    whatever the state, a good one 503 with Retry-After while the adapter is away."""
+    ed, _ = editor_without_dap
+
+    async def scenario(http: aiohttp.ClientSession) -> None:
+        erin = Agent(http, ed.base_url, "erin")
+        dap = (await erin.status())["debug_adapter"]
+        assert dap["state"] != "connected", dap
+        for command, body, field in (
+            ("setBreakpoints", {"source": 5}, "source"),
+            (
+                "setBreakpoints",
+                {"source": {"path": MAIN}, "breakpoints": [{"line": 0}]},
+                "breakpoints[0].line",
+            ),
+            ("evaluate", {"frameId": "x", "expression": "a"}, "frameId"),
+            ("evaluate", {"frameId": 0}, "expression"),
+            ("scopes", {}, "frameId"),
+            ("variables", {"variablesReference": "r"}, "variablesReference"),
+            ("stackTrace", {"levels": "all"}, "levels"),
+            ("continue", {"threadId": "main"}, "threadId"),
+            ("launch", {"scene": 3}, "scene"),
+        ):
+            status, answer, _ = await erin.call("POST", f"/debug/{command}", body)
+            assert status == 400, (command, body, status, answer)
+            assert answer["status"] == "error" and answer["error"]["field"] == field, answer
+            assert field in answer["error"]["message"], answer
+        for command, body in (
+            ("setBreakpoints", {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}),
+            ("evaluate", {"frameId": 0, "expression": "a"}),
+            ("stackTrace", {"threadId": 1}),
+        ):
+            status, answer, headers = await erin.call("POST", f"/debug/{command}", body)
+            assert status == 503 and "Retry-After" in headers, (command, status, answer)
+            assert answer["error"]["code"] == "not_connected", answer
+        # Nothing of the refused setBreakpoints was kept.
+        assert (await erin.ok("GET", "/debug/breakpoints"))["breakpoints"] == {}
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            await scenario(http)
+
+    asyncio.run(main())
+
+
 # -- issue 11 --------------------------------------------------------------------------
 
 
