@@ -493,7 +493,7 @@ def fresh_creeps(tmp_path: Path, godot_bin: str) -> Iterator[Editor]:
     ed = Editor(make_real_project("dodge_the_creeps", tmp_path), flags_only=True)
     try:
         ed.start()
-        wait_ready(ed)
+        ed.wait_until_ready()
         yield ed
     finally:
         ed.stop()
