@@ -8,6 +8,7 @@ Godot's output is read continuously (a full pty would block the editor's pump th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -112,6 +113,20 @@ def make_real_project(name: str, dst: Path) -> Path:
     return dst
 
 
+def settings_home(root: Path, settings: dict[str, Any]) -> dict[str, str]:
+    """Environment for editors whose editor settings file holds `settings` (the file Godot
+    reads is `editor_settings-<major.minor>.tres`, so the running Godot's version names it)."""
+    version = subprocess.run(
+        [godot_binary(), "--version"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+    major_minor = ".".join(version.splitlines()[-1].split(".")[:2])
+    (root / "godot").mkdir(parents=True, exist_ok=True)
+    lines = ['[gd_resource type="EditorSettings" format=3]', "", "[resource]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    (root / "godot" / f"editor_settings-{major_minor}.tres").write_text("\n".join(lines) + "\n")
+    return {"XDG_CONFIG_HOME": str(root)}
+
+
 class Editor:
     """One headless Godot editor on a project, with the bridge on a free port."""
 
@@ -124,11 +139,14 @@ class Editor:
         env: dict[str, str] | None = None,
         token: str | None = None,
         flags_only: bool = False,
+        port_flags: bool = True,
     ) -> None:
         self.project = project
         # Godot's --lsp-port/--dap-port flags only, no GODOT_LSP_PORT/GODOT_DAP_PORT in the
         # environment: how a user starts an editor on other ports.
         self.flags_only = flags_only
+        # False: no --lsp-port/--dap-port either, the ports come from the editor settings.
+        self.port_flags = port_flags
         # Sent as a bearer token by wait_until_serving, for a bridge that needs one.
         self.token = token
         self.bridge_port = free_port()
@@ -175,7 +193,8 @@ class Editor:
             env.pop("GODOT_LSP_PORT", None)
             env.pop("GODOT_DAP_PORT", None)
         args = ["--headless", "--editor", "--path", str(self.project)]
-        args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
+        if self.port_flags:
+            args += ["--lsp-port", str(self.lsp_port), "--dap-port", str(self.dap_port)]
         args += self.extra_args
         self.child = pexpect.spawn(
             godot_binary(),
@@ -298,8 +317,6 @@ class Editor:
 
 
 def get_json(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> Any:
-    import json
-
     req = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
@@ -312,8 +329,6 @@ class RawResponse:
         self.body = body
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.body)
 
 

@@ -16,7 +16,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,10 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pexpect
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from harness import REPO, Editor, free_port, get_json, godot_binary, make_demo_project
+from harness import (
+    REPO,
+    Editor,
+    free_port,
+    get_json,
+    make_demo_project,
+    settings_home,
+)
 
 from sidecar.bridge import Bridge
 from sidecar.config import Config
@@ -413,49 +418,17 @@ def _handshake_seconds(ed: Editor, what: str) -> float:
     return float(m.group(1))
 
 
-class SettingsPortsEditor(Editor):
+def settings_ports_editor(project: Path, lsp_port: int, dap_port: int) -> Editor:
     """An editor started as a user would without port flags: Godot's servers and the addon
     both take the ports from the editor settings (a file of this editor's own here)."""
-
-    def __init__(self, project: Path, lsp_port: int, dap_port: int) -> None:
-        super().__init__(project)
-        self.lsp_port, self.dap_port = lsp_port, dap_port
-        home = project.parent / f"{project.name}-config"
-        self.extra_env = {"XDG_CONFIG_HOME": str(home)}
-        settings = {
-            "network/language_server/remote_port": lsp_port,
-            "network/debug_adapter/remote_port": dap_port,
-        }
-        lines = ['[gd_resource type="EditorSettings" format=3]', "", "[resource]"]
-        lines += [f"{key} = {value}" for key, value in settings.items()]
-        (home / "godot").mkdir(parents=True, exist_ok=True)
-        for version in ("4.3", "4.4", "4.5", "4.6", "4.7"):
-            path = home / "godot" / f"editor_settings-{version}.tres"
-            path.write_text("\n".join(lines) + "\n")
-
-    def spawn(self, timeout: float = 120.0) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("GODOT_LSP_PORT", "GODOT_DAP_PORT")}
-        env.update(
-            {
-                "GODOT_BRIDGE_PORT": str(self.bridge_port),
-                "GODOT_BRIDGE_PYTHON": sys.executable,
-                "NO_COLOR": "1",
-                **self.extra_env,
-            }
-        )
-        args = ["--headless", "--editor", "--path", str(self.project)]
-        self.child = pexpect.spawn(
-            godot_binary(),
-            args,
-            env=env,
-            encoding="utf-8",
-            codec_errors="replace",
-            timeout=timeout,
-            dimensions=(50, 400),
-        )
-        self._pids.add(self.child.pid)
-        self._reader = threading.Thread(target=self._read, name="editor-output", daemon=True)
-        self._reader.start()
+    home = project.parent / f"{project.name}-config"
+    settings = {
+        "network/language_server/remote_port": lsp_port,
+        "network/debug_adapter/remote_port": dap_port,
+    }
+    ed = Editor(project, env=settings_home(home, settings), flags_only=True, port_flags=False)
+    ed.lsp_port, ed.dap_port = lsp_port, dap_port
+    return ed
 
 
 def test_issue_11_second_editor_on_taken_ports_leaves_the_first_alone(
@@ -469,7 +442,7 @@ def test_issue_11_second_editor_on_taken_ports_leaves_the_first_alone(
     _wait_status(base, _ready, 60)
     set_bp = {"source": {"path": MAIN}, "breakpoints": [{"line": TWICE_LINE}]}
     assert _ok(base, "POST", "/debug/setBreakpoints", set_bp, agent="alice")["breakpoints"]
-    second = SettingsPortsEditor(project_b, editor.lsp_port, editor.dap_port)
+    second = settings_ports_editor(project_b, editor.lsp_port, editor.dap_port)
     try:
         second.start()
         st = _wait_status(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -18,26 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import Editor, free_port, godot_binary, make_demo_project
+from harness import Editor, free_port, make_demo_project, settings_home
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (Path(__file__).resolve().parent.parent / "demo" / "main.gd").read_text().splitlines()
 TWICE_LINE = next(i + 1 for i, t in enumerate(MAIN_GD) if "var doubled: int" in t)
 ONLY_B = "extends Node\n\nvar only_in_b: int = 1\n\n\nfunc only_b_function() -> int:\n\treturn 2\n"
-
-
-def settings_home(root: Path, settings: dict[str, Any]) -> dict[str, str]:
-    """Environment for editors whose editor settings file holds `settings` (the file Godot
-    reads is `editor_settings-<major.minor>.tres`, so the running Godot's version names it)."""
-    version = subprocess.run(
-        [godot_binary(), "--version"], capture_output=True, text=True, timeout=60, check=True
-    ).stdout.strip()
-    major_minor = ".".join(version.splitlines()[-1].split(".")[:2])
-    (root / "godot").mkdir(parents=True, exist_ok=True)
-    lines = ['[gd_resource type="EditorSettings" format=3]', "", "[resource]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-    (root / "godot" / f"editor_settings-{major_minor}.tres").write_text("\n".join(lines) + "\n")
-    return {"XDG_CONFIG_HOME": str(root)}
 
 
 def call(
