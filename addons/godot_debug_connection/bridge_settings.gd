@@ -66,7 +66,7 @@ func load_from_editor() -> void:
 ## `ps` on macOS and the BSDs, the process's CIM record on Windows.
 static func godot_command_line() -> PackedStringArray:
 	var pid: int = OS.get_process_id()
-	var raw: PackedByteArray = FileAccess.get_file_as_bytes("/proc/%d/cmdline" % pid)
+	var raw: PackedByteArray = _read_proc_file("/proc/%d/cmdline" % pid)
 	if not raw.is_empty():
 		# NUL-separated, exactly as given: split by hand, a String stops at the first NUL.
 		var out: PackedStringArray = []
@@ -89,6 +89,21 @@ static func godot_command_line() -> PackedStringArray:
 		return OS.get_cmdline_args()
 	# Only numbers are read from it, so splitting at blanks is enough.
 	return str(text[0]).replace('"', " ").strip_edges().split(" ", false)
+
+
+## The bytes of a /proc file, or none where there is no such file. Such files report a length
+## of 0, so FileAccess.get_file_as_bytes() reads nothing: read until a read comes back empty.
+static func _read_proc_file(path: String) -> PackedByteArray:
+	var out: PackedByteArray = PackedByteArray()
+	var file: FileAccess = FileAccess.open(path, FileAccess.READ)
+	if file == null:
+		return out
+	while true:
+		var chunk: PackedByteArray = file.get_buffer(4096)
+		if chunk.is_empty():
+			return out
+		out.append_array(chunk)
+	return out
 
 
 ## [port, source] of one of Godot's servers. `names` is [relay variable, command-line flag,

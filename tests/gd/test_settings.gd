@@ -60,3 +60,15 @@ func _test_the_running_godots_own_command_line_holds_its_flags() -> void:
 	check(not OS.get_cmdline_args().has("--lsp-port"), "get_cmdline_args drops --lsp-port")
 	check(BridgeSettings.cmdline_port(line, "--lsp-port") == user[0].to_int(), "--lsp-port")
 	check(BridgeSettings.cmdline_port(line, "--dap-port") == user[1].to_int(), "--dap-port")
+
+
+func _test_proc_files_are_read_whole_on_linux() -> void:
+	# /proc files report length 0; reading them must not depend on it (issue 11: without
+	# this the command line came from `ps`, a package a fresh machine may not have).
+	if OS.get_name() != "Linux":
+		return
+	var raw: PackedByteArray = BridgeSettings._read_proc_file(
+		"/proc/%d/cmdline" % OS.get_process_id()
+	)
+	check(raw.size() > 0, "/proc/<pid>/cmdline read")
+	check(raw.get_string_from_utf8().length() > 0, "it holds the executable's path")
