@@ -365,3 +365,64 @@ def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> byt
     lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# --- one JSON request to the bridge, as the real-editor tests make it -------------------------
+
+
+def call_json(
+    editor: Editor | str,
+    method: str,
+    path: str,
+    body: Any = None,
+    agent: str | None = "tester",
+    timeout: float = 30.0,
+    raw: bytes | None = None,
+) -> tuple[int, Any]:
+    """(HTTP status, JSON answer) of one request to the bridge of `editor` (or a base URL).
+
+    `agent` is sent as X-Agent-Id (None: no header, a connection-scoped agent); `raw` is sent
+    as the body instead of `body` encoded (malformed JSON, say). An HTTP error is an answer
+    too: its status and JSON body are returned, not raised.
+    """
+    base = editor if isinstance(editor, str) else editor.base_url
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if agent is not None:
+        req.add_header("X-Agent-Id", agent)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def ok_json(
+    editor: Editor | str,
+    method: str,
+    path: str,
+    body: Any = None,
+    agent: str | None = "tester",
+    timeout: float = 30.0,
+) -> Any:
+    """The answer of a request that must succeed (200, "status": "ok").
+
+    GET /status answers the seed's shape at the top level, so that is returned whole;
+    every other endpoint's answer is in "result", which is returned.
+    """
+    status, answer = call_json(editor, method, path, body, agent, timeout)
+    assert status == 200 and answer["status"] == "ok", (method, path, status, answer)
+    return answer if path == "/status" else answer["result"]
+
+
+def game_processes(editor: Editor) -> list[psutil.Process]:
+    """The games the editor runs: its children that talk to the editor's remote debugger."""
+    games = []
+    for child in psutil.Process(editor.pid).children(recursive=True):
+        try:
+            if "--remote-debug" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                games.append(child)
+        except psutil.Error:
+            continue
+    return games

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import psutil
 import pytest
-from harness import REPO, Editor, free_port, make_demo_project
+from harness import REPO, Editor, free_port, game_processes, make_demo_project
 
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
 SUM = next(i + 1 for i, text in enumerate(MAIN_GD) if "var sum: int = a + b" in text)
@@ -408,6 +408,36 @@ def test_issue_11_breakpoints_of_a_connection_go_when_it_closes(editor: Editor) 
     run(editor.base_url, scenario)
 
 
+def test_issue_11_a_failed_evaluation_is_422_with_godots_message(editor: Editor) -> None:
+    body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        gil = agent("gil")
+        await gil.ok("POST", "/debug/setBreakpoints", body)
+        try:
+            since = (await gil.ok("GET", "/debug/events"))["latest"]
+            await gil.ok("POST", "/debug/launch", {})
+            await gil.next_stop(since)
+            # A failed evaluation is an error with Godot's message, not a null value.
+            for expression, words in [("1 +", "parse error"), ("no_such_name", "no_such_name")]:
+                evaluate = {"expression": expression, "frameId": 0}
+                status, answer, _ = await gil.call("POST", "/debug/evaluate", evaluate)
+                assert status == 422 and answer["status"] == "error", answer
+                assert answer["error"]["code"] == "evaluate_failed", answer
+                assert words in answer["error"]["message"], answer
+            # The stop survives the failures: a good expression still answers.
+            good = {"expression": "a + b", "frameId": 0}
+            assert (await gil.ok("POST", "/debug/evaluate", good))["result"] == "5"
+        finally:
+            await gil.ok("POST", "/debug/setBreakpoints", {**body, "breakpoints": []})
+
+    run(editor.base_url, scenario)  # ends the game on its way out
+    deadline = time.monotonic() + 15
+    while game_processes(editor):  # the next test starts without a game
+        assert time.monotonic() < deadline, "the game outlived /debug/terminate"
+        time.sleep(0.1)
+
+
 def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> None:
     ed = fresh_editor
     ed.start()
@@ -420,15 +450,7 @@ def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> No
         since = (await fay.ok("GET", "/debug/events"))["latest"]
         await fay.ok("POST", "/debug/launch", {})
         await fay.next_stop(since)
-        # A failed evaluation is an error with Godot's message, not a null value.
-        status, answer, _ = await fay.call("POST", "/debug/evaluate", {"expression": "1 +"})
-        assert status == 422 and answer["error"]["code"] == "evaluate_failed", answer
-        assert "parse error" in answer["error"]["message"]
-        games.extend(
-            p
-            for p in psutil.Process(ed.pid).children(recursive=True)
-            if "--remote-debug" in p.cmdline()
-        )
+        games.extend(game_processes(ed))
 
     async def main() -> None:
         async with aiohttp.ClientSession() as http:

@@ -11,15 +11,13 @@ import asyncio
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from harness import REPO, Editor
+from harness import REPO, Editor, call_json, ok_json
 
 from sidecar.agents import AgentRegistry
 from sidecar.bridge import Bridge
@@ -34,24 +32,16 @@ TICK = '"demo: tick %d"'
 assert TICK in MAIN_TEXT
 
 
+AGENT = "reloader"
+
+
 def call(ed: Editor, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
     """(status, JSON answer) of one request to the bridge."""
-    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(ed.base_url + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    req.add_header("X-Agent-Id", "reloader")
-    try:
-        with urllib.request.urlopen(req, timeout=40) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return call_json(ed, method, path, body, AGENT, timeout=40, raw=raw)
 
 
 def ok(ed: Editor, method: str, path: str, body: Any = None) -> Any:
-    status, answer = call(ed, method, path, body)
-    assert status == 200 and answer["status"] == "ok", (path, status, answer)
-    # /status answers the seed's shape at the top level; everything else in "result".
-    return answer if path == "/status" else answer["result"]
+    return ok_json(ed, method, path, body, AGENT, timeout=40)
 
 
 def reload(ed: Editor, body: Any = None) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -20,8 +19,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +29,7 @@ import psutil
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from harness import free_port, godot_binary
+from harness import call_json, free_port, godot_binary, ok_json
 
 from sidecar.agents import AgentRegistry
 from sidecar.config import Config
@@ -183,24 +180,11 @@ def call(
 
 
 def _request(base: str, path: str, body: dict[str, Any] | None, agent: str) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        base + path,
-        data=data,
-        method="POST" if body is not None else "GET",
-        headers={"Content-Type": "application/json", "X-Agent-Id": agent},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return call_json(base, "POST" if body is not None else "GET", path, body, agent)
 
 
 def ok(side: Sidecar, path: str, body: dict[str, Any] | None = None, agent: str = "t") -> Any:
-    status, answer = call(side, path, body, agent)
-    assert status == 200, answer
-    return answer["result"]
+    return ok_json(side.base, "POST" if body is not None else "GET", path, body, agent)
 
 
 def at(uri: str, line: int, character: int, **extra: Any) -> dict[str, Any]:

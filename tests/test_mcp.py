@@ -325,6 +325,9 @@ def test_issue_11_idle_sessions_expire_and_deleted_ones_are_forgotten() -> None:
 def test_issue_11_idle_timeout_is_configurable(monkeypatch: Any) -> None:
     from sidecar import mcp_api
 
+    monkeypatch.delenv(mcp_api.IDLE_ENV, raising=False)  # the default, whatever the shell set
+    assert mcp_api.idle_timeout_from_env() == 300.0
+    monkeypatch.setenv(mcp_api.IDLE_ENV, "")
     assert mcp_api.idle_timeout_from_env() == 300.0
     monkeypatch.setenv(mcp_api.IDLE_ENV, "42")
     assert mcp_api.idle_timeout_from_env() == 42.0
