@@ -20,7 +20,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .errors import TransportError
+from .errors import WrongEditor
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,6 @@ try:  # the check degrades to "unknown" without it rather than keeping the sidec
     import psutil
 except ImportError:  # pragma: no cover - psutil is a declared dependency
     psutil = None  # type: ignore[assignment]
-
-
-class WrongEditor(TransportError):
-    """The port is served by another editor (another project): nothing is sent to it."""
-
-    code = "not_connected"
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ def listener_of(port: int, editor_pid: int | None) -> Listener:
         return Listener(None)
     try:
         mine = psutil.Process(editor_pid).net_connections(kind="tcp")
-    except (psutil.Error, OSError) as exc:
+    except (psutil.Error, OSError, AttributeError) as exc:  # AttributeError: psutil < 6
         log.debug("cannot list the editor's sockets: %s", exc)
         return Listener(None)
     if any(_listens(c, port) for c in mine):
@@ -101,7 +95,7 @@ def _other_listener(port: int) -> int | None:
     """The pid listening on `port`, if the system lets us see it (macOS needs root for this)."""
     try:
         conns = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
+    except (psutil.Error, OSError, AttributeError):
         return None
     for c in conns:
         if _listens(c, port) and c.pid is not None:
