@@ -114,14 +114,23 @@ class Bridge:
         if await self.identity.check(self.dap.name, peer.port) is not None:
             return
         lsp = self.lsp_session
-        deadline = time.monotonic() + LSP_VERDICT_WAIT
+        # With a pid, "cannot tell" is a listener hidden from us: asked again at once (the
+        # pid proof may come any moment). Without one, the LSP's verdict is the proof.
+        wait = LSP_VERDICT_WAIT if self.identity.editor_pid is None else 0.0
+        why = (
+            "no editor pid to check"
+            if self.identity.editor_pid is None
+            else f"the system does not show whether editor pid {self.identity.editor_pid} "
+            "listens there"
+        )
+        deadline = time.monotonic() + wait
         while lsp.identified is None and lsp.status.state is not State.WRONG_EDITOR:
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 raise Unverified(
                     f"{UNVERIFIED}: nothing proves yet that port {peer.port} ({self.dap.name}) "
-                    f"is served by this sidecar's editor of project {self.config.project} (no "
-                    "editor pid to check, and the language server has not named its project); "
-                    "nothing is sent to it until it is proven; checking again",
+                    f"is served by this sidecar's editor of project {self.config.project} "
+                    f"({why}, and the language server has not named its project yet); nothing "
+                    "is sent to it until it is proven; checking again",
                     details={"service": self.dap.name, "state": "unverified"},
                 )
             await asyncio.sleep(0.1)

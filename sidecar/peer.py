@@ -360,12 +360,12 @@ class Peer:
         self.status.next_retry_at = None
 
     async def _open(self) -> _Link:
-        began = time.monotonic()
         if self.identify is not None:
             # Before the port is opened: connecting alone disturbs another editor (Godot resets
             # its debugger when its last DAP client leaves). Only a fallback proof that needs
             # the connection (the LSP's project root) is left to the handshake.
             await self._identify()
+        began = time.monotonic()
         stream = await MessageStream.open(
             self.host, self.port, timeout=self.connect_timeout, name=self.what
         )

@@ -38,7 +38,8 @@ from harness import (
 from sidecar import bridge as bridge_module
 from sidecar.bridge import Bridge
 from sidecar.config import Config
-from sidecar.identity import listener_of, project_of
+from sidecar.errors import TransportError, WrongEditor
+from sidecar.identity import EditorIdentity, listener_of, project_of
 from sidecar.lsp import LspSession
 from sidecar.peer import DapCorrelation, Peer
 from sidecar.service import ServiceStatus
@@ -649,3 +650,15 @@ def test_issue_11_listener_of_without_net_connections_cannot_tell(
     monkeypatch.delattr(psutil, "net_connections")
     with _listen(0) as server:
         assert listener_of(server.getsockname()[1], os.getpid()).ours is None
+
+
+def test_issue_11_a_port_nobody_listens_on_is_not_connected_to() -> None:
+    """The pid check tells an absent server (the editor starting) from a hidden one, so a
+    starting editor is probed without connecting and without an 'unverified' wait."""
+    port = free_port()
+    found = listener_of(port, os.getpid())
+    assert found.absent is True and found.ours is None
+    identity = EditorIdentity(os.getpid(), "/nowhere")
+    with pytest.raises(TransportError, match="nothing listens") as err:
+        asyncio.run(identity.check("debug_adapter", port))
+    assert not isinstance(err.value, WrongEditor)
