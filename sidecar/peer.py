@@ -210,6 +210,9 @@ class Peer:
         """Begin connecting in the background; keep reconnecting until disconnect()."""
         self._cancel_resume()
         if self._supervisor is None or self._supervisor.done():
+            # Reconnecting (by itself or on POST /connect): "disconnected by X" is over,
+            # whether or not the attempts succeed.
+            self.status.resuming()
             self._supervisor = asyncio.create_task(self._supervise(), name=f"peer:{self.what}")
 
     async def connect(self, wait: float | None = None) -> bool:
@@ -263,7 +266,6 @@ class Peer:
         self._resume = None  # start() would otherwise cancel this very task
         if self._supervisor is None:
             log.info("%s: reconnecting by itself after a requested disconnect", self.what)
-            self.status.resuming()  # "disconnected by X" is over, whether or not this succeeds
             self.start()
 
     def _cancel_resume(self) -> None:

@@ -541,3 +541,16 @@ def test_issue_11_resume_clears_disconnected_by_even_if_the_reconnect_fails() ->
             await server.shut()
 
     asyncio.run(scenario())
+
+
+def test_issue_11_connect_clears_disconnected_by_even_if_it_fails() -> None:
+    async def scenario() -> None:
+        peer = _peer(_free_port(), connect_timeout=0.2)
+        peer.status.taken_down("testing", "alice")
+        await peer.disconnect("disconnected by alice")
+        assert not await peer.connect(wait=1)
+        assert peer.status.down_by is None
+        assert "disconnected by" not in peer.status.message, peer.status.message
+        await peer.disconnect()
+
+    asyncio.run(scenario())
