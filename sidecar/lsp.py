@@ -114,9 +114,11 @@ class LspSession:
         await self.peer.disconnect(reason, resume_after=resume_after)
 
     def _lost(self, reason: str) -> None:
-        # What a lost connection proved is no proof for the next one (another editor may
-        # serve the port by then): the DAP must not lean on it.
-        self.identified = None
+        # A proof that the port is ours holds for that connection only (another editor may
+        # serve the port next): the DAP must not lean on it. A "not ours" verdict (the
+        # handshake closing the link) stays until the next handshake says otherwise.
+        if self.identified:
+            self.identified = None
 
     # -- talking to Godot ----------------------------------------------------------
 
