@@ -15,17 +15,18 @@ from .config import Config
 from .dap import DapSession
 from .debug_api import register as register_debug
 from .editor_api import register as register_editor
-from .errors import TransportError
+from .errors import TransportError, Unverified, WrongEditor
 from .frontends import register as register_frontends
 from .http import SERVER_LIMITS, RouteTable, make_app
-from .identity import EditorIdentity, WrongEditor, editor_of_link, mismatch_message
+from .identity import EditorIdentity, editor_of_link, mismatch_message
 from .lsp import LspSession
 from .lsp_api import register as register_lsp
 from .peer import Peer
-from .service import ServiceStatus, State
+from .service import UNVERIFIED, ServiceStatus, State
 
-# Without the editor's pid the DAP waits this long for the LSP's word on whose editor it is.
-LSP_VERDICT_WAIT = 30.0
+# Without the editor's pid, one DAP attempt waits this long for the LSP's word on whose editor
+# it is; then it stays unverified (not connected) and asks again: never trusted by default.
+LSP_VERDICT_WAIT = 5.0
 
 
 class EditorLink(Protocol):
@@ -105,14 +106,33 @@ class Bridge:
         await self.identity.check(self.lsp.name, peer.port)
 
     async def _identify_dap(self, peer: Peer) -> None:
-        """The pid proof; without one, the LSP's project root (same editor, same ports' source)."""
+        """The pid proof; without one, the LSP's project root (same editor, same ports' source).
+
+        Runs before the DAP port is even opened: a DAP client coming and going resets
+        another editor's debugger, so only a proven port is connected to.
+        """
         if await self.identity.check(self.dap.name, peer.port) is not None:
             return
         lsp = self.lsp_session
-        deadline = time.monotonic() + LSP_VERDICT_WAIT
+        # With a pid, "cannot tell" is a listener hidden from us: asked again at once (the
+        # pid proof may come any moment). Without one, the LSP's verdict is the proof.
+        wait = LSP_VERDICT_WAIT if self.identity.editor_pid is None else 0.0
+        why = (
+            "no editor pid to check"
+            if self.identity.editor_pid is None
+            else f"the system does not show whether editor pid {self.identity.editor_pid} "
+            "listens there"
+        )
+        deadline = time.monotonic() + wait
         while lsp.identified is None and lsp.status.state is not State.WRONG_EDITOR:
-            if time.monotonic() > deadline:
-                return  # nobody can tell: trust the port, as before this check existed
+            if time.monotonic() >= deadline:
+                raise Unverified(
+                    f"{UNVERIFIED}: nothing proves yet that port {peer.port} ({self.dap.name}) "
+                    f"is served by this sidecar's editor of project {self.config.project} "
+                    f"({why}, and the language server has not named its project yet); nothing "
+                    "is sent to it until it is proven; checking again",
+                    details={"service": self.dap.name, "state": "unverified"},
+                )
             await asyncio.sleep(0.1)
         if lsp.identified is False or lsp.status.state is State.WRONG_EDITOR:
             raise WrongEditor(
@@ -121,13 +141,16 @@ class Bridge:
             )
 
     def _others(self, identity: str) -> list[str]:
-        """Identities of the connected agents other than `identity`."""
-        names = {a.identity for a in self.agents.all() if a.identity != identity}
+        """Identities of the agents other than `identity`: HTTP connections and MCP sessions
+        (served in-process, so not in the AgentRegistry) alike."""
+        names = {a.identity for a in self.agents.all()} | self.mcp.sessions.identities()
+        names.discard(identity)
         return sorted(names)
 
     def _announce(self, event: str, body: dict[str, Any]) -> None:
-        """An entry in the debug event log every agent reads."""
-        self.dap_session.events.append(event, body)
+        """An entry in the debug event log every agent reads (held behind a stop being
+        announced, like Godot's own events)."""
+        self.dap_session.announce(event, body)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -476,8 +476,10 @@ class DapSession:
     async def connect(self, wait: float | None = None) -> bool:
         return await self.peer.connect(wait)
 
-    async def disconnect(self) -> None:
-        await self.peer.disconnect()
+    async def disconnect(
+        self, reason: str = "disconnected on request", *, resume_after: float | None = None
+    ) -> None:
+        await self.peer.disconnect(reason, resume_after=resume_after)
 
     @property
     def stopped(self) -> StopInfo | None:
@@ -991,6 +993,11 @@ class DapSession:
                     "reason": f"'{identity}' left (its connection or session ended)",
                 },
             )
+
+    def announce(self, event: str, body: Args) -> None:
+        """An event of the bridge's own in the log every agent reads (held like Godot's
+        while a breakpoint stop is being announced, so the order stays true)."""
+        self._append(event, body)
 
     def agent_left(self, agent: Agent) -> None:
         """AgentRegistry's hook: the breakpoints a connection set without X-Agent-Id (as

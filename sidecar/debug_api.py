@@ -208,9 +208,7 @@ class _Services:
         why = reason or "POST /disconnect"
         for name, service in chosen.items():
             service.status.taken_down(why, who)
-            await _peer_of(service).disconnect(
-                f"disconnected by {who}: {why}", resume_after=resume_after
-            )
+            await service.disconnect(f"disconnected by {who}: {why}", resume_after=resume_after)
             if self.announce is not None:
                 self.announce(
                     "service_disconnected",
@@ -224,11 +222,6 @@ class _Services:
                     },
                 )
         return {name: _status(service) for name, service in chosen.items()}
-
-
-def _peer_of(service: Any) -> Any:
-    """The service's shared Peer (DapSession and LspSession both keep theirs as `.peer`)."""
-    return service.peer
 
 
 def _is_connectable(service: Any) -> bool:

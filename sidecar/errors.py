@@ -72,3 +72,15 @@ class ProtocolError(BridgeError):
 
     status = 502
     code = "bad_peer_message"
+
+
+class WrongEditor(TransportError):
+    """The port is served by another editor (another project): nothing is sent to it."""
+
+    code = "not_connected"
+
+
+class Unverified(TransportError):
+    """Nothing proves yet that the port is our editor's: not connected, proof retried."""
+
+    code = "not_connected"

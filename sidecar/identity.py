@@ -20,7 +20,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .errors import TransportError
+from .errors import TransportError, WrongEditor
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,6 @@ except ImportError:  # pragma: no cover - psutil is a declared dependency
     psutil = None  # type: ignore[assignment]
 
 
-class WrongEditor(TransportError):
-    """The port is served by another editor (another project): nothing is sent to it."""
-
-    code = "not_connected"
-
-
 @dataclass(frozen=True)
 class Listener:
     """Who serves a port, as far as the operating system tells."""
@@ -43,6 +37,7 @@ class Listener:
     ours: bool | None  # True: our editor; False: someone else; None: cannot tell
     pid: int | None = None  # the other process, when known
     project: str | None = None  # its project directory, when known
+    absent: bool = False  # nobody listens on the port at all (yet): nothing to connect to
 
 
 def project_of(pid: int) -> str | None:
@@ -69,12 +64,15 @@ def listener_of(port: int, editor_pid: int | None) -> Listener:
         return Listener(None)
     try:
         mine = psutil.Process(editor_pid).net_connections(kind="tcp")
-    except (psutil.Error, OSError) as exc:
+    except (psutil.Error, OSError, AttributeError) as exc:  # AttributeError: psutil < 6
         log.debug("cannot list the editor's sockets: %s", exc)
         return Listener(None)
     if any(_listens(c, port) for c in mine):
         return Listener(True)
-    other = _other_listener(port)
+    listeners = _listeners(port)
+    if listeners is not None and not listeners:
+        return Listener(None, absent=True)  # the editor has not opened its server yet
+    other = next((pid for pid in listeners or [] if pid is not None), None)
     if other is None:
         return Listener(None)  # someone we may not look at: maybe a relay to our editor
     project = project_of(other)
@@ -97,16 +95,14 @@ def _listens(conn: object, port: int) -> bool:
     return status == "LISTEN" and bool(laddr) and getattr(laddr, "port", None) == port
 
 
-def _other_listener(port: int) -> int | None:
-    """The pid listening on `port`, if the system lets us see it (macOS needs root for this)."""
+def _listeners(port: int) -> list[int | None] | None:
+    """The pids listening on `port` (None for a process we may not look at), or None when
+    the system will not list sockets (macOS needs root for this)."""
     try:
         conns = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
+    except (psutil.Error, OSError, AttributeError):  # AttributeError: psutil < 6
         return None
-    for c in conns:
-        if _listens(c, port) and c.pid is not None:
-            return int(c.pid)
-    return None
+    return [None if c.pid is None else int(c.pid) for c in conns if _listens(c, port)]
 
 
 def editor_of_link(link_port: int | None) -> int | None:
@@ -142,8 +138,16 @@ class EditorIdentity:
         self.project = project
 
     async def check(self, service: str, port: int) -> bool | None:
-        """True: proven ours; None: cannot tell; raises WrongEditor when it is someone else's."""
+        """True: proven ours; None: cannot tell; raises WrongEditor when it is someone else's,
+        TransportError when nobody listens there yet. Opens no connection."""
         found = await asyncio.to_thread(listener_of, port, self.editor_pid)
+        if found.absent:
+            # As a refused connection would say, without knocking on anyone's door.
+            raise TransportError(
+                f"nothing listens on port {port} ({service}) yet",
+                code="not_connected",
+                details={"service": service, "state": "absent"},
+            )
         if found.ours is False:
             raise WrongEditor(
                 mismatch_message(service, port, self.project, found.project),

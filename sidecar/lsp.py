@@ -20,8 +20,8 @@ from typing import Any
 
 from .config import Config
 from .documents import DocumentStore, ProjectFile, ProjectPaths
-from .errors import ProtocolError
-from .identity import WrongEditor, mismatch_message
+from .errors import ProtocolError, WrongEditor
+from .identity import mismatch_message
 from .peer import JsonRpcCorrelation, Peer
 from .service import ServiceStatus
 
@@ -90,6 +90,7 @@ class LspSession:
             request_timeout=config.request_timeout,
             on_message=self._on_message,
             on_connected=self._handshake,
+            on_lost=self._lost,
             # LSP has no harmless request to ping with; a dead socket still shows as EOF.
             ping_interval=None,
         )
@@ -107,8 +108,17 @@ class LspSession:
     async def connect(self, wait: float | None = None) -> bool:
         return await self.peer.connect(wait)
 
-    async def disconnect(self) -> None:
-        await self.peer.disconnect()
+    async def disconnect(
+        self, reason: str = "disconnected on request", *, resume_after: float | None = None
+    ) -> None:
+        await self.peer.disconnect(reason, resume_after=resume_after)
+
+    def _lost(self, reason: str) -> None:
+        # A proof that the port is ours holds for that connection only (another editor may
+        # serve the port next): the DAP must not lean on it. A "not ours" verdict (the
+        # handshake closing the link) stays until the next handshake says otherwise.
+        if self.identified:
+            self.identified = None
 
     # -- talking to Godot ----------------------------------------------------------
 
@@ -138,6 +148,7 @@ class LspSession:
             log.info("could not send %s (%s); it is replayed on reconnect", method, exc)
 
     async def _handshake(self, peer: Peer) -> None:
+        self.identified = None  # until this connection's own answer tells
         self.server = ServerInfo()
         self._workspace_named.clear()
         root = self.paths.root

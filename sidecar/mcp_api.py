@@ -119,6 +119,10 @@ class McpSessions:
     def ids(self) -> list[str]:
         return list(self._by_id)
 
+    def identities(self) -> set[str]:
+        """The agents the open sessions act as (they share the services like HTTP agents)."""
+        return {s.identity for s in self._by_id.values()}
+
     def expired(self, now: float | None = None) -> list[str]:
         """Sessions with no request in flight and none for longer than `idle`."""
         horizon = (time.monotonic() if now is None else now) - self.idle

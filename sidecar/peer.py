@@ -21,9 +21,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BridgeError, PeerTimeout, ProtocolError, TransportError
-from .identity import WrongEditor
-from .service import ServiceStatus, State
+from .errors import (
+    BridgeError,
+    PeerTimeout,
+    ProtocolError,
+    TransportError,
+    Unverified,
+    WrongEditor,
+)
+from .service import UNVERIFIED, ServiceStatus, State
 from .wire import FramingError, MessageStream
 
 log = logging.getLogger(__name__)
@@ -176,8 +182,9 @@ class Peer:
         self.starting_probe = starting_probe
         self.starting_window = starting_window
         self.wrong_editor_probe = wrong_editor_probe
-        # Proves the port is served by our editor before any handshake (sidecar/identity.py);
-        # raises WrongEditor otherwise. Set by whoever knows the editor (the Bridge).
+        # Proves the port is served by our editor before it is even opened (identity.py);
+        # raises WrongEditor (someone else's) or Unverified (no proof yet) otherwise. Set by
+        # whoever knows the editor (the Bridge).
         self.identify: ConnectHook | None = None
         self._born = time.monotonic()
         self._ever_connected = False
@@ -203,6 +210,9 @@ class Peer:
         """Begin connecting in the background; keep reconnecting until disconnect()."""
         self._cancel_resume()
         if self._supervisor is None or self._supervisor.done():
+            # Reconnecting (by itself or on POST /connect): "disconnected by X" is over,
+            # whether or not the attempts succeed.
+            self.status.resuming()
             self._supervisor = asyncio.create_task(self._supervise(), name=f"peer:{self.what}")
 
     async def connect(self, wait: float | None = None) -> bool:
@@ -290,6 +300,10 @@ class Peer:
                 failures += 1
                 self._wrong_editor(exc, failures)
                 delay = self.wrong_editor_probe
+            except Unverified as exc:
+                failures += 1
+                self._attempt_failed(exc, failures, starting)
+                delay = self.starting_probe if starting else self.backoff[0]
             except BridgeError as exc:
                 failures += 1
                 self._attempt_failed(exc, failures, starting)
@@ -348,6 +362,11 @@ class Peer:
         self.status.next_retry_at = None
 
     async def _open(self) -> _Link:
+        if self.identify is not None:
+            # Before the port is opened: connecting alone disturbs another editor (Godot resets
+            # its debugger when its last DAP client leaves). Only a fallback proof that needs
+            # the connection (the LSP's project root) is left to the handshake.
+            await self._identify()
         began = time.monotonic()
         stream = await MessageStream.open(
             self.host, self.port, timeout=self.connect_timeout, name=self.what
@@ -356,8 +375,6 @@ class Peer:
         self._link = link
         link.tasks.append(asyncio.create_task(self._read_loop(link)))
         try:
-            if self.identify is not None:
-                await self.identify(self)  # before a handshake could touch another editor
             if self.on_connected is not None:
                 await self.on_connected(self)
             if link.lost.done():
@@ -380,6 +397,15 @@ class Peer:
             time.monotonic() - began,
         )
         return link
+
+    async def _identify(self) -> None:
+        assert self.identify is not None
+        try:
+            await self.identify(self)
+        except BridgeError:
+            raise
+        except Exception as exc:  # a bug in the check must not pass for a proof
+            raise ProtocolError(f"{self.what}: identity check failed: {exc!r}") from exc
 
     async def _close_link(self, reason: str) -> None:
         link, self._link = self._link, None
@@ -554,6 +580,8 @@ class Peer:
         why = f" ({self.status.message})" if self.status.state is State.WRONG_EDITOR else ""
         if self.status.down_reason and self.status.state is State.DISCONNECTED:
             why = f" ({self.status.message})"
+        if (self.status.last_error or "").startswith(UNVERIFIED):
+            why = f" ({self.status.last_error})"
         return TransportError(
             f"{self.what} is {state}{why}: Godot's server on port {self.port} is not connected; "
             f"{hint}",

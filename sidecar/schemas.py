@@ -137,12 +137,15 @@ COMPONENTS: dict[str, Schema] = {
         time=number("epoch seconds"),
         event=string(
             "DAP event: stopped, output, process, breakpoint, terminated, exited, ...; "
-            "and the bridge's own breakpoints_cleared"
+            "and the bridge's own: breakpoints_cleared, service_disconnected (POST "
+            "/disconnect: `service`, `by`, `reason`, `forced`, `others`, `reconnect_in_s`), "
+            "`stopped` with reason `recovered` and `terminated` with reason `inferred`"
         ),
         body=any_json(
             "the DAP event's body; a `stopped` at a breakpoint adds `source`, `line` and "
             "`hit_by` (the agents with a breakpoint there); a stop the bridge found after "
-            "reconnecting has reason `recovered`"
+            "reconnecting has reason `recovered`; a game end the bridge saw but Godot did "
+            "not announce (after a terminate) is a `terminated` with reason `inferred`"
         ),
     ),
     "EventsPage": obj(

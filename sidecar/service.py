@@ -20,6 +20,10 @@ class State(str, Enum):
     WRONG_EDITOR = "wrong_editor"
 
 
+# How a connection refused for want of proof that the port is our editor's begins its message
+# (no editor pid to check, and the language server has not named its project yet).
+UNVERIFIED = "unverified"
+
 # What `/status` says in `message` for a state that needs no more explanation.
 _MESSAGES = {
     State.STARTING: "editor starting",
@@ -63,6 +67,10 @@ class ServiceStatus:
         self.down_reason = reason
         self.down_by = by
 
+    def resuming(self) -> None:
+        """Reconnecting by itself after a requested disconnect: no longer 'disconnected by'."""
+        self.down_reason = self.down_by = None
+
     @property
     def message(self) -> str:
         """One sentence for humans: the state, and why when it is not connected."""
@@ -71,7 +79,8 @@ class ServiceStatus:
         if self.down_reason and self.state is not State.CONNECTED:
             return f"disconnected by {self.down_by}: {self.down_reason}"
         base = _MESSAGES.get(self.state, self.state.value)
-        if self.state is State.STARTING:
+        unverified = bool(self.last_error and self.last_error.startswith(UNVERIFIED))
+        if self.state is State.STARTING and not unverified:
             return base  # refusals are expected while the editor imports and starts its servers
         return f"{base}: {self.last_error}" if self.last_error and not self.ready else base
 

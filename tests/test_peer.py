@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.errors import PeerTimeout, ProtocolError, TransportError
+from sidecar.errors import PeerTimeout, ProtocolError, TransportError, Unverified, WrongEditor
 from sidecar.peer import DapCorrelation, JsonRpcCorrelation, Peer, tolerant_id
 from sidecar.service import ServiceStatus, State
 from sidecar.wire import MessageStream, PeerClosed
@@ -454,5 +454,103 @@ def test_disconnect_ends_the_reconnect_loop_even_if_a_cancel_is_swallowed() -> N
         assert peer.status.state is State.DISCONNECTED
         assert len(calls) == 1
         assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_identity_is_checked_before_the_port_is_opened() -> None:
+    """A foreign editor's port is never even connected to: a DAP client coming and going
+    resets that editor's debugger. The proof (the listener's pid) needs no connection."""
+    seen_at_check: list[int] = []
+
+    async def scenario() -> None:
+        async with FakeServer(dap_echo) as server:
+
+            async def foreign(peer: Peer) -> None:
+                seen_at_check.append(server.accepted)
+                raise WrongEditor("wrong editor: port served by another editor")
+
+            peer = _peer(server.port, wrong_editor_probe=0.05)
+            peer.identify = foreign
+            peer.start()
+            await _until(lambda: len(seen_at_check) >= 5)
+            assert peer.status.state is State.WRONG_EDITOR
+            assert server.accepted == 0  # checked five times, never connected
+
+            async def ours(peer: Peer) -> None:
+                seen_at_check.append(server.accepted)
+
+            peer.identify = ours
+            await _until(lambda: peer.connected)
+            assert server.accepted == 1 and seen_at_check[-1] == 0  # checked, then connected
+            await peer.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_unverified_port_is_retried_never_trusted() -> None:
+    """No proof yet is not a proof: the peer stays unconnected, says why, and asks again."""
+    checks: list[float] = []
+    proven = False
+
+    async def scenario() -> None:
+        nonlocal proven
+        async with FakeServer(dap_echo) as server:
+
+            async def unproven(peer: Peer) -> None:
+                checks.append(time.monotonic())
+                if not proven:
+                    raise Unverified("unverified: nothing proves the port is ours")
+
+            peer = _peer(server.port, backoff=(0.05,))
+            peer.identify = unproven
+            peer.start()
+            await _until(lambda: len(checks) >= 10)
+            assert not peer.connected and server.accepted == 0
+            assert peer.status.state is not State.CONNECTED
+            assert peer.status.message.startswith("reconnecting: unverified"), peer.status.message
+            with pytest.raises(TransportError, match="unverified"):
+                await peer.request("threads")
+            proven = True
+            await _until(lambda: peer.connected)
+            assert server.accepted == 1
+            await peer.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_resume_clears_disconnected_by_even_if_the_reconnect_fails() -> None:
+    async def scenario() -> None:
+        server = FakeServer(dap_echo)
+        await server.listen()
+        peer = _peer(server.port)
+        try:
+            assert await peer.connect()
+            peer.status.taken_down("testing", "alice")
+            await peer.disconnect("disconnected by alice", resume_after=0.2)
+            assert peer.status.message == "disconnected by alice: testing"
+            await server.shut()  # the automatic reconnect will fail
+            await _until(lambda: peer.status.state is not State.DISCONNECTED)
+            await asyncio.sleep(0.3)  # a failed attempt or two
+            assert not peer.connected
+            shown = peer.status.as_json()
+            assert shown["down_by"] is None and shown["down_reason"] is None, shown
+            assert "disconnected by" not in shown["message"], shown
+        finally:
+            await peer.disconnect()
+            await server.shut()
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_connect_clears_disconnected_by_even_if_it_fails() -> None:
+    async def scenario() -> None:
+        peer = _peer(_free_port(), connect_timeout=0.2)
+        peer.status.taken_down("testing", "alice")
+        await peer.disconnect("disconnected by alice")
+        assert not await peer.connect(wait=1)
+        assert peer.status.down_by is None
+        assert "disconnected by" not in peer.status.message, peer.status.message
+        await peer.disconnect()
 
     asyncio.run(scenario())

@@ -35,11 +35,15 @@ from harness import (
     settings_home,
 )
 
+from sidecar import bridge as bridge_module
 from sidecar.bridge import Bridge
 from sidecar.config import Config
-from sidecar.identity import listener_of, project_of
+from sidecar.errors import TransportError, WrongEditor
+from sidecar.identity import EditorIdentity, listener_of, project_of
+from sidecar.lsp import LspSession
 from sidecar.peer import DapCorrelation, Peer
 from sidecar.service import ServiceStatus
+from sidecar.wire import MessageStream
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
@@ -512,3 +516,149 @@ def test_issue_11_disconnect_rules_in_process(tmp_path: Path) -> None:
             await bridge.lsp_session.peer.disconnect()
 
     asyncio.run(main())
+
+
+def _config(project: Path, **ports: int) -> Config:
+    return Config(
+        project=str(project),
+        link_port=None,
+        link_token="",
+        serve_port=0,
+        bridge_port=0,
+        lsp_port=ports.get("lsp_port") or free_port(),
+        dap_port=ports.get("dap_port") or free_port(),
+    )
+
+
+def test_issue_11_dap_without_proof_stays_unverified_and_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No editor pid and no word from the language server: the DAP port is never opened
+    (time running out is no proof), /status says why, and it connects once proven."""
+    monkeypatch.setattr(bridge_module, "LSP_VERDICT_WAIT", 0.2)
+
+    async def main() -> None:
+        accepted: list[int] = []
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(1)
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        bridge = Bridge(_config(tmp_path, dap_port=port))
+        assert bridge.identity.editor_pid is None
+        bridge.dap_session.start()  # the LSP stays down: no verdict ever comes
+        try:
+            await _until(lambda: bridge.dap.retry_count >= 3, 10)
+            assert accepted == []
+            shown = bridge.dap.as_json()
+            assert shown["ready"] is False and shown["state"] in ("starting", "reconnecting")
+            assert "unverified" in shown["message"] and str(tmp_path) in shown["message"], shown
+            bridge.lsp_session.identified = True  # the language server named our project
+            await _until(lambda: bool(accepted), 10)
+        finally:
+            await bridge.dap_session.peer.disconnect()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
+
+
+async def _fake_lsp(stream: MessageStream) -> None:
+    """Answers `initialize` like a Godot whose project is ours (no changeWorkspace)."""
+    while True:
+        msg = await stream.read()
+        if msg.get("method") == "initialize":
+            stream.write({"jsonrpc": "2.0", "id": msg["id"], "result": {"capabilities": {}}})
+            await stream.drain()
+
+
+def test_issue_11_lsp_proof_is_forgotten_when_its_connection_is_lost(tmp_path: Path) -> None:
+    async def main() -> None:
+        streams: list[MessageStream] = []
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            stream = MessageStream(reader, writer, "client")
+            streams.append(stream)
+            with contextlib.suppress(Exception):
+                await _fake_lsp(stream)
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        session = LspSession(_config(tmp_path), ServiceStatus("language_server", port))
+        try:
+            assert await session.connect(wait=10), session.status.as_json()
+            assert session.identified is True
+            server.close()
+            for stream in streams:
+                stream.close()
+            await _until(lambda: not session.peer.connected, 5)
+            # Whoever serves the port next has proven nothing yet.
+            assert session.identified is None
+        finally:
+            await session.peer.disconnect()
+            await server.wait_closed()
+
+    asyncio.run(main())
+
+
+def test_issue_11_mcp_sessions_count_as_other_agents_for_disconnect(tmp_path: Path) -> None:
+    async def main() -> None:
+        bridge = Bridge(_config(tmp_path))
+        bridge.mcp.sessions.opened("0123456789abcdef")  # an MCP agent, served in-process
+        client = TestClient(TestServer(bridge.app))
+        await client.start_server()
+        try:
+            busy = await client.post("/disconnect", json={"service": "dap"})
+            answer = await busy.json()
+            assert busy.status == 409, answer
+            assert answer["error"]["agents"] == ["mcp-01234567"], answer
+            # The MCP agent itself is not "another" agent.
+            assert bridge._others("mcp-01234567") == []
+        finally:
+            await client.close()
+            await bridge.dap_session.peer.disconnect()
+            await bridge.lsp_session.peer.disconnect()
+
+    asyncio.run(main())
+
+
+def test_issue_11_bridge_announcements_wait_behind_a_stop_being_announced(
+    tmp_path: Path,
+) -> None:
+    """A bridge event during a breakpoint stop's announcement comes after the stop, like
+    Godot's own events (DapSession.announce, not a write past the hold)."""
+    bridge = Bridge(_config(tmp_path))
+    session = bridge.dap_session
+    session._held = []  # a breakpoint stop is being announced
+    bridge._announce("service_disconnected", {"service": "debug_adapter"})
+    assert session.events.latest == 0
+    assert [name for name, _ in session._held] == ["service_disconnected"]
+    session._held = None
+    bridge._announce("service_disconnected", {"service": "language_server"})
+    assert session.events.latest == 1
+
+
+def test_issue_11_listener_of_without_net_connections_cannot_tell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """psutil 5.x has no Process.net_connections: 'cannot tell', not an AttributeError."""
+    import psutil
+
+    monkeypatch.delattr(psutil.Process, "net_connections")
+    monkeypatch.delattr(psutil, "net_connections")
+    with _listen(0) as server:
+        assert listener_of(server.getsockname()[1], os.getpid()).ours is None
+
+
+def test_issue_11_a_port_nobody_listens_on_is_not_connected_to() -> None:
+    """The pid check tells an absent server (the editor starting) from a hidden one, so a
+    starting editor is probed without connecting and without an 'unverified' wait."""
+    port = free_port()
+    found = listener_of(port, os.getpid())
+    assert found.absent is True and found.ours is None
+    identity = EditorIdentity(os.getpid(), "/nowhere")
+    with pytest.raises(TransportError, match="nothing listens") as err:
+        asyncio.run(identity.check("debug_adapter", port))
+    assert not isinstance(err.value, WrongEditor)
