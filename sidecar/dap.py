@@ -1307,8 +1307,8 @@ class DapSession:
         if ref <= 0:
             # Godot's references start at 1 (0 means "no children"): never one handed out.
             raise RequestError(
-                f"variablesReference {ref} is not a reference: they are positive; take one "
-                "from /debug/scopes, a variable or an evaluate result",
+                f"variablesReference {ref} was not handed out during this stop (references "
+                "are positive); take one from /debug/scopes, a variable or an evaluate result",
                 code="invalid_field",
                 details={"field": "variablesReference"},
             )
@@ -1490,7 +1490,7 @@ class DapSession:
     def _game_gone(self, pid: int | None) -> bool:
         """Whether the game really ended: the one we know by its `set_pid`, else any
         game the editor runs on this project; unknown (no editor pid) is not gone."""
-        editor = self.config.editor_pid
+        editor = self._editor.pid if self._editor is not None else None
         if pid is not None:
             return not is_game_of(cmdline(pid), self.project, self._game_exe, editor)
         if editor is None:
