@@ -60,6 +60,7 @@ STEP_GRACE = 2.0
 # (a terminate right after launch gets nothing): past this, the end is inferred.
 TERMINATE_WAIT = 2.0
 ENDED = frozenset({"terminated", "exited"})
+TERMINATED = frozenset({"terminated"})
 STOP_BUDGET = 1.0  # seconds the sidecar may spend tidying up on its way out
 # A failed evaluation is answered like a null; the game's error message follows its
 # `evaluation_return` at once (same debug-loop turn): waited for this long at most.
@@ -661,7 +662,8 @@ class DapSession:
     def _game_ended(self) -> None:
         self._forget_stop()
         self._running = self._stepping = False
-        self._game_pid, self._pid_wanted = None, False
+        if not self._launch_lock.locked():  # else it is the game a launch replaces
+            self._game_pid, self._pid_wanted = None, False
 
     def _is_pause_echo(self, body: Args) -> bool:
         return (
@@ -911,7 +913,9 @@ class DapSession:
         and would not announce the new game's stops if that happened mid-launch."""
         since, pid = self.events.latest, self._game_pid
         await self._godot(agent, "terminate", None)
-        await self._confirm_end(since, pid, agent, self._launches)
+        # Godot sends `exited`, then `terminated`: the launch waits for the last of them,
+        # which would otherwise arrive after it and be taken for the new game's end.
+        await self._confirm_end(since, pid, agent, self._launches, TERMINATED)
 
     async def _sync_breakpoints(self, agent: str) -> None:
         """Send Godot every file's union again (it drops its list when a game ends)."""
@@ -1457,7 +1461,14 @@ class DapSession:
             await self._confirm_end(since, pid, agent, launches)
         return body
 
-    async def _confirm_end(self, since: int, pid: int | None, agent: str, launches: int) -> None:
+    async def _confirm_end(
+        self,
+        since: int,
+        pid: int | None,
+        agent: str,
+        launches: int,
+        kinds: frozenset[str] = ENDED,
+    ) -> None:
         """Make sure the end of the game is announced and our state says so.
 
         Godot announces `terminated` only for a game whose debugger session was up: one
@@ -1466,7 +1477,7 @@ class DapSession:
         """
         deadline = time.monotonic() + TERMINATE_WAIT
         while time.monotonic() < deadline:
-            if await self.events.next_of(since, ENDED, 0.1) is not None:
+            if await self.events.next_of(since, kinds, 0.1) is not None:
                 return
             if await asyncio.to_thread(self._game_gone, pid):
                 break
