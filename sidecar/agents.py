@@ -25,7 +25,13 @@ class Agent:
     @property
     def identity(self) -> str:
         """The key per-agent state (breakpoints, documents) is stored under."""
-        return self.name or f"client-{self.client_id}"
+        return self.name or self.scoped_identity
+
+    @property
+    def scoped_identity(self) -> str:
+        """The identity of this connection without X-Agent-Id: what it keeps under that
+        name (even if it named itself later) goes when the connection closes."""
+        return f"client-{self.client_id}"
 
     def as_json(self) -> dict[str, Any]:
         return {

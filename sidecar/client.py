@@ -227,16 +227,9 @@ class BridgeClient:
 
     # -- breakpoints ----------------------------------------------------------------------
 
-    def set_breakpoints(
-        self, path: str, lines: Iterable[int], conditions: dict[int, str] | None = None
-    ) -> list[Breakpoint]:
-        """Replace YOUR breakpoints in `path` (1-based lines)."""
-        bps = []
-        for line in sorted(set(lines)):
-            bp: dict[str, Any] = {"line": line}
-            if conditions and line in conditions:
-                bp["condition"] = conditions[line]
-            bps.append(bp)
+    def set_breakpoints(self, path: str, lines: Iterable[int]) -> list[Breakpoint]:
+        """Replace YOUR breakpoints in `path` (1-based lines; conditions are not supported)."""
+        bps = [{"line": line} for line in sorted(set(lines))]
         body = {"source": {"path": path}, "breakpoints": bps}
         return cast(list[Breakpoint], self.post("/debug/setBreakpoints", body)["breakpoints"])
 

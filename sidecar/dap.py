@@ -39,8 +39,10 @@ from typing import Any
 
 from .agents import Agent
 from .config import Config
+from .documents import ProjectFile
 from .errors import BridgeError, PeerTimeout, ProtocolError, RequestError
 from .http import require
+from .identity import ProcessWatch, cmdline, games_of, is_game_of
 from .peer import Call, DapCorrelation, Peer
 from .service import ServiceStatus
 
@@ -54,11 +56,11 @@ VARIABLES_RETRY_DELAY = 0.1
 # After next/stepIn the game stops again within milliseconds; a read arriving in between
 # waits this long for that stop instead of failing with 409.
 STEP_GRACE = 2.0
-GAME_END_WAIT = 1.0
 # After our terminate, Godot announces the end only if the game's debugger session was up
 # (a terminate right after launch gets nothing): past this, the end is inferred.
 TERMINATE_WAIT = 2.0
 ENDED = frozenset({"terminated", "exited"})
+TERMINATED = frozenset({"terminated"})
 STOP_BUDGET = 1.0  # seconds the sidecar may spend tidying up on its way out
 # A failed evaluation is answered like a null; the game's error message follows its
 # `evaluation_return` at once (same debug-loop turn): waited for this long at most.
@@ -76,6 +78,9 @@ SIDECAR = "sidecar"  # the scheduler's name for requests the sidecar makes on it
 OFFLINE_COMMANDS = frozenset({"clearBreakpoints"})
 EVALUATION_RETURN = frozenset({"evaluation_return"})
 ANY_MESSAGE = None
+# What a game sends on its own while stopped (the editor asks it to redraw ~35 times a
+# second) or running: not an answer to anything, so an evaluation's error may follow.
+BACKGROUND_MESSAGES = ("servers:", "performance:")
 
 Args = dict[str, Any]
 # A command's execution, made by its handler once the arguments are parsed (see `call`).
@@ -136,6 +141,18 @@ def _refuse_conditions(raw: Args, where: str) -> None:
             )
 
 
+def _frame_id(frame: int) -> int:
+    """A frameId that may exist: frames are numbered from 0, the top one."""
+    if frame < 0:
+        raise RequestError(
+            f"frameId {frame} is not a frame: frames are numbered from 0 (the top one); "
+            "see /debug/stackTrace",
+            code="invalid_field",
+            details={"field": "frameId"},
+        )
+    return frame
+
+
 def _source_path(args: Args) -> str:
     source = require(args, "source", dict)
     if "path" not in source:
@@ -155,7 +172,7 @@ def _source_path(args: Args) -> str:
 def _script_path(project: str, raw: str) -> str:
     """A GDScript file of the project: only those take breakpoints."""
     path = to_project_path(project, raw, must_exist=False)
-    if not path.endswith(".gd"):
+    if not ProjectFile(os.path.relpath(path, project)).is_script:
         raise RequestError(
             f"'{raw}' is not a GDScript file: only .gd files take breakpoints",
             code="invalid_field",
@@ -435,12 +452,18 @@ class DapSession:
         self._eval_lock = asyncio.Lock()  # Godot keeps one pending evaluation per text
         # The game's debugger messages (`godot/custom_data`), kept apart from the log.
         self.custom_data = EventLog(256)
-        # While a breakpoint stop waits for the agents it names, later events wait too.
-        self._held: list[tuple[str, Args]] | None = None
+        # While a breakpoint stop waits for the agents it names, later events wait too;
+        # a later breakpoint stop among them (its StopInfo) is announced in its turn.
+        self._held: list[tuple[str, Args, StopInfo | None]] | None = None
         self._game_pid: int | None = None  # from the `set_pid` of the game we launched
         self._pid_wanted = False  # a launch of ours waits for its game's `set_pid`
         self._game_exe: str | None = None  # from the `process` event
-        self._tasks: set[asyncio.Task[Any]] = set()
+        editor = config.editor_pid
+        self._editor = ProcessWatch(editor) if editor is not None else None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._recovering: asyncio.Future[Any] | None = None  # _recover_stop of this link
+        # Connection-scoped identities whose connection closed: nothing of theirs is kept.
+        self._departed: set[str] = set()
         self._launches = 0  # a stop found after connecting is stale once a launch began
         # Breakpoint ids of our own, one per (file, line): Godot numbers a line anew each
         # time the editor toggles it (at launch too) and after every game, and names the
@@ -454,7 +477,12 @@ class DapSession:
 
     async def stop(self) -> None:
         """Take the agents' breakpoints out of the editor, close the connection, and end
-        the game we launched: once the editor is gone nobody else would."""
+        the game we launched if the editor is gone: nobody else would then.
+
+        While the editor lives (the addon starts a new sidecar when the link drops) the
+        game stays: the next sidecar finds it. Without the editor's pid (a sidecar served
+        directly) there is no telling, so the game stays too.
+        """
         if self._resync is not None:
             self._resync.cancel()
         for task in list(self._tasks):
@@ -464,8 +492,8 @@ class DapSession:
                 await asyncio.wait_for(self._clear_breakpoints(), STOP_BUDGET)
         await self.peer.disconnect("sidecar stopping")
         pid, self._game_pid = self._game_pid, None
-        if pid is not None:
-            await end_game_process(pid, self.project, self._game_exe)
+        if pid is not None and self._editor is not None and self._editor.gone():
+            await end_game_process(pid, self.project, self._game_exe, self._editor.pid)
 
     async def _clear_breakpoints(self) -> None:
         # The editor keeps breakpoints after we leave; they would stop the user's runs.
@@ -511,7 +539,7 @@ class DapSession:
             if lines:
                 await peer.request("setBreakpoints", _set_args(path, lines), handshake=True)
         self._ask_for_custom_data(peer)
-        self._spawn(self._recover_stop())
+        self._recovering = self._spawn(self._recover_stop())
 
     def _ask_for_custom_data(self, peer: Peer) -> None:
         """Have Godot forward the game's debugger messages on this connection.
@@ -576,12 +604,17 @@ class DapSession:
         frames = body.get("stackFrames") if isinstance(body, dict) else None
         return [f for f in frames if isinstance(f, dict)] if isinstance(frames, list) else []
 
-    def _spawn(self, work: Awaitable[Any]) -> None:
+    def _spawn(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _on_lost(self, reason: str) -> None:
+        if self._recovering is not None:
+            # It looked at the lost link's game: a stop it found there is no longer true.
+            self._recovering.cancel()
+            self._recovering = None
         self._forget_stop()
         self._running = self._stepping = False
 
@@ -603,9 +636,12 @@ class DapSession:
             self._stop = StopInfo(str(body.get("reason", "")), self._epoch, body)
             self._running = True
             self._stepping = False
-            if body.get("reason") == "breakpoint" and self._held is None:
-                self._held = []
-                self._spawn(self._announce_hit(self._stop))
+            if body.get("reason") == "breakpoint":
+                if self._held is None:
+                    self._held = []
+                    self._spawn(self._announce_hits(self._stop))
+                else:
+                    self._held.append(("stopped", body, self._stop))
                 return
         elif name == "continued":
             self._forget_stop()
@@ -628,7 +664,8 @@ class DapSession:
     def _game_ended(self) -> None:
         self._forget_stop()
         self._running = self._stepping = False
-        self._game_pid, self._pid_wanted = None, False
+        if not self._launch_lock.locked():  # else it is the game a launch replaces
+            self._game_pid, self._pid_wanted = None, False
 
     def _is_pause_echo(self, body: Args) -> bool:
         return (
@@ -640,25 +677,51 @@ class DapSession:
 
     def _append(self, name: str, body: Args) -> None:
         if self._held is not None:
-            self._held.append((name, body))
+            self._held.append((name, body, None))
         else:
             self.events.append(name, body)
 
-    async def _announce_hit(self, stop: StopInfo) -> None:
-        """Announce a breakpoint stop with where it is and whose breakpoint it was."""
-        body = dict(stop.body)
+    async def _announce_hits(self, stop: StopInfo) -> None:
+        """Announce a breakpoint stop, then what came after it, in order; a later
+        breakpoint stop among those is announced the same way in its turn."""
+        pending: StopInfo | None = stop
         try:
-            # Godot's ids are not the ones agents were given: ours, from the place.
-            body.pop("hitBreakpointIds", None)
+            while pending is not None:
+                body = await self._hit_body(pending)
+                self.events.append("stopped", body)
+                pending = self._release_until_next_hit()
+        finally:
+            # Cancelled (the sidecar stops): whatever is held still goes out.
+            for name, later, _ in self._held or []:
+                self.events.append(name, later)
+            self._held = None
+
+    def _release_until_next_hit(self) -> StopInfo | None:
+        """Log the held events up to the next breakpoint stop, which is returned."""
+        held = self._held or []
+        for i, (name, body, stop) in enumerate(held):
+            if stop is not None:
+                self._held = held[i + 1 :]
+                return stop
+            self.events.append(name, body)
+        self._held = None
+        return None
+
+    async def _hit_body(self, stop: StopInfo) -> Args:
+        """A breakpoint stop with where it is and whose breakpoint it was: read while it
+        is the current stop, else (the game ran on already) without its place."""
+        # Godot's ids are not the ones agents were given: ours, from the place.
+        body = {**stop.body, "hitBreakpointIds": [], "hit_by": []}
+        if self._stop is not stop:
+            return body
+        try:
             trace = await asyncio.wait_for(self._trace(SIDECAR, THREAD_ID), HIT_WAIT)
-            body.update(self._where(trace.get("stackFrames") or [], hit=True))
         except (BridgeError, asyncio.TimeoutError) as err:
             log.info("breakpoint stop announced without its place: %r", err)
-        finally:
-            held, self._held = self._held or [], None
-            self.events.append("stopped", body)
-            for name, later in held:
-                self.events.append(name, later)
+            return body
+        if self._stop is stop:  # else the trace may be the next stop's
+            body.update(self._where(trace.get("stackFrames") or [], hit=True))
+        return body
 
     def _where(self, frames: list[Args], *, hit: bool = False) -> Args:
         """The top frame's place, and the agents with a breakpoint right there (and, for
@@ -678,8 +741,7 @@ class DapSession:
             for agent, lst in (bps.by_agent.items() if bps is not None else ())
             if any(b.line == line for b in lst)
         )
-        res = to_res_path(self.project, path) if _inside(self.project, path) else path
-        place: Args = {"source": {"path": res}, "line": line, "hit_by": hit_by}
+        place: Args = {"source": {"path": self._shown(path)}, "line": line, "hit_by": hit_by}
         if hit or hit_by:
             place["hitBreakpointIds"] = [self.breakpoint_id(path, line)]
         return place
@@ -817,24 +879,33 @@ class DapSession:
     async def _launch(self, agent: str, arguments: Args, scene: str) -> Args:
         # Godot keeps one pending launch per connection: two interleaved would lose one.
         self._launches += 1
-        self._game_pid, self._pid_wanted = None, True
         async with self._launch_lock:
             if self._running:
                 await self._end_game(agent)
             await self._sync_breakpoints(agent)
             async with self.scheduler.slot(agent):
-                launch = self.peer.issue("launch", arguments)
+                # Only now: the old game's end (above) forgets any pid still wanted.
+                self._game_pid, self._pid_wanted = None, True
+                try:
+                    launch = self.peer.issue("launch", arguments)
+                except BridgeError:
+                    self._pid_wanted = False
+                    raise
                 done = self._issue_quietly("configurationDone")
                 answers = await asyncio.gather(
                     self.peer.answer(launch, self.timeout),
                     self._answer(done),
                     return_exceptions=True,
                 )
-        for answer in answers:
-            if isinstance(answer, BaseException):
-                raise answer
-        body = _body_or_raise(answers[0], "launch")
-        _body_or_raise(answers[1], "configurationDone")
+        try:
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
+            body = _body_or_raise(answers[0], "launch")
+            _body_or_raise(answers[1], "configurationDone")
+        except BaseException:
+            self._pid_wanted = False  # no game of ours is coming
+            raise
         # `running` follows Godot's `process` event, which comes before this answer; a
         # game that died at once has already sent `exited` too.
         return {**body, "scene": scene}
@@ -842,11 +913,11 @@ class DapSession:
     async def _end_game(self, agent: str) -> None:
         """Stop the running game first: Godot forgets its breakpoints when a game ends
         and would not announce the new game's stops if that happened mid-launch."""
-        since = self.events.latest
+        since, pid = self.events.latest, self._game_pid
         await self._godot(agent, "terminate", None)
-        ended = frozenset({"terminated", "exited"})
-        if await self.events.next_of(since, ended, GAME_END_WAIT) is None:
-            log.info("no terminated event after terminate; launching anyway")
+        # Godot sends `exited`, then `terminated`: the launch waits for the last of them,
+        # which would otherwise arrive after it and be taken for the new game's end.
+        await self._confirm_end(since, pid, agent, self._launches, TERMINATED)
 
     async def _sync_breakpoints(self, agent: str) -> None:
         """Send Godot every file's union again (it drops its list when a game ends)."""
@@ -898,7 +969,8 @@ class DapSession:
     async def _set_breakpoints(self, agent: str, path: str, wanted: list[SourceBreakpoint]) -> Args:
         bps = self._files.setdefault(path, _FileBreakpoints())
         async with bps.lock:
-            if wanted:
+            # A request of a connection that has closed meanwhile keeps nothing.
+            if wanted and agent not in self._departed:
                 bps.by_agent[agent] = wanted
             else:
                 bps.by_agent.pop(agent, None)
@@ -1002,9 +1074,11 @@ class DapSession:
     def agent_left(self, agent: Agent) -> None:
         """AgentRegistry's hook: the breakpoints a connection set without X-Agent-Id (as
         `client-<id>`, even if it named itself later) go with it."""
-        identity = f"client-{agent.client_id}"
-        if any(identity in bps.by_agent for bps in self._files.values()):
-            self._spawn(self.forget_agent(identity))
+        identity = agent.scoped_identity
+        # Remembered first: a setBreakpoints of that connection still waiting for a
+        # file's lock must not add lines after forget_agent went past that file.
+        self._departed.add(identity)
+        self._spawn(self.forget_agent(identity))
 
     async def _remove(self, paths: list[str], agent: str | None, *, strict: bool) -> list[Args]:
         """Take `agent`'s (None: everyone's) breakpoints out of `paths`; Godot gets the rest."""
@@ -1131,9 +1205,14 @@ class DapSession:
     def _place(self, frame: Args) -> str:
         source = frame.get("source") if isinstance(frame.get("source"), dict) else {}
         path = str(source.get("path") or "?")
-        if os.path.isabs(path) and _inside(self.project, os.path.realpath(path)):
-            path = to_res_path(self.project, os.path.realpath(path))
-        return f"'{frame.get('name')}' ({path}:{frame.get('line')})"
+        return f"'{frame.get('name')}' ({self._shown(path)}:{frame.get('line')})"
+
+    def _shown(self, path: str) -> str:
+        """A path as agents see it: res:// inside the project, else as Godot gave it."""
+        if not os.path.isabs(path):
+            return path
+        real = os.path.realpath(path)
+        return to_res_path(self.project, real) if _inside(self.project, real) else path
 
     async def _step_and_wait(self, agent: str, thread: int, deadline: float) -> DebugEvent | None:
         since = self.events.latest
@@ -1178,7 +1257,7 @@ class DapSession:
         return {"stackFrames": frames[start:end], "totalFrames": len(frames)}
 
     def scopes(self, agent: str, args: Args) -> Run:
-        return self._scopes(agent, require(args, "frameId", int))
+        return self._scopes(agent, _frame_id(require(args, "frameId", int)))
 
     async def _scopes(self, agent: str, frame: int) -> Args:
         await self._stopped("scopes")
@@ -1236,6 +1315,14 @@ class DapSession:
 
     def variables(self, agent: str, args: Args) -> Run:
         ref = require(args, "variablesReference", int)
+        if ref <= 0:
+            # Godot's references start at 1 (0 means "no children"): never one handed out.
+            raise RequestError(
+                f"variablesReference {ref} was not handed out during this stop (references "
+                "are positive); take one from /debug/scopes, a variable or an evaluate result",
+                code="invalid_field",
+                details={"field": "variablesReference"},
+            )
         extra = {k: args[k] for k in ("filter", "start", "count") if k in args}
         return self._variables_of(agent, ref, extra)
 
@@ -1281,7 +1368,7 @@ class DapSession:
     def evaluate(self, agent: str, args: Args) -> Run:
         expression = require(args, "expression", str)
         # Without a frameId Godot uses whichever frame was inspected last: be explicit.
-        frame = _optional(args, "frameId", int, 0)
+        frame = _frame_id(_optional(args, "frameId", int, 0))
         arguments: Args = {"expression": expression, "frameId": frame}
         if args.get("context") is not None:
             arguments["context"] = require(args, "context", str)
@@ -1356,10 +1443,15 @@ class DapSession:
                 returned = data
         if len(returned) < 4 or returned[3] is not None:
             return None  # a value: an evaluation that failed returns null
-        nxt = await self.custom_data.next_of(since, ANY_MESSAGE, deadline - time.monotonic())
-        if nxt is None or nxt.event != "error":
-            return None  # a real null
-        return _error_text(nxt.body.get("data") or [])
+        while True:
+            nxt = await self.custom_data.next_of(since, ANY_MESSAGE, deadline - time.monotonic())
+            if nxt is None:
+                return None  # a real null
+            since = nxt.seq
+            if nxt.event == "error":
+                return _error_text(nxt.body.get("data") or [])
+            if not nxt.event.startswith(BACKGROUND_MESSAGES):
+                return None  # the game went on to something else: a real null
 
     def threads(self, agent: str, args: Args) -> Run:
         return self._shared("threads", lambda: self._godot(agent, "threads", None))
@@ -1376,7 +1468,14 @@ class DapSession:
             await self._confirm_end(since, pid, agent, launches)
         return body
 
-    async def _confirm_end(self, since: int, pid: int | None, agent: str, launches: int) -> None:
+    async def _confirm_end(
+        self,
+        since: int,
+        pid: int | None,
+        agent: str,
+        launches: int,
+        kinds: frozenset[str] = ENDED,
+    ) -> None:
         """Make sure the end of the game is announced and our state says so.
 
         Godot announces `terminated` only for a game whose debugger session was up: one
@@ -1385,12 +1484,12 @@ class DapSession:
         """
         deadline = time.monotonic() + TERMINATE_WAIT
         while time.monotonic() < deadline:
-            if await self.events.next_of(since, ENDED, 0.1) is not None:
+            if await self.events.next_of(since, kinds, 0.1) is not None:
                 return
-            if pid is not None and not is_game_of(_cmdline(pid), self.project, self._game_exe):
+            if await asyncio.to_thread(self._game_gone, pid):
                 break
-        if pid is not None and is_game_of(_cmdline(pid), self.project, self._game_exe):
-            log.warning("the game (pid %d) still runs after terminate", pid)
+        if not await asyncio.to_thread(self._game_gone, pid):
+            log.warning("the game (pid %s) may still run after terminate: not ended", pid)
             return
         if not self._running or self._launches != launches:
             return  # a new launch or another terminate settled it meanwhile
@@ -1405,6 +1504,16 @@ class DapSession:
                 "debugger session had not started yet): announced by the bridge",
             },
         )
+
+    def _game_gone(self, pid: int | None) -> bool:
+        """Whether the game really ended: the one we know by its `set_pid`, else any
+        game the editor runs on this project; unknown (no editor pid) is not gone."""
+        editor = self._editor.pid if self._editor is not None else None
+        if pid is not None:
+            return not is_game_of(cmdline(pid), self.project, self._game_exe, editor)
+        if editor is None:
+            return False  # no process to look at: only Godot's own event says so
+        return not games_of(editor, self.project, self._game_exe)
 
     async def wait_events(self, since: int = 0, wait: float = 0.0, limit: int = 500) -> Args:
         return await self.events.read(since, wait, limit)
@@ -1483,48 +1592,23 @@ def _error_text(data: list[Any]) -> str:
 # -- a game the editor left behind ---------------------------------------------------
 
 
-def _cmdline(pid: int) -> list[str]:
-    """A live process's command line; [] for one that is gone (or a zombie)."""
-    try:
-        import psutil
-
-        return list(psutil.Process(pid).cmdline())
-    except ImportError:
-        pass
-    except Exception:  # psutil.Error: gone, zombie, not ours
-        return []
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
-def is_game_of(cmd: list[str], project: str, exe: str | None = None) -> bool:
-    """A Godot game on `project` under a remote debugger: what the editor launches."""
-    if not cmd or "--remote-debug" not in cmd or "--path" not in cmd:
-        return False
-    binary = cmd[0]
-    if "godot" not in os.path.basename(binary).lower() and binary != exe:
-        return False
-    index = cmd.index("--path") + 1
-    return index < len(cmd) and os.path.realpath(cmd[index]) == os.path.realpath(project)
-
-
-async def end_game_process(pid: int, project: str, exe: str | None = None) -> bool:
-    """SIGTERM, then SIGKILL, the game `pid` if it still is our project's game."""
-    if not is_game_of(_cmdline(pid), project, exe):
-        return False  # ended already, or the pid now belongs to someone else
-    log.info("ending the game (pid %d) launched through the bridge", pid)
+async def end_game_process(
+    pid: int, project: str, exe: str | None = None, editor_pid: int | None = None
+) -> bool:
+    """SIGTERM, then SIGKILL, the game `pid` as long as it still is this editor's game
+    on our project (checked before each signal: the pid may be reused meanwhile)."""
     for sig in (signal.SIGTERM, getattr(signal, "SIGKILL", signal.SIGTERM)):
+        if not is_game_of(cmdline(pid), project, exe, editor_pid):
+            return True  # ended, or the pid now belongs to someone else
+        log.info("ending the game (pid %d) launched through the bridge: %s", pid, sig.name)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
         deadline = time.monotonic() + GAME_KILL_WAIT
         while time.monotonic() < deadline:
-            if not _cmdline(pid):
+            if not cmdline(pid):
                 return True
             await asyncio.sleep(0.05)
-    return not _cmdline(pid)
+    return not is_game_of(cmdline(pid), project, exe, editor_pid)
 
 
 def _read_lines(path: str) -> list[str]:

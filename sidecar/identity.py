@@ -154,3 +154,82 @@ class EditorIdentity:
                 details={"service": service, "state": "wrong_editor", "other_pid": found.pid},
             )
         return found.ours
+
+
+# -- the games an editor launches (process inspection for dap.py) --------------------
+
+
+def cmdline(pid: int) -> list[str]:
+    """A live process's command line; [] for one that is gone (or a zombie)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return []
+        return list(proc.cmdline())
+    except (psutil.Error, OSError):  # gone, or not ours to look at
+        return []
+
+
+def _option(cmd: list[str], name: str) -> str | None:
+    """The value of `name value` (or `name=value`) on a command line."""
+    for i, arg in enumerate(cmd):
+        if arg == name and i + 1 < len(cmd):
+            return cmd[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def is_game_of(
+    cmd: list[str], project: str, exe: str | None = None, editor_pid: int | None = None
+) -> bool:
+    """A Godot game on `project` under a remote debugger: what the editor launches.
+
+    A game carrying `--editor-pid` (Godot 4.4+) must name `editor_pid` when that is known:
+    two editors on one project must not end each other's games.
+    """
+    if not cmd or "--remote-debug" not in cmd:
+        return False
+    binary = cmd[0]
+    if "godot" not in os.path.basename(binary).lower() and binary != exe:
+        return False
+    path = _option(cmd, "--path")
+    if path is None or os.path.realpath(path) != os.path.realpath(project):
+        return False
+    launcher = _option(cmd, "--editor-pid")
+    return editor_pid is None or launcher is None or launcher == str(editor_pid)
+
+
+def games_of(editor_pid: int, project: str, exe: str | None = None) -> list[int]:
+    """The pids of the games `editor_pid` runs on `project` (blocking; run in a thread)."""
+    try:
+        children = psutil.Process(editor_pid).children(recursive=True)
+    except (psutil.Error, OSError):
+        return []
+    return [c.pid for c in children if is_game_of(cmdline(c.pid), project, exe, editor_pid)]
+
+
+class ProcessWatch:
+    """One process, recognised again later: its pid may have gone to another process."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._started = _started(pid)
+
+    def gone(self) -> bool:
+        """Whether the process ended (a zombie has ended too) or the pid was reused."""
+        try:
+            proc = psutil.Process(self.pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except (psutil.Error, OSError):
+            return True
+        # Unknown at the start: it had ended already.
+        return self._started is None or _started(self.pid) != self._started
+
+
+def _started(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None

@@ -246,16 +246,6 @@ def _position(path: str, line: int, character: int) -> dict[str, Any]:
     return {"textDocument": {"uri": path}, "position": {"line": line, "character": character}}
 
 
-def _breakpoints(lines: list[int], conditions: dict[str, str] | None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for line in lines:
-        bp: dict[str, Any] = {"line": line}
-        if conditions and str(line) in conditions:
-            bp["condition"] = conditions[str(line)]
-        out.append(bp)
-    return out
-
-
 STEPS = {"over": "/debug/next", "in": "/debug/stepIn", "out": "/debug/stepOut"}
 
 
@@ -268,12 +258,10 @@ def add_debug_tools(mcp: McpBridge) -> None:
 
     @tool(
         description="Replace YOUR breakpoints in one .gd file (1-based lines; [] clears them). "
-        "Conditions are not supported yet (refused)."
+        "Conditions are not supported."
     )
-    async def set_breakpoints(
-        ctx: Context, path: str, lines: list[int], conditions: dict[str, str] | None = None
-    ) -> dict[str, Any]:
-        body = {"source": {"path": path}, "breakpoints": _breakpoints(lines, conditions)}
+    async def set_breakpoints(ctx: Context, path: str, lines: list[int]) -> dict[str, Any]:
+        body = {"source": {"path": path}, "breakpoints": [{"line": n} for n in lines]}
         return await mcp.call(ctx, "POST", "/debug/setBreakpoints", body)
 
     @tool(description="Your breakpoints per file (everyone=true: every agent's).")

@@ -20,6 +20,8 @@ import psutil
 import pytest
 from harness import REPO, free_port
 
+import sidecar.dap as dap_module
+from sidecar.agents import Agent
 from sidecar.config import Config
 from sidecar.dap import (
     DapSession,
@@ -28,12 +30,14 @@ from sidecar.dap import (
     FairScheduler,
     GodotError,
     _body_or_raise,
+    _FileBreakpoints,
     _frame_keys,
     _never_stops,
     to_project_path,
     to_res_path,
 )
 from sidecar.errors import RequestError, TransportError
+from sidecar.identity import ProcessWatch, is_game_of
 from sidecar.peer import DapCorrelation, Peer
 from sidecar.service import ServiceStatus, State
 
@@ -257,6 +261,181 @@ def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> Non
     asyncio.run(scenario())
 
 
+def offline_session(**config: Any) -> DapSession:
+    """A session on the demo project that never connects (its parts are driven by hand)."""
+    return DapSession(
+        Config(
+            project=str(REPO),
+            link_port=None,
+            link_token="",
+            serve_port=None,
+            bridge_port=0,
+            lsp_port=0,
+            dap_port=free_port(),  # nothing listens there
+            **config,
+        )
+    )
+
+
+def test_issue_11_negative_frame_and_reference_are_400_whatever_the_state() -> None:
+    """Checked in the parse half: a 400 even where the adapter is away (or the game runs)."""
+
+    async def scenario() -> None:
+        session = offline_session()
+        for command, args, field in (
+            ("scopes", {"frameId": -1}, "frameId"),
+            ("evaluate", {"expression": "a", "frameId": -2}, "frameId"),
+            ("variables", {"variablesReference": 0}, "variablesReference"),
+            ("variables", {"variablesReference": -5}, "variablesReference"),
+        ):
+            with pytest.raises(RequestError) as err:
+                await session.call(command, "alice", args)
+            assert err.value.status == 400 and err.value.details["field"] == field, args
+
+    asyncio.run(scenario())
+
+
+def stopped_at(line: int) -> dict[str, Any]:
+    body = {"reason": "breakpoint", "threadId": 1, "hitBreakpointIds": [99], "at": line}
+    return {"type": "event", "event": "stopped", "body": body}
+
+
+def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_place() -> None:
+    """Stop 1's trace is still being read when stop 2 comes: stop 1 must not take stop 2's
+    place, and stop 2 gets its own place (not Godot's raw event)."""
+
+    async def scenario() -> None:
+        session = offline_session()
+        script = str(REPO / "demo" / "main.gd")
+        release = asyncio.Event()
+
+        async def trace(agent: str, thread: int) -> dict[str, Any]:
+            await release.wait()  # Godot answers after stop 2 came in
+            stop = session._stop
+            assert stop is not None
+            frame = {"name": "f", "line": stop.body["at"], "source": {"path": script}}
+            return {"stackFrames": [frame]}
+
+        session._trace = trace  # type: ignore[method-assign]
+        session._on_event(stopped_at(SUM))
+        session._on_event({"type": "event", "event": "output", "body": {"output": "x"}})
+        session._on_event(stopped_at(RETURN_SUM))
+        release.set()
+        for _ in range(100):
+            if session._held is None and session.events.latest >= 3:
+                break
+            await asyncio.sleep(0.01)
+        events = [(e.event, e.body) for e in session.events.after(0)[0]]
+        assert [name for name, _ in events] == ["stopped", "output", "stopped"]
+        first, last = events[0][1], events[2][1]
+        # Stop 1 ran on before its place could be read: announced without one.
+        assert "line" not in first and first["hitBreakpointIds"] == [] == first["hit_by"]
+        assert last["line"] == RETURN_SUM and last["source"]["path"] == MAIN
+        assert last["hitBreakpointIds"] == [session.breakpoint_id(script, RETURN_SUM)]
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_a_lost_link_cancels_the_search_for_its_stop() -> None:
+    async def scenario() -> None:
+        session = offline_session()
+        recovering = session._spawn(asyncio.sleep(30))
+        session._recovering = recovering
+        session._on_lost("gone")
+        await asyncio.sleep(0)
+        assert recovering.cancelled()
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_an_evaluation_error_is_found_past_the_redraws_of_a_stopped_game() -> None:
+    async def scenario() -> None:
+        session = offline_session()
+        data = session.custom_data
+        data.append("set_pid", {"data": [1]})
+        since = data.latest
+        data.append("evaluation_return", {"data": ["1 +", 0, "", None]})
+        data.append("servers:drawn", {"data": []})
+        data.append("performance:profile_frame", {"data": []})
+        data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "parse error", False]})
+        assert await session._evaluation_error("1 +", since) == "parse error"
+        # A real null: the game moved on to something else.
+        since = data.latest
+        data.append("evaluation_return", {"data": ["n", 0, "", None]})
+        data.append("servers:drawn", {"data": []})
+        data.append("output", {"data": []})
+        data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "later", False]})
+        assert await session._evaluation_error("n", since) is None
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Path) -> None:
+    """A setBreakpoints of a connection waiting on the file's lock when it closes."""
+
+    async def scenario() -> None:
+        session = offline_session()
+        sent: list[dict[str, Any]] = []
+
+        async def godot(agent: str, command: str, arguments: Any) -> dict[str, Any]:
+            sent.append(arguments)
+            return {"breakpoints": []}
+
+        session._godot = godot  # type: ignore[method-assign]
+        script = str(REPO / "demo" / "main.gd")
+        session._files[script] = bps = _FileBreakpoints()
+        agent = Agent(7, "peer")
+        async with bps.lock:
+            args = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+            setting = asyncio.ensure_future(session.set_breakpoints(agent.identity, args))
+            await asyncio.sleep(0.05)
+            session.agent_left(agent)
+        await setting
+        for _ in range(50):
+            if not session._tasks:
+                break
+            await asyncio.sleep(0.01)
+        assert session.breakpoints() == {}
+        assert sent[-1]["breakpoints"] == []
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_an_end_nobody_saw_is_not_inferred() -> None:
+    """No `set_pid` and no editor pid to find the game by: the bridge cannot tell that the
+    game ended, so it keeps saying it runs rather than announce an end that did not happen."""
+
+    async def scenario() -> None:
+        session = offline_session()
+        session._running = True
+        await session._confirm_end(session.events.latest, None, "alice", session._launches)
+        assert session.running
+        assert session.events.latest == 0
+
+    asyncio.run(scenario())
+
+
+def test_issue_11_only_this_editors_game_on_this_project_is_ended() -> None:
+    game = ["/bin/godot", "--path", str(REPO), "--remote-debug", "tcp://127.0.0.1:6007"]
+    assert is_game_of(game, str(REPO))
+    assert is_game_of([*game, "--editor-pid", "42"], str(REPO), editor_pid=42)
+    assert not is_game_of([*game, "--editor-pid", "43"], str(REPO), editor_pid=42)
+    assert not is_game_of(game, "/elsewhere")
+    assert not is_game_of(game[:-2], str(REPO))
+
+
+def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The game went after SIGTERM and its pid went to another process: no SIGKILL."""
+    game = ["/bin/godot", "--path", str(REPO), "--remote-debug", "tcp://127.0.0.1:6007"]
+    lines = iter([game, ["/usr/bin/vim"], ["/usr/bin/vim"]])
+    monkeypatch.setattr(dap_module, "cmdline", lambda pid: next(lines, ["/usr/bin/vim"]))
+    monkeypatch.setattr(dap_module, "GAME_KILL_WAIT", 0.05)
+    monkeypatch.setattr(dap_module.os, "kill", lambda pid, sig: signals.append(sig))
+    signals: list[int] = []
+    assert asyncio.run(dap_module.end_game_process(4242, str(REPO)))
+    assert signals == [signal.SIGTERM]
+
+
 # -- a real editor ---------------------------------------------------------------------
 
 
@@ -265,6 +444,7 @@ class GodotDap:
     project: Path
     port: int
     log: Path
+    pid: int
 
 
 def _project_copy(dst: Path) -> Path:
@@ -324,7 +504,7 @@ def godot(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[
         )
     try:
         _wait_port(port, proc, log, timeout=120)
-        yield GodotDap(project, port, log)
+        yield GodotDap(project, port, log, proc.pid)
     finally:
         _kill_tree(proc)
 
@@ -945,22 +1125,78 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
     run(godot, scenario)
 
 
+async def launched_game(session: DapSession) -> psutil.Process:
+    await session.call("launch", "alice", {})
+    deadline = time.monotonic() + 10
+    while session._game_pid is None:
+        assert time.monotonic() < deadline, "no set_pid from the game"
+        await asyncio.sleep(0.05)
+    game = psutil.Process(session._game_pid)
+    assert "--remote-debug" in game.cmdline()
+    return game
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+class GoneEditor(ProcessWatch):
+    """The editor as the session sees it once it died (the real death: test_debug_http)."""
+
+    def gone(self) -> bool:
+        return True
+
+
 def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap) -> None:
+    """Once the editor is gone, nobody else would end the game."""
+
     async def scenario(session: DapSession) -> None:
-        await session.call("launch", "alice", {})
-        deadline = time.monotonic() + 10
-        while session._game_pid is None:
-            assert time.monotonic() < deadline, "no set_pid from the game"
-            await asyncio.sleep(0.05)
-        pid = session._game_pid
-        game = psutil.Process(pid)
+        game = await launched_game(session)
         try:
-            assert "--remote-debug" in game.cmdline()
+            session._editor = GoneEditor(godot.pid)
             await session.stop()
             game.wait(timeout=5)  # raises if the game outlives the session
         finally:
             with contextlib.suppress(psutil.Error):
                 game.kill()
+
+    run(godot, scenario)
+
+
+def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDap) -> None:
+    """The addon starts a new sidecar when the link drops: a game of a live editor stays
+    for it, and so does one when no editor pid is known (a sidecar served directly)."""
+
+    async def scenario(session: DapSession) -> None:
+        for editor_pid in (godot.pid, None):
+            session._editor = ProcessWatch(editor_pid) if editor_pid is not None else None
+            game = await launched_game(session)
+            try:
+                await session.stop()
+                await asyncio.sleep(0.5)
+                assert alive(game)
+            finally:
+                with contextlib.suppress(psutil.Error):
+                    game.kill()
+                    game.wait(timeout=5)
+            assert await session.connect(), session.status.as_json()
+            await session.call("terminate", "test", {})
+
+    run(godot, scenario)
+
+
+def test_issue_11_a_relaunch_learns_the_new_games_pid(godot: GodotDap) -> None:
+    """The old game's end must not make the session ignore the new game's `set_pid`."""
+
+    async def scenario(session: DapSession) -> None:
+        first = await launched_game(session)
+        second = await launched_game(session)
+        assert second.pid != first.pid
+        first.wait(timeout=5)  # the first game ended
+        assert alive(second)
 
     run(godot, scenario)
 

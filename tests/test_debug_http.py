@@ -467,3 +467,60 @@ def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> No
         for game in games:
             with contextlib.suppress(psutil.Error):
                 game.kill()
+
+
+def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: Editor) -> None:
+    """A sidecar that exits while its editor lives (the addon starts another) leaves the
+    agents' game running, and the next sidecar finds it stopped where it was."""
+    ed = fresh_editor
+    ed.start()
+    games: list[psutil.Process] = []
+
+    async def back(agent: Agent, old: list[int], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                status, answer, _ = await agent.call("GET", "/status")
+                sidecars = set(ed.sidecar_pids()) - {g.pid for g in games}
+                if status == 200 and answer["debug_adapter"]["state"] == "connected":
+                    if sidecars and not sidecars & set(old):
+                        return
+            await asyncio.sleep(0.2)
+        raise AssertionError("no new sidecar connected to the debug adapter")
+
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        gus = agent("gus")
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+        await gus.ok("POST", "/debug/setBreakpoints", body)
+        since = (await gus.ok("GET", "/debug/events"))["latest"]
+        await gus.ok("POST", "/debug/launch", {})
+        await gus.next_stop(since)
+        games.extend(
+            p
+            for p in psutil.Process(ed.pid).children(recursive=True)
+            if "--remote-debug" in p.cmdline()
+        )
+        assert len(games) == 1, games
+        # (The project's path carries the test's name: never take the game for a sidecar.)
+        old = [p for p in ed.sidecar_pids() if p not in {g.pid for g in games}]
+        assert old
+        for pid in old:
+            os.kill(pid, signal.SIGTERM)  # a clean exit: the path that used to end the game
+        _gone, alive = psutil.wait_procs([psutil.Process(p) for p in old], timeout=10)
+        assert not alive, alive
+        await back(gus, old)
+        assert games[0].is_running() and games[0].status() != psutil.STATUS_ZOMBIE
+        stop = await gus.next_stop(0)
+        assert stop["body"]["reason"] == "recovered", stop
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            await wait_connected(Agent(http, ed.base_url, "setup"))
+            await scenario(lambda name: Agent(http, ed.base_url, name))
+
+    try:
+        asyncio.run(main())
+    finally:
+        for game in games:
+            with contextlib.suppress(psutil.Error):
+                game.kill()
