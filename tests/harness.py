@@ -283,7 +283,8 @@ class Editor:
         with contextlib.suppress(psutil.NoSuchProcess):
             for p in psutil.Process(self.pid).children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    if "sidecar" in " ".join(p.cmdline()):
+                    # `python -m sidecar ...`: not a game whose project path says "sidecar".
+                    if p.cmdline()[1:3] == ["-m", "sidecar"]:
                         found.append(p.pid)
         self._pids.update(found)
         return found
