@@ -209,7 +209,9 @@ def test_issue_11_slots_of_closed_agents_are_free_for_the_next_one_at_once(
 
 
 BURST = 100
-BURST_ANSWERED_WITHIN = 60.0  # s; rare SYN-cookie stragglers resend after 15 s (RELIABILITY.md)
+# s: a rare SYN-cookie straggler (RELIABILITY.md) resends its request with a doubling backoff
+# (1, 3, 7, ... 63, 127 s); seen answered after 28 s and 55 s on a busy machine.
+BURST_ANSWERED_WITHIN = 130.0
 RESENDS_DONE = 8.5  # s after a burst: its resend windows (1 s, 3 s, 7 s) are over by ~7.1 s
 # s of CPU from 1.5 s to 8.5 s: measured 0.11-0.13 with the pump's naps, 0.39-0.51 spinning
 PUMP_BUSY_LIMIT = 0.25
