@@ -60,9 +60,7 @@ func release() -> void:
 ## When `record` names a port a session claimed and `settings` still holds it there (that
 ## session ended without [method release] after the settings were saved), puts back the value
 ## the record remembers. Returns true when it did. The record is removed either way.
-## `settings` is the EditorSettings (read and written as properties, as its own
-## get_setting/set_setting do).
-static func recover(settings: Object, record: String) -> bool:
+static func recover(settings: EditorSettings, record: String) -> bool:
 	var path: String = ProjectSettings.globalize_path(record)
 	if not FileAccess.file_exists(path):
 		return false
@@ -74,9 +72,9 @@ static func recover(settings: Object, record: String) -> bool:
 	var previous: Variant = saved["previous"]
 	if not (claimed is float or claimed is int) or not (previous is float or previous is int):
 		return false
-	if int(settings.get(KEY)) != int(claimed) or int(claimed) == int(previous):
+	if int(settings.get_setting(KEY)) != int(claimed) or int(claimed) == int(previous):
 		return false
-	settings.set(KEY, int(previous))
+	settings.set_setting(KEY, int(previous))
 	print(
 		(
 			(
