@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -189,6 +190,11 @@ class Editor:
             }
         )
         env.update(self.extra_env)
+        if "XDG_CONFIG_HOME" not in self.extra_env:
+            # Editor settings of its own (Godot creates its defaults there), never the user's
+            # ~/.config/godot file, which every editor of the machine reads and writes.
+            config = Path(tempfile.mkdtemp(prefix="config-", dir=self.project.parent))
+            env.update(settings_home(config, {}))
         if self.flags_only:
             env.pop("GODOT_LSP_PORT", None)
             env.pop("GODOT_DAP_PORT", None)

@@ -128,7 +128,7 @@ def test_issue_11_gdscript_settings_read_godots_own_port_flags(godot_bin: str) -
     assert proc.returncode == 0, output[-3000:]
     summary = re.search(r"^gdscript: (\d+) passed, (\d+) failed$", proc.stdout, re.M)
     assert summary, output[-3000:]
-    assert (int(summary[1]), int(summary[2])) == (14, 0), output[-3000:]
+    assert (int(summary[1]), int(summary[2])) == (18, 0), output[-3000:]
     # The one warning is the one for the `--lsp-port=N` form.
     warnings = [line for line in output.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "Godot ignores '--lsp-port=16505'" in warnings[0], warnings

@@ -188,3 +188,45 @@ def test_issue_11_the_session_debug_port_is_never_saved(tmp_path: Path) -> None:
         assert saved == [str(users)]
     finally:
         ed.stop()
+
+
+def _saved_remote_ports(config: Path) -> list[str]:
+    files = list((config / "godot").glob("editor_settings-*.tres"))
+    assert len(files) == 1, files
+    return re.findall(r"^network/debug/remote_port = (\d+)$", files[0].read_text(), re.M)
+
+
+def test_issue_11_a_session_port_saved_before_a_crash_is_put_back_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    # Should anything save the editor settings during a session (the Editor Settings dialog
+    # does), the session's port lands in the machine's settings file; an editor that is then
+    # killed never puts the user's value back. The addon remembers both in the project's
+    # .godot/ and the next editor on the project restores the user's value.
+    users = free_port()
+    config = tmp_path / "config"
+    env = settings_home(config, {"network/debug/remote_port": users})
+    project = make_demo_project(tmp_path / "p")
+    record = project / ".godot" / "godot_debug_connection" / "debug_port"
+    first = Editor(project, env=env)
+    try:
+        first.start()
+        session = int(first.wait_for(r"games of this editor debug on port (\d+)", 10).group(1))
+        assert session != users
+        assert json.loads(record.read_text()) == {"claimed": session, "previous": users}
+    finally:
+        first.stop()  # SIGKILL: no quit path, nothing put back
+    # What a save during that session left in the file.
+    settings_home(config, {"network/debug/remote_port": session})
+    second = Editor(project, env=env, extra_args=["--quit-after", "3000"])
+    try:
+        second.start()
+        second.wait_for(rf"still held port {session} of a session .*; put back {users}", 10)
+        again = int(second.wait_for(r"games of this editor debug on port (\d+)", 10).group(1))
+        assert json.loads(record.read_text()) == {"claimed": again, "previous": users}
+        second.wait_exit(120)
+        second.wait_for(r"GodotBridge HTTP server stopped", 5)
+        assert _saved_remote_ports(config) == [str(users)]
+        assert not record.exists()
+    finally:
+        second.stop()

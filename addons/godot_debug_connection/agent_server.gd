@@ -21,13 +21,19 @@ const EXPIRE_EVERY_MSEC: int = 100
 ## How often every agent socket's status is polled (a closed connection shows only there);
 ## in between the pump only asks each for its available bytes, one syscall instead of four.
 const SWEEP_MSEC: int = 50
-## Godot's TCPServer listen backlog (core/io/tcp_server.cpp); a pass that takes this many at
-## once found the queue full.
+## Godot's TCPServer listen backlog (core/io/tcp_server.cpp). Linux queues up to backlog + 1
+## connections; a pass that takes more than the backlog at once found the queue full, and only
+## then may SYNs have been dropped. Fewer is an ordinary handful of agents.
 const LISTEN_BACKLOG: int = 8
 ## While connections keep arriving, look for the next one this long before doing anything
-## else; never longer than BURST_MAX_USEC in one pass.
+## else; never longer than BURST_MAX_USEC in one pass, so the reads and flushes of the agents
+## already connected are not held up long.
 const BURST_SPIN_USEC: int = 1000
-const BURST_MAX_USEC: int = 20000
+const BURST_MAX_USEC: int = 5000
+## Sleep between two looks at the listen socket while resent connections are due: a bare spin
+## burnt a whole core around each resend (0.4-0.5 s of CPU for the 3 s and 7 s windows
+## together, against 0.11-0.13 s with this nap); a connection waits at most ~0.2 ms for it.
+const RESEND_NAP_USEC: int = 100
 ## The kernel drops the SYNs of a burst that overflows the backlog, and a Linux client resends
 ## each 1 s, 3 s and 7 s after its first (initial RTO 1 s, doubling): the resends of one burst
 ## come back as bursts of their own, as tight as the first. Around those moments the pump does
@@ -114,7 +120,7 @@ func accept_new(accepted: Array[int], freed: Array[int]) -> void:
 		var now: int = Time.get_ticks_usec()
 		if _incoming.size() < 2 or now - last >= BURST_SPIN_USEC or now >= give_up:
 			break
-	if _incoming.size() >= LISTEN_BACKLOG:
+	if _incoming.size() > LISTEN_BACKLOG:
 		_note_overflow(Time.get_ticks_usec())
 	var swept: bool = false
 	for peer: StreamPeerTCP in _incoming:
@@ -131,6 +137,7 @@ func accept_new(accepted: Array[int], freed: Array[int]) -> void:
 
 ## True while the SYNs a burst lost to the full backlog are due back: the pump then only
 ## looks for connections between its passes ([method wait_for_connection]) and never parks.
+## Changes nothing (the latest burst is forgotten in [method _note_overflow]).
 func expects_resent_connections() -> bool:
 	if _overflow_first_usec < 0:
 		return false
@@ -139,18 +146,17 @@ func expects_resent_connections() -> bool:
 		var opens: int = _overflow_first_usec + after - RESEND_EARLY_USEC
 		if now >= opens and now <= _overflow_last_usec + after + RESEND_LATE_USEC:
 			return true
-	if now > _overflow_last_usec + RESENDS_AFTER_USEC[-1] + RESEND_LATE_USEC:
-		_overflow_first_usec = -1
 	return false
 
 
-## Returns as soon as a connection waits to be accepted, or after `max_usec`: a spin on the
-## listen socket alone, the fastest Godot can notice one.
+## Returns as soon as a connection waits to be accepted, or after `max_usec`: looks at the
+## listen socket alone, with a nap of RESEND_NAP_USEC between two looks.
 func wait_for_connection(max_usec: int) -> void:
 	var until: int = Time.get_ticks_usec() + max_usec
 	while Time.get_ticks_usec() < until:
 		if _server.is_connection_available():
 			return
+		OS.delay_usec(RESEND_NAP_USEC)
 
 
 ## "host:port" of a connected agent.
@@ -399,7 +405,9 @@ static func _has_head_end(data: PackedByteArray) -> bool:
 
 
 # A pass found the backlog full. Within one burst that extends the span whose resends are
-# awaited; a full backlog while resends come back belongs to the burst that sent them.
+# awaited; a full backlog while resends come back belongs to the burst that sent them. One
+# after the last resend window of the previous burst starts a new burst (expects_resent_
+# connections() is false in between, whatever the old times say).
 func _note_overflow(now: int) -> void:
 	if _overflow_first_usec < 0 or now > _overflow_last_usec + RESENDS_AFTER_USEC[-1]:
 		_overflow_first_usec = now

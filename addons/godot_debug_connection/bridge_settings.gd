@@ -11,6 +11,17 @@ extends RefCounted
 
 const SETTING_PREFIX: String = "godot_debug_connection/"
 
+
+## A port of one of Godot's servers and where it came from.
+class ServicePort:
+	var port: int
+	var source: String
+
+	func _init(p_port: int, p_source: String):
+		port = p_port
+		source = p_source
+
+
 var bridge_port: int = 8080
 var max_clients: int = 100
 var lsp_port: int = 6005
@@ -37,22 +48,22 @@ func load_from_editor() -> void:
 	max_clients = _int_setting("GODOT_BRIDGE_MAX_CLIENTS", "max_clients", 100)
 	var es: EditorSettings = EditorInterface.get_editor_settings()
 	var args: PackedStringArray = godot_command_line()
-	var lsp: Array = _service_port(
+	var lsp: ServicePort = _service_port(
 		args,
 		["GODOT_BRIDGE_LSP_PORT", "--lsp-port", "GODOT_LSP_PORT", "lsp_port"],
 		es,
 		"network/language_server/remote_port"
 	)
-	lsp_port = lsp[0]
-	lsp_port_source = lsp[1]
-	var dap: Array = _service_port(
+	lsp_port = lsp.port
+	lsp_port_source = lsp.source
+	var dap: ServicePort = _service_port(
 		args,
 		["GODOT_BRIDGE_DAP_PORT", "--dap-port", "GODOT_DAP_PORT", "dap_port"],
 		es,
 		"network/debug_adapter/remote_port"
 	)
-	dap_port = dap[0]
-	dap_port_source = dap[1]
+	dap_port = dap.port
+	dap_port_source = dap.source
 	debug_port = _int_setting("GODOT_BRIDGE_DEBUG_PORT", "debug_port", 0)
 	python = _find_python(project_dir)
 	idle_timeout = maxi(1, _int_setting("GODOT_BRIDGE_IDLE_TIMEOUT", "idle_timeout", 60))
@@ -106,42 +117,45 @@ static func _read_proc_file(path: String) -> PackedByteArray:
 	return out
 
 
-## [port, source] of one of Godot's servers. `names` is [relay variable, command-line flag,
+## The port of one of Godot's servers and its source. `names` is [relay variable, command-line flag,
 ## environment variable, project setting key]: the relay variable first (a relay or proxy
 ## between the sidecar and Godot, which tests put there, is named explicitly), then the flag,
 ## then the environment variable, then the project setting, then editor setting `editor_key`,
 ## then Godot's default.
 static func _service_port(
 	args: PackedStringArray, names: PackedStringArray, es: EditorSettings, editor_key: String
-) -> Array:
+) -> ServicePort:
 	var flag: String = names[1]
 	var env: String = names[2]
 	var key: String = names[3]
 	var relay: String = OS.get_environment(names[0]).strip_edges()
 	if relay.is_valid_int():
-		return [relay.to_int(), "relay"]
+		return ServicePort.new(relay.to_int(), "relay")
 	var from_flag: int = cmdline_port(args, flag)
 	if from_flag > 0:
-		return [from_flag, "flag"]
+		return ServicePort.new(from_flag, "flag")
 	var raw: String = OS.get_environment(env).strip_edges()
 	if raw.is_valid_int():
-		return [raw.to_int(), "environment"]
+		return ServicePort.new(raw.to_int(), "environment")
 	if ProjectSettings.has_setting(SETTING_PREFIX + key):
 		var value: Variant = ProjectSettings.get_setting(SETTING_PREFIX + key)
 		if value is int or value is float:
-			return [int(value), "project setting"]
+			return ServicePort.new(int(value), "project setting")
 	var fallback: int = 6005 if flag == "--lsp-port" else 6006
 	if es != null and es.has_setting(editor_key):
-		return [int(es.get_setting(editor_key)), "editor setting"]
-	return [fallback, "default"]
+		return ServicePort.new(int(es.get_setting(editor_key)), "editor setting")
+	return ServicePort.new(fallback, "default")
 
 
 ## The port given to Godot as `flag` on its command line (`--lsp-port 123`; the last one
 ## wins, as in Godot), or -1. Godot 4.6 ignores the form `--lsp-port=123` (its servers stay on
 ## the editor setting's port), so that form names no port here either: it gets a warning.
+## Arguments after `--` or `++` are the user's (the game's), not Godot's: not looked at.
 static func cmdline_port(args: PackedStringArray, flag: String) -> int:
 	var found: int = -1
 	for i: int in args.size():
+		if args[i] == "--" or args[i] == "++":
+			break
 		if args[i].begins_with(flag + "="):
 			push_warning(
 				(

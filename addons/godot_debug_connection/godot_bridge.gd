@@ -21,7 +21,8 @@ const EditorActions := preload("res://addons/godot_debug_connection/editor_actio
 ##   cost more idle CPU than this, and a thread of its own does not stall while the editor
 ##   imports or shows a dialog;
 ## - never parks while the SYNs a burst of connections lost to Godot's listen backlog are due
-##   back: around those moments it spins on the listen socket alone (agent_server.gd).
+##   back: around those moments it looks at the listen socket alone, every ~0.2 ms
+##   (agent_server.gd).
 const SPIN_USEC: int = 400
 const ANSWER_SPIN_USEC: int = 3000
 const SPIN_MAX_WAITING: int = 2
@@ -33,7 +34,7 @@ const LOOK_MSEC: int = 50
 const LONG_QUIET_USEC: int = 10000000
 const LONG_LOOK_MSEC: int = 200
 const HOUSEKEEPING_MSEC: int = 1000
-## While resent connections are due (agent_server.gd), the pump spins on the listen socket
+## While resent connections are due (agent_server.gd), the pump watches the listen socket
 ## this long between passes.
 const RESEND_LOOK_USEC: int = 2000
 

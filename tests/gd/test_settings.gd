@@ -45,6 +45,14 @@ func _test_no_value_or_a_bad_one_names_no_port() -> void:
 	check(BridgeSettings.cmdline_port(["--lsp-port", "0"], "--lsp-port") == -1, "zero")
 
 
+func _test_user_arguments_after_a_separator_are_not_godots() -> void:
+	# After `--` or `++` the arguments are the game's or the user's; Godot serves no port there.
+	for sep: String in ["--", "++"]:
+		var args: PackedStringArray = ["--lsp-port", "16505", sep, "--lsp-port", "17000"]
+		check(BridgeSettings.cmdline_port(args, "--lsp-port") == 16505, "stops at " + sep)
+		check(BridgeSettings.cmdline_port([sep, "--dap-port", "1"], "--dap-port") == -1, sep)
+
+
 func _test_the_equals_form_godot_ignores_names_no_port() -> void:
 	# Godot 4.6 serves the editor setting's port for `--lsp-port=N`; so must the bridge.
 	check(BridgeSettings.cmdline_port(["--lsp-port=16505"], "--lsp-port") == -1, "--lsp-port=N")
