@@ -634,7 +634,7 @@ def test_issue_11_bridge_announcements_wait_behind_a_stop_being_announced(
     session._held = []  # a breakpoint stop is being announced
     bridge._announce("service_disconnected", {"service": "debug_adapter"})
     assert session.events.latest == 0
-    assert [name for name, _ in session._held] == ["service_disconnected"]
+    assert [held[0] for held in session._held] == ["service_disconnected"]
     session._held = None
     bridge._announce("service_disconnected", {"service": "language_server"})
     assert session.events.latest == 1
