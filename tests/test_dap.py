@@ -555,6 +555,13 @@ async def where(session: DapSession, agent: str = "alice") -> list[tuple[str, in
     return [(f["name"], f["line"]) for f in trace["stackFrames"]]
 
 
+async def launch_until_output(session: DapSession, agent: str = "alice") -> None:
+    """Launch the game and wait (bounded) for its first output: it is in its main loop."""
+    launched = session.events.latest
+    await session.call("launch", agent, {})
+    assert await session.events.next_of(launched, frozenset({"output"}), 20), "game not up"
+
+
 async def set_bps(session: DapSession, agent: str, lines: list[int]) -> list[dict[str, Any]]:
     body = {"source": {"path": MAIN}, "breakpoints": [{"line": n} for n in lines]}
     return (await session.call("setBreakpoints", agent, body))["breakpoints"]
@@ -920,9 +927,7 @@ def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
-        launched = session.events.latest
-        await session.call("launch", "alice", {})
-        assert await session.events.next_of(launched, frozenset({"output"}), 20), "game not up"
+        await launch_until_output(session)
         since = session.events.latest
         await session.call("pause", "alice", {})
         stop = await next_stop(session, since)
@@ -993,9 +998,7 @@ def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -
 
 def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
-        launched = session.events.latest
-        await session.call("launch", "alice", {})
-        assert await session.events.next_of(launched, frozenset({"output"}), 20), "game not up"
+        await launch_until_output(session)
         since = session.events.latest
         await session.call("pause", "alice", {})
         await next_stop(session, since)
@@ -1019,9 +1022,7 @@ def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
-        launched = session.events.latest
-        await session.call("launch", "alice", {})
-        assert await session.events.next_of(launched, frozenset({"output"}), 20), "game not up"
+        await launch_until_output(session)
         since = session.events.latest
         link = session.peer._link
         assert link is not None

@@ -57,6 +57,14 @@ class Agent:
         assert status == 200 and answer["status"] == "ok", answer
         return answer
 
+    async def launch_to_sum(self) -> dict[str, Any]:
+        """Set this agent's breakpoint at SUM, launch, and return the stop there."""
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+        await self.ok("POST", "/debug/setBreakpoints", body)
+        since = (await self.ok("GET", "/debug/events"))["latest"]
+        await self.ok("POST", "/debug/launch", {})
+        return await self.next_stop(since)
+
     async def next_stop(self, since: int, timeout: float = 10) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -448,12 +456,7 @@ def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> No
     games: list[psutil.Process] = []
 
     async def scenario(agent: Callable[[str], Agent]) -> None:
-        fay = agent("fay")
-        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
-        await fay.ok("POST", "/debug/setBreakpoints", body)
-        since = (await fay.ok("GET", "/debug/events"))["latest"]
-        await fay.ok("POST", "/debug/launch", {})
-        await fay.next_stop(since)
+        await agent("fay").launch_to_sum()
         games.extend(game_processes(ed))
 
     async def main() -> None:
@@ -485,7 +488,7 @@ def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: E
         while time.monotonic() < deadline:
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                 status, answer, _ = await agent.call("GET", "/status")
-                sidecars = set(ed.sidecar_pids()) - {g.pid for g in games}
+                sidecars = set(ed.sidecar_pids())
                 if status == 200 and answer["debug_adapter"]["state"] == "connected":
                     if sidecars and not sidecars & set(old):
                         return
@@ -494,19 +497,10 @@ def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: E
 
     async def scenario(agent: Callable[[str], Agent]) -> None:
         gus = agent("gus")
-        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
-        await gus.ok("POST", "/debug/setBreakpoints", body)
-        since = (await gus.ok("GET", "/debug/events"))["latest"]
-        await gus.ok("POST", "/debug/launch", {})
-        await gus.next_stop(since)
-        games.extend(
-            p
-            for p in psutil.Process(ed.pid).children(recursive=True)
-            if "--remote-debug" in p.cmdline()
-        )
+        await gus.launch_to_sum()
+        games.extend(game_processes(ed))
         assert len(games) == 1, games
-        # (The project's path carries the test's name: never take the game for a sidecar.)
-        old = [p for p in ed.sidecar_pids() if p not in {g.pid for g in games}]
+        old = ed.sidecar_pids()
         assert old
         for pid in old:
             os.kill(pid, signal.SIGTERM)  # a clean exit: the path that used to end the game
