@@ -8,11 +8,11 @@ import logging
 import signal
 import sys
 
-from .bridge import Bridge
-from .config import Config, parse_args
-from .frames import FrameError
-from .link import Link, LinkClosed
-from .vconn import serve_direct
+from sidecar.app import Bridge
+from sidecar.config import Config, parse_args
+from sidecar.link.editor_link import Link, LinkClosed
+from sidecar.link.frames import FrameError
+from sidecar.link.vconn import serve_direct
 
 log = logging.getLogger("sidecar")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import jsonschema
 
-from sidecar.schemas import COMPONENTS, SCHEMAS, Schema
+from sidecar.api.schemas import COMPONENTS, SCHEMAS, Schema
 
 
 def validator(schema: Schema) -> jsonschema.Draft202012Validator:

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from harness import REPO
 
-from sidecar import cli
-from sidecar.client import BridgeClient, BridgeHTTPError
-from sidecar.documents import apply_text_edits
+from sidecar.client import cli
+from sidecar.client.client import BridgeClient, BridgeHTTPError
+from sidecar.project.documents import apply_text_edits
 
 PROJECT = "/home/me/game"
 MAIN = "res://demo/main.gd"
@@ -38,7 +38,7 @@ MAIN_TEXT = (
 )
 
 Answer = tuple[int, Any]
-CLI = [sys.executable, "-m", "sidecar.cli"]
+CLI = [sys.executable, "-m", "sidecar.client.cli"]
 
 
 def ok(result: Any) -> Answer:
@@ -605,7 +605,7 @@ def test_issue_11_cli_bad_command_lines_exit_2(
 def _shell(fake: FakeBridge, pipeline: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "GODOT_BRIDGE_URL": fake.url}
     return subprocess.run(
-        ["bash", "-c", pipeline.replace("gdbridge", f"{sys.executable} -m sidecar.cli")],
+        ["bash", "-c", pipeline.replace("gdbridge", f"{sys.executable} -m sidecar.client.cli")],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -705,7 +705,7 @@ def test_issue_11_cli_disconnect_force(
 
 
 def test_issue_11_cli_reaches_every_endpoint() -> None:
-    from sidecar.openapi import offline_routes
+    from sidecar.api.openapi import offline_routes
 
     commands = _subcommands()
     assert set(cli.ENDPOINTS.values()) <= set(commands)
@@ -755,7 +755,7 @@ def test_issue_11_client_status_is_the_whole_answer(fake: FakeBridge) -> None:
 
 
 def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
-    from sidecar.openapi import offline_routes
+    from sidecar.api.openapi import offline_routes
 
     fake.routes["/dashboard/state"] = fake.routes["/openapi.json"] = lambda b: ok({})
     fake.routes["/lsp/didChange"] = lambda b: ok({"version": 2})

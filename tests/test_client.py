@@ -1,4 +1,4 @@
-"""sidecar.client, the gdbridge CLI and the README's examples, against a real editor.
+"""sidecar.client.client, the gdbridge CLI and the README's examples, against a real editor.
 
 Every answer the client gets here is also checked against sidecar/schemas.py, so the
 OpenAPI document and HTTP_API.md describe what the server really says.
@@ -21,10 +21,10 @@ import pytest
 from apicheck import assert_answer
 from harness import REPO, Editor
 
-from sidecar import cli
-from sidecar import client as client_module
-from sidecar.client import BridgeClient, BridgeHTTPError, BridgeUnreachable
-from sidecar.schemas import SCHEMAS
+from sidecar.api.schemas import SCHEMAS
+from sidecar.client import cli
+from sidecar.client import client as client_module
+from sidecar.client.client import BridgeClient, BridgeHTTPError, BridgeUnreachable
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
@@ -140,7 +140,7 @@ def _env(editor: Editor) -> dict[str, str]:
 
 def gdbridge(editor: Editor, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sidecar.cli", *args],
+        [sys.executable, "-m", "sidecar.client.cli", *args],
         env=_env(editor),
         capture_output=True,
         text=True,
@@ -260,6 +260,7 @@ def test_readme_examples_run_against_a_real_editor(editor: Editor) -> None:
     if shutil.which("gdbridge", path=env["PATH"]) is None:
         pytest.fail("gdbridge is not installed in the venv: pip install -e . (make setup)")
     host = f"127.0.0.1:{editor.bridge_port}"
+    editor.wait_until_ready()  # the README's examples are for a ready editor
     outputs = {}
     try:
         for command in commands:

@@ -20,10 +20,11 @@ import psutil
 import pytest
 from harness import REPO, free_port
 
-import sidecar.dap as dap_module
+import sidecar.godot.dap.session as dap_module
 from sidecar.agents import Agent
 from sidecar.config import Config
-from sidecar.dap import (
+from sidecar.errors import RequestError, TransportError
+from sidecar.godot.dap.session import (
     DapSession,
     DebugEvent,
     EventLog,
@@ -36,10 +37,9 @@ from sidecar.dap import (
     to_project_path,
     to_res_path,
 )
-from sidecar.errors import RequestError, TransportError
-from sidecar.identity import ProcessWatch, is_game_of
-from sidecar.peer import DapCorrelation, Peer
-from sidecar.service import ServiceStatus, State
+from sidecar.godot.identity import ProcessWatch, is_game_of
+from sidecar.godot.peer import DapCorrelation, Peer
+from sidecar.godot.service import ServiceStatus, State
 
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
 

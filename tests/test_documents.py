@@ -14,7 +14,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sidecar.documents import (
+from sidecar.errors import RequestError
+from sidecar.project.documents import (
     Conflict,
     DocumentStore,
     Forbidden,
@@ -26,7 +27,6 @@ from sidecar.documents import (
     offset_at,
     position_at,
 )
-from sidecar.errors import RequestError
 
 ROOT = "/srv/my project"
 

@@ -20,12 +20,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from harness import REPO, Editor, call_json, ok_json
 
 from sidecar.agents import AgentRegistry
-from sidecar.bridge import Bridge
+from sidecar.api.editor import register
+from sidecar.app import Bridge
 from sidecar.config import Config
-from sidecar.documents import DocumentStore, ProjectFile, ProjectPaths
-from sidecar.editor_api import register
 from sidecar.errors import TransportError
-from sidecar.http import RouteTable, make_app
+from sidecar.project.documents import DocumentStore, ProjectFile, ProjectPaths
+from sidecar.web.http import RouteTable, make_app
 
 MAIN_TEXT = (REPO / "demo" / "main.gd").read_text()
 TICK = '"demo: tick %d"'

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from sidecar.documents import Conflict, Forbidden, ProjectPaths
-from sidecar.edits import Editor, EditRequest, apply_edit, safe_target
 from sidecar.errors import RequestError
+from sidecar.project.documents import Conflict, Forbidden, ProjectPaths
+from sidecar.project.edits import Editor, EditRequest, apply_edit, safe_target
 
 ORIGINAL = "extends Node\n\nfunc f() -> int:\n\treturn 1\n"
 

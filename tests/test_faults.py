@@ -32,10 +32,10 @@ import psutil
 import pytest
 from harness import Editor, free_port, http_get, make_demo_project, read_response
 
-from sidecar.bridge import Bridge
+from sidecar.app import Bridge
 from sidecar.config import parse_args
-from sidecar.frames import FrameDecoder, FrameError, encode_frame
-from sidecar.link import Link, LinkClosed
+from sidecar.link.editor_link import Link, LinkClosed
+from sidecar.link.frames import FrameDecoder, FrameError, encode_frame
 
 # --- a TCP relay the test can stop and restart --------------------------------------------
 
@@ -134,7 +134,7 @@ STANDIN = textwrap.dedent(
     mode = modes.pop(0)
     with open(control, "w") as f:
         json.dump(modes, f)
-    from sidecar.frames import encode_frame
+    from sidecar.link.frames import encode_frame
     port = int(args[args.index("--link-port") + 1])
     token = os.environ.get("GODOT_BRIDGE_LINK_TOKEN", "")
     s = socket.create_connection(("127.0.0.1", port))

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sidecar import frames
-from sidecar.frames import (
+from sidecar.link import frames
+from sidecar.link.frames import (
     MAX_FRAME,
     FrameDecoder,
     FrameError,

@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from harness import Editor, http_get, make_demo_project, read_response
 
 from sidecar.agents import AgentRegistry
-from sidecar.guard import is_loopback_host, is_loopback_origin, token_matches
-from sidecar.http import MAX_BODY, RouteTable, json_body, make_app
+from sidecar.web.guard import is_loopback_host, is_loopback_origin, token_matches
+from sidecar.web.http import MAX_BODY, RouteTable, json_body, make_app
 
 JSON = {"Content-Type": "application/json"}
 TOKEN = "t0k3n-for-tests"

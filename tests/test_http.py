@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.agents import AgentRegistry
 from sidecar.errors import PeerTimeout, TransportError
-from sidecar.http import MAX_BODY, RouteTable, json_body, make_app, require
+from sidecar.web.http import MAX_BODY, RouteTable, json_body, make_app, require
 
 
 def _table() -> RouteTable:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from harness import REPO
 
-from sidecar.bridge import Bridge
+from sidecar.app import Bridge
 from sidecar.config import parse_args
-from sidecar.frames import FrameDecoder, encode_frame
-from sidecar.link import DATA_CHUNK, Link
-from sidecar.vconn import serve_direct
+from sidecar.link.editor_link import DATA_CHUNK, Link
+from sidecar.link.frames import FrameDecoder, encode_frame
+from sidecar.link.vconn import serve_direct
 
 TOKEN = "0123456789abcdef"
 

@@ -32,12 +32,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from harness import call_json, free_port, godot_binary, ok_json
 
 from sidecar.agents import AgentRegistry
+from sidecar.api.lsp import register
 from sidecar.config import Config
-from sidecar.http import RouteTable, make_app
-from sidecar.lsp import LspSession
-from sidecar.lsp_api import register
-from sidecar.service import ServiceStatus
-from sidecar.wire import MessageStream
+from sidecar.godot.lsp.session import LspSession
+from sidecar.godot.service import ServiceStatus
+from sidecar.godot.wire import MessageStream
+from sidecar.web.http import RouteTable, make_app
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = "res://demo/main.gd"

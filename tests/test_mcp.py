@@ -21,7 +21,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
-from sidecar.mcp_api import MAX_SESSIONS
+from sidecar.api.mcp.endpoint import MAX_SESSIONS
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
@@ -261,10 +261,10 @@ def test_issue_11_a_session_that_ends_takes_its_breakpoints_along(editor: Editor
 
 def _in_process(idle: float, ended: list[str]) -> tuple[Any, str]:
     """The /mcp route alone on an aiohttp app; `ended` collects the identities that ended."""
-    from sidecar import mcp_api
     from sidecar.agents import AgentRegistry
-    from sidecar.http import RouteTable, make_app
-    from sidecar.local import RouteCaller
+    from sidecar.api.mcp import endpoint as mcp_api
+    from sidecar.web.http import RouteTable, make_app
+    from sidecar.web.local import RouteCaller
 
     async def forget(identity: str) -> None:
         ended.append(identity)
@@ -323,7 +323,7 @@ def test_issue_11_idle_sessions_expire_and_deleted_ones_are_forgotten() -> None:
 
 
 def test_issue_11_idle_timeout_is_configurable(monkeypatch: Any) -> None:
-    from sidecar import mcp_api
+    from sidecar.api.mcp import endpoint as mcp_api
 
     monkeypatch.delenv(mcp_api.IDLE_ENV, raising=False)  # the default, whatever the shell set
     assert mcp_api.idle_timeout_from_env() == 300.0
@@ -355,7 +355,7 @@ def test_asgi_adapter_streams_an_asgi_answer() -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from sidecar import asgi
+    from sidecar.web import asgi
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return await asgi.serve(_toy_app, request, {})

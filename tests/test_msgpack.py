@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_frames import typed
 
-from sidecar.frames import FrameDecoder, FrameError, encode_frame, pack, unpack
+from sidecar.link.frames import FrameDecoder, FrameError, encode_frame, pack, unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 INT64_MIN = -(2**63)

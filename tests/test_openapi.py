@@ -14,11 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from apicheck import problems
 from openapi_spec_validator import validate
 
-from sidecar import openapi
-from sidecar.bridge import Bridge
+from sidecar.api import openapi
+from sidecar.api.schemas import SCHEMAS
+from sidecar.app import Bridge
 from sidecar.config import Config
-from sidecar.http import RouteTable
-from sidecar.schemas import SCHEMAS
+from sidecar.web.http import RouteTable
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_http_api_md_is_what_the_route_table_generates(routes: RouteTable) -> No
     generated = openapi.markdown(routes)
     assert committed == generated, (
         "addons/godot_debug_connection/HTTP_API.md is out of date: run "
-        "`.venv/bin/python -m sidecar.openapi --markdown -o "
+        "`.venv/bin/python -m sidecar.api.openapi --markdown -o "
         "addons/godot_debug_connection/HTTP_API.md`"
     )
     for r in routes:

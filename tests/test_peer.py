@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from sidecar.errors import PeerTimeout, ProtocolError, TransportError, Unverified, WrongEditor
-from sidecar.peer import DapCorrelation, JsonRpcCorrelation, Peer, tolerant_id
-from sidecar.service import ServiceStatus, State
-from sidecar.wire import MessageStream, PeerClosed
+from sidecar.godot.peer import DapCorrelation, JsonRpcCorrelation, Peer, tolerant_id
+from sidecar.godot.service import ServiceStatus, State
+from sidecar.godot.wire import MessageStream, PeerClosed
 
 Serve = Callable[[MessageStream], Awaitable[None]]
 FAST = (0.05, 0.1, 0.2)

@@ -35,15 +35,15 @@ from harness import (
     settings_home,
 )
 
-from sidecar import bridge as bridge_module
-from sidecar.bridge import Bridge
+from sidecar import app as bridge_module
+from sidecar.app import Bridge
 from sidecar.config import Config
 from sidecar.errors import TransportError, WrongEditor
-from sidecar.identity import EditorIdentity, listener_of, project_of
-from sidecar.lsp import LspSession
-from sidecar.peer import DapCorrelation, Peer
-from sidecar.service import ServiceStatus
-from sidecar.wire import MessageStream
+from sidecar.godot.identity import EditorIdentity, listener_of, project_of
+from sidecar.godot.lsp.session import LspSession
+from sidecar.godot.peer import DapCorrelation, Peer
+from sidecar.godot.service import ServiceStatus
+from sidecar.godot.wire import MessageStream
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()

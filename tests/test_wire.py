@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.errors import ProtocolError, TransportError
-from sidecar.wire import MAX_MESSAGE, FramingError, MessageStream, PeerClosed, encode
+from sidecar.godot.wire import MAX_MESSAGE, FramingError, MessageStream, PeerClosed, encode
 
 
 class _NullWriter:

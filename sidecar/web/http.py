@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import guard
-from .agents import Agent, AgentRegistry, clean_agent_name
-from .errors import BridgeError, RequestError
+from sidecar.agents import Agent, AgentRegistry, clean_agent_name
+from sidecar.errors import BridgeError, RequestError
+from sidecar.web import guard
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from .documents import (
+from sidecar.errors import RequestError
+from sidecar.project.documents import (
     Conflict,
     Forbidden,
     ProjectFile,
@@ -24,7 +25,6 @@ from .documents import (
     apply_text_edits,
     line_starts,
 )
-from .errors import RequestError
 
 # Directories inside the project an agent must not write to.
 _INTERNAL_DIRS = (".godot", ".import")

@@ -1,4 +1,4 @@
-"""`gdbridge` (or `python -m sidecar.cli`): the bridge from a shell.
+"""`gdbridge` (or `python -m sidecar.client.cli`): the bridge from a shell.
 
     gdbridge status
     gdbridge break res://demo/main.gd:14
@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import BridgeClient, BridgeError, BridgeHTTPError, BridgeUnreachable, DebugEvent
+from sidecar.client.client import (
+    BridgeClient,
+    BridgeError,
+    BridgeHTTPError,
+    BridgeUnreachable,
+    DebugEvent,
+)
 
 DEFAULT_AGENT = "gdbridge"
 BACKLOG = 10  # events --follow starts with this many past events, as tail -f does

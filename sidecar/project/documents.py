@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import BridgeError, RequestError
+from sidecar.errors import BridgeError, RequestError
 
 # Sends one LSP notification (method, params) to Godot, in call order.
 Sink = Callable[[str, dict[str, Any]], Awaitable[None]]

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .http import RouteTable, json_body, require
+from sidecar.web.http import RouteTable, json_body, require
 
 DEFAULT_EVENTS = 30
 MAX_EVENTS = 500

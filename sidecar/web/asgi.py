@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import BridgeError
-from .http import read_body
+from sidecar.errors import BridgeError
+from sidecar.web.http import read_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

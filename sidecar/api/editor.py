@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .documents import DocumentStore, ProjectPaths
-from .errors import PeerTimeout, ProtocolError, RequestError, TransportError
-from .http import RouteTable, json_body
+from sidecar.errors import PeerTimeout, ProtocolError, RequestError, TransportError
+from sidecar.project.documents import DocumentStore, ProjectPaths
+from sidecar.web.http import RouteTable, json_body
 
 # Reloading compiles every changed script on the editor's main thread (and an unfocused
 # GUI editor runs ~10 frames a second): more patience than a DAP/LSP request.

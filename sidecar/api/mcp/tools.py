@@ -31,12 +31,19 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types import METHOD_NOT_FOUND
 
-from . import __version__, asgi
-from .agents import clean_agent_name
-from .errors import BridgeError
-from .http import identity_of
-from .local import RouteCaller
-from .mcp_api import MAX_SESSIONS, MCP_PATH, McpSessions, SessionEnd, session_identity
+from sidecar import __version__
+from sidecar.agents import clean_agent_name
+from sidecar.api.mcp.endpoint import (
+    MAX_SESSIONS,
+    MCP_PATH,
+    McpSessions,
+    SessionEnd,
+    session_identity,
+)
+from sidecar.errors import BridgeError
+from sidecar.web import asgi
+from sidecar.web.http import identity_of
+from sidecar.web.local import RouteCaller
 
 log = logging.getLogger(__name__)
 # The SDK logs every session and every refused tool call at INFO: the agent's business,

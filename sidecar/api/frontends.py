@@ -8,9 +8,10 @@ route.
 
 from __future__ import annotations
 
-from . import dashboard, mcp_api, openapi
-from .http import RouteTable
-from .local import RouteCaller
+from sidecar.api import dashboard, openapi
+from sidecar.api.mcp import endpoint as mcp_api
+from sidecar.web.http import RouteTable
+from sidecar.web.local import RouteCaller
 
 
 def register(routes: RouteTable, bridge: dashboard.DashboardBridge) -> mcp_api.McpEndpoint:

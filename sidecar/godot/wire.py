@@ -11,7 +11,7 @@ import asyncio
 import json
 from typing import Any
 
-from .errors import PeerTimeout, ProtocolError, TransportError
+from sidecar.errors import PeerTimeout, ProtocolError, TransportError
 
 # Godot's LSP sends a capabilities notification of several MB; leave ample room while
 # still refusing a length that can only be a corrupt header.

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .dap import DapSession
-from .errors import RequestError, TransportError
-from .http import RouteTable, agent_of, identity_of, json_body, require
+from sidecar.errors import RequestError, TransportError
+from sidecar.godot.dap.session import DapSession
+from sidecar.web.http import RouteTable, agent_of, identity_of, json_body, require
 
 # (command, read-only, what it does) in the order the 404 listing shows them.
 COMMANDS: tuple[tuple[str, bool, str], ...] = (

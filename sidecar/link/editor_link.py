@@ -15,8 +15,8 @@ import os
 import socket
 from typing import Any, cast
 
-from .frames import FrameDecoder, FrameError, encode_data_frame, encode_frame
-from .vconn import Connections
+from sidecar.link.frames import FrameDecoder, FrameError, encode_data_frame, encode_frame
+from sidecar.link.vconn import Connections
 
 log = logging.getLogger(__name__)
 

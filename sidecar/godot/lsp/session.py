@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Config
-from .documents import DocumentStore, ProjectFile, ProjectPaths
-from .errors import ProtocolError, WrongEditor
-from .identity import mismatch_message
-from .peer import JsonRpcCorrelation, Peer
-from .service import ServiceStatus
+from sidecar.config import Config
+from sidecar.errors import ProtocolError, WrongEditor
+from sidecar.godot.identity import mismatch_message
+from sidecar.godot.peer import JsonRpcCorrelation, Peer
+from sidecar.godot.service import ServiceStatus
+from sidecar.project.documents import DocumentStore, ProjectFile, ProjectPaths
 
 log = logging.getLogger(__name__)
 

@@ -9,20 +9,20 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from . import __version__
-from .agents import AgentRegistry
-from .config import Config
-from .dap import DapSession
-from .debug_api import register as register_debug
-from .editor_api import register as register_editor
-from .errors import TransportError, Unverified, WrongEditor
-from .frontends import register as register_frontends
-from .http import SERVER_LIMITS, RouteTable, make_app
-from .identity import EditorIdentity, editor_of_link, mismatch_message
-from .lsp import LspSession
-from .lsp_api import register as register_lsp
-from .peer import Peer
-from .service import UNVERIFIED, ServiceStatus, State
+from sidecar import __version__
+from sidecar.agents import AgentRegistry
+from sidecar.api.debug import register as register_debug
+from sidecar.api.editor import register as register_editor
+from sidecar.api.frontends import register as register_frontends
+from sidecar.api.lsp import register as register_lsp
+from sidecar.config import Config
+from sidecar.errors import TransportError, Unverified, WrongEditor
+from sidecar.godot.dap.session import DapSession
+from sidecar.godot.identity import EditorIdentity, editor_of_link, mismatch_message
+from sidecar.godot.lsp.session import LspSession
+from sidecar.godot.peer import Peer
+from sidecar.godot.service import UNVERIFIED, ServiceStatus, State
+from sidecar.web.http import SERVER_LIMITS, RouteTable, make_app
 
 # Without the editor's pid, one DAP attempt waits this long for the LSP's word on whose editor
 # it is; then it stays unverified (not connected) and asks again: never trusted by default.

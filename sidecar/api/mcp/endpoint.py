@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .http import RouteTable
-from .local import RouteCaller
+from sidecar.web.http import RouteTable
+from sidecar.web.local import RouteCaller
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,7 @@ class McpEndpoint:
             async with self._loading:
                 if self._server is None:
                     # In a thread: the import must not stall the other agents' requests.
-                    tools = await asyncio.to_thread(
-                        importlib.import_module, ".mcp_tools", __package__
-                    )
+                    tools = await asyncio.to_thread(importlib.import_module, ".tools", __package__)
                     self._server = tools.McpBridge(self.caller, self.sessions, self.on_end)
         return self._server
 

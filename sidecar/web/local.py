@@ -14,8 +14,8 @@ from typing import Any, cast
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from .errors import RequestError
-from .http import Handler, RouteTable
+from sidecar.errors import RequestError
+from sidecar.web.http import Handler, RouteTable
 
 
 class LocalRequest:

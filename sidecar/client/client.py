@@ -1,6 +1,6 @@
 """A small Python client of the bridge's HTTP API (standard library only).
 
-    from sidecar.client import BridgeClient
+    from sidecar.client.client import BridgeClient
     bridge = BridgeClient(agent="alice")            # GODOT_BRIDGE_URL, else 127.0.0.1:8080
     bridge.add_breakpoint("res://demo/main.gd", 14)
     since = bridge.events()["latest"]

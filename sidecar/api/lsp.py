@@ -13,17 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .documents import SIDECAR_HOLDER, Document, ProjectFile
-from .edits import Editor, EditRequest, EditResult, ReadRequest
-from .errors import RequestError
-from .http import RouteTable, identity_of, json_body, require
-from .lsp import (
+from sidecar.errors import RequestError
+from sidecar.godot.lsp.session import (
     DEFAULT_COMPLETION_LIMIT,
     CompletionQuery,
     LspSession,
     cursor_prefix,
     shape_completion,
 )
+from sidecar.project.documents import SIDECAR_HOLDER, Document, ProjectFile
+from sidecar.project.edits import Editor, EditRequest, EditResult, ReadRequest
+from sidecar.web.http import RouteTable, identity_of, json_body, require
 
 # Longest an agent may park a diagnostics long-poll.
 MAX_WAIT = 60.0

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import (
+from sidecar.errors import (
     BridgeError,
     PeerTimeout,
     ProtocolError,
@@ -29,8 +29,8 @@ from .errors import (
     Unverified,
     WrongEditor,
 )
-from .service import UNVERIFIED, ServiceStatus, State
-from .wire import FramingError, MessageStream
+from sidecar.godot.service import UNVERIFIED, ServiceStatus, State
+from sidecar.godot.wire import FramingError, MessageStream
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .errors import RequestError
+from sidecar.errors import RequestError
 
 HEALTH_PATH = "/health"
 # GET (and HEAD) of these needs no token: see rule 3.

@@ -37,14 +37,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .agents import Agent
-from .config import Config
-from .documents import ProjectFile
-from .errors import BridgeError, PeerTimeout, ProtocolError, RequestError
-from .http import require
-from .identity import ProcessWatch, cmdline, games_of, is_game_of
-from .peer import Call, DapCorrelation, Peer
-from .service import ServiceStatus
+from sidecar.agents import Agent
+from sidecar.config import Config
+from sidecar.errors import BridgeError, PeerTimeout, ProtocolError, RequestError
+from sidecar.godot.identity import ProcessWatch, cmdline, games_of, is_game_of
+from sidecar.godot.peer import Call, DapCorrelation, Peer
+from sidecar.godot.service import ServiceStatus
+from sidecar.project.documents import ProjectFile
+from sidecar.web.http import require
 
 log = logging.getLogger(__name__)
 

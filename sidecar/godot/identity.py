@@ -20,7 +20,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .errors import TransportError, WrongEditor
+from sidecar.errors import TransportError, WrongEditor
 
 log = logging.getLogger(__name__)
 

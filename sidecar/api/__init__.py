@@ -1,0 +1,1 @@
+"""The operations agents call, declared once; REST, OpenAPI, MCP derive from them."""

@@ -1,0 +1,1 @@
+"""Talking to Godot: message framing, peers, DAP and LSP protocol sessions."""

@@ -1,0 +1,1 @@
+"""The one shared debug adapter session."""

@@ -1,0 +1,1 @@
+"""The one shared language server session."""

@@ -1,0 +1,1 @@
+"""The link to the addon: frames, the link session, virtual connections."""

@@ -1,0 +1,1 @@
+"""The project's files: paths, shared documents, hash-checked edits."""

@@ -1,0 +1,1 @@
+"""The HTTP surface: the aiohttp app, route table, guard, ASGI bridge."""
