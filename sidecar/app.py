@@ -15,6 +15,7 @@ from sidecar.api.debug import register as register_debug
 from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
 from sidecar.api.lsp import register as register_lsp
+from sidecar.api.status import STATUS
 from sidecar.config import Config
 from sidecar.errors import TransportError, Unverified, WrongEditor
 from sidecar.godot.dap.session import DapSession
@@ -23,6 +24,7 @@ from sidecar.godot.lsp.session import LspSession
 from sidecar.godot.peer import Peer
 from sidecar.godot.service import UNVERIFIED, ServiceStatus, State
 from sidecar.web.http import SERVER_LIMITS, RouteTable, make_app
+from sidecar.web.operation import Caller, NoArguments
 
 # Without the editor's pid, one DAP attempt waits this long for the LSP's word on whose editor
 # it is; then it stays unverified (not connected) and asks again: never trusted by default.
@@ -168,10 +170,7 @@ class Bridge:
         }
 
     def _add_status_routes(self) -> None:
-        async def get_status(request: web.Request) -> dict[str, Any]:
+        async def get_status(args: NoArguments, caller: Caller) -> dict[str, Any]:
             return self.status()
 
-        # The seed's shape at the top level (no "result"): its scripts read status["overall_ready"].
-        self.routes.add(
-            "GET", "/status", get_status, "Services' state and connected agents", envelope=False
-        )
+        self.routes.serve(STATUS, get_status)

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
 from sidecar.errors import RequestError, TransportError
 from sidecar.godot.dap.session import DapSession
 from sidecar.web.http import RouteTable, agent_of, identity_of, json_body, require
+from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
 # (command, read-only, what it does) in the order the 404 listing shows them.
 COMMANDS: tuple[tuple[str, bool, str], ...] = (
@@ -34,6 +36,51 @@ COMMANDS: tuple[tuple[str, bool, str], ...] = (
     ("threads", True, "the game's threads"),
     ("terminate", False, "stop the game"),
 )
+
+
+class EventsArguments(Arguments):
+    since: int = Field(0, ge=0, description="read the events numbered above this one")
+    wait: float = Field(
+        0.0, ge=0, description="seconds to wait for the first event (long-poll; at most 30)"
+    )
+    limit: int = Field(500, ge=1, description="most events in one answer")
+
+
+class DebugEvent(Answer):
+    seq: int = Field(description="position in the event log, from 1")
+    time: float = Field(description="epoch seconds")
+    event: str = Field(
+        description="DAP event: stopped, output, process, breakpoint, terminated, exited, ...; "
+        "and the bridge's own: breakpoints_cleared, service_disconnected (POST "
+        "/disconnect: `service`, `by`, `reason`, `forced`, `others`, `reconnect_in_s`), "
+        "`stopped` with reason `recovered` and `terminated` with reason `inferred`"
+    )
+    body: dict[str, Any] = Field(
+        description="the DAP event's body; a `stopped` at a breakpoint adds `source`, `line` "
+        "and `hit_by` (the agents with a breakpoint there); a stop the bridge found after "
+        "reconnecting has reason `recovered`; a game end the bridge saw but Godot did "
+        "not announce (after a terminate) is a `terminated` with reason `inferred`"
+    )
+
+
+class EventsPage(Answer):
+    events: list[DebugEvent]
+    next: int = Field(description="pass as 'since' to read on from here")
+    latest: int = Field(description="newest event number")
+    dropped: int = Field(description="events after 'since' that fell out of the bounded log")
+
+
+EVENTS = Operation(
+    name="events",
+    path="/debug/events",
+    methods=("GET", "POST"),
+    summary="debug events after 'since', waiting up to 'wait' s for the first (long-poll)",
+    arguments=EventsArguments,
+    answer=EventsPage,
+    tags=("debug",),
+)
+
+OPERATIONS = (EVENTS,)
 
 LspProvider = Callable[[], Any]
 # Who else is connected (identities other than the one given), and how to tell every agent.
@@ -61,14 +108,8 @@ def register(
         if read_only:
             routes.add("GET", f"/debug/{command}", handler, f"debug adapter: {summary}")
 
-    async def events(request: web.Request) -> Any:
-        args = await json_body(request)
-        since = _int_arg(args, "since", 0)
-        wait = _number_arg(args, "wait", 0.0)
-        limit = _int_arg(args, "limit", 500)
-        if limit < 1:
-            raise RequestError("'limit' must be 1 or more", code="invalid_field")
-        return await session.wait_events(since, wait, limit)
+    async def events(args: EventsArguments, caller: Caller) -> Any:
+        return await session.wait_events(args.since, args.wait, args.limit)
 
     async def breakpoints(request: web.Request) -> Any:
         args = await json_body(request)
@@ -79,9 +120,7 @@ def register(
             "breakpoints": session.breakpoints(None if everyone else identity),
         }
 
-    summary = "debug events after 'since', waiting up to 'wait' s for the first (long-poll)"
-    routes.add("GET", "/debug/events", events, summary)
-    routes.add("POST", "/debug/events", events, summary)
+    routes.serve(EVENTS, events)
     summary = "your breakpoints per file (all=true: every agent's)"
     routes.add("GET", "/debug/breakpoints", breakpoints, summary)
 

@@ -21,6 +21,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from sidecar.agents import Agent, AgentRegistry, clean_agent_name
 from sidecar.errors import BridgeError, RequestError
 from sidecar.web import guard
+from sidecar.web.operation import ArgsT, Bound, Caller, Operation
+from sidecar.web.operation import Handler as OperationHandler
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class Route:
     # False: the handler's dict is answered at the top level next to "status": "ok" (the
     # seed's /status shape, which its scripts read as status["overall_ready"]).
     envelope: bool = True
+    # The declaration it serves; None for the few raw routes (the dashboard's page, /mcp).
+    operation: Operation[Any] | None = None
 
 
 class RouteTable:
@@ -78,11 +82,48 @@ class RouteTable:
 
     def __init__(self) -> None:
         self._routes: list[Route] = []
+        self._bound: dict[str, Bound[Any]] = {}
 
     def add(
-        self, method: str, path: str, handler: Handler, summary: str, *, envelope: bool = True
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        summary: str,
+        *,
+        envelope: bool = True,
+        operation: Operation[Any] | None = None,
     ) -> None:
-        self._routes.append(Route(method.upper(), path, handler, summary, envelope))
+        """A raw route: `handler` takes the aiohttp request (use `serve` for operations)."""
+        self._routes.append(Route(method.upper(), path, handler, summary, envelope, operation))
+
+    def serve(self, operation: Operation[ArgsT], handler: OperationHandler[ArgsT]) -> None:
+        """Serve `operation` on each of its methods: the request parsed into its arguments
+        model (the 400 names the field), the handler called with them and the caller."""
+        if operation.name in self._bound:
+            raise ValueError(f"operation {operation.name} served twice")
+        bound = Bound(operation, handler)
+        self._bound[operation.name] = bound
+
+        async def serve(request: web.Request) -> Any:
+            query = request.method == "GET"
+            raw = query_args(request) if query else await json_body(request)
+            return await bound.call(raw, caller_of(request), from_query=query)
+
+        serve.__name__ = operation.name
+        for method in operation.methods:
+            self.add(
+                method,
+                operation.path,
+                serve,
+                operation.summary,
+                envelope=operation.envelope,
+                operation=operation,
+            )
+
+    def bound(self) -> list[Bound[Any]]:
+        """The operations served, with their handlers (MCP calls them directly)."""
+        return list(self._bound.values())
 
     def route(self, method: str, path: str, summary: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -165,6 +206,21 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return value
 
 
+def query_args(request: web.Request) -> dict[str, str]:
+    """A GET's arguments: the query's values as text, for the model to read as it types them.
+    A name given twice is a 400 rather than a silent choice of one."""
+    args: dict[str, str] = {}
+    for name, value in request.query.items():
+        if name in args:
+            raise RequestError(
+                f"query parameter '{name}' given more than once",
+                code="invalid_field",
+                details={"field": name},
+            )
+        args[name] = value
+    return args
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -208,6 +264,12 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def agent_of(request: web.Request) -> Agent | None:
     """The agent record of the connection this request came on (None in direct mode)."""
     return request.get(AGENT_KEY)
+
+
+def caller_of(request: web.Request) -> Caller:
+    """Who sent the request, as the operations know callers."""
+    agent = agent_of(request)
+    return Caller(identity_of(request), connection_scoped=agent is not None and agent.name is None)
 
 
 def identity_of(request: web.Request) -> str:

@@ -1,0 +1,158 @@
+"""An operation agents can call, declared once.
+
+An `Operation` names its path and methods, its arguments model (field docs, defaults,
+examples, constraints), its answer model and the error codes it can answer. Everything
+else derives from it: parsing a request into the arguments model *is* its validation (the
+400 names the field, e.g. `breakpoints[0].line`), the OpenAPI document and HTTP_API.md
+are generated from it (api/openapi.py), the MCP tools take its arguments model as their
+input schema (api/mcp/tools.py), and tests check the client's methods against it.
+
+A handler takes the parsed arguments and the `Caller` and returns the answer (a model or
+plain JSON); REST and MCP call the very same handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
+
+from sidecar.errors import CODES, RequestError
+
+Method = Literal["GET", "POST", "DELETE"]
+
+
+class Arguments(BaseModel):
+    """Base of every arguments model: JSON's own types (no "1" for 1, no 1.0 for an
+    integer, no true for a number); fields nobody declared are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+
+class NoArguments(Arguments):
+    """An operation that takes nothing."""
+
+
+class Answer(BaseModel):
+    """Base of every answer model. Godot's own answers carry fields of their own (DAP and
+    LSP grow), which are passed on as they are."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+ArgsT = TypeVar("ArgsT", bound=Arguments)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls an operation: the key their breakpoints and documents are kept under."""
+
+    identity: str
+    # Known only by its connection (no X-Agent-Id): what it keeps goes when that closes.
+    connection_scoped: bool = False
+
+
+Handler = Callable[[ArgsT, Caller], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Operation(Generic[ArgsT]):
+    """One operation: where it is served, what it takes, answers and can fail with."""
+
+    name: str  # operationId, MCP tool name and client method name (snake_case)
+    path: str
+    summary: str
+    arguments: type[ArgsT]
+    answer: Any  # a model class, or a type pydantic's TypeAdapter takes (list[X], X | None)
+    methods: tuple[Method, ...] = ("POST",)
+    # The codes this operation answers beyond those every endpoint can (errors.COMMON).
+    errors: tuple[str, ...] = ()
+    description: str = ""
+    # False: the answer's fields sit at the top level beside "status": "ok" (the seed's
+    # /status shape) instead of under "result".
+    envelope: bool = True
+    tool: bool = True  # offered as an MCP tool
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.errors if c not in CODES]
+        if unknown:
+            raise ValueError(f"{self.name}: undeclared error codes {unknown}")
+
+    def parse(self, raw: dict[str, Any], *, from_query: bool = False) -> ArgsT:
+        """The arguments as their model, or a 400 naming the first field at fault.
+
+        A query string's values are text: they are read as the field's type would be
+        written in a URL (`?line=3`, `?all=true`).
+        """
+        try:
+            if from_query:
+                return self.arguments.model_validate_strings(raw)
+            return self.arguments.model_validate(raw)
+        except ValidationError as exc:
+            raise invalid(exc) from None
+
+
+def invalid(exc: ValidationError) -> RequestError:
+    """A pydantic validation failure as the bridge's 400: the field, the rule, the value."""
+    first = exc.errors(include_url=False)[0]
+    where = field_path(first["loc"])
+    if first["type"] == "missing":
+        return RequestError(
+            f"missing field '{where}'", code="missing_field", details={"field": where}
+        )
+    return RequestError(
+        f"field '{where}': {_reason(first)}", code="invalid_field", details={"field": where}
+    )
+
+
+def _reason(error: ErrorDetails) -> str:
+    message = error["msg"]
+    # A model validator's own sentence says it all; pydantic prefixes it.
+    return message.removeprefix("Value error, ")
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """`("breakpoints", 0, "line")` → `breakpoints[0].line`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.startswith(("function-", "union[")):  # pydantic's validator names
+            out += f".{part}" if out else part
+    return out or "body"
+
+
+@dataclass
+class Bound(Generic[ArgsT]):
+    """An operation with the handler that serves it in this sidecar."""
+
+    operation: Operation[ArgsT]
+    handler: Handler[ArgsT]
+
+    async def call(self, raw: dict[str, Any], caller: Caller, *, from_query: bool = False) -> Any:
+        return await self.handler(self.operation.parse(raw, from_query=from_query), caller)
+
+
+@dataclass
+class Operations:
+    """The operations this sidecar serves, each bound to its handler."""
+
+    _bound: dict[str, Bound[Any]] = field(default_factory=dict)
+
+    def bind(self, operation: Operation[ArgsT], handler: Handler[ArgsT]) -> None:
+        if operation.name in self._bound:
+            raise ValueError(f"operation {operation.name} bound twice")
+        self._bound[operation.name] = Bound(operation, handler)
+
+    def get(self, name: str) -> Bound[Any] | None:
+        return self._bound.get(name)
+
+    def __iter__(self) -> Iterator[Bound[Any]]:
+        return iter(self._bound.values())
+
+    def __len__(self) -> int:
+        return len(self._bound)
