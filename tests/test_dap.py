@@ -23,7 +23,7 @@ from harness import REPO, free_port
 import sidecar.godot.dap.session as dap_module
 from sidecar.agents import Agent
 from sidecar.config import Config
-from sidecar.errors import RequestError, TransportError
+from sidecar.errors import BridgeError, RequestError, TransportError
 from sidecar.godot.dap.session import (
     DapSession,
     DebugEvent,
@@ -163,16 +163,29 @@ def test_paths_are_converted_and_confined_to_the_project(tmp_path: Path) -> None
     assert to_project_path(str(project), "demo/../demo/main.gd") == real
     assert to_res_path(str(project), real) == "res://demo/main.gd"
     for outside in ("../secret.gd", str(tmp_path / "secret.gd"), "res://../secret.gd"):
-        with pytest.raises(RequestError) as err:
+        with pytest.raises(BridgeError) as err:
             to_project_path(str(project), outside)
         assert err.value.status == 403 and err.value.code == "outside_project"
     os.symlink(tmp_path / "secret.gd", project / "link.gd")
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(BridgeError) as err:
         to_project_path(str(project), "res://link.gd")
     assert err.value.status == 403
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(BridgeError) as err:
         to_project_path(str(project), "res://demo/missing.gd")
-    assert err.value.status == 400 and err.value.code == "no_such_file"
+    assert err.value.status == 404 and err.value.code == "not_found"
+
+
+def test_issue_12_file_uris_name_breakpoint_files(tmp_path: Path) -> None:
+    """The README promises file:// everywhere; setBreakpoints refused it with a 400."""
+    script = tmp_path / "proj" / "my game" / "main.gd"
+    script.parent.mkdir(parents=True)
+    script.write_text("extends Node\n")
+    uri = "file://" + str(script).replace(" ", "%20")
+    assert to_project_path(str(tmp_path / "proj"), uri) == str(script.resolve())
+    with pytest.raises(BridgeError) as err:
+        to_project_path(str(tmp_path / "proj"), "res://my game/main.gd", script=False)
+        to_project_path(str(tmp_path / "proj"), "res://my game/scene.tscn", script=True)
+    assert (err.value.status, err.value.code) == (400, "not_a_script")
 
 
 def test_godot_failures_map_to_statuses_with_its_message() -> None:

@@ -18,15 +18,13 @@ from sidecar.errors import RequestError
 from sidecar.project.documents import (
     Conflict,
     DocumentStore,
-    Forbidden,
-    ProjectFile,
-    ProjectPaths,
     apply_changes,
     apply_text_edits,
     line_starts,
     offset_at,
     position_at,
 )
+from sidecar.project.paths import Forbidden, ProjectFile, ProjectPaths
 
 ROOT = "/srv/my project"
 

@@ -24,7 +24,8 @@ from sidecar.api.editor import register
 from sidecar.app import Bridge
 from sidecar.config import Config
 from sidecar.errors import TransportError
-from sidecar.project.documents import DocumentStore, ProjectFile, ProjectPaths
+from sidecar.project.documents import DocumentStore
+from sidecar.project.paths import ProjectFile, ProjectPaths
 from sidecar.web.http import RouteTable, make_app
 
 MAIN_TEXT = (REPO / "demo" / "main.gd").read_text()
@@ -217,7 +218,7 @@ def test_script_that_does_not_parse_is_an_error_not_a_crash(editor: Editor) -> N
 def test_path_outside_the_project_is_403(editor: Editor, path: str) -> None:
     status, answer = call(editor, "POST", "/execute/reload", {"paths": [path]})
     assert status == 403, answer
-    assert answer["error"]["code"] == "forbidden_path"
+    assert answer["error"]["code"] == "outside_project"
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from sidecar.errors import RequestError
-from sidecar.project.documents import Conflict, Forbidden, ProjectPaths
+from sidecar.project.documents import Conflict
 from sidecar.project.edits import Editor, EditRequest, apply_edit, safe_target
+from sidecar.project.paths import Forbidden, ProjectPaths
 
 ORIGINAL = "extends Node\n\nfunc f() -> int:\n\treturn 1\n"
 

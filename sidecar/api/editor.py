@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from sidecar.errors import PeerTimeout, ProtocolError, RequestError, TransportError
-from sidecar.project.documents import DocumentStore, ProjectPaths
+from sidecar.project.documents import DocumentStore
+from sidecar.project.paths import ProjectPaths
 from sidecar.web.http import RouteTable, json_body
 
 # Reloading compiles every changed script on the editor's main thread (and an unfocused

@@ -17,14 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.errors import RequestError
-from sidecar.project.documents import (
-    Conflict,
-    Forbidden,
-    ProjectFile,
-    ProjectPaths,
-    apply_text_edits,
-    line_starts,
-)
+from sidecar.project.documents import Conflict, apply_text_edits, line_starts
+from sidecar.project.paths import Forbidden, ProjectFile, ProjectPaths
 
 # Directories inside the project an agent must not write to.
 _INTERNAL_DIRS = (".godot", ".import")

@@ -43,7 +43,7 @@ from sidecar.errors import BridgeError, PeerTimeout, ProtocolError, RequestError
 from sidecar.godot.identity import ProcessWatch, cmdline, games_of, is_game_of
 from sidecar.godot.peer import Call, DapCorrelation, Peer
 from sidecar.godot.service import ServiceStatus
-from sidecar.project.documents import ProjectFile
+from sidecar.project.paths import ProjectPaths
 from sidecar.web.http import require
 
 log = logging.getLogger(__name__)
@@ -171,14 +171,7 @@ def _source_path(args: Args) -> str:
 
 def _script_path(project: str, raw: str) -> str:
     """A GDScript file of the project: only those take breakpoints."""
-    path = to_project_path(project, raw, must_exist=False)
-    if not ProjectFile(os.path.relpath(path, project)).is_script:
-        raise RequestError(
-            f"'{raw}' is not a GDScript file: only .gd files take breakpoints",
-            code="invalid_field",
-            details={"field": "source.path"},
-        )
-    return to_project_path(project, raw)
+    return to_project_path(project, raw, script=True)
 
 
 def _breakpoints(args: Args) -> list[SourceBreakpoint]:
@@ -194,34 +187,18 @@ def _breakpoints(args: Args) -> list[SourceBreakpoint]:
 # -- paths ---------------------------------------------------------------------------
 
 
-def to_project_path(project: str, raw: str, *, must_exist: bool = True) -> str:
-    """`res://`, project-relative or absolute → an absolute path inside the project.
+def to_project_path(
+    project: str, raw: str, *, must_exist: bool = True, script: bool = False
+) -> str:
+    """Any spelling of a project file (project.paths) → its real absolute path.
 
     Godot's adapter only accepts absolute paths inside the editor's project.
     """
-    root = os.path.realpath(project)
-    if raw.startswith("res://"):
-        candidate = os.path.join(root, raw[len("res://") :])
-    elif os.path.isabs(raw):
-        candidate = raw
-    else:
-        candidate = os.path.join(root, raw)
-    resolved = os.path.realpath(candidate)
-    if os.path.commonpath([root, resolved]) != root:
-        raise RequestError(
-            f"path '{raw}' is outside the project {root}; use res://, a project-relative "
-            "path or an absolute path inside the project",
-            status=403,
-            code="outside_project",
-            details={"path": raw},
-        )
-    if must_exist and not os.path.isfile(resolved):
-        raise RequestError(
-            f"no file '{raw}' in the project (looked for {resolved})",
-            code="no_such_file",
-            details={"path": raw},
-        )
-    return resolved
+    paths = ProjectPaths(project)
+    f = paths.script(raw, "source.path") if script else paths.resolve(raw, "source.path")
+    if must_exist:
+        f = paths.existing(f.res, "source.path")
+    return paths.real_path(f)
 
 
 def to_res_path(project: str, absolute: str) -> str:

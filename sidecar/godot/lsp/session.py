@@ -23,7 +23,8 @@ from sidecar.errors import ProtocolError, WrongEditor
 from sidecar.godot.identity import mismatch_message
 from sidecar.godot.peer import JsonRpcCorrelation, Peer
 from sidecar.godot.service import ServiceStatus
-from sidecar.project.documents import DocumentStore, ProjectFile, ProjectPaths
+from sidecar.project.documents import DocumentStore
+from sidecar.project.paths import ProjectFile, ProjectPaths
 
 log = logging.getLogger(__name__)
 
