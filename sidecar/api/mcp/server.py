@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -86,7 +87,7 @@ class OperationServer(MCPServer[Any]):
     call hands the arguments as they came to the operation, which validates them.
     """
 
-    def __init__(self, tools: OperationTools, bridge: McpBridge) -> None:
+    def __init__(self, tools: OperationTools, identity: Callable[[Context[Any, Any]], str]) -> None:
         super().__init__(
             "godot_debug_connection",
             version=__version__,
@@ -94,7 +95,7 @@ class OperationServer(MCPServer[Any]):
             log_level="WARNING",
         )
         self.tools = tools
-        self.bridge = bridge
+        self.identity = identity  # the agent a call in this context acts as
 
     async def list_tools(self) -> list[McpTool]:
         return self.tools.list()
@@ -112,7 +113,7 @@ class OperationServer(MCPServer[Any]):
             raise ToolError(f"Unknown tool: {name}")
         if context is None:
             raise ToolError(f"{name}: called outside an MCP request")
-        caller = Caller(self.bridge.identity(context), connection_scoped=False)
+        caller = Caller(self.identity(context), connection_scoped=False)
         return await tool.call(arguments, caller)
 
 
@@ -125,7 +126,7 @@ class McpBridge:
         self.sessions = sessions
         self.on_end = on_end
         self._opening = 0  # requests without a session id being served now
-        self.server = OperationServer(OperationTools(routes), self)
+        self.server = OperationServer(OperationTools(routes), self.identity)
         self.server.middleware.append(_sessions_please)
         # Creates the session manager (the returned Starlette app is not used).
         self.server.streamable_http_app(
