@@ -1,8 +1,14 @@
 """`/mcp` driven by the official MCP SDK's own client, against a real editor.
 
 Two MCP sessions are two agents: a breakpoint set in one is that session's, the other
-sees it only among everyone's. The tools are the REST handlers, so their answers are
-the REST answers.
+sees it only among everyone's. The tools are the served operations (issue 12): a tool's
+arguments are the REST body, its answers and errors the REST answers.
+
+Until every endpoint is declared as an operation, three tests here need operations other
+branches declare (set_breakpoints, breakpoints, launch, stack_trace, scopes, variables,
+evaluate, next, terminate, completion, hover, definition, diagnostics):
+test_mcp_sessions_are_agents_with_their_own_breakpoints, test_mcp_client_named_by_x_agent_id
+and test_issue_11_a_session_that_ends_takes_its_breakpoints_along.
 """
 
 from __future__ import annotations
@@ -532,7 +538,10 @@ def test_issue_12_an_operation_declared_once_is_an_mcp_tool() -> None:
 
 
 def test_issue_12_tools_follow_operations_served_later() -> None:
-    """The tool list is read from the route table, so it grows as operations are served."""
+    """The tool list is read from the route table, so it grows as operations are served.
+
+    Served after the aiohttp app was built, `echo` has no HTTP route at all: its tool
+    call can only be the handler called directly, not a request made up for a route."""
     routes = RouteTable()
     app, path = _in_process(600.0, [], routes)
 
