@@ -442,6 +442,12 @@ def _top_level(model: type[BaseModel]) -> Iterator[str]:
         yield from {name, info.alias or name}
 
 
+def test_issue_12_cli_reaches_every_declared_operation() -> None:
+    commands = subcommands()
+    for op in OPERATIONS:
+        assert cli.ENDPOINTS.get(op.path) in commands, f"no gdbridge command for {op.path}"
+
+
 def test_issue_12_cli_options_send_nothing_unless_given() -> None:
     check_cli_options(OPERATIONS)
 
