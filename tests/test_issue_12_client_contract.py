@@ -100,9 +100,12 @@ CLIENT_CHOSEN: dict[tuple[str, str], str] = {
 }
 
 # What a cross-field rule needs besides the required parameters (method → arguments), and
-# which of them a parameter replaces ((method, parameter) → the one set to None).
+# what it needs with a parameter ((method, parameter) → arguments).
 BASE: dict[str, dict[str, Any]] = {"apply_changes": {"text": "extends Node # zz base\n"}}
-REPLACES: dict[tuple[str, str], str] = {("apply_changes", "edits"): "text"}
+WITH: dict[tuple[str, str], dict[str, Any]] = {
+    ("apply_changes", "edits"): {"text": None},  # exactly one of text and edits
+    ("clear_breakpoints", "everyone"): {"path": SAMPLES["path"]},  # everyone's in one file
+}
 
 
 # -- a client whose requests go nowhere --------------------------------------------------
@@ -243,9 +246,7 @@ def test_issue_12_client_method_per_operation(operation: Operation[Any], sent: l
         field_of(operation, base_fields, required_param)
 
     for param in (p for p in params if p.default is not p.empty):
-        kwargs = {**base, param.name: SAMPLES[param.name]}
-        if (name, param.name) in REPLACES:
-            kwargs[REPLACES[name, param.name]] = None
+        kwargs = {**base, param.name: SAMPLES[param.name], **WITH.get((name, param.name), {})}
         fields = parsed(operation, call_once(client, sent, name, kwargs))
         where = field_of(operation, fields, param.name)
         in_base = param.name in BASE.get(name, {})
