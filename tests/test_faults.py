@@ -32,7 +32,7 @@ import psutil
 import pytest
 from harness import Editor, free_port, http_get, make_demo_project, read_response
 
-from sidecar.app import Bridge
+from sidecar.app import Sidecar
 from sidecar.config import parse_args
 from sidecar.link.editor_link import Link, LinkClosed
 from sidecar.link.frames import FrameDecoder, FrameError, encode_frame
@@ -570,9 +570,9 @@ def test_sidecar_link_survives_nothing_but_reports_it(
 
         server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        bridge = Bridge(parse_args(["--link-port", str(port), "--project", str(tmp_path)]))
-        await bridge.start()
-        link = Link(port, "tok", bridge)
+        sidecar = Sidecar(parse_args(["--link-port", str(port), "--project", str(tmp_path)]))
+        await sidecar.start()
+        link = Link(port, "tok", sidecar)
         task = asyncio.create_task(link.run())
         try:
             reader, writer = await asyncio.wait_for(got.get(), 5)
@@ -590,7 +590,7 @@ def test_sidecar_link_survives_nothing_but_reports_it(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-            await bridge.stop()
+            await sidecar.stop()
             server.close()
 
     asyncio.run(main())
@@ -604,8 +604,8 @@ def test_an_agent_gone_before_its_body_arrived_is_no_error(
     from aiohttp.test_utils import TestServer
 
     async def main() -> None:
-        bridge = Bridge(parse_args(["--link-port", "1", "--project", str(tmp_path)]))
-        async with TestServer(bridge.app) as server:
+        sidecar = Sidecar(parse_args(["--link-port", "1", "--project", str(tmp_path)]))
+        async with TestServer(sidecar.app) as server:
             for _ in range(5):
                 _, writer = await asyncio.open_connection("127.0.0.1", server.port)
                 writer.write(
