@@ -31,8 +31,17 @@ REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addons" / "godot_debug_connection"
 
 
+# Set by `make unit` (pytest -m "not godot"): a test that starts Godot without asking for
+# the `godot_bin` fixture (which marks it `godot`) would slip into the fast subset.
+UNIT_ONLY = "GDB_UNIT_ONLY"
+
+
 def godot_binary() -> str:
     """The Godot editor binary: $GODOT, else what tools/install_godot prints last."""
+    if os.environ.get(UNIT_ONLY):
+        raise RuntimeError(
+            "this test starts Godot but is not marked `godot`: ask for the godot_bin fixture"
+        )
     env = os.environ.get("GODOT")
     if env:
         return env
