@@ -313,6 +313,13 @@ class Editor:
             time.sleep(0.05)
         raise AssertionError("editor did not exit")
 
+    def output_to_the_end(self, timeout: float = 10.0) -> str:
+        """All the editor printed, once it exited: waits until its output is read to the end."""
+        assert self.child is not None and self._reader is not None
+        self._reader.join(timeout)
+        assert not self._reader.is_alive(), "the editor's output did not end"
+        return self.output
+
     def stop(self) -> None:
         """Ends the editor and everything it started, by pid."""
         if self.child is not None:
