@@ -1,5 +1,6 @@
-"""The DAP session: its parts alone, then driven directly against a real headless Godot
-editor and a real launched demo game (no addon, no HTTP: see test_debug_http.py)."""
+"""The DAP session: its parts alone, then driven through the debug operations' handlers
+(their declarations parse the arguments) against a real headless Godot editor and a real
+launched demo game (no addon, no HTTP: see test_debug_http.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from harness import REPO, free_port
 
 import sidecar.godot.dap.session as dap_module
 from sidecar.agents import Agent
+from sidecar.api import debug as debug_api
 from sidecar.config import Config
 from sidecar.errors import BridgeError, RequestError, TransportError
 from sidecar.godot.dap.session import (
@@ -30,6 +32,7 @@ from sidecar.godot.dap.session import (
     EventLog,
     FairScheduler,
     GodotError,
+    SourceBreakpoint,
     _body_or_raise,
     _FileBreakpoints,
     _frame_keys,
@@ -40,6 +43,8 @@ from sidecar.godot.dap.session import (
 from sidecar.godot.identity import ProcessWatch, is_game_of
 from sidecar.godot.peer import DapCorrelation, Peer
 from sidecar.godot.service import ServiceStatus, State
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Caller
 
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
 
@@ -55,6 +60,15 @@ DOUBLED = line_of("var doubled: int = add_numbers(n, n)")
 RETURN_DOUBLED = line_of("return doubled")
 READY_CALL = line_of("var total: int = add_numbers(2, 3)")
 MAIN = "res://demo/main.gd"
+
+
+async def call(session: DapSession, command: str, agent: str, args: dict[str, Any]) -> Any:
+    """The debug operation served at /debug/<command>, called as an agent would: its
+    arguments parsed by its declaration, then its handler (no HTTP)."""
+    routes = RouteTable()
+    debug_api.register(routes, session)
+    (bound,) = [b for b in routes.bound() if b.operation.path == f"/debug/{command}"]
+    return await bound.call(args, Caller(agent))
 
 
 # -- parts, no Godot -------------------------------------------------------------------
@@ -262,12 +276,12 @@ def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> Non
             ("next", {"threadId": "1"}, "threadId"),
         ):
             with pytest.raises(RequestError) as err:
-                await session.call(command, "alice", args)
+                await call(session, command, "alice", args)
             assert err.value.status == 400 and err.value.details["field"] == field, command
         good = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
         for command, args in (("setBreakpoints", good), ("terminate", {})):
             with pytest.raises(TransportError) as unavailable:
-                await session.call(command, "alice", args)
+                await call(session, command, "alice", args)
             assert unavailable.value.status == 503, command
         assert session.breakpoints() == {}
 
@@ -302,7 +316,7 @@ def test_issue_11_negative_frame_and_reference_are_400_whatever_the_state() -> N
             ("variables", {"variablesReference": -5}, "variablesReference"),
         ):
             with pytest.raises(RequestError) as err:
-                await session.call(command, "alice", args)
+                await call(session, command, "alice", args)
             assert err.value.status == 400 and err.value.details["field"] == field, args
 
     asyncio.run(scenario())
@@ -399,8 +413,10 @@ def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Pat
         session._files[script] = bps = _FileBreakpoints()
         agent = Agent(7, "peer")
         async with bps.lock:
-            args = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
-            setting = asyncio.ensure_future(session.set_breakpoints(agent.identity, args))
+            wanted = [SourceBreakpoint(SUM)]
+            setting = asyncio.ensure_future(
+                session._set_breakpoints(agent.identity, script, wanted)
+            )
             await asyncio.sleep(0.05)
             session.agent_left(agent)
         await setting
@@ -541,11 +557,11 @@ def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
         session = DapSession(config)
         assert await session.connect(), session.status.as_json()
         try:
-            await session.call("terminate", "test", {})  # a game left by an earlier test
+            await call(session, "terminate", "test", {})  # a game left by an earlier test
             await asyncio.wait_for(scenario(session), timeout)
         finally:
             with contextlib.suppress(Exception):
-                await session.call("terminate", "test", {})
+                await call(session, "terminate", "test", {})
             await session.stop()
 
     asyncio.run(main())
@@ -553,7 +569,7 @@ def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
 
 async def launch_and_stop(session: DapSession, agent: str = "alice") -> DebugEvent:
     since = session.events.latest
-    await session.call("launch", agent, {"scene": "main"})
+    await call(session, "launch", agent, {"scene": "main"})
     return await next_stop(session, since)
 
 
@@ -564,24 +580,24 @@ async def next_stop(session: DapSession, since: int, timeout: float = 10) -> Deb
 
 
 async def where(session: DapSession, agent: str = "alice") -> list[tuple[str, int]]:
-    trace = await session.call("stackTrace", agent, {"threadId": 1})
+    trace = await call(session, "stackTrace", agent, {"threadId": 1})
     return [(f["name"], f["line"]) for f in trace["stackFrames"]]
 
 
 async def launch_until_output(session: DapSession, agent: str = "alice") -> None:
     """Launch the game and wait (bounded) for its first output: it is in its main loop."""
     launched = session.events.latest
-    await session.call("launch", agent, {})
+    await call(session, "launch", agent, {})
     assert await session.events.next_of(launched, frozenset({"output"}), 20), "game not up"
 
 
 async def set_bps(session: DapSession, agent: str, lines: list[int]) -> list[dict[str, Any]]:
     body = {"source": {"path": MAIN}, "breakpoints": [{"line": n} for n in lines]}
-    return (await session.call("setBreakpoints", agent, body))["breakpoints"]
+    return (await call(session, "setBreakpoints", agent, body))["breakpoints"]
 
 
 async def names_and_values(session: DapSession, ref: int) -> dict[str, str]:
-    body = await session.call("variables", "alice", {"variablesReference": ref})
+    body = await call(session, "variables", "alice", {"variablesReference": ref})
     return {v["name"]: v["value"] for v in body["variables"]}
 
 
@@ -596,7 +612,7 @@ def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> Non
         assert stop.body["reason"] == "breakpoint"
         assert session.stopped is not None
 
-        trace = await session.call("stackTrace", "alice", {"threadId": 1})
+        trace = await call(session, "stackTrace", "alice", {"threadId": 1})
         top, caller = trace["stackFrames"]
         assert (top["name"], top["line"]) == ("add_numbers", SUM)
         assert top["source"]["path"].endswith("demo/main.gd")
@@ -605,23 +621,23 @@ def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> Non
 
         # Five agents at once get the same real stack.
         traces = await asyncio.gather(
-            *(session.call("stackTrace", f"agent{i}", {"threadId": 1}) for i in range(5))
+            *(call(session, "stackTrace", f"agent{i}", {"threadId": 1}) for i in range(5))
         )
         assert all(t == trace for t in traces)
 
-        scopes = (await session.call("scopes", "alice", {"frameId": top["id"]}))["scopes"]
+        scopes = (await call(session, "scopes", "alice", {"frameId": top["id"]}))["scopes"]
         assert [s["name"] for s in scopes] == ["Locals", "Members", "Globals"]
         local = await names_and_values(session, scopes[0]["variablesReference"])
         assert local["a"] == "2" and local["b"] == "3" and "sum" in local
         assert "counter" in await names_and_values(session, scopes[1]["variablesReference"])
 
         # The caller's frame: its own locals, not the top frame's.
-        outer = (await session.call("scopes", "bob", {"frameId": caller["id"]}))["scopes"]
+        outer = (await call(session, "scopes", "bob", {"frameId": caller["id"]}))["scopes"]
         assert set(await names_and_values(session, outer[0]["variablesReference"])) == {"total"}
 
-        result = await session.call("evaluate", "alice", {"expression": "a + b", "frameId": 0})
+        result = await call(session, "evaluate", "alice", {"expression": "a + b", "frameId": 0})
         assert result["result"] == "5"
-        result = await session.call("evaluate", "bob", {"expression": "a * 10 + b"})
+        result = await call(session, "evaluate", "bob", {"expression": "a * 10 + b"})
         assert result["result"] == "23"
 
     run(godot, scenario)
@@ -634,14 +650,14 @@ def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -
         assert (await where(session))[0] == ("twice", DOUBLED)
         await set_bps(session, "alice", [])  # only the steps stop the game from here on
 
-        await session.call("stepIn", "alice", {"threadId": 1})
+        await call(session, "stepIn", "alice", {"threadId": 1})
         stack = await where(session)  # waits for the step's stop rather than a 409
         assert stack[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
 
-        await session.call("next", "alice", {"threadId": 1})
+        await call(session, "next", "alice", {"threadId": 1})
         assert (await where(session))[0] == ("add_numbers", RETURN_SUM)
 
-        result = await session.call("stepOut", "alice", {"threadId": 1})
+        result = await call(session, "stepOut", "alice", {"threadId": 1})
         assert result["stopped"] is True and result["steps"] >= 1
         stack = await where(session)
         assert stack[0] == ("twice", RETURN_DOUBLED)
@@ -650,10 +666,10 @@ def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -
         # next steps over a call: from the call line straight to the line after it.
         await set_bps(session, "alice", [DOUBLED])
         since = session.events.latest
-        await session.call("continue", "alice", {"threadId": 1})
+        await call(session, "continue", "alice", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[0] == ("twice", DOUBLED)
-        await session.call("next", "alice", {"threadId": 1})
+        await call(session, "next", "alice", {"threadId": 1})
         assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
 
     run(godot, scenario)
@@ -679,7 +695,7 @@ def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) 
 
         await set_bps(session, "alice", [])
         since = session.events.latest
-        result = await session.call("continue", "alice", {"threadId": 1})
+        result = await call(session, "continue", "alice", {"threadId": 1})
         assert result["allThreadsContinued"] is True
         assert session.stopped is None
         seen: list[str] = []
@@ -718,11 +734,11 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
 
         # DOUBLED is gone, alice's SUM is not: the next stop is SUM, called from twice.
         since = session.events.latest
-        await session.call("continue", "bob", {"threadId": 1})
+        await call(session, "continue", "bob", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
         since = session.events.latest
-        await session.call("continue", "alice", {"threadId": 1})
+        await call(session, "continue", "alice", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
 
@@ -730,7 +746,7 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
         assert await set_bps(session, "bob", []) == []
         assert session.breakpoints(agent="bob") == {}
         since = session.events.latest
-        await session.call("continue", "bob", {"threadId": 1})
+        await call(session, "continue", "bob", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
 
@@ -747,7 +763,7 @@ def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None
         session: DapSession, command: str, args: dict[str, Any], status: int, field: str = ""
     ) -> RequestError:
         with pytest.raises(RequestError) as err:
-            await session.call(command, "alice", args)
+            await call(session, command, "alice", args)
         assert err.value.status == status, (command, err.value.message)
         if field:
             assert err.value.details["field"] == field
@@ -773,7 +789,7 @@ def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None
         await expect(session, "launch", {"scene": "res://demo/nope.tscn"}, 400)
 
         # A running game: everything that needs a stop is a quick, clear 409.
-        await session.call("launch", "alice", {})
+        await call(session, "launch", "alice", {})
         start = time.monotonic()
         for command, args in [
             ("stackTrace", {"threadId": 1}),
@@ -788,17 +804,17 @@ def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None
             err = await expect(session, command, args, 409)
             assert err.code == "not_stopped" and command in err.message
         assert time.monotonic() - start < 1.0
-        threads = await session.call("threads", "alice", {})
+        threads = await call(session, "threads", "alice", {})
         assert threads["threads"] == [{"id": 1, "name": "Main"}]
 
         # Pause stops it; then the same requests work.
         since = session.events.latest
-        await session.call("pause", "alice", {"threadId": 1})
+        await call(session, "pause", "alice", {"threadId": 1})
         stop = await next_stop(session, since)
         assert stop.body["reason"] == "paused"
-        assert "stackFrames" in await session.call("stackTrace", "alice", {})
-        assert (await session.call("pause", "bob", {})) == {"alreadyStopped": True}
-        await session.call("continue", "alice", {})
+        assert "stackFrames" in await call(session, "stackTrace", "alice", {})
+        assert (await call(session, "pause", "bob", {})) == {"alreadyStopped": True}
+        await call(session, "continue", "alice", {})
         assert session.stopped is None
 
     run(godot, scenario)
@@ -810,7 +826,7 @@ def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
         await session.disconnect()
         assert session.status.state is State.DISCONNECTED
         with pytest.raises(TransportError) as err:
-            await session.call("threads", "alice", {})
+            await call(session, "threads", "alice", {})
         assert err.value.status == 503 and "Retry-After" in err.value.headers
         # The new connection's initialize clears Godot's breakpoints; ours are re-sent.
         assert await session.connect()
@@ -885,7 +901,7 @@ async def refused(session: DapSession, command: str, args: dict[str, Any]) -> Re
     start = time.monotonic()
     try:
         with pytest.raises(RequestError) as err:
-            await session.call(command, "alice", args)
+            await call(session, command, "alice", args)
     finally:
         del session.peer.issue  # the peer's own method again
     assert command not in asked, (command, args, asked)
@@ -919,16 +935,16 @@ def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_s
         assert session.stopped is not None and session.stopped.epoch == epoch
         assert "continued" not in kinds_since(session, stop.seq)
         assert (await where(session))[0][1] == COUNTER
-        scopes = (await session.call("scopes", "alice", {"frameId": 0}))["scopes"]
+        scopes = (await call(session, "scopes", "alice", {"frameId": 0}))["scopes"]
         members = await names_and_values(session, scopes[1]["variablesReference"])
-        result = await session.call("evaluate", "alice", {"expression": "counter + 1"})
+        result = await call(session, "evaluate", "alice", {"expression": "counter + 1"})
         assert int(result["result"]) == int(members["counter"]) + 1
 
         # Ids die with their stop: after a continue the old reference is refused.
         await set_bps(session, "alice", [])
         since = session.events.latest
-        await session.call("continue", "alice", {})
-        await session.call("pause", "alice", {})
+        await call(session, "continue", "alice", {})
+        await call(session, "pause", "alice", {})
         await next_stop(session, since)
         err = await refused(session, "variables", {"variablesReference": 2})
         assert err.status == 400
@@ -942,7 +958,7 @@ def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
     async def scenario(session: DapSession) -> None:
         await launch_until_output(session)
         since = session.events.latest
-        await session.call("pause", "alice", {})
+        await call(session, "pause", "alice", {})
         stop = await next_stop(session, since)
         assert stop.body["reason"] == "paused"
         assert session.stopped is not None
@@ -967,7 +983,7 @@ def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
 
 def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: GodotDap) -> None:
     async def evaluate(session: DapSession, expression: str) -> dict[str, Any]:
-        return await session.call("evaluate", "alice", {"expression": expression, "frameId": 0})
+        return await call(session, "evaluate", "alice", {"expression": expression, "frameId": 0})
 
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
@@ -1003,7 +1019,7 @@ def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -
         assert stop.body["source"] == {"path": MAIN} and stop.body["line"] == SUM
         assert stop.body["hit_by"] == ["alice"]
         assert (await where(session))[0] == ("add_numbers", SUM)
-        result = await session.call("evaluate", "alice", {"expression": "a + b"})
+        result = await call(session, "evaluate", "alice", {"expression": "a + b"})
         assert result["result"] == "5"
 
     run(godot, scenario)
@@ -1013,7 +1029,7 @@ def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) 
     async def scenario(session: DapSession) -> None:
         await launch_until_output(session)
         since = session.events.latest
-        await session.call("pause", "alice", {})
+        await call(session, "pause", "alice", {})
         await next_stop(session, since)
         since = session.events.latest
         link = session.peer._link
@@ -1023,7 +1039,7 @@ def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) 
         assert stop.body["reason"] == "recovered" and "line" not in stop.body
         assert await where(session) == []  # stopped between frames, as before
         since = session.events.latest
-        await session.call("continue", "alice", {})
+        await call(session, "continue", "alice", {})
         assert session.stopped is None
         await asyncio.sleep(1.5)  # the game runs again: its ticks are printed
         assert "output" in kinds_since(session, since)
@@ -1061,7 +1077,7 @@ def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: Godot
         assert stop.body["hit_by"] == ["alice", "bob"]
         assert stop.body["source"] == {"path": MAIN} and stop.body["line"] == SUM
         since = session.events.latest
-        await session.call("continue", "alice", {})
+        await call(session, "continue", "alice", {})
         stop = await next_stop(session, since)
         assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["alice", "carol"])
 
@@ -1084,17 +1100,17 @@ def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap)
         assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["bob", "carol"])
 
         # carol clears her own in the file; then everyone's, deliberately.
-        cleared = await session.call("clearBreakpoints", "carol", {"source": {"path": MAIN}})
+        cleared = await call(session, "clearBreakpoints", "carol", {"source": {"path": MAIN}})
         assert cleared["cleared"] == [
             {"path": MAIN, "agent": "carol", "lines": [DOUBLED, RETURN_DOUBLED]}
         ]
         assert session.breakpoints()[MAIN] == {"bob": [{"line": DOUBLED}]}
         with pytest.raises(RequestError) as err:
-            await session.call("clearBreakpoints", "carol", {"everyone": True})
+            await call(session, "clearBreakpoints", "carol", {"everyone": True})
         assert err.value.details["field"] == "source"
         since = session.events.latest
         body = {"source": {"path": MAIN}, "everyone": True}
-        cleared = await session.call("clearBreakpoints", "carol", body)
+        cleared = await call(session, "clearBreakpoints", "carol", body)
         assert cleared["cleared"] == [{"path": MAIN, "agent": "bob", "lines": [DOUBLED]}]
         (event,) = [e for e in session.events.after(since)[0] if e.event == "breakpoints_cleared"]
         assert event.body["by"] == "carol" and event.body["everyone"] is True
@@ -1103,7 +1119,7 @@ def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap)
 
         # Nothing stops the game any more.
         since = session.events.latest
-        await session.call("continue", "carol", {})
+        await call(session, "continue", "carol", {})
         await asyncio.sleep(2.5)
         assert "stopped" not in kinds_since(session, since)
 
@@ -1131,7 +1147,7 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
         start = godot.log.stat().st_size
         await set_bps(session, "alice", [SUM, DOUBLED])
         await set_bps(session, "alice", [])
-        await session.call("threads", "alice", {})
+        await call(session, "threads", "alice", {})
         await asyncio.sleep(0.5)
         printed = godot.log.read_bytes()[start:].decode("utf-8", "replace")
         assert "checksums" not in printed, printed
@@ -1140,7 +1156,7 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
 
 
 async def launched_game(session: DapSession) -> psutil.Process:
-    await session.call("launch", "alice", {})
+    await call(session, "launch", "alice", {})
     deadline = time.monotonic() + 10
     while session._game_pid is None:
         assert time.monotonic() < deadline, "no set_pid from the game"
@@ -1197,7 +1213,7 @@ def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDa
                     game.kill()
                     game.wait(timeout=5)
             assert await session.connect(), session.status.as_json()
-            await session.call("terminate", "test", {})
+            await call(session, "terminate", "test", {})
 
     run(godot, scenario)
 
@@ -1246,16 +1262,16 @@ def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
 
     async def scenario(session: DapSession) -> None:
         body = {"source": {"path": probe}, "breakpoints": [{"line": line}]}
-        await session.call("setBreakpoints", "alice", body)
+        await call(session, "setBreakpoints", "alice", body)
         since = session.events.latest
-        await session.call("launch", "alice", {"scene": "res://demo/static_probe.tscn"})
+        await call(session, "launch", "alice", {"scene": "res://demo/static_probe.tscn"})
         stop = await next_stop(session, since)
         assert (await where(session)) == [("triple", line), ("_ready", 6)]
         with pytest.raises(RequestError) as err:
-            await session.call("evaluate", "alice", {"expression": "x", "frameId": 0})
+            await call(session, "evaluate", "alice", {"expression": "x", "frameId": 0})
         assert err.value.status == 400 and err.value.details["field"] == "frameId"
         assert "static" in err.value.message
-        result = await session.call("evaluate", "alice", {"expression": "1 + 1", "frameId": 1})
+        result = await call(session, "evaluate", "alice", {"expression": "1 + 1", "frameId": 1})
         assert result["result"] == "2"
         await asyncio.sleep(0.5)
         assert "continued" not in kinds_since(session, stop.seq)

@@ -525,8 +525,7 @@ DISCONNECT = Operation(
     tags=("services",),
 )
 
-# The DAP commands, in the order the 404 listing shows them.
-COMMANDS: tuple[Operation[Any], ...] = (
+OPERATIONS: tuple[Operation[Any], ...] = (
     LAUNCH,
     SET_BREAKPOINTS,
     CLEAR_BREAKPOINTS,
@@ -541,8 +540,11 @@ COMMANDS: tuple[Operation[Any], ...] = (
     EVALUATE,
     THREADS,
     TERMINATE,
+    EVENTS,
+    BREAKPOINTS,
+    CONNECT,
+    DISCONNECT,
 )
-OPERATIONS: tuple[Operation[Any], ...] = (*COMMANDS, EVENTS, BREAKPOINTS, CONNECT, DISCONNECT)
 
 LspProvider = Callable[[], Any]
 # Who else is connected (identities other than the one given), and how to tell every agent.
@@ -565,8 +567,21 @@ def register(
     announce: Announce | None = None,
 ) -> None:
     """Serve the debug operations; `lsp()` gives the LSP service for /connect, if any."""
-    for operation in COMMANDS:
-        routes.serve(operation, _command_handler(session, operation))
+    commands = _Commands(session)
+    routes.serve(LAUNCH, commands.launch)
+    routes.serve(SET_BREAKPOINTS, commands.set_breakpoints)
+    routes.serve(CLEAR_BREAKPOINTS, commands.clear_breakpoints)
+    routes.serve(CONTINUE, commands.continue_)
+    routes.serve(PAUSE, commands.pause)
+    routes.serve(NEXT, commands.next)
+    routes.serve(STEP_IN, commands.step_in)
+    routes.serve(STEP_OUT, commands.step_out)
+    routes.serve(STACK_TRACE, commands.stack_trace)
+    routes.serve(SCOPES, commands.scopes)
+    routes.serve(VARIABLES, commands.variables)
+    routes.serve(EVALUATE, commands.evaluate)
+    routes.serve(THREADS, commands.threads)
+    routes.serve(TERMINATE, commands.terminate)
 
     async def events(args: EventsArguments, caller: Caller) -> Any:
         return await session.wait_events(args.since, args.wait, args.limit)
@@ -582,18 +597,72 @@ def register(
     routes.serve(DISCONNECT, services.disconnect)
 
 
-def _command_handler(session: DapSession, operation: Operation[Any]) -> Any:
-    command = operation.path.rsplit("/", 1)[1]
+class _Commands:
+    """The DAP commands: each operation's arguments handed to the session as they are."""
 
-    async def handle(args: Arguments, caller: Caller) -> Any:
-        raw = args.model_dump(exclude_none=True, by_alias=True)
-        result = await session.call(command, caller.identity, raw)
-        if operation is SET_BREAKPOINTS and caller.connection_scoped and result["breakpoints"]:
+    def __init__(self, session: DapSession) -> None:
+        self.session = session
+
+    async def launch(self, args: LaunchArguments, caller: Caller) -> Any:
+        return await self.session.launch(caller.identity, args.scene, args.noDebug, args.playArgs)
+
+    async def set_breakpoints(self, args: SetBreakpointsArguments, caller: Caller) -> Any:
+        if args.breakpoints is not None:
+            lines = [b.line for b in args.breakpoints]
+        else:
+            lines = list(args.lines or [])
+        result = await self.session.set_breakpoints(caller.identity, args.source.path, lines)
+        if caller.connection_scoped and result["breakpoints"]:
             warning = CONNECTION_SCOPED_WARNING.format(identity=caller.identity)
             result = {**result, "warning": warning}
         return result
 
-    return handle
+    async def clear_breakpoints(self, args: ClearBreakpointsArguments, caller: Caller) -> Any:
+        path = args.source.path if args.source is not None else None
+        return await self.session.clear_breakpoints(caller.identity, path, args.everyone)
+
+    async def continue_(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.continue_(caller.identity, args.threadId)
+
+    async def pause(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.pause(caller.identity, args.threadId)
+
+    async def next(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.next(caller.identity, args.threadId)
+
+    async def step_in(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.step_in(caller.identity, args.threadId)
+
+    async def step_out(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.step_out(caller.identity, args.threadId)
+
+    async def stack_trace(self, args: StackTraceArguments, caller: Caller) -> Any:
+        return await self.session.stack_trace(
+            caller.identity, args.threadId, args.startFrame, args.levels
+        )
+
+    async def scopes(self, args: ScopesArguments, caller: Caller) -> Any:
+        return await self.session.scopes(caller.identity, args.frameId)
+
+    async def variables(self, args: VariablesArguments, caller: Caller) -> Any:
+        return await self.session.variables(
+            caller.identity,
+            args.variablesReference,
+            filter=args.filter,
+            start=args.start,
+            count=args.count,
+        )
+
+    async def evaluate(self, args: EvaluateArguments, caller: Caller) -> Any:
+        return await self.session.evaluate(
+            caller.identity, args.expression, args.frameId, args.context
+        )
+
+    async def threads(self, args: NoArguments, caller: Caller) -> Any:
+        return await self.session.threads(caller.identity)
+
+    async def terminate(self, args: NoArguments, caller: Caller) -> Any:
+        return await self.session.terminate(caller.identity)
 
 
 class _Services:

@@ -33,7 +33,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,6 @@ from sidecar.godot.identity import ProcessWatch, cmdline, games_of, is_game_of
 from sidecar.godot.peer import Call, DapCorrelation, Peer
 from sidecar.godot.service import ServiceStatus
 from sidecar.project.paths import ProjectPaths
-from sidecar.web.http import require
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +67,11 @@ EVAL_ERROR_WAIT = 0.5
 HIT_WAIT = 1.0  # for the stack naming a breakpoint stop's agents, before announcing it
 RECOVER_WAIT = 0.6  # for the stack a stopped game sends again after a reconnect
 GAME_KILL_WAIT = 1.0  # between SIGTERM and SIGKILL for a game the editor left behind
-REFUSED_BREAKPOINT_FIELDS = ("condition", "hitCondition", "logMessage")
 # Lines Godot never stops at, though it marks a breakpoint there verified: blank lines,
 # comments, and declarations that compile to no code. (Its `breakpointLocations` only
 # echoes the line asked about, so the text is all there is to go by.)
 NEVER_RUNS = re.compile(r"\s*(#.*)?|\s*(signal|extends|class_name)\b.*", re.DOTALL)
 SIDECAR = "sidecar"  # the scheduler's name for requests the sidecar makes on its own
-# Breakpoints live here first: clearing them needs no connection (a new one gets the union).
-OFFLINE_COMMANDS = frozenset({"clearBreakpoints"})
 EVALUATION_RETURN = frozenset({"evaluation_return"})
 ANY_MESSAGE = None
 # What a game sends on its own while stopped (the editor asks it to redraw ~35 times a
@@ -83,105 +79,14 @@ ANY_MESSAGE = None
 BACKGROUND_MESSAGES = ("servers:", "performance:")
 
 Args = dict[str, Any]
-# A command's execution, made by its handler once the arguments are parsed (see `call`).
-Run = Coroutine[Any, Any, Any]
-
-
-# -- request arguments ---------------------------------------------------------------
-
-
-def _optional(args: Args, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    return require(args, name, kind) if args.get(name) is not None else default
-
-
-def _thread(args: Args) -> int:
-    # Godot has one thread; a missing threadId means that one.
-    return _optional(args, "threadId", int, THREAD_ID)
 
 
 @dataclass(frozen=True)
 class SourceBreakpoint:
     line: int
 
-    @classmethod
-    def parse(cls, raw: Any, where: str) -> SourceBreakpoint:
-        if not isinstance(raw, dict):
-            raise RequestError(f"'{where}' must be an object with a 'line'", code="invalid_field")
-        _refuse_conditions(raw, where)
-        try:
-            line = require(raw, "line", int)
-        except RequestError as err:
-            field_name = f"{where}.{err.details.get('field')}"
-            raise RequestError(
-                err.message.replace(f"'{err.details.get('field')}'", f"'{field_name}'"),
-                code=err.code,
-                details={"field": field_name},
-            ) from None
-        if line < 1:
-            raise RequestError(
-                f"'{where}.line' must be 1 or more (lines start at 1)",
-                code="invalid_field",
-                details={"field": f"{where}.line"},
-            )
-        return cls(line)
-
     def as_json(self) -> Args:
         return {"line": self.line}
-
-
-def _refuse_conditions(raw: Args, where: str) -> None:
-    """Godot's adapter ignores conditions (it would stop on every hit): say so instead."""
-    for name in REFUSED_BREAKPOINT_FIELDS:
-        if raw.get(name) is not None:
-            raise RequestError(
-                f"'{where}.{name}' is not supported yet: Godot's debug adapter ignores it "
-                "and would stop on every hit; leave it out",
-                code="invalid_field",
-                details={"field": f"{where}.{name}"},
-            )
-
-
-def _frame_id(frame: int) -> int:
-    """A frameId that may exist: frames are numbered from 0, the top one."""
-    if frame < 0:
-        raise RequestError(
-            f"frameId {frame} is not a frame: frames are numbered from 0 (the top one); "
-            "see /debug/stackTrace",
-            code="invalid_field",
-            details={"field": "frameId"},
-        )
-    return frame
-
-
-def _source_path(args: Args) -> str:
-    source = require(args, "source", dict)
-    if "path" not in source:
-        raise RequestError(
-            "missing field 'source.path'", code="missing_field", details={"field": "source.path"}
-        )
-    path = source["path"]
-    if not isinstance(path, str) or not path:
-        raise RequestError(
-            "field 'source.path' must be a non-empty string",
-            code="invalid_field",
-            details={"field": "source.path"},
-        )
-    return path
-
-
-def _script_path(project: str, raw: str) -> str:
-    """A GDScript file of the project: only those take breakpoints."""
-    return to_project_path(project, raw, script=True)
-
-
-def _breakpoints(args: Args) -> list[SourceBreakpoint]:
-    if args.get("breakpoints") is not None:
-        raw = require(args, "breakpoints", list)
-        return [SourceBreakpoint.parse(b, f"breakpoints[{i}]") for i, b in enumerate(raw)]
-    if args.get("lines") is not None:  # DAP's older form
-        lines = require(args, "lines", list)
-        return [SourceBreakpoint.parse({"line": n}, f"lines[{i}]") for i, n in enumerate(lines)]
-    return []
 
 
 # -- paths ---------------------------------------------------------------------------
@@ -796,52 +701,19 @@ class DapSession:
 
     # -- commands --------------------------------------------------------------------
 
-    async def call(self, command: str, agent: str, args: Args) -> Any:
-        """Run the endpoint named `command` for `agent` with the DAP arguments `args`.
-
-        Every handler is in two parts: called, it parses and checks `args` (a bad request
-        is a 400 whatever state the adapter is in) and hands back its execution, which
-        runs only once the adapter is known to be there.
-        """
-        handler = self._commands().get(command)
-        if handler is None:
-            raise RequestError(f"unknown debug command '{command}'", status=404, code="not_found")
-        execution = handler(agent, args)
-        if not self.peer.connected and command not in OFFLINE_COMMANDS:
-            execution.close()  # never started: nothing was sent, nothing to undo
-            # Our idea of the game's state is stale while the adapter is away: say so.
+    def _require_connected(self) -> None:
+        """Checked once the arguments are known to be good: a bad request is a 400
+        whatever the adapter's state. Our idea of the game is stale while it is away."""
+        if not self.peer.connected:
             raise self.peer.unavailable()
-        return await execution
 
-    def _commands(self) -> dict[str, Callable[[str, Args], Run]]:
-        return {
-            "launch": self.launch,
-            "setBreakpoints": self.set_breakpoints,
-            "clearBreakpoints": self.clear_breakpoints,
-            "continue": self.continue_,
-            "pause": self.pause,
-            "next": self.next,
-            "stepIn": self.step_in,
-            "stepOut": self.step_out,
-            "stackTrace": self.stack_trace,
-            "scopes": self.scopes,
-            "variables": self.variables,
-            "evaluate": self.evaluate,
-            "threads": self.threads,
-            "terminate": self.terminate,
-        }
-
-    def launch(self, agent: str, args: Args) -> Run:
-        scene = self._scene(_optional(args, "scene", str, "main"))
-        no_debug = _optional(args, "noDebug", bool, False)
-        play_args = list(_optional(args, "playArgs", list, []))
-        if not all(isinstance(a, str) for a in play_args):
-            raise RequestError(
-                "field 'playArgs' must be an array of strings",
-                code="invalid_field",
-                details={"field": "playArgs"},
-            )
-        play_args += [a for a in self.play_args if a not in play_args]
+    async def launch(
+        self, agent: str, scene: str = "main", no_debug: bool = False, play_args: Sequence[str] = ()
+    ) -> Args:
+        """Run `scene` (main, current or a scene file) under the debugger."""
+        scene = self._scene(scene)
+        self._require_connected()
+        play_args = [*play_args, *(a for a in self.play_args if a not in play_args)]
         arguments: Args = {
             "project": self.project,
             "scene": scene,
@@ -851,7 +723,7 @@ class DapSession:
         }
         if play_args:
             arguments["playArgs"] = play_args
-        return self._launch(agent, arguments, scene)
+        return await self._launch(agent, arguments, scene)
 
     async def _launch(self, agent: str, arguments: Args, scene: str) -> Args:
         # Godot keeps one pending launch per connection: two interleaved would lose one.
@@ -939,9 +811,11 @@ class DapSession:
             )
         return to_res_path(self.project, path)
 
-    def set_breakpoints(self, agent: str, args: Args) -> Run:
-        path = _script_path(self.project, _source_path(args))
-        return self._set_breakpoints(agent, path, _breakpoints(args))
+    async def set_breakpoints(self, agent: str, source: str, lines: Sequence[int]) -> Args:
+        """Replace `agent`'s breakpoints (1-based lines) in the script `source`."""
+        path = to_project_path(self.project, source, script=True)
+        self._require_connected()
+        return await self._set_breakpoints(agent, path, [SourceBreakpoint(n) for n in lines])
 
     async def _set_breakpoints(self, agent: str, path: str, wanted: list[SourceBreakpoint]) -> Args:
         bps = self._files.setdefault(path, _FileBreakpoints())
@@ -1000,26 +874,16 @@ class DapSession:
                 out[to_res_path(self.project, path)] = per_agent
         return out
 
-    def clear_breakpoints(self, agent: str, args: Args) -> Run:
-        """The agent's breakpoints (one file or all), or everyone's in one file."""
-        everyone = _optional(args, "everyone", bool, False)
-        if args.get("source") is None:
-            if everyone:
-                raise RequestError(
-                    "'everyone': true needs 'source': everyone's breakpoints are cleared "
-                    "one file at a time",
-                    code="missing_field",
-                    details={"field": "source"},
-                )
+    async def clear_breakpoints(
+        self, agent: str, source: str | None = None, everyone: bool = False
+    ) -> Args:
+        """The agent's breakpoints (one file or all), or everyone's in one file (`source`
+        is needed then). Works offline: the next connection gets the union anyway."""
+        if source is None:
             paths, where = list(self._files), None
         else:
-            path = to_project_path(self.project, _source_path(args), must_exist=False)
+            path = to_project_path(self.project, source, must_exist=False)
             paths, where = [path], to_res_path(self.project, path)
-        return self._clear_breakpoints_of(agent, paths, where, everyone)
-
-    async def _clear_breakpoints_of(
-        self, agent: str, paths: list[str], where: str | None, everyone: bool
-    ) -> Args:
         cleared = await self._remove(paths, None if everyone else agent, strict=True)
         if cleared:
             self._append(
@@ -1084,19 +948,15 @@ class DapSession:
                     log.warning("could not take breakpoints out of %s: %s", res, err.message)
         return cleared
 
-    def continue_(self, agent: str, args: Args) -> Run:
-        return self._continue(agent, _thread(args))
-
-    async def _continue(self, agent: str, thread: int) -> Args:
+    async def continue_(self, agent: str, thread: int = THREAD_ID) -> Args:
+        self._require_connected()
         async with self._exec_lock:
             await self._stopped("continue")
             body = await self._resume(agent, "continue", thread)
         return {"allThreadsContinued": True, **body}
 
-    def pause(self, agent: str, args: Args) -> Run:
-        return self._pause(agent, _thread(args))
-
-    async def _pause(self, agent: str, thread: int) -> Args:
+    async def pause(self, agent: str, thread: int = THREAD_ID) -> Args:
+        self._require_connected()
         async with self._exec_lock:
             # Without a game Godot still announces a bogus "stopped" event.
             self._require_running("pause")
@@ -1104,13 +964,14 @@ class DapSession:
                 return {"alreadyStopped": True}
             return await self._godot(agent, "pause", {"threadId": thread})
 
-    def next(self, agent: str, args: Args) -> Run:
-        return self._step(agent, "next", _thread(args))
+    async def next(self, agent: str, thread: int = THREAD_ID) -> Args:
+        return await self._step(agent, "next", thread)
 
-    def step_in(self, agent: str, args: Args) -> Run:
-        return self._step(agent, "stepIn", _thread(args))
+    async def step_in(self, agent: str, thread: int = THREAD_ID) -> Args:
+        return await self._step(agent, "stepIn", thread)
 
     async def _step(self, agent: str, command: str, thread: int) -> Args:
+        self._require_connected()
         async with self._exec_lock:
             await self._stopped(command)
             return await self._resume(agent, command, thread)
@@ -1125,10 +986,7 @@ class DapSession:
             self._stepping = command != "continue"
         return body
 
-    def step_out(self, agent: str, args: Args) -> Run:
-        return self._step_out(agent, _thread(args))
-
-    async def _step_out(self, agent: str, thread: int) -> Args:
+    async def step_out(self, agent: str, thread: int = THREAD_ID) -> Args:
         """`next` until the game is back in the caller (Godot has no stepOut).
 
         Back in the caller means the stack is the old one less its top frame (by function
@@ -1136,6 +994,7 @@ class DapSession:
         the call returns too, and `next` then stops wherever the game runs a line next,
         maybe in code that was not on the stack at all: the answer says so.
         """
+        self._require_connected()
         deadline = time.monotonic() + self.timeout
         async with self._exec_lock:
             await self._stopped("stepOut")
@@ -1222,21 +1081,17 @@ class DapSession:
 
         return await self._shared(f"stackTrace:{stop.epoch}", fetch)
 
-    def stack_trace(self, agent: str, args: Args) -> Run:
-        thread = _thread(args)
-        start = _optional(args, "startFrame", int, 0)
-        levels = _optional(args, "levels", int, 0)
-        return self._stack_trace(agent, thread, start, levels)
-
-    async def _stack_trace(self, agent: str, thread: int, start: int, levels: int) -> Args:
+    async def stack_trace(
+        self, agent: str, thread: int = THREAD_ID, start: int = 0, levels: int = 0
+    ) -> Args:
+        """Frames from `start` (0: the top one), at most `levels` of them (0: all)."""
+        self._require_connected()
         frames = await self._frames(agent, thread)
         end = start + levels if levels > 0 else None
         return {"stackFrames": frames[start:end], "totalFrames": len(frames)}
 
-    def scopes(self, agent: str, args: Args) -> Run:
-        return self._scopes(agent, _frame_id(require(args, "frameId", int)))
-
-    async def _scopes(self, agent: str, frame: int) -> Args:
+    async def scopes(self, agent: str, frame: int) -> Args:
+        self._require_connected()
         await self._stopped("scopes")
         await self._require_frame(agent, frame, "scopes")
         async with self._frame_lock:
@@ -1290,20 +1145,19 @@ class DapSession:
             self._refs.update(refs)
         return body
 
-    def variables(self, agent: str, args: Args) -> Run:
-        ref = require(args, "variablesReference", int)
-        if ref <= 0:
-            # Godot's references start at 1 (0 means "no children"): never one handed out.
-            raise RequestError(
-                f"variablesReference {ref} was not handed out during this stop (references "
-                "are positive); take one from /debug/scopes, a variable or an evaluate result",
-                code="invalid_field",
-                details={"field": "variablesReference"},
-            )
-        extra = {k: args[k] for k in ("filter", "start", "count") if k in args}
-        return self._variables_of(agent, ref, extra)
-
-    async def _variables_of(self, agent: str, ref: int, extra: Args) -> Args:
+    async def variables(
+        self,
+        agent: str,
+        ref: int,
+        *,
+        filter: str | None = None,
+        start: int | None = None,
+        count: int | None = None,
+    ) -> Args:
+        """The children of a reference handed out this stop (DAP's paging as given)."""
+        self._require_connected()
+        paging = {"filter": filter, "start": start, "count": count}
+        extra = {k: v for k, v in paging.items() if v is not None}
         stop = await self._stopped("variables")
         if ref not in self._refs:
             # Godot would look for an unknown id in vain for seconds: answer at once.
@@ -1342,17 +1196,15 @@ class DapSession:
             await asyncio.sleep(VARIABLES_RETRY_DELAY)
             self._require_stopped("variables")
 
-    def evaluate(self, agent: str, args: Args) -> Run:
-        expression = require(args, "expression", str)
-        # Without a frameId Godot uses whichever frame was inspected last: be explicit.
-        frame = _frame_id(_optional(args, "frameId", int, 0))
+    async def evaluate(
+        self, agent: str, expression: str, frame: int = 0, context: str | None = None
+    ) -> Args:
+        """`expression` in `frame` (explicit: without a frameId Godot uses whichever
+        frame was inspected last)."""
+        self._require_connected()
         arguments: Args = {"expression": expression, "frameId": frame}
-        if args.get("context") is not None:
-            arguments["context"] = require(args, "context", str)
-        return self._evaluate(agent, arguments)
-
-    async def _evaluate(self, agent: str, arguments: Args) -> Args:
-        expression, frame = arguments["expression"], arguments["frameId"]
+        if context is not None:
+            arguments["context"] = context
         # Godot defers evaluate until the game answers: with the game running that
         # stalls every request on the connection for seconds.
         stop = await self._stopped("evaluate")
@@ -1430,13 +1282,12 @@ class DapSession:
             if not nxt.event.startswith(BACKGROUND_MESSAGES):
                 return None  # the game went on to something else: a real null
 
-    def threads(self, agent: str, args: Args) -> Run:
-        return self._shared("threads", lambda: self._godot(agent, "threads", None))
+    async def threads(self, agent: str) -> Args:
+        self._require_connected()
+        return await self._shared("threads", lambda: self._godot(agent, "threads", None))
 
-    def terminate(self, agent: str, args: Args) -> Run:
-        return self._terminate(agent)
-
-    async def _terminate(self, agent: str) -> Args:
+    async def terminate(self, agent: str) -> Args:
+        self._require_connected()
         # Not behind the execution lock: terminating must cut a long stepOut short.
         running, pid, since = self._running, self._game_pid, self.events.latest
         launches = self._launches
