@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,25 +22,18 @@ import psutil
 import pytest
 from harness import REPO, free_port
 
-import sidecar.godot.dap.session as dap_module
+import sidecar.godot.dap.game as game_module
 from sidecar.agents import Agent
 from sidecar.api import debug as debug_api
 from sidecar.config import Config
 from sidecar.errors import BridgeError, RequestError, TransportError
-from sidecar.godot.dap.session import (
-    DapSession,
-    DebugEvent,
-    EventLog,
-    FairScheduler,
-    GodotError,
-    SourceBreakpoint,
-    _body_or_raise,
-    _FileBreakpoints,
-    _frame_keys,
-    _never_stops,
-    to_project_path,
-    to_res_path,
-)
+from sidecar.godot.dap.answers import GodotError, body_or_raise
+from sidecar.godot.dap.breakpoints import FileBreakpoints, SourceBreakpoint, never_stops
+from sidecar.godot.dap.events import DebugEvent, EventLog
+from sidecar.godot.dap.inspector import frame_keys
+from sidecar.godot.dap.paths import to_project_path, to_res_path
+from sidecar.godot.dap.scheduler import FairScheduler
+from sidecar.godot.dap.session import DapSession
 from sidecar.godot.identity import ProcessWatch, is_game_of
 from sidecar.godot.peer import DapCorrelation, Peer
 from sidecar.godot.service import ServiceStatus, State
@@ -214,17 +208,17 @@ def test_godot_failures_map_to_statuses_with_its_message() -> None:
         },
     }
     with pytest.raises(GodotError) as err:
-        _body_or_raise(wrong_path, "setBreakpoints")
+        body_or_raise(wrong_path, "setBreakpoints")
     assert err.value.status == 400
     assert 'client is on "/x", editor on "/p"' in err.value.message
     assert "setBreakpoints" in err.value.message
     with pytest.raises(GodotError) as err:
-        _body_or_raise({"success": False, "message": "unknown"}, "variables")
+        body_or_raise({"success": False, "message": "unknown"}, "variables")
     assert err.value.status == 502 and err.value.godot_error == "unknown"
-    assert _body_or_raise({"success": True}, "next") == {}
+    assert body_or_raise({"success": True}, "next") == {}
 
 
-def test_issue_11_lines_where_the_game_never_stops() -> None:
+def test_issue_11_lines_where_the_gamenever_stops() -> None:
     text = [
         "extends Node",
         "class_name Thing",
@@ -236,7 +230,7 @@ def test_issue_11_lines_where_the_game_never_stops() -> None:
         "\tspeed += 1",
         "   ",
     ]
-    never = {n: _never_stops(text, n) for n in range(1, len(text) + 2)}
+    never = {n: never_stops(text, n) for n in range(1, len(text) + 2)}
     assert [n for n, why in never.items() if why is None] == [6, 7, 8]
     assert "blank" in (never[3] or "") and "blank" in (never[9] or "")
     assert "comment" in (never[5] or "")
@@ -250,8 +244,8 @@ def test_issue_11_frames_compare_by_function_and_script() -> None:
 
     before = [frame("f", "/p/a.gd", 3), frame("g", "/p/b.gd", 9)]
     after = [frame("g", "/p/b.gd", 10)]
-    assert _frame_keys(after) == _frame_keys(before[1:])  # the caller moved on a line
-    assert _frame_keys([frame("g", "/p/c.gd", 9)]) != _frame_keys(before[1:])
+    assert frame_keys(after) == frame_keys(before[1:])  # the caller moved on a line
+    assert frame_keys([frame("g", "/p/c.gd", 9)]) != frame_keys(before[1:])
 
 
 def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> None:
@@ -286,6 +280,69 @@ def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> Non
         assert session.breakpoints() == {}
 
     asyncio.run(scenario())
+
+
+def test_issue_12_bad_breakpoint_lines_are_400s_naming_the_field() -> None:
+    """Checked by the operation's declaration, whatever the adapter's state; DAP's older
+    `lines` form names the item itself (it was `lines[0].line`)."""
+
+    async def scenario() -> None:
+        session = offline_session()
+        for body, field in (
+            ({"source": {"path": MAIN}, "breakpoints": [{"line": 0}]}, "breakpoints[0].line"),
+            ({"source": {"path": MAIN}, "breakpoints": [{"line": "3"}]}, "breakpoints[0].line"),
+            ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.0}]}, "breakpoints[0].line"),
+            ({"source": {"path": MAIN}, "lines": [SUM, 0]}, "lines[1]"),
+            ({"source": {"path": ""}}, "source.path"),
+        ):
+            with pytest.raises(RequestError) as err:
+                await call(session, "setBreakpoints", "alice", body)
+            assert err.value.status == 400 and err.value.details["field"] == field, body
+            assert field in err.value.message
+        assert session.breakpoints() == {}
+
+    asyncio.run(scenario())
+
+
+def test_issue_12_conditions_are_refused_as_declared() -> None:
+    """The declaration says condition, hitCondition and logMessage are refused, and they
+    are: for REST and MCP alike (one parse), before the adapter is asked for."""
+    fields = debug_api.SourceBreakpoint.model_json_schema()["properties"]
+
+    async def scenario() -> None:
+        session = offline_session()
+        for name in ("condition", "hitCondition", "logMessage"):
+            assert "refused" in fields[name]["description"]
+            body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "x"}]}
+            with pytest.raises(RequestError) as err:
+                await call(session, "setBreakpoints", "alice", body)
+            assert err.value.status == 400
+            assert err.value.details["field"] == f"breakpoints[0].{name}"
+            assert "not supported" in err.value.message
+        # null is absent, as DAP clients send it.
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, "condition": None}]}
+        with pytest.raises(TransportError):
+            await call(session, "setBreakpoints", "alice", body)
+
+    asyncio.run(scenario())
+
+
+def test_issue_12_the_dap_session_imports_nothing_of_the_web_or_api_layers() -> None:
+    code = (
+        "import sys, sidecar.godot.dap.session\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('sidecar.web', 'sidecar.api', "
+        "'aiohttp')))\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert out.stdout.strip() == "", out.stdout
 
 
 def offline_session(**config: Any) -> DapSession:
@@ -338,12 +395,12 @@ def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_p
 
         async def trace(agent: str, thread: int) -> dict[str, Any]:
             await release.wait()  # Godot answers after stop 2 came in
-            stop = session._stop
+            stop = session.game.stop
             assert stop is not None
             frame = {"name": "f", "line": stop.body["at"], "source": {"path": script}}
             return {"stackFrames": [frame]}
 
-        session._trace = trace  # type: ignore[method-assign]
+        session.inspector.trace = trace  # type: ignore[method-assign]
         session._on_event(stopped_at(SUM))
         session._on_event({"type": "event", "event": "output", "body": {"output": "x"}})
         session._on_event(stopped_at(RETURN_SUM))
@@ -358,7 +415,7 @@ def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_p
         # Stop 1 ran on before its place could be read: announced without one.
         assert "line" not in first and first["hitBreakpointIds"] == [] == first["hit_by"]
         assert last["line"] == RETURN_SUM and last["source"]["path"] == MAIN
-        assert last["hitBreakpointIds"] == [session.breakpoint_id(script, RETURN_SUM)]
+        assert last["hitBreakpointIds"] == [session.book.breakpoint_id(script, RETURN_SUM)]
 
     asyncio.run(scenario())
 
@@ -385,14 +442,14 @@ def test_issue_11_an_evaluation_error_is_found_past_the_redraws_of_a_stopped_gam
         data.append("servers:drawn", {"data": []})
         data.append("performance:profile_frame", {"data": []})
         data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "parse error", False]})
-        assert await session._evaluation_error("1 +", since) == "parse error"
+        assert await session.inspector.evaluation_error("1 +", since) == "parse error"
         # A real null: the game moved on to something else.
         since = data.latest
         data.append("evaluation_return", {"data": ["n", 0, "", None]})
         data.append("servers:drawn", {"data": []})
         data.append("output", {"data": []})
         data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "later", False]})
-        assert await session._evaluation_error("n", since) is None
+        assert await session.inspector.evaluation_error("n", since) is None
 
     asyncio.run(scenario())
 
@@ -410,13 +467,11 @@ def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Pat
 
         session._godot = godot  # type: ignore[method-assign]
         script = str(REPO / "demo" / "main.gd")
-        session._files[script] = bps = _FileBreakpoints()
+        session.book.files[script] = bps = FileBreakpoints()
         agent = Agent(7, "peer")
         async with bps.lock:
             wanted = [SourceBreakpoint(SUM)]
-            setting = asyncio.ensure_future(
-                session._set_breakpoints(agent.identity, script, wanted)
-            )
+            setting = asyncio.ensure_future(session.book.set(agent.identity, script, wanted))
             await asyncio.sleep(0.05)
             session.agent_left(agent)
         await setting
@@ -436,8 +491,8 @@ def test_issue_11_an_end_nobody_saw_is_not_inferred() -> None:
 
     async def scenario() -> None:
         session = offline_session()
-        session._running = True
-        await session._confirm_end(session.events.latest, None, "alice", session._launches)
+        session.game.running = True
+        await session._confirm_end(session.events.latest, None, "alice", session.game.launches)
         assert session.running
         assert session.events.latest == 0
 
@@ -457,11 +512,11 @@ def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyP
     """The game went after SIGTERM and its pid went to another process: no SIGKILL."""
     game = ["/bin/godot", "--path", str(REPO), "--remote-debug", "tcp://127.0.0.1:6007"]
     lines = iter([game, ["/usr/bin/vim"], ["/usr/bin/vim"]])
-    monkeypatch.setattr(dap_module, "cmdline", lambda pid: next(lines, ["/usr/bin/vim"]))
-    monkeypatch.setattr(dap_module, "GAME_KILL_WAIT", 0.05)
-    monkeypatch.setattr(dap_module.os, "kill", lambda pid, sig: signals.append(sig))
+    monkeypatch.setattr(game_module, "cmdline", lambda pid: next(lines, ["/usr/bin/vim"]))
+    monkeypatch.setattr(game_module, "GAME_KILL_WAIT", 0.05)
+    monkeypatch.setattr(game_module.os, "kill", lambda pid, sig: signals.append(sig))
     signals: list[int] = []
-    assert asyncio.run(dap_module.end_game_process(4242, str(REPO)))
+    assert asyncio.run(game_module.end_game_process(4242, str(REPO)))
     assert signals == [signal.SIGTERM]
 
 
@@ -1158,10 +1213,10 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
 async def launched_game(session: DapSession) -> psutil.Process:
     await call(session, "launch", "alice", {})
     deadline = time.monotonic() + 10
-    while session._game_pid is None:
+    while session.game.game_pid is None:
         assert time.monotonic() < deadline, "no set_pid from the game"
         await asyncio.sleep(0.05)
-    game = psutil.Process(session._game_pid)
+    game = psutil.Process(session.game.game_pid)
     assert "--remote-debug" in game.cmdline()
     return game
 
@@ -1186,7 +1241,7 @@ def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap
     async def scenario(session: DapSession) -> None:
         game = await launched_game(session)
         try:
-            session._editor = GoneEditor(godot.pid)
+            session.game.editor = GoneEditor(godot.pid)
             await session.stop()
             game.wait(timeout=5)  # raises if the game outlives the session
         finally:
@@ -1202,7 +1257,7 @@ def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDa
 
     async def scenario(session: DapSession) -> None:
         for editor_pid in (godot.pid, None):
-            session._editor = ProcessWatch(editor_pid) if editor_pid is not None else None
+            session.game.editor = ProcessWatch(editor_pid) if editor_pid is not None else None
             game = await launched_game(session)
             try:
                 await session.stop()
@@ -1276,5 +1331,21 @@ def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
         await asyncio.sleep(0.5)
         assert "continued" not in kinds_since(session, stop.seq)
         assert session.stopped is not None
+
+    run(godot, scenario)
+
+
+def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
+    """A breakpoint set by file:// URI (with the script's real path) stops the game."""
+    uri = (godot.project / "demo" / "main.gd").resolve().as_uri()
+
+    async def scenario(session: DapSession) -> None:
+        body = {"source": {"path": uri}, "breakpoints": [{"line": SUM}]}
+        (bp,) = (await call(session, "setBreakpoints", "alice", body))["breakpoints"]
+        assert bp["verified"] is True and bp["line"] == SUM
+        assert session.breakpoints() == {MAIN: {"alice": [{"line": SUM}]}}
+        stop = await launch_and_stop(session)
+        assert stop.body["reason"] == "breakpoint" and stop.body["line"] == SUM
+        assert stop.body["hit_by"] == ["alice"]
 
     run(godot, scenario)
