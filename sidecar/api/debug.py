@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from sidecar.api.shapes import ServiceStatus
@@ -129,6 +129,34 @@ class LaunchArguments(Arguments):
 THREAD_DOC = "Godot debugs one thread, always 1"
 
 
+def _a_frame(frame: int) -> int:
+    if frame < 0:
+        raise ValueError(
+            f"frameId {frame} is not a frame: frames are numbered from 0 (the top one); "
+            "see /debug/stackTrace"
+        )
+    return frame
+
+
+def _a_reference(ref: int) -> int:
+    if ref <= 0:
+        # Godot's references start at 1 (0 means "no children"): never one handed out.
+        raise ValueError(
+            f"variablesReference {ref} was not handed out during this stop (references "
+            "are positive); take one from /debug/scopes, a variable or an evaluate result"
+        )
+    return ref
+
+
+# The old sentences say what to do instead; the schema still says the bound.
+FrameId = Annotated[
+    int, AfterValidator(_a_frame), WithJsonSchema({"type": "integer", "minimum": 0})
+]
+VariablesReference = Annotated[
+    int, AfterValidator(_a_reference), WithJsonSchema({"type": "integer", "minimum": 1})
+]
+
+
 class ThreadArguments(Arguments):
     threadId: int = Field(THREAD_ID, description=THREAD_DOC)
 
@@ -139,16 +167,14 @@ class StackTraceArguments(ThreadArguments):
 
 
 class ScopesArguments(Arguments):
-    frameId: int = Field(
-        ge=0,
+    frameId: FrameId = Field(
         description="a frame of the current stop, numbered from 0 (the top one); see "
         "/debug/stackTrace",
     )
 
 
 class VariablesArguments(Arguments):
-    variablesReference: int = Field(
-        ge=1,
+    variablesReference: VariablesReference = Field(
         description="a reference handed out during this stop (by /debug/scopes, a "
         "variable or an evaluate result); references die when the game runs on",
     )
@@ -159,9 +185,8 @@ class VariablesArguments(Arguments):
 
 class EvaluateArguments(Arguments):
     expression: str = Field(description="a GDScript expression", examples=["a + b"])
-    frameId: int = Field(
+    frameId: FrameId = Field(
         0,
-        ge=0,
         description="the frame to evaluate in, from 0 (the top one); it must have an "
         "instance (a static function's frame has no self)",
     )
