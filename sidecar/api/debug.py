@@ -18,11 +18,10 @@ from pydantic_core import PydanticCustomError
 
 from sidecar.api.shapes import ServiceStatus
 from sidecar.errors import RequestError, TransportError
+from sidecar.godot.dap.inspector import THREAD_ID
 from sidecar.godot.dap.session import DapSession
 from sidecar.web.http import RouteTable
 from sidecar.web.operation import Answer, Arguments, Caller, Method, NoArguments, Operation
-
-THREAD_ID = 1  # Godot debugs one thread and always calls it 1
 
 # After POST /disconnect the services reconnect by themselves after this many seconds (unless
 # the request says otherwise): one agent must not switch a shared editor off for good.
