@@ -433,3 +433,20 @@ def game_processes(editor: Editor) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return games
+
+
+def offline_routes() -> Any:
+    """The route table a sidecar serves (`Bridge.routes`), built without starting anything."""
+    from sidecar.app import Bridge
+    from sidecar.config import Config
+
+    config = Config(
+        project=".",
+        link_port=None,
+        link_token="",
+        serve_port=None,
+        bridge_port=8080,
+        lsp_port=6005,
+        dap_port=6006,
+    )
+    return Bridge(config).routes
