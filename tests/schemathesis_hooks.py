@@ -19,17 +19,16 @@ def _shorten(values: Any) -> None:
         return
     for name in LONG_POLL_FIELDS:
         value = values.get(name)
-        if _number(value) and 0 <= float(value) <= MAX_WAIT:
-            values[name] = SHORT_WAIT if isinstance(value, float) else 0
-        elif isinstance(value, str) and _number(_parse(value)) and 0 <= _parse(value) <= MAX_WAIT:
-            values[name] = "0"
+        if isinstance(value, str):  # a query's value
+            number = _parse(value)
+            if number is not None and 0 <= number <= MAX_WAIT:
+                values[name] = "0"
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if 0 <= value <= MAX_WAIT:
+                values[name] = SHORT_WAIT if isinstance(value, float) else 0
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _parse(text: str) -> Any:
+def _parse(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:

@@ -30,7 +30,8 @@ from sidecar.web.operation import Operation
 
 @pytest.fixture(scope="module")
 def routes() -> RouteTable:
-    return offline_routes()
+    table: RouteTable = offline_routes()
+    return table
 
 
 @pytest.fixture(scope="module")

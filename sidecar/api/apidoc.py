@@ -252,7 +252,7 @@ def _default(prop: Schema) -> str:
 def type_name(schema: Schema) -> str:
     """A schema in a few words, for a table cell."""
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[1]
+        return str(schema["$ref"]).rsplit("/", 1)[1]
     for key in ("anyOf", "oneOf"):
         if key in schema:
             return " or ".join(type_name(s) for s in schema[key])

@@ -81,8 +81,8 @@ def _build(server_url: str) -> dict[str, Any]:
     for op in operations:
         for method in op.methods:
             paths.setdefault(op.path, {})[method.lower()] = _declared(op, method, models)
-    for (method, path), spec in RAW.items():
-        paths.setdefault(path, {})[method.lower()] = spec
+    for (raw_method, path), spec in RAW.items():
+        paths.setdefault(path, {})[raw_method.lower()] = spec
     schemas = {**models.components, **ERROR_SCHEMAS}
     _add_legacy(paths, schemas)  # LEGACY: goes once every endpoint is declared
     used = {tag for ops in paths.values() for op in ops.values() for tag in op["tags"]}
