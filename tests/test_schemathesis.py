@@ -11,13 +11,17 @@ harmless. What is left out is below, each with its reason; nothing else is.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import REPO, Editor, get_json, make_demo_project
@@ -154,3 +158,30 @@ def test_issue_12_schemathesis_finds_nothing(throwaway_editor: Editor, tmp_path:
     print(f"schemathesis took {took:.0f} s; failed: {sorted(failed)}")
     if not KNOWN_FAILING and not undeclared:
         assert run.returncode == 0, report
+
+
+def test_issue_12_the_mcp_example_works(throwaway_editor: Editor) -> None:
+    """HTTP_API.md's /mcp example (it used to fail with `400 Missing session ID`), as
+    written: initialize, then a tools/call with the session the answer named."""
+    doc = get_json(throwaway_editor.base_url + "/openapi.json")
+    example = doc["paths"]["/mcp"]["post"]["description"]
+    initialize, call = (json.loads(body) for body in re.findall(r"'(\{\"jsonrpc\".*?\})'", example))
+    accept = "application/json, text/event-stream"
+    assert f"Accept: {accept}" in example and "Mcp-Session-Id: " in example
+    url = throwaway_editor.base_url + "/mcp"
+    opened = _post(url, initialize, {"Accept": accept})
+    session = opened.headers["Mcp-Session-Id"]
+    assert json.loads(opened.read())["result"]["serverInfo"]["name"]
+    answer = json.loads(_post(url, call, {"Accept": accept, "Mcp-Session-Id": session}).read())
+    assert answer["result"]["isError"] is False, answer
+    assert answer["result"]["structuredContent"]["overall_ready"] is True
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
+    return urllib.request.urlopen(request, timeout=30)

@@ -129,6 +129,7 @@ class _Entry:
             where = "Query" if self.methods == "GET" else "Body"
             where = "Query or body" if self.query and self.methods != "GET" else where
             lines.append(f"\n{where}:\n\n{_table(rows)}")
+        lines.append(self._example(components))
         lines.append(self._answer())
         lines.append(self._errors())
         return "".join(lines)
@@ -148,6 +149,37 @@ class _Entry:
             for p in self.spec.get("parameters", [])
             if p.get("in") == "query"
         ]
+
+    def _example(self, components: dict[str, Schema]) -> str:
+        """A curl call with the required fields' examples (none when one has no example)."""
+        if self.tag == "mcp" or "x-undeclared" in self.spec:
+            return ""  # /mcp has its own; the old schemas' examples did not survive
+        args: dict[str, Any] = {}
+        for name, _type, required, _default, _what in self._arguments(components):
+            if required:
+                example = self._field_example(name, components)
+                if example is None:
+                    return ""
+                args[name] = example
+        url = f"127.0.0.1:8080{self.path}"
+        if self.methods.startswith("GET"):
+            query = "&".join(
+                f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in args.items()
+            )
+            command = f"curl -s '{url}{'?' + query if query else ''}'"
+        else:
+            command = f"curl -s --json '{json.dumps(args, ensure_ascii=False)}' {url}"
+        return f"\n```sh\n{command}\n```\n"
+
+    def _field_example(self, name: str, components: dict[str, Schema]) -> Any:
+        body = self.spec.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None:
+            prop = _merge(body["schema"], components).get("properties", {}).get(name, {})
+        else:
+            params = [p for p in self.spec.get("parameters", []) if p.get("name") == name]
+            prop = params[0]["schema"] if params else {}
+        examples = prop.get("examples")
+        return examples[0] if examples else None
 
     def _answer(self) -> str:
         ok = self.spec["responses"].get("200", {})
