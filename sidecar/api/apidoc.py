@@ -75,10 +75,10 @@ a Model Context Protocol endpoint at `POST /mcp`.
 ```
 
 One code per condition, the same on every endpoint. A 400 about a field names it in
-`error.field` (`breakpoints[0].line`). Every endpoint can answer the codes marked *any*;
-each endpoint below lists the others it can answer. A 503 carries `Retry-After`.
+`error.field` (`breakpoints[0].line`). Every endpoint can answer the codes marked in the
+last column; each endpoint below lists the others it can answer. A 503 carries `Retry-After`.
 
-| code | status | meaning | |
+| code | status | meaning | any endpoint |
 |---|---|---|---|
 """
 
@@ -88,7 +88,7 @@ def markdown(doc: dict[str, Any]) -> str:
     components: dict[str, Schema] = doc["components"]["schemas"]
     parts = [HEAD]
     parts += [
-        f"| `{c.name}` | {c.status} | {c.meaning} | {'any' if c.name in COMMON else ''} |\n"
+        f"| `{c.name}` | {c.status} | {c.meaning} | {'yes' if c.name in COMMON else ''} |\n"
         for c in sorted(CODES.values(), key=lambda c: (c.status, c.name))
     ]
     entries = _entries(doc)

@@ -15,6 +15,7 @@ same whether served (`GET /openapi.json`) or written by the command line:
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import sys
@@ -69,8 +70,9 @@ TAGS: dict[str, str] = {
 
 
 def build(server_url: str = DEFAULT_SERVER) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every operation the bridge serves."""
-    return _build(server_url)
+    """The OpenAPI 3.1 document of every operation the bridge serves (a copy of its own:
+    the catalog does not change while the sidecar runs, so it is built once per server)."""
+    return copy.deepcopy(_build(server_url))
 
 
 @functools.lru_cache(maxsize=8)
