@@ -52,11 +52,7 @@ CHECKS_OFF: dict[str, tuple[tuple[str, ...], str]] = {
 
 # Declared operations schemathesis still finds fault with, and why; the coordinator
 # empties this list (each entry belongs to the conversion of its module).
-KNOWN_FAILING: dict[str, str] = {
-    # EventsArguments.wait has no maximum, so `?wait=1e16` is valid by the document and the
-    # bridge holds the request 30 s (it clamps); it needs Field(le=30) in api/debug.py.
-    "GET /debug/events": "wait has no documented maximum; the bridge clamps it to 30 s",
-}
+KNOWN_FAILING: dict[str, str] = {}
 # Besides: operations not declared yet (the document marks them `x-undeclared`: still
 # described by the old hand-written sidecar/api/schemas.py) are run and reported but may
 # fail; the mismatches issue 12 lists are theirs. Each must pass once it is declared.
