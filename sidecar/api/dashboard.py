@@ -12,8 +12,10 @@ from importlib import resources
 from typing import Any, Protocol
 
 from aiohttp import web
+from pydantic import Field
 
-from sidecar.web.http import RouteTable, json_body, require
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
 DEFAULT_EVENTS = 30
 MAX_EVENTS = 500
@@ -50,6 +52,45 @@ class DashboardBridge(Protocol):
 McpSessionList = Callable[[], list[dict[str, Any]]]
 
 
+class StateArguments(Arguments):
+    events: int = Field(
+        DEFAULT_EVENTS,
+        description=f"how many of the latest debug events to include (cut to 0..{MAX_EVENTS})",
+    )
+
+
+class DiagnosticsCount(Answer):
+    path: str = Field(description="res:// path")
+    errors: int
+    warnings: int
+    other: int
+    version: int | None = Field(description="the document version they are for")
+
+
+class DashboardState(Answer):
+    status: dict[str, Any] = Field(description="what GET /status answers")
+    events: dict[str, Any] = Field(description="the latest debug events, as /debug/events")
+    breakpoints: dict[str, Any] = Field(description="every agent's breakpoints")
+    documents: list[dict[str, Any]] = Field(description="the shared open LSP documents")
+    diagnostics: list[DiagnosticsCount] = Field(description="per file, Godot's latest")
+    mcp_sessions: list[dict[str, Any]] = Field(description="MCP sessions that called a tool")
+
+
+DASHBOARD_STATE = Operation(
+    name="dashboard_state",
+    path="/dashboard/state",
+    methods=("GET",),
+    summary="what the dashboard shows, as one JSON answer",
+    arguments=StateArguments,
+    answer=DashboardState,
+    errors=("invalid_field",),
+    tool=False,
+    tags=("bridge",),
+)
+
+OPERATIONS = (DASHBOARD_STATE,)
+
+
 def page() -> str:
     return resources.files(__package__).joinpath("dashboard.html").read_text(encoding="utf-8")
 
@@ -72,7 +113,9 @@ def diagnostics_counts(documents: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def state(bridge: DashboardBridge, mcp_sessions: McpSessionList, events: int) -> dict:
+async def state(
+    bridge: DashboardBridge, mcp_sessions: McpSessionList, events: int
+) -> dict[str, Any]:
     log = bridge.dap_session.events
     documents = bridge.lsp_session.documents
     return {
@@ -95,12 +138,8 @@ def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessi
             headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
         )
 
-    async def dashboard_state(request: web.Request) -> dict[str, Any]:
-        args = await json_body(request)
-        count = DEFAULT_EVENTS
-        if args.get("events") is not None:
-            count = min(max(require(args, "events", int), 0), MAX_EVENTS)
-        return await state(bridge, mcp_sessions, count)
+    async def dashboard_state(args: StateArguments, caller: Caller) -> dict[str, Any]:
+        return await state(bridge, mcp_sessions, min(max(args.events, 0), MAX_EVENTS))
 
     routes.add(
         "GET",
@@ -110,6 +149,4 @@ def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessi
         "with one, open /#token=<token> so that it can read /dashboard/state)",
     )
     routes.add("GET", "/dashboard", html, "the dashboard (same as /)")
-    routes.add(
-        "GET", "/dashboard/state", dashboard_state, "what the dashboard shows, as one JSON answer"
-    )
+    routes.serve(DASHBOARD_STATE, dashboard_state)
