@@ -425,7 +425,9 @@ COMPLETION = Operation(
 )
 
 
-def _asking(name: str, method: str, arguments: type[PositionArguments], answer: Any) -> Operation:
+def _asking(
+    name: str, method: str, arguments: type[PositionArguments], answer: Any
+) -> Operation[PositionArguments]:
     return Operation(
         name=name,
         path=f"/lsp/{method}",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -74,14 +73,6 @@ def offset_at(text: str, starts: list[int], line: int, character: int) -> int:
         units += 2 if ord(text[i]) > 0xFFFF else 1
         i += 1
     return i
-
-
-def position_at(text: str, offset: int) -> dict[str, int]:
-    """The LSP position (UTF-16) of a str index; used by tests and by edit answers."""
-    starts = line_starts(text)
-    line = max(i for i, s in enumerate(starts) if s <= offset)
-    chunk = text[starts[line] : offset]
-    return {"line": line, "character": len(chunk.encode("utf-16-le")) // 2}
 
 
 def apply_change(text: str, change: Any, index: int = 0) -> str:
@@ -195,10 +186,6 @@ class Document:
     # agent identity -> how many times it opened the document without closing it
     holders: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def open_count(self) -> int:
-        return sum(self.holders.values())
-
     def summary(self) -> dict[str, Any]:
         return {
             "uri": self.uri,
@@ -214,7 +201,6 @@ class Diagnostics:
 
     version: int | None
     items: list[Any]
-    received_at: float = field(default_factory=time.time)
 
 
 class DocumentStore:
@@ -400,7 +386,3 @@ class DocumentStore:
             except asyncio.TimeoutError:
                 return False
         return True
-
-    def current_version(self, f: ProjectFile) -> int | None:
-        doc = self._docs.get(f.rel)
-        return doc.version if doc else self._versions.get(f.rel)
