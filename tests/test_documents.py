@@ -14,6 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from sidecar.api.lsp import DID_CHANGE
 from sidecar.errors import RequestError
 from sidecar.project.documents import (
     Conflict,
@@ -75,15 +76,27 @@ def test_incremental_change_in_the_middle() -> None:
     ("change", "field"),
     [
         ({"range": {"start": {"line": 0, "character": 0}}}, "contentChanges[0].text"),
-        ({"text": "x", "range": {"start": {"line": -1, "character": 0}, "end": {}}}, "line"),
+        (
+            {"text": "x", "range": {"start": {"line": -1, "character": 0}, "end": {}}},
+            "contentChanges[0].range.start.line",
+        ),
         ({"text": "x", "range": "0:0"}, "contentChanges[0].range"),
         ("x", "contentChanges[0]"),
     ],
 )
 def test_malformed_changes_name_the_field(change: Any, field: str) -> None:
+    """The shape is the arguments model's to check (issue 12); the 400 names the field."""
+    body = {"uri": "a.gd", "contentChanges": [change]}
     with pytest.raises(RequestError) as exc:
-        apply_changes("abc", [change])
-    assert field in exc.value.details["field"]
+        DID_CHANGE.parse(body)
+    assert (exc.value.status, exc.value.details["field"]) == (400, field)
+
+
+def test_a_range_ending_before_it_starts_names_the_change() -> None:
+    backwards = {"start": {"line": 0, "character": 2}, "end": {"line": 0, "character": 1}}
+    with pytest.raises(RequestError) as exc:
+        apply_changes("abc", [{"text": "xyz"}, {"text": "y", "range": backwards}])
+    assert exc.value.details["field"] == "contentChanges[1].range"
 
 
 # A reference implementation working directly on UTF-16 code units.

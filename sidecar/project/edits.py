@@ -96,10 +96,9 @@ def read_file(paths: ProjectPaths, req: ReadRequest) -> ReadResult:
     data = read_current(target.real_path)
     if data is None:
         raise RequestError(
-            f"{target.file.res} does not exist",
-            status=404,
+            f"no file {target.file.res} in the project",
             code="not_found",
-            details={"path": target.file.res},
+            details={"field": "uri", "path": target.file.res},
         )
     try:
         text = data.decode("utf-8")
