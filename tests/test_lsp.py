@@ -31,9 +31,23 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from harness import call_json, free_port, godot_binary, ok_json
+from pydantic import TypeAdapter
 
 from sidecar.agents import AgentRegistry
-from sidecar.api.lsp import APPLY_CHANGES, DIAGNOSTICS, HOVER, register
+from sidecar.api.lsp import (
+    APPLY_CHANGES,
+    COMPLETION,
+    DEFINITION,
+    DIAGNOSTICS,
+    DID_CLOSE,
+    DID_OPEN,
+    DOCUMENT_SYMBOL,
+    HOVER,
+    READ_FILE,
+    REFERENCES,
+    SIGNATURE_HELP,
+    register,
+)
 from sidecar.config import Config
 from sidecar.godot.lsp.session import LspSession
 from sidecar.godot.service import ServiceStatus
@@ -669,6 +683,28 @@ def test_issue_12_lsp_rules_are_in_the_declarations() -> None:
     assert DIAGNOSTICS.arguments.model_json_schema()["required"] == ["uri"]
     assert "not_found" in HOVER.errors and "outside_project" in HOVER.errors
     assert "not_a_script" not in APPLY_CHANGES.errors  # edits take any project file
+
+
+def test_issue_12_answers_follow_their_declared_models(sidecar: Sidecar, godot: Godot) -> None:
+    main = godot.project / "demo" / "main.gd"
+    here = at(MAIN, *_position_in(main.read_text(), "counter += 1", 1))
+    memory = "res://memory_only/declared.gd"
+    calls: list[tuple[Any, str, dict[str, Any] | None]] = [
+        (HOVER, "/lsp/hover", here),
+        (DEFINITION, "/lsp/definition", here),
+        (REFERENCES, "/lsp/references", here),
+        (SIGNATURE_HELP, "/lsp/signatureHelp", here),
+        (COMPLETION, "/lsp/completion", here),
+        (DOCUMENT_SYMBOL, "/lsp/documentSymbol", {"uri": MAIN}),
+        (DIAGNOSTICS, f"/lsp/diagnostics?uri={MAIN}", None),
+        (READ_FILE, "/edit/read", {"uri": MAIN, "start_line": 2}),
+        (APPLY_CHANGES, "/edit/applyChanges", {"uri": "res://demo/declared.gd", "text": GOOD}),
+        (DID_OPEN, "/lsp/didOpen", {"uri": memory, "text": "extends Node\n"}),
+        (DID_CLOSE, "/lsp/didClose", {"uri": memory}),
+    ]
+    for operation, path, body in calls:
+        answer = ok(sidecar, path, body, agent="declared")
+        TypeAdapter(operation.answer).validate_python(answer)
 
 
 # --- many agents at once -------------------------------------------------------------------

@@ -141,7 +141,15 @@ class PositionArguments(DocumentArguments):
     position: Position = Field(description="LSP's: 0-based line, UTF-16 character")
 
 
+class CompletionContext(Arguments):
+    triggerKind: int = Field(
+        1, ge=1, le=3, description="1 invoked, 2 a trigger character, 3 re-run"
+    )
+    triggerCharacter: str | None = None
+
+
 class CompletionArguments(PositionArguments):
+    context: CompletionContext | None = Field(None, description="LSP's, passed on to Godot")
     limit: int = Field(
         DEFAULT_COMPLETION_LIMIT, ge=0, description="most items in the answer; 0: all"
     )
@@ -597,7 +605,10 @@ class LspApi:
 
     async def completion(self, args: CompletionArguments, caller: Caller) -> dict[str, Any]:
         f = self._existing_script(*args.named())
-        result = await self.session.request("textDocument/completion", self._params(f, args))
+        params = self._params(f, args)
+        if args.context is not None:
+            params["context"] = args.context.model_dump(exclude_none=True)
+        result = await self.session.request("textDocument/completion", params)
         typed = cursor_prefix(self._text_of(f), args.position.line, args.position.character)
         # Godot answers every name in scope (2000+) whatever is typed; like an editor,
         # keep those that start with the word left of the cursor unless the agent says
