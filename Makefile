@@ -9,7 +9,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup godot browser clean bench
+.PHONY: run test unit lint setup godot browser clean bench
 
 setup: $(STAMP) godot
 
@@ -34,6 +34,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check sidecar tests tools
 	$(VENV)/bin/gdlint addons tests/gd
 	$(VENV)/bin/gdformat --check addons tests/gd
+
+# The fast subset: everything that needs no Godot, in seconds.
+unit: $(STAMP)
+	GDB_UNIT_ONLY=1 $(VPY) -m pytest -q -m "not godot" $(PYTEST_ARGS)
 
 test: setup browser lint
 	GODOT="$$(tools/install_godot)" $(VPY) -m pytest $(PYTEST_ARGS)

@@ -7,8 +7,10 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
-from sidecar.app import Bridge
+from sidecar.app import Sidecar
 from sidecar.config import Config, parse_args
 from sidecar.link.editor_link import Link, LinkClosed
 from sidecar.link.frames import FrameError
@@ -18,8 +20,8 @@ log = logging.getLogger("sidecar")
 
 
 async def _serve(config: Config) -> int:
-    bridge = Bridge(config)
-    await bridge.start()
+    sidecar = Sidecar(config)
+    await sidecar.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -27,11 +29,11 @@ async def _serve(config: Config) -> int:
     try:
         if config.serve_port is not None:
             server = await serve_direct(
-                bridge.app_server,
+                sidecar.app_server,
                 "127.0.0.1",
                 config.serve_port,
-                on_open=lambda cid, peer: bridge.agents.add(cid, peer),
-                on_close=bridge.agents.remove,
+                on_open=sidecar.agents.add,
+                on_close=sidecar.agents.remove,
             )
             log.info("serving HTTP directly on 127.0.0.1:%d", config.serve_port)
             try:
@@ -40,14 +42,14 @@ async def _serve(config: Config) -> int:
                 server.close()
             return 0
         assert config.link_port is not None
-        link = Link(config.link_port, config.link_token, bridge)
+        link = Link(config.link_port, config.link_token, sidecar)
         return await _until_stopped(link.run(), stop)
     finally:
-        await bridge.stop()
+        await sidecar.stop()
 
 
-async def _until_stopped(work: object, stop: asyncio.Event) -> int:
-    task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> int:
+    task = asyncio.ensure_future(work)
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()

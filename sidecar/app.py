@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +23,7 @@ from sidecar.godot.identity import EditorIdentity, editor_of_link, mismatch_mess
 from sidecar.godot.lsp.session import LspSession
 from sidecar.godot.peer import Peer
 from sidecar.godot.service import UNVERIFIED, ServiceStatus, State
+from sidecar.link.editor_link import EditorActions
 from sidecar.web.http import SERVER_LIMITS, RouteTable, make_app
 from sidecar.web.operation import Caller, NoArguments
 
@@ -31,12 +32,9 @@ from sidecar.web.operation import Caller, NoArguments
 LSP_VERDICT_WAIT = 5.0
 
 
-class EditorLink(Protocol):
-    async def action(self, name: str, args: dict[str, Any], timeout: float = 10.0) -> Any: ...
-
-
-class Bridge:
-    """Everything one sidecar serves, independent of how agent bytes reach it."""
+class Sidecar:
+    """The composition root: everything one sidecar serves, independent of how agent bytes
+    reach it (the addon's link or a direct socket)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -67,7 +65,7 @@ class Bridge:
         self.app = make_app(self.routes, self.agents, token=config.token or None)
         self._runner: web.AppRunner | None = None
         # Set by the link once the addon is connected; None when serving directly.
-        self.editor_link: EditorLink | None = None
+        self.editor_link: EditorActions | None = None
 
     async def start(self) -> None:
         self._runner = web.AppRunner(
@@ -86,10 +84,10 @@ class Bridge:
 
     @property
     def runner(self) -> web.AppRunner:
-        assert self._runner is not None, "Bridge.start() first"
+        assert self._runner is not None, "Sidecar.start() first"
         return self._runner
 
-    def app_server(self) -> Any:
+    def app_server(self) -> asyncio.Protocol:
         """A new aiohttp protocol for one agent connection."""
         assert self.runner.server is not None
         return self.runner.server()

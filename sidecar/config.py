@@ -13,7 +13,6 @@ class Config:
     link_port: int | None
     link_token: str
     serve_port: int | None
-    bridge_port: int
     lsp_port: int
     dap_port: int
     godot_host: str = "127.0.0.1"
@@ -42,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--serve", type=int, metavar="PORT", help="serve HTTP directly on 127.0.0.1:PORT (no addon)"
     )
     p.add_argument("--project", default=os.getcwd(), help="the Godot project's directory")
-    p.add_argument("--bridge-port", type=int, default=_env_int("GODOT_BRIDGE_PORT", 8080))
+    # The addon passes its agents' port; the addon itself listens there, the sidecar never does.
+    p.add_argument("--bridge-port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--lsp-port", type=int, default=_env_int("GODOT_LSP_PORT", 6005))
     p.add_argument("--dap-port", type=int, default=_env_int("GODOT_DAP_PORT", 6006))
     p.add_argument(
@@ -64,7 +64,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
         link_port=args.link_port,
         link_token=os.environ.pop("GODOT_BRIDGE_LINK_TOKEN", ""),
         serve_port=args.serve,
-        bridge_port=args.bridge_port,
         lsp_port=args.lsp_port,
         dap_port=args.dap_port,
         request_timeout=args.timeout,

@@ -1,4 +1,9 @@
-"""Shared fixtures: the Godot binary, and one editor + addon + sidecar per test module."""
+"""Shared fixtures: the Godot binary, and one editor + addon + sidecar per test module.
+
+Every test that needs Godot asks for `godot_bin` (directly or through `editor` /
+`fresh_editor`) and is marked `godot`; the rest are the fast unit subset:
+`make unit` (`pytest -m "not godot"`) runs them in seconds.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,12 @@ from pathlib import Path
 
 import pytest
 from harness import Editor, godot_binary, make_demo_project
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "godot_bin" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.godot)
 
 
 @pytest.fixture(scope="session")

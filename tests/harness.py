@@ -31,8 +31,17 @@ REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addons" / "godot_debug_connection"
 
 
+# Set by `make unit` (pytest -m "not godot"): a test that starts Godot without asking for
+# the `godot_bin` fixture (which marks it `godot`) would slip into the fast subset.
+UNIT_ONLY = "GDB_UNIT_ONLY"
+
+
 def godot_binary() -> str:
     """The Godot editor binary: $GODOT, else what tools/install_godot prints last."""
+    if os.environ.get(UNIT_ONLY):
+        raise RuntimeError(
+            "this test starts Godot but is not marked `godot`: ask for the godot_bin fixture"
+        )
     env = os.environ.get("GODOT")
     if env:
         return env
@@ -303,6 +312,13 @@ class Editor:
                 return self.child.exitstatus
             time.sleep(0.05)
         raise AssertionError("editor did not exit")
+
+    def output_to_the_end(self, timeout: float = 10.0) -> str:
+        """All the editor printed, once it exited: waits until its output is read to the end."""
+        assert self.child is not None and self._reader is not None
+        self._reader.join(timeout)
+        assert not self._reader.is_alive(), "the editor's output did not end"
+        return self.output
 
     def stop(self) -> None:
         """Ends the editor and everything it started, by pid."""

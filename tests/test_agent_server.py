@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -399,3 +401,18 @@ def _wait_active(editor: Editor, n: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.1)
     pytest.fail(f"expected {n} other clients, /status says {active - 1}")
+
+
+def test_agent_records_unit_tests_in_gdscript(godot_bin: str) -> None:
+    # No editor: agent_server.gd on its own, on loopback sockets (tests/gd/test_agent_server.gd).
+    cmd = [godot_bin, "--headless", "--path", str(REPO), "--script"]
+    cmd += ["res://tests/gd/test_agent_server.gd"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    summary = re.search(r"^gdscript: (\d+) passed, (\d+) failed$", proc.stdout, re.M)
+    assert summary, output[-3000:]
+    assert (int(summary[1]), int(summary[2])) == (29, 0), output[-3000:]
+    # The one warning is the refusal over the limit; nothing leaks.
+    noise = [ln for ln in output.splitlines() if re.search(r"ERROR|WARNING|leaked", ln)]
+    assert len(noise) == 1 and "Max clients reached (1)" in noise[0], noise

@@ -1,7 +1,8 @@
 """sidecar.client.client, the gdbridge CLI and the README's examples, against a real editor.
 
-Every answer the client gets here is also checked against sidecar/schemas.py, so the
-OpenAPI document and HTTP_API.md describe what the server really says.
+Every answer the client gets here is also checked against its operation's declared answer
+(sidecar/api/catalog.py; sidecar/api/schemas.py for what is not declared yet), so the OpenAPI
+document and HTTP_API.md describe what the server really says.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 import pytest
 from apicheck import assert_answer
 from harness import REPO, Editor
+from pydantic import TypeAdapter, ValidationError
 
+from sidecar.api.catalog import OPERATIONS
 from sidecar.api.schemas import SCHEMAS
 from sidecar.client import cli
 from sidecar.client import client as client_module
@@ -32,12 +35,21 @@ COUNTER_LINE = next(i + 1 for i, t in enumerate(MAIN_GD) if "counter += 1" in t)
 README = REPO / "README.md"
 
 
+DECLARED = {(method, op.path): op for op in OPERATIONS for method in op.methods}
+
+
 class CheckedClient(BridgeClient):
-    """A BridgeClient that checks every answer against the schema of its endpoint."""
+    """A BridgeClient that checks every answer against the declaration of its operation."""
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         result = super().request(method, path, body)
-        if (method, path) in SCHEMAS:
+        operation = DECLARED.get((method, path))
+        if operation is not None:
+            try:
+                TypeAdapter(operation.answer).validate_python(result)
+            except ValidationError as err:
+                pytest.fail(f"{method} {path} answered off its declaration: {err}\n{result!r}")
+        elif (method, path) in SCHEMAS:
             assert_answer(method, path, result)
         return result
 

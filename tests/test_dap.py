@@ -250,7 +250,6 @@ def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> Non
             link_port=None,
             link_token="",
             serve_port=None,
-            bridge_port=0,
             lsp_port=0,
             dap_port=free_port(),  # nothing listens there
         )
@@ -282,7 +281,6 @@ def offline_session(**config: Any) -> DapSession:
             link_port=None,
             link_token="",
             serve_port=None,
-            bridge_port=0,
             lsp_port=0,
             dap_port=free_port(),  # nothing listens there
             **config,
@@ -534,7 +532,6 @@ def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
             link_port=None,
             link_token="",
             serve_port=None,
-            bridge_port=0,
             lsp_port=0,
             dap_port=godot.port,
         )

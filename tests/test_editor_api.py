@@ -22,7 +22,7 @@ from harness import REPO, Editor, call_json, ok_json
 from sidecar.agents import AgentRegistry
 from sidecar.api.editor import ReloadError, register
 from sidecar.api.lsp import DIAGNOSTICS, Diagnostic
-from sidecar.app import Bridge
+from sidecar.app import Sidecar
 from sidecar.config import Config
 from sidecar.errors import TransportError
 from sidecar.project.documents import DocumentStore
@@ -282,7 +282,7 @@ def test_malformed_json_is_400(editor: Editor) -> None:
 
 
 class FakeBridge:
-    """Stands in for `bridge.Bridge`: records actions, answers with `reply`."""
+    """Stands in for `app.Sidecar`: records actions, answers with `reply`."""
 
     def __init__(self, root: Path, reply: Any) -> None:
         paths = ProjectPaths(str(root))
@@ -371,14 +371,13 @@ def test_bridge_without_an_editor_answers_503(tmp_path: Path) -> None:
         link_port=None,
         link_token="",
         serve_port=None,
-        bridge_port=0,
         lsp_port=1,
         dap_port=1,
     )
-    bridge = Bridge(config)  # not started: no link to an addon, no Godot
+    sidecar = Sidecar(config)  # not started: no link to an addon, no Godot
 
     async def main() -> tuple[int, dict[str, Any], str | None]:
-        async with TestClient(TestServer(bridge.app)) as client:
+        async with TestClient(TestServer(sidecar.app)) as client:
             resp = await client.post("/execute/reload", json={})
             return resp.status, await resp.json(), resp.headers.get("Retry-After")
 

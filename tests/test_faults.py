@@ -32,7 +32,7 @@ import psutil
 import pytest
 from harness import Editor, free_port, http_get, make_demo_project, read_response
 
-from sidecar.app import Bridge
+from sidecar.app import Sidecar
 from sidecar.config import parse_args
 from sidecar.link.editor_link import Link, LinkClosed
 from sidecar.link.frames import FrameDecoder, FrameError, encode_frame
@@ -141,7 +141,7 @@ STANDIN = textwrap.dedent(
     hello = {{"op": "hello", "token": token, "pid": os.getpid(), "version": 1}}
     s.sendall(encode_frame(hello))
     s.settimeout(5)
-    s.recv(65536)  # the addon's hello: the link is up
+    first = s.recv(65536)  # the addon's hello: the link is up
     if mode == "garbage":
         s.sendall(struct.pack(">I", 6) + bytes([0xC1]) * 6)
     elif mode == "oversized":
@@ -150,6 +150,23 @@ STANDIN = textwrap.dedent(
         s.sendall(struct.pack(">I", 100) + encode_frame({{"op": "log"}})[4:])
         s.close()
         sys.exit(0)
+    elif mode == "answer_then_garbage":
+        # Waits for two agents' requests, then answers the first with garbage right behind.
+        from sidecar.frames import FrameDecoder
+        decoder, asked, got = FrameDecoder(), [], first  # requests may follow the hello
+        s.settimeout(30)
+        while True:
+            for frame in decoder.feed(got):
+                if frame["op"] == "data" and frame["id"] not in asked:
+                    asked.append(frame["id"])
+            if len(asked) >= 2:
+                break
+            got = s.recv(65536)
+        body = b'{{"status": "ok", "answered": "before the garbage"}}'
+        head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
+        answer = head + b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body
+        answered = encode_frame({{"op": "data", "id": asked[0], "data": answer}})
+        s.sendall(answered + struct.pack(">I", 6) + bytes([0xC1]) * 6)
     try:
         while s.recv(65536):
             pass
@@ -537,6 +554,33 @@ def test_broken_frames_from_the_sidecar_reset_the_link(faulty: Editor) -> None:
     assert faulty.count(r"GodotBridge sidecar connected", mark) >= 4
 
 
+def test_answers_read_before_a_broken_frame_still_reach_their_agents(faulty: Editor) -> None:
+    """One read brings an answer and then a broken frame: the link goes down, but the answer
+    read before the break reaches its agent; the agent still waiting gets the 503."""
+    old = wait_ready(faulty)["sidecar"]["pid"]
+    control: Path = faulty.control  # type: ignore[attr-defined]
+    control.write_text(json.dumps(["answer_then_garbage"]))
+    mark = faulty.mark()
+    os.kill(old, signal.SIGKILL)
+    faulty.wait_for(r"GodotBridge sidecar connected", 30, mark)
+    port = faulty.bridge_port
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(2)]
+    try:
+        for s in socks:
+            s.sendall(http_get(port, "/status"))
+        answers = sorted(((r := read_response(s)).status, r.json()) for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+    (ok_status, ok_body), (refused_status, refused_body) = answers
+    assert ok_status == 200 and ok_body["answered"] == "before the garbage", answers
+    assert refused_status == 503, answers
+    assert refused_body["error"]["code"] == "sidecar_restarting", answers
+    faulty.wait_for(r"bad frame from the sidecar: msgpack", 15, mark)
+    wait_ready(faulty, timeout=30)
+    assert json.loads(control.read_text()) == []
+
+
 def _findall(ed: Editor, pattern: str, start: int) -> list[str]:
     import re
 
@@ -570,9 +614,9 @@ def test_sidecar_link_survives_nothing_but_reports_it(
 
         server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        bridge = Bridge(parse_args(["--link-port", str(port), "--project", str(tmp_path)]))
-        await bridge.start()
-        link = Link(port, "tok", bridge)
+        sidecar = Sidecar(parse_args(["--link-port", str(port), "--project", str(tmp_path)]))
+        await sidecar.start()
+        link = Link(port, "tok", sidecar)
         task = asyncio.create_task(link.run())
         try:
             reader, writer = await asyncio.wait_for(got.get(), 5)
@@ -590,7 +634,7 @@ def test_sidecar_link_survives_nothing_but_reports_it(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-            await bridge.stop()
+            await sidecar.stop()
             server.close()
 
     asyncio.run(main())
@@ -604,8 +648,8 @@ def test_an_agent_gone_before_its_body_arrived_is_no_error(
     from aiohttp.test_utils import TestServer
 
     async def main() -> None:
-        bridge = Bridge(parse_args(["--link-port", "1", "--project", str(tmp_path)]))
-        async with TestServer(bridge.app) as server:
+        sidecar = Sidecar(parse_args(["--link-port", "1", "--project", str(tmp_path)]))
+        async with TestServer(sidecar.app) as server:
             for _ in range(5):
                 _, writer = await asyncio.open_connection("127.0.0.1", server.port)
                 writer.write(

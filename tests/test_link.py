@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from harness import REPO
 
-from sidecar.app import Bridge
+from sidecar.app import Sidecar
 from sidecar.config import parse_args
 from sidecar.link.editor_link import DATA_CHUNK, Link
 from sidecar.link.frames import FrameDecoder, encode_frame
@@ -65,9 +65,9 @@ async def linked(max_clients: int = 7, clients: list | None = None) -> AsyncIter
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     config = parse_args(["--link-port", str(port), "--project", str(REPO)])
-    bridge = Bridge(config)
-    await bridge.start()
-    link = Link(port, TOKEN, bridge)
+    sidecar = Sidecar(config)
+    await sidecar.start()
+    link = Link(port, TOKEN, sidecar)
     task = asyncio.create_task(link.run())
     addon = await asyncio.wait_for(accepted.get(), 5)
     hello = await addon.next_frame()
@@ -79,7 +79,7 @@ async def linked(max_clients: int = 7, clients: list | None = None) -> AsyncIter
     finally:
         addon.writer.close()
         await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
-        await bridge.stop()
+        await sidecar.stop()
         server.close()
 
 
@@ -253,14 +253,14 @@ def test_direct_mode_registers_agents_like_the_addon_does() -> None:
 
     async def main() -> None:
         config = parse_args(["--serve", "0", "--project", str(REPO)])
-        bridge = Bridge(config)
-        await bridge.start()
+        sidecar = Sidecar(config)
+        await sidecar.start()
         server = await serve_direct(
-            bridge.app_server,
+            sidecar.app_server,
             "127.0.0.1",
             0,
-            on_open=lambda cid, peer: bridge.agents.add(cid, peer),
-            on_close=bridge.agents.remove,
+            on_open=lambda cid, peer: sidecar.agents.add(cid, peer),
+            on_close=sidecar.agents.remove,
         )
         port = server.sockets[0].getsockname()[1]
         try:
@@ -273,12 +273,12 @@ def test_direct_mode_registers_agents_like_the_addon_does() -> None:
             assert agents["agents"][0]["id"] == 1 and agents["agents"][0]["agent"] == "direct"
             writer.close()
             for _ in range(50):
-                if len(bridge.agents) == 0:
+                if len(sidecar.agents) == 0:
                     break
                 await asyncio.sleep(0.02)
-            assert len(bridge.agents) == 0
+            assert len(sidecar.agents) == 0
         finally:
             server.close()
-            await bridge.stop()
+            await sidecar.stop()
 
     asyncio.run(main())

@@ -1,7 +1,7 @@
 """The OpenAPI document and HTTP_API.md: made from the route table, valid, complete.
 
-No editor needed: the route table is the one a sidecar builds (`Bridge.routes`), and the
-served document comes from a Bridge app served in-process.
+No editor needed: the route table is the one a sidecar builds (`Sidecar.routes`), and the
+served document comes from a Sidecar app served in-process.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 
 from sidecar.api import openapi
 from sidecar.api.schemas import SCHEMAS
-from sidecar.app import Bridge
+from sidecar.app import Sidecar
 from sidecar.config import Config
 from sidecar.web.http import RouteTable
 
@@ -83,14 +83,13 @@ def test_served_document_is_built_from_the_live_route_table(tmp_path: Any) -> No
         link_port=None,
         link_token="",
         serve_port=None,
-        bridge_port=8080,
         lsp_port=9,
         dap_port=9,
     )
 
     async def main() -> tuple[dict[str, Any], dict[str, Any], int]:
-        bridge = Bridge(config)
-        async with TestClient(TestServer(bridge.app)) as client:
+        sidecar = Sidecar(config)
+        async with TestClient(TestServer(sidecar.app)) as client:
             doc = await (await client.get("/openapi.json")).json()
             missing = await client.get("/no/such/endpoint")
             return doc, await missing.json(), missing.status

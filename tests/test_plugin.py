@@ -59,6 +59,7 @@ def test_editor_quit_closes_clients_stops_sidecar_and_frees_port(tmp_path: Path)
             s.close()
         assert _gone(sidecars[0], 5), "sidecar outlived the editor"
         assert port_is_free(ed.bridge_port)
+        assert "leaked at exit" not in ed.output_to_the_end()  # nothing the addon made is left
         # The headless run argument was set for the session only, never saved.
         assert (project / "project.godot").read_text() == before
     finally:
@@ -132,3 +133,23 @@ def test_issue_11_gdscript_settings_read_godots_own_port_flags(godot_bin: str) -
     # The one warning is the one for the `--lsp-port=N` form.
     warnings = [line for line in output.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "Godot ignores '--lsp-port=16505'" in warnings[0], warnings
+
+
+def test_issue_12_failed_start_leaves_nothing_behind(tmp_path: Path) -> None:
+    # The agent port is taken, so the bridge cannot start. What it made for the session (the
+    # editor-action runner among them) must still go when the editor quits: Godot reports any
+    # object left undeleted at exit ("ObjectDB instances leaked at exit").
+    ed = Editor(make_demo_project(tmp_path / "p"), extra_args=["--quit-after", "3000"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ed.bridge_port))
+        taken.listen()
+        try:
+            ed.spawn()
+            ed.wait_for(rf"cannot listen on 127\.0\.0\.1:{ed.bridge_port}", 120)
+            assert ed.wait_exit(120) == 0
+            output = ed.output_to_the_end()
+            assert "GodotBridge sidecar started" not in output
+            for leak in ("leaked at exit", "still in use at exit"):
+                assert leak not in output, output[-3000:]
+        finally:
+            ed.stop()

@@ -36,7 +36,7 @@ from harness import (
 )
 
 from sidecar import app as bridge_module
-from sidecar.app import Bridge
+from sidecar.app import Sidecar
 from sidecar.config import Config
 from sidecar.errors import TransportError, WrongEditor
 from sidecar.godot.identity import EditorIdentity, listener_of, project_of
@@ -478,12 +478,11 @@ def test_issue_11_disconnect_rules_in_process(tmp_path: Path) -> None:
             link_port=None,
             link_token="",
             serve_port=0,
-            bridge_port=0,
             lsp_port=free_port(),
             dap_port=free_port(),
         )
-        bridge = Bridge(config)
-        client = TestClient(TestServer(bridge.app))
+        sidecar = Sidecar(config)
+        client = TestClient(TestServer(sidecar.app))
         await client.start_server()
         try:
             alone = await client.post("/disconnect", json={"service": "dap", "reason": "mine"})
@@ -495,7 +494,7 @@ def test_issue_11_disconnect_rules_in_process(tmp_path: Path) -> None:
             assert [e["event"] for e in events] == ["service_disconnected"]
             assert events[0]["body"]["forced"] is False and events[0]["body"]["others"] == []
 
-            bridge.agents.add(7, "127.0.0.1:4000").name = "bob"
+            sidecar.agents.add(7, "127.0.0.1:4000").name = "bob"
             busy = await client.post("/disconnect", json={"service": "lsp"})
             answer = await busy.json()
             assert busy.status == 409 and answer["error"]["agents"] == ["bob"], answer
@@ -512,8 +511,8 @@ def test_issue_11_disconnect_rules_in_process(tmp_path: Path) -> None:
             assert forced.status == 200, await forced.text()
         finally:
             await client.close()
-            await bridge.dap_session.peer.disconnect()
-            await bridge.lsp_session.peer.disconnect()
+            await sidecar.dap_session.peer.disconnect()
+            await sidecar.lsp_session.peer.disconnect()
 
     asyncio.run(main())
 
@@ -524,7 +523,6 @@ def _config(project: Path, **ports: int) -> Config:
         link_port=None,
         link_token="",
         serve_port=0,
-        bridge_port=0,
         lsp_port=ports.get("lsp_port") or free_port(),
         dap_port=ports.get("dap_port") or free_port(),
     )
@@ -546,19 +544,19 @@ def test_issue_11_dap_without_proof_stays_unverified_and_untouched(
 
         server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        bridge = Bridge(_config(tmp_path, dap_port=port))
-        assert bridge.identity.editor_pid is None
-        bridge.dap_session.start()  # the LSP stays down: no verdict ever comes
+        sidecar = Sidecar(_config(tmp_path, dap_port=port))
+        assert sidecar.identity.editor_pid is None
+        sidecar.dap_session.start()  # the LSP stays down: no verdict ever comes
         try:
-            await _until(lambda: bridge.dap.retry_count >= 3, 10)
+            await _until(lambda: sidecar.dap.retry_count >= 3, 10)
             assert accepted == []
-            shown = bridge.dap.as_json()
+            shown = sidecar.dap.as_json()
             assert shown["ready"] is False and shown["state"] in ("starting", "reconnecting")
             assert "unverified" in shown["message"] and str(tmp_path) in shown["message"], shown
-            bridge.lsp_session.identified = True  # the language server named our project
+            sidecar.lsp_session.identified = True  # the language server named our project
             await _until(lambda: bool(accepted), 10)
         finally:
-            await bridge.dap_session.peer.disconnect()
+            await sidecar.dap_session.peer.disconnect()
             server.close()
             await server.wait_closed()
 
@@ -605,9 +603,9 @@ def test_issue_11_lsp_proof_is_forgotten_when_its_connection_is_lost(tmp_path: P
 
 def test_issue_11_mcp_sessions_count_as_other_agents_for_disconnect(tmp_path: Path) -> None:
     async def main() -> None:
-        bridge = Bridge(_config(tmp_path))
-        bridge.mcp.sessions.opened("0123456789abcdef")  # an MCP agent, served in-process
-        client = TestClient(TestServer(bridge.app))
+        sidecar = Sidecar(_config(tmp_path))
+        sidecar.mcp.sessions.opened("0123456789abcdef")  # an MCP agent, served in-process
+        client = TestClient(TestServer(sidecar.app))
         await client.start_server()
         try:
             busy = await client.post("/disconnect", json={"service": "dap"})
@@ -615,11 +613,11 @@ def test_issue_11_mcp_sessions_count_as_other_agents_for_disconnect(tmp_path: Pa
             assert busy.status == 409, answer
             assert answer["error"]["agents"] == ["mcp-01234567"], answer
             # The MCP agent itself is not "another" agent.
-            assert bridge._others("mcp-01234567") == []
+            assert sidecar._others("mcp-01234567") == []
         finally:
             await client.close()
-            await bridge.dap_session.peer.disconnect()
-            await bridge.lsp_session.peer.disconnect()
+            await sidecar.dap_session.peer.disconnect()
+            await sidecar.lsp_session.peer.disconnect()
 
     asyncio.run(main())
 
@@ -629,14 +627,14 @@ def test_issue_11_bridge_announcements_wait_behind_a_stop_being_announced(
 ) -> None:
     """A bridge event during a breakpoint stop's announcement comes after the stop, like
     Godot's own events (DapSession.announce, not a write past the hold)."""
-    bridge = Bridge(_config(tmp_path))
-    session = bridge.dap_session
+    sidecar = Sidecar(_config(tmp_path))
+    session = sidecar.dap_session
     session._held = []  # a breakpoint stop is being announced
-    bridge._announce("service_disconnected", {"service": "debug_adapter"})
+    sidecar._announce("service_disconnected", {"service": "debug_adapter"})
     assert session.events.latest == 0
     assert [held[0] for held in session._held] == ["service_disconnected"]
     session._held = None
-    bridge._announce("service_disconnected", {"service": "language_server"})
+    sidecar._announce("service_disconnected", {"service": "language_server"})
     assert session.events.latest == 1
 
 

@@ -482,7 +482,7 @@ def throughput(port: int, agents: int, seconds: float, warmup: float = 0.5) -> f
 
 def open_idle_agents(port: int, n: int) -> list[socket.socket]:
     """`n` agents that each asked one `GET /status` and then keep their connection open."""
-    socks = []
+    socks: list[socket.socket] = []
     for _ in range(n):
         s = _connect(port)
         s.sendall(http_get(port, "/status"))

@@ -30,7 +30,8 @@ TAGS = ("$bin", "$map")
 
 
 def packb(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
 
 
 def frame(payload: bytes) -> bytes:

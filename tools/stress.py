@@ -126,7 +126,7 @@ class Tally:
     hung: int = 0
     unexpected: int = 0
     not_run: int = 0
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     examples: list[str] = field(default_factory=list)
     connects: int = 0
@@ -337,7 +337,8 @@ def status_of(host: str, port: int) -> dict[str, Any] | None:
     with contextlib.suppress(OSError, Lost, ValueError, asyncio.TimeoutError):
         code, body = _get(host, port, "/status")
         if code == 200:
-            return body
+            answer: dict[str, Any] = body
+            return answer
     return None
 
 
@@ -353,7 +354,7 @@ def wait_ready(host: str, port: int, timeout: float = 60) -> dict[str, Any]:
 
 
 def settle(
-    host: str, port: int, pids: dict[str, int | None], before: dict, timeout: float = 10
+    host: str, port: int, pids: dict[str, int | None], before: dict[str, Any], timeout: float = 10
 ) -> dict[str, Any]:
     """Counts after the agents left: waits (bounded) until nobody else is connected and the
     editor's descriptors are back to where they were."""

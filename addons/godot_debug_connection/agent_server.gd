@@ -48,27 +48,50 @@ const OVERFLOW_EPISODE_USEC: int = 500000
 var max_clients: int = 100
 var idle_timeout_msec: int = 60000
 
+
+## One connected agent: its socket, what is owed to it and where its current request stands.
+class Agent:
+	var id: int
+	var peer: StreamPeerTCP
+	## Bytes waiting to be written.
+	var out: PackedByteArray = PackedByteArray()
+	## Close once [member out] is written.
+	var closing: bool = false
+	## msec since when it owes us a complete request head, or -1 while it owes none.
+	var head_since: int = -1
+	## Last bytes of the unfinished head, to find its end across reads.
+	var head_tail: PackedByteArray = PackedByteArray()
+	## True from the end of a request head until the first byte of the answer.
+	var answering: bool = false
+	## msec of the last byte read from or queued for it.
+	var last_io: int = 0
+
+	func _init(p_id: int, p_peer: StreamPeerTCP, now_msec: int) -> void:
+		id = p_id
+		peer = p_peer
+		head_since = now_msec
+		last_io = now_msec
+
+	## Closes the connection; first hands the socket what is still queued when `write_rest`.
+	func close(write_rest: bool) -> void:
+		if write_rest and not out.is_empty():
+			peer.put_partial_data(out)
+		peer.disconnect_from_host()
+
+	## "host:port" of the agent's end of the connection.
+	func address() -> String:
+		return "%s:%d" % [peer.get_connected_host(), peer.get_connected_port()]
+
+
 var _server: TCPServer = TCPServer.new()
 var _next_id: int = 1
-## client id -> StreamPeerTCP
-var _peers: Dictionary = {}
-## client id -> PackedByteArray waiting to be written
-var _out: Dictionary = {}
-## client ids to close once their send buffer is empty
-var _closing: Dictionary = {}
-## client ids with bytes to write or a close to carry out: all that flush looks at
+## client id -> Agent, every connected agent
+var _agents: Dictionary = {}
+## client id -> Agent with bytes to write or a close to carry out: all that flush looks at
 var _dirty: Dictionary = {}
 var _next_sweep_msec: int = 0
 ## [StreamPeerTCP, deadline_msec] of connections refused over the limit
 var _rejected: Array = []
-## client id -> msec since when it owes us a complete request head
-var _head_since: Dictionary = {}
-## client id -> last bytes of the unfinished head, to find its end across reads
-var _head_tail: Dictionary = {}
-## client id -> true from the end of a request head until the first byte of the answer
-var _answering: Dictionary = {}
-## client id -> msec of the last byte read from or queued for it
-var _last_io: Dictionary = {}
 var _next_expire_msec: int = 0
 ## Connections taken from the listen queue, not yet registered (reused)
 var _incoming: Array[StreamPeerTCP] = []
@@ -87,16 +110,11 @@ func get_port() -> int:
 	return _server.get_local_port()
 
 
-## Number of connected agents.
-func count() -> int:
-	return _peers.size()
-
-
 ## [id, "host:port"] of every connected agent.
 func describe() -> Array:
 	var out: Array = []
-	for id: int in _peers:
-		out.append([id, _peer_name(_peers[id])])
+	for agent: Agent in _agents.values():
+		out.append([agent.id, agent.address()])
 	return out
 
 
@@ -124,10 +142,10 @@ func accept_new(accepted: Array[int], freed: Array[int]) -> void:
 		_note_overflow(Time.get_ticks_usec())
 	var swept: bool = false
 	for peer: StreamPeerTCP in _incoming:
-		if _peers.size() >= max_clients and not swept:
+		if _agents.size() >= max_clients and not swept:
 			swept = true
 			_free_closed(freed)
-		if _peers.size() >= max_clients:
+		if _agents.size() >= max_clients:
 			_reject(peer)
 		else:
 			accepted.append(_add(peer))
@@ -161,20 +179,22 @@ func wait_for_connection(max_usec: int) -> void:
 
 ## "host:port" of a connected agent.
 func peer_name(id: int) -> String:
-	return _peer_name(_peers[id]) if _peers.has(id) else "?"
+	var agent: Agent = _agents.get(id)
+	return agent.address() if agent != null else "?"
 
 
 ## Reads what every agent sent into `got` ({id: PackedByteArray}, the caller's, reused);
 ## ids of agents that went away are put into `gone`.
 func read_all(got: Dictionary, gone: Array[int]) -> void:
 	var sweep: bool = false
-	if not _peers.is_empty():
+	if not _agents.is_empty():
 		var now: int = Time.get_ticks_msec()
 		sweep = now >= _next_sweep_msec
 		if sweep:
 			_next_sweep_msec = now + SWEEP_MSEC
-	for id: int in _peers:
-		var peer: StreamPeerTCP = _peers[id]
+	for id: int in _agents:
+		var agent: Agent = _agents[id]
+		var peer: StreamPeerTCP = agent.peer
 		if sweep:
 			peer.poll()
 		if peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
@@ -186,29 +206,31 @@ func read_all(got: Dictionary, gone: Array[int]) -> void:
 		var res: Array = peer.get_partial_data(mini(n, READ_CHUNK))
 		if res[0] == OK and (res[1] as PackedByteArray).size() > 0:
 			got[id] = res[1]
-			_saw_request_bytes(id, res[1])
+			_saw_request_bytes(agent, res[1])
 	_expire()
 
 
 ## Sends bytes to an agent: written at once when nothing is queued for it, else (and
 ## whatever the socket did not take) queued for the next flush.
 func send(id: int, data: PackedByteArray) -> void:
-	if _out.has(id):
-		if (_out[id] as PackedByteArray).is_empty() and not data.is_empty():
-			var res: Array = (_peers[id] as StreamPeerTCP).put_partial_data(data)
-			var sent: int = res[1] if res[0] == OK else 0
-			if sent < data.size():
-				_out[id] = data.slice(sent)
-				_dirty[id] = true
-		else:
-			_out[id].append_array(data)
-			_dirty[id] = true
-		# An answer ends the request; the next byte from the agent starts the next one. An
-		# interim "100 Continue" alone does not: the request's body follows it.
-		if not _is_interim_answer(data):
-			_answering.erase(id)
-			_head_since.erase(id)
-		_last_io[id] = Time.get_ticks_msec()
+	var agent: Agent = _agents.get(id)
+	if agent == null:
+		return
+	if agent.out.is_empty() and not data.is_empty():
+		var res: Array = agent.peer.put_partial_data(data)
+		var sent: int = res[1] if res[0] == OK else 0
+		if sent < data.size():
+			agent.out = data.slice(sent)
+			_dirty[id] = agent
+	else:
+		agent.out.append_array(data)
+		_dirty[id] = agent
+	# An answer ends the request; the next byte from the agent starts the next one. An
+	# interim "100 Continue" alone does not: the request's body follows it.
+	if not _is_interim_answer(data):
+		agent.answering = false
+		agent.head_since = -1
+	agent.last_io = Time.get_ticks_msec()
 
 
 ## Writes queued bytes without blocking; closes agents marked for closing once flushed.
@@ -217,27 +239,26 @@ func flush(gone: Array[int]) -> bool:
 	if _dirty.is_empty():
 		return false
 	var wrote: bool = false
-	for id: int in _dirty.keys():
-		var buf: PackedByteArray = _out.get(id, PackedByteArray())
-		if buf.is_empty():
-			if _closing.has(id):
-				gone.append(id)
+	for agent: Agent in _dirty.values():
+		if agent.out.is_empty():
+			if agent.closing:
+				gone.append(agent.id)
 			else:
-				_dirty.erase(id)
+				_dirty.erase(agent.id)
 			continue
-		var res: Array = (_peers[id] as StreamPeerTCP).put_partial_data(buf)
+		var res: Array = agent.peer.put_partial_data(agent.out)
 		if res[0] != OK:
-			gone.append(id)
+			gone.append(agent.id)
 			continue
 		var sent: int = res[1]
-		if sent == buf.size():
+		if sent == agent.out.size():
 			wrote = true
-			_out[id] = PackedByteArray()
-			if not _closing.has(id):
-				_dirty.erase(id)
+			agent.out = PackedByteArray()
+			if not agent.closing:
+				_dirty.erase(agent.id)
 		elif sent > 0:
 			wrote = true
-			_out[id] = buf.slice(sent)
+			agent.out = agent.out.slice(sent)
 	return wrote
 
 
@@ -251,33 +272,28 @@ func is_quiet() -> bool:
 func has_input() -> bool:
 	if _server.is_connection_available():
 		return true
-	for id: int in _peers:
-		if (_peers[id] as StreamPeerTCP).get_available_bytes() > 0:
+	for id: int in _agents:
+		if (_agents[id] as Agent).peer.get_available_bytes() > 0:
 			return true
 	return false
 
 
 ## Closes an agent after what was queued for it is written.
 func close_after_flush(id: int) -> void:
-	if _peers.has(id):
-		_closing[id] = true
-		_dirty[id] = true
+	var agent: Agent = _agents.get(id)
+	if agent != null:
+		agent.closing = true
+		_dirty[id] = agent
 
 
 ## Closes an agent now and logs it. Returns false if it was not connected.
 func drop(id: int) -> bool:
-	if not _peers.has(id):
+	var agent: Agent = _agents.get(id)
+	if agent == null:
 		return false
-	var peer: StreamPeerTCP = _peers[id]
-	peer.disconnect_from_host()
-	_peers.erase(id)
-	_out.erase(id)
-	_closing.erase(id)
+	agent.close(false)
+	_agents.erase(id)
 	_dirty.erase(id)
-	_head_since.erase(id)
-	_head_tail.erase(id)
-	_answering.erase(id)
-	_last_io.erase(id)
 	print("✗ Client %d disconnected" % id)
 	return true
 
@@ -290,21 +306,11 @@ func refuse(id: int, status_line: String, code: String, message: String) -> void
 
 ## Closes every agent and stops listening.
 func stop() -> void:
-	print("Cleaning up %d client connections..." % _peers.size())
-	for id: int in _peers.keys():
-		var peer: StreamPeerTCP = _peers[id]
-		var buf: PackedByteArray = _out.get(id, PackedByteArray())
-		if not buf.is_empty():
-			peer.put_partial_data(buf)
-		peer.disconnect_from_host()
-	_peers.clear()
-	_out.clear()
-	_closing.clear()
+	print("Cleaning up %d client connections..." % _agents.size())
+	for agent: Agent in _agents.values():
+		agent.close(true)
+	_agents.clear()
 	_dirty.clear()
-	_head_since.clear()
-	_head_tail.clear()
-	_answering.clear()
-	_last_io.clear()
 	for entry: Array in _rejected:
 		(entry[0] as StreamPeerTCP).disconnect_from_host()
 	_rejected.clear()
@@ -329,29 +335,29 @@ static func http_error(status_line: String, code: String, message: String) -> Pa
 	return out
 
 
-# Bookkeeping for the timeouts: bytes from agent `id` start a request (if none is under
-# way) and complete its head once they hold the blank line ending it.
-func _saw_request_bytes(id: int, data: PackedByteArray) -> void:
+# Bookkeeping for the timeouts: bytes from `agent` start a request (if none is under way)
+# and complete its head once they hold the blank line ending it.
+func _saw_request_bytes(agent: Agent, data: PackedByteArray) -> void:
 	var now: int = Time.get_ticks_msec()
-	_last_io[id] = now
-	if _answering.has(id):
+	agent.last_io = now
+	if agent.answering:
 		return  # a body, or a pipelined request behind the one under way
-	if not _head_since.has(id):
-		_head_since[id] = now
-		_head_tail[id] = PackedByteArray()
-	var seen: PackedByteArray = _head_tail[id] + data
-	if (_head_tail[id] as PackedByteArray).is_empty():
+	if agent.head_since < 0:
+		agent.head_since = now
+		agent.head_tail = PackedByteArray()
+	var seen: PackedByteArray = agent.head_tail + data
+	if agent.head_tail.is_empty():
 		# Empty lines before a request line are skipped (RFC 9112 2.2): no head yet.
 		var start: int = 0
 		while start < seen.size() and (seen[start] == 13 or seen[start] == 10):
 			start += 1
 		seen = seen.slice(start)
 	if _has_head_end(seen):
-		_head_since.erase(id)
-		_head_tail[id] = PackedByteArray()
-		_answering[id] = true
+		agent.head_since = -1
+		agent.head_tail = PackedByteArray()
+		agent.answering = true
 	else:
-		_head_tail[id] = seen.slice(maxi(0, seen.size() - 3))
+		agent.head_tail = seen.slice(maxi(0, seen.size() - 3))
 
 
 # Closes agents that are too slow to send a request head, or idle too long.
@@ -360,11 +366,12 @@ func _expire() -> void:
 	if now < _next_expire_msec:
 		return
 	_next_expire_msec = now + EXPIRE_EVERY_MSEC
-	for id: int in _peers:
-		if _closing.has(id):
+	for id: int in _agents:
+		var agent: Agent = _agents[id]
+		if agent.closing:
 			continue
-		if _head_since.has(id):
-			if now - int(_head_since[id]) >= HEAD_TIMEOUT_MSEC:
+		if agent.head_since >= 0:
+			if now - agent.head_since >= HEAD_TIMEOUT_MSEC:
 				print(
 					(
 						"Client %d sent no complete request within %d s; closing it"
@@ -378,9 +385,9 @@ func _expire() -> void:
 					"no complete request head within %d s" % (HEAD_TIMEOUT_MSEC / 1000)
 				)
 		elif (
-			not _answering.has(id)
-			and (_out[id] as PackedByteArray).is_empty()
-			and now - int(_last_io[id]) >= idle_timeout_msec
+			not agent.answering
+			and agent.out.is_empty()
+			and now - agent.last_io >= idle_timeout_msec
 		):
 			print("Client %d idle for %d s; closing it" % [id, idle_timeout_msec / 1000])
 			close_after_flush(id)
@@ -420,13 +427,8 @@ func _add(peer: StreamPeerTCP) -> int:
 	peer.set_no_delay(true)
 	var id: int = _next_id
 	_next_id += 1
-	_peers[id] = peer
-	_out[id] = PackedByteArray()
-	var now: int = Time.get_ticks_msec()
-	_head_since[id] = now
-	_head_tail[id] = PackedByteArray()
-	_last_io[id] = now
-	print("✓ Client %d connected. Total clients: %d" % [id, _peers.size()])
+	_agents[id] = Agent.new(id, peer, Time.get_ticks_msec())
+	print("✓ Client %d connected. Total clients: %d" % [id, _agents.size()])
 	return id
 
 
@@ -434,11 +436,10 @@ func _add(peer: StreamPeerTCP) -> int:
 # connection shows only in a status poll); free those before refusing anyone.
 func _free_closed(freed: Array[int]) -> void:
 	var closed: Array[int] = []
-	for id: int in _peers:
-		var peer: StreamPeerTCP = _peers[id]
-		peer.poll()
-		if peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
-			closed.append(id)
+	for agent: Agent in _agents.values():
+		agent.peer.poll()
+		if agent.peer.get_status() != StreamPeerTCP.STATUS_CONNECTED:
+			closed.append(agent.id)
 	for id: int in closed:
 		drop(id)
 		freed.append(id)
@@ -478,7 +479,3 @@ func _drain_rejected() -> void:
 
 static func _has_request_end(data: PackedByteArray) -> bool:
 	return data.get_string_from_ascii().contains("\r\n\r\n")
-
-
-static func _peer_name(peer: StreamPeerTCP) -> String:
-	return "%s:%d" % [peer.get_connected_host(), peer.get_connected_port()]

@@ -1,7 +1,9 @@
 @tool
-extends Object
+extends RefCounted
 ## What the sidecar may ask of the editor. Requests arrive on the pump thread and run on
-## the main thread (editor APIs are not thread-safe); results are queued back.
+## the main thread (editor APIs are not thread-safe); results are queued back. Reference
+## counted, so whoever made it cannot leave it behind; a request still deferred when the last
+## reference goes is dropped with it.
 
 const GameReloader := preload("res://addons/godot_debug_connection/game_reloader.gd")
 ## Loaded only where Godot has the Logger class (4.5+).

@@ -6,6 +6,7 @@ extends RefCounted
 const AgentServer := preload("res://addons/godot_debug_connection/agent_server.gd")
 const SidecarLink := preload("res://addons/godot_debug_connection/sidecar_link.gd")
 const EditorActions := preload("res://addons/godot_debug_connection/editor_actions.gd")
+const BridgeSettings := preload("res://addons/godot_debug_connection/bridge_settings.gd")
 
 ## How the pump waits (docs/BENCHMARKS.md has the measurements behind these numbers). A sleep
 ## costs ~0.1 ms however short it is asked to be, and every wake-up costs CPU, so the pump
@@ -38,10 +39,11 @@ const HOUSEKEEPING_MSEC: int = 1000
 ## this long between passes.
 const RESEND_LOOK_USEC: int = 2000
 
-var _settings: RefCounted
+var _settings: BridgeSettings
 var _agents: AgentServer = AgentServer.new()
 var _link: SidecarLink
-var _actions: EditorActions = EditorActions.new()
+## Made once the bridge is listening: it scans the project for the scripts' baseline.
+var _actions: EditorActions = null
 var _thread: Thread = null
 var _stopping: bool = false
 var _running: bool = false
@@ -53,12 +55,14 @@ var _actions_pending: int = 0
 var _gone: Array[int] = []
 var _accepted: Array[int] = []
 var _got: Dictionary = {}
-var _frames: Array = []
+var _on_frame: Callable = _handle_frame
 
 
-func _init(settings: RefCounted) -> void:
+func _init(settings: BridgeSettings) -> void:
 	_settings = settings
 	_link = SidecarLink.new(settings)
+	_link.link_up.connect(_on_link_up)
+	_link.link_down.connect(_on_link_down)
 	_agents.max_clients = settings.max_clients
 	_agents.idle_timeout_msec = settings.idle_timeout * 1000
 
@@ -82,6 +86,7 @@ func start() -> void:
 		push_error("GodotBridge: cannot open the sidecar link (%s)" % error_string(err))
 		_agents.stop()
 		return
+	_actions = EditorActions.new()
 	_running = true
 	_thread = Thread.new()
 	_thread.start(_pump)
@@ -113,7 +118,7 @@ func stop() -> void:
 	_thread = null
 	_agents.stop()
 	_link.stop()
-	_actions.free()
+	_actions = null
 	_running = false
 	print("GodotBridge HTTP server stopped")
 
@@ -164,10 +169,7 @@ func _pump_once() -> bool:
 	for id: int in _got:
 		busy = true
 		_forward_to_sidecar(id, _got[id])
-	_frames.clear()
-	busy = _link.poll(_frames) or busy
-	for frame: Dictionary in _frames:
-		_handle_frame(frame)
+	busy = _link.poll(_on_frame) or busy
 	if _actions_pending > 0:
 		for result: Dictionary in _actions.take_results():
 			busy = true
@@ -224,25 +226,24 @@ func _handle_frame(frame: Dictionary) -> void:
 			_actions_pending += 1
 		"log":
 			_print_sidecar_log(str(frame.get("level", "info")), str(frame.get("msg", "")))
-		"_up":
-			(
-				_link
-				. send(
-					{
-						"op": "hello",
-						"version": 1,
-						"max_clients": _settings.max_clients,
-						"clients": _agents.describe(),
-					}
-				)
-			)
-		"_down":
-			_refuse_in_flight()
 		_:
 			push_warning("GodotBridge: unexpected frame from the sidecar: %s" % frame.get("op"))
 
 
-func _refuse_in_flight() -> void:
+## Answers the sidecar's hello: the limits, and the agents already connected (after a
+## respawn). `version` is not checked by either side yet; it stays for the wire's sake.
+func _on_link_up() -> void:
+	var hello: Dictionary = {
+		"op": "hello",
+		"version": 1,
+		"max_clients": _settings.max_clients,
+		"clients": _agents.describe(),
+	}
+	_link.send(hello)
+
+
+## Requests the lost sidecar was answering will get no answer: refuse them.
+func _on_link_down(_reason: String) -> void:
 	for id: int in _in_flight:
 		_agents.refuse(
 			id,

@@ -92,12 +92,6 @@ static func decode(bytes: PackedByteArray, start: int = 0, end: int = -1) -> Dic
 	return Decoder.new().decode(bytes, start, end)
 
 
-## Decodes UTF-8 [param bytes] like Python's strict decoder: returns the String, or null when
-## the bytes are not well-formed UTF-8. U+0000 becomes U+FFFD (Godot Strings cannot hold it).
-static func utf8_to_string(bytes: PackedByteArray) -> Variant:
-	return Decoder.utf8_to_string(bytes)
-
-
 # Appends the encoding of `value` to `out` (packed arrays are passed by reference); returns
 # why it cannot be encoded, or "". One if-chain, most frequent types first: `match` costs more.
 static func _write(out: PackedByteArray, value: Variant, depth: int) -> String:
@@ -420,6 +414,9 @@ class Decoder:
 			return _fail("duplicate map key")
 		return map
 
+	## Decodes UTF-8 [param bytes] like Python's strict decoder: returns the String, or null
+	## when the bytes are not well-formed UTF-8. U+0000 becomes U+FFFD (Godot Strings cannot
+	## hold it).
 	static func utf8_to_string(bytes: PackedByteArray) -> Variant:
 		var n: int = bytes.size()
 		# get_string_from_ascii maps each byte to one character and stops at the first NUL.

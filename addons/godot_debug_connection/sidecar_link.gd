@@ -3,10 +3,21 @@ extends RefCounted
 ## The addon's end of the link: spawns the Python sidecar, accepts its connection on an
 ## ephemeral loopback port, checks its one-time token and exchanges frames with it.
 ## Respawns the sidecar with backoff when it goes away. Used from the pump thread only.
+##
+## The link's state changes are signals, emitted on the thread that calls [method poll] (or
+## [method stop]): every [signal link_up] is followed by one [signal link_down].
+
+## A sidecar connected and presented its token; frames can go both ways. Emitted before the
+## frames that came with its hello are handed on.
+signal link_up
+## The link that was up is gone (`reason` says why, for the log); a new sidecar is on its way
+## unless the link was stopped. Emitted after the frames read before the loss are handed on.
+signal link_down(reason: String)
 
 enum State { IDLE, WAITING, UP, BACKOFF }
 
 const FrameCodec := preload("res://addons/godot_debug_connection/frame_codec.gd")
+const BridgeSettings := preload("res://addons/godot_debug_connection/bridge_settings.gd")
 const HELLO_TIMEOUT_MSEC: int = 15000
 const MIN_BACKOFF_MSEC: int = 250
 const MAX_BACKOFF_MSEC: int = 8000
@@ -16,9 +27,9 @@ const READ_CHUNK: int = 262144
 ## on the link port cost syscalls; between them, the pump only asks for available bytes.
 const CHECK_MSEC: int = 50
 
-var state: State = State.IDLE
+var _state: State = State.IDLE
 
-var _settings: RefCounted
+var _settings: BridgeSettings
 var _server: TCPServer = TCPServer.new()
 var _peer: StreamPeerTCP = null
 var _decoder: FrameCodec.FrameDecoder = null
@@ -29,9 +40,11 @@ var _deadline_msec: int = 0
 var _backoff_msec: int = MIN_BACKOFF_MSEC
 var _up_since_msec: int = 0
 var _next_check_msec: int = 0
+## Frames of one read, before they are handed on (reused).
+var _received: Array = []
 
 
-func _init(settings: RefCounted) -> void:
+func _init(settings: BridgeSettings) -> void:
 	_settings = settings
 
 
@@ -46,24 +59,19 @@ func start() -> Error:
 
 ## True while a sidecar is connected and has said hello.
 func is_up() -> bool:
-	return state == State.UP
-
-
-## Pid of the running sidecar, or -1.
-func get_pid() -> int:
-	return _pid
+	return _state == State.UP
 
 
 ## Queues a frame for the sidecar (dropped while the link is down).
 func send(msg: Dictionary) -> void:
-	if state == State.UP:
+	if _state == State.UP:
 		_out.append_array(FrameCodec.encode_frame(msg))
 
 
 ## Queues a `data` frame carrying `data` for agent `id`: the same bytes as [method send]
 ## of [code]{"op": "data", "id": id, "data": data}[/code], written straight into the queue.
 func send_data(id: int, data: PackedByteArray) -> void:
-	if state == State.UP:
+	if _state == State.UP:
 		FrameCodec.append_data_frame(_out, id, data)
 
 
@@ -76,7 +84,7 @@ func is_quiet() -> bool:
 
 ## For the parked pump: has the sidecar connected or sent something?
 func has_input() -> bool:
-	if state == State.WAITING and _peer == null:
+	if _state == State.WAITING and _peer == null:
 		return _server.is_connection_available()
 	return _peer != null and _peer.get_available_bytes() > 0
 
@@ -84,18 +92,19 @@ func has_input() -> bool:
 ## For the parked pump: is a respawn, or the deadline of a sidecar that has not connected
 ## yet, due?
 func is_due() -> bool:
-	var waits: bool = state == State.BACKOFF or state == State.WAITING
+	var waits: bool = _state == State.BACKOFF or _state == State.WAITING
 	return waits and Time.get_ticks_msec() >= _deadline_msec
 
 
-## Moves bytes both ways. Appends received frames to `frames`; a link that came up adds
-## {"op": "_up"}, one that went down adds {"op": "_down"}. Returns true if anything moved.
-func poll(frames: Array) -> bool:
-	match state:
+## Moves bytes both ways: calls `on_frame` with each frame received (a Dictionary), in order,
+## and emits [signal link_up] / [signal link_down] as the link comes and goes. Returns true if
+## anything moved.
+func poll(on_frame: Callable) -> bool:
+	match _state:
 		State.WAITING:
-			return _poll_waiting(frames)
+			return _poll_waiting(on_frame)
 		State.UP:
-			return _poll_up(frames)
+			return _poll_up(on_frame)
 		State.BACKOFF:
 			if Time.get_ticks_msec() >= _deadline_msec:
 				_spawn()
@@ -105,6 +114,7 @@ func poll(frames: Array) -> bool:
 
 ## Closes the link and stops the sidecar; waits briefly for it to exit on its own.
 func stop() -> void:
+	var was_up: bool = _state == State.UP
 	if _peer != null:
 		if not _out.is_empty():
 			_peer.put_partial_data(_out)
@@ -113,7 +123,9 @@ func stop() -> void:
 	_out.clear()
 	_stop_process(1000)
 	_server.stop()
-	state = State.IDLE
+	_state = State.IDLE
+	if was_up:
+		link_down.emit("stopped")
 
 
 func _spawn() -> void:
@@ -160,11 +172,11 @@ func _spawn() -> void:
 		_go_down()
 		return
 	print("GodotBridge sidecar started (pid %d)" % _pid)
-	state = State.WAITING
+	_state = State.WAITING
 	_deadline_msec = Time.get_ticks_msec() + HELLO_TIMEOUT_MSEC
 
 
-func _poll_waiting(frames: Array) -> bool:
+func _poll_waiting(on_frame: Callable) -> bool:
 	if _peer == null:
 		if _server.is_connection_available():
 			_peer = _server.take_connection()
@@ -175,30 +187,30 @@ func _poll_waiting(frames: Array) -> bool:
 			_go_down()
 			return true
 		return false
-	var got: Array = []
-	if not _read_frames(got):
+	_received.clear()
+	if not _read_frames(_received):
 		push_warning("GodotBridge: the sidecar's link broke during the handshake")
 		_go_down()
 		return true
-	if got.is_empty():
+	if _received.is_empty():
 		if Time.get_ticks_msec() > _deadline_msec:
 			_go_down()
 		return false
-	var hello: Dictionary = got.pop_front()
+	var hello: Dictionary = _received.pop_front()
 	if hello.get("op") != "hello" or str(hello.get("token", "")) != _token:
 		push_warning("GodotBridge: link peer did not present the sidecar's token; closing it")
 		_go_down()
 		return true
 	_token = ""
-	state = State.UP
+	_state = State.UP
 	_up_since_msec = Time.get_ticks_msec()
 	print("GodotBridge sidecar connected (pid %d)" % _pid)
-	frames.append({"op": "_up"})
-	frames.append_array(got)
+	link_up.emit()
+	_hand_on(on_frame)
 	return true
 
 
-func _poll_up(frames: Array) -> bool:
+func _poll_up(on_frame: Callable) -> bool:
 	var now: int = Time.get_ticks_msec()
 	var check: bool = now >= _next_check_msec
 	if check:
@@ -206,16 +218,27 @@ func _poll_up(frames: Array) -> bool:
 		# Only one sidecar at a time: anyone else knocking on the link port is turned away.
 		while _server.is_connection_available():
 			_server.take_connection().disconnect_from_host()
-	var n: int = frames.size()
-	if not _read_frames(frames, check):
+	_received.clear()
+	var intact: bool = _read_frames(_received, check)
+	var got_any: bool = not _received.is_empty()
+	# What came before a bad frame or the close is still the sidecar's word: hand it on first.
+	_hand_on(on_frame)
+	if not intact:
+		var reason: String = _decoder.get_error() if _decoder.has_error() else "link closed"
 		push_warning("GodotBridge: sidecar link lost; restarting the sidecar")
 		_go_down()
-		frames.append({"op": "_down"})
+		link_down.emit(reason)
 		return true
 	var wrote: bool = _flush()
 	if _backoff_msec != MIN_BACKOFF_MSEC and now - _up_since_msec > STABLE_MSEC:
 		_backoff_msec = MIN_BACKOFF_MSEC
-	return wrote or frames.size() > n
+	return wrote or got_any
+
+
+func _hand_on(on_frame: Callable) -> void:
+	for frame: Dictionary in _received:
+		on_frame.call(frame)
+	_received.clear()
 
 
 ## Reads available bytes into the decoder and appends complete frames. False when the link
@@ -263,7 +286,7 @@ func _go_down() -> void:
 		_peer = null
 	_out.clear()
 	_stop_process(0)
-	state = State.BACKOFF
+	_state = State.BACKOFF
 	_deadline_msec = Time.get_ticks_msec() + _backoff_msec
 	print("GodotBridge sidecar restarting in %.2f s" % (_backoff_msec / 1000.0))
 	_backoff_msec = mini(_backoff_msec * 2, MAX_BACKOFF_MSEC)

@@ -1,7 +1,7 @@
 """What agents and people discover and watch the bridge through, added to its routes.
 
 `GET /openapi.json` (openapi.py), the dashboard (dashboard.py) and the Model Context
-Protocol endpoint `/mcp` (mcp_api.py). `bridge.Bridge` calls `register` once, before it
+Protocol endpoint `/mcp` (mcp/endpoint.py). `bridge.Bridge` calls `register` once, before it
 builds the aiohttp application, so all of them pass the same middleware as every other
 route.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 from sidecar.api import dashboard, openapi
 from sidecar.api.mcp import endpoint as mcp_api
 from sidecar.web.http import RouteTable
-from sidecar.web.local import RouteCaller
 
 
 def register(routes: RouteTable, bridge: dashboard.DashboardBridge) -> mcp_api.McpEndpoint:
@@ -21,6 +20,6 @@ def register(routes: RouteTable, bridge: dashboard.DashboardBridge) -> mcp_api.M
         # An MCP session's breakpoints go when the session goes (issue 11).
         await bridge.dap_session.forget_agent(identity)
 
-    mcp = mcp_api.register(routes, RouteCaller(routes), forget)
+    mcp = mcp_api.register(routes, forget)
     dashboard.register(routes, bridge, mcp.sessions.as_json)
     return mcp

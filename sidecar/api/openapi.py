@@ -398,7 +398,7 @@ def _md_shapes() -> str:
 
 def offline_routes() -> RouteTable:
     """The route table a sidecar serves, built without starting anything."""
-    from sidecar.app import Bridge
+    from sidecar.app import Sidecar
     from sidecar.config import Config
 
     config = Config(
@@ -406,11 +406,10 @@ def offline_routes() -> RouteTable:
         link_port=None,
         link_token="",
         serve_port=None,
-        bridge_port=8080,
         lsp_port=6005,
         dap_port=6006,
     )
-    return Bridge(config).routes
+    return Sidecar(config).routes
 
 
 def main(argv: list[str] | None = None) -> int:

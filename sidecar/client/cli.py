@@ -42,6 +42,7 @@ from sidecar.client.client import (
     BridgeHTTPError,
     BridgeUnreachable,
     DebugEvent,
+    given,
 )
 
 DEFAULT_AGENT = "gdbridge"
@@ -294,7 +295,7 @@ def cmd_vars(x: Ctx) -> Any:
     c = x.client
     if x.args.ref is not None:
         return c.variables(x.args.ref)
-    scopes = c.scopes(x.args.frame)["scopes"]
+    scopes = c.scopes(**given(frame_id=x.args.frame))["scopes"]
     return {
         s["name"]: c.variables(s["variablesReference"])["variables"]
         for s in scopes
@@ -309,7 +310,7 @@ def cmd_eval(x: Ctx) -> Any:
 def cmd_events(x: Ctx) -> Any:
     c, a = x.client, x.args
     if not a.follow:
-        return c.events(a.since or 0, 0.0, a.limit)
+        return c.events(a.since, limit=a.limit)
     since = a.since if a.since is not None else max(c.events()["latest"] - BACKLOG, 0)
     for event in c.follow(since):
         emit(json.dumps(event) if a.json else event_text(event, x.paths))
@@ -441,7 +442,7 @@ def _service_text(name: str, svc: dict[str, Any]) -> str:
     state = str(svc["state"])
     port = f" on port {svc['port']}" if svc.get("port") else ""
     by = f" by {svc['down_by']}" if svc.get("down_by") else ""
-    why = []
+    why: list[str] = []
     for key in ("message", "down_reason", "last_error"):
         text = str(svc.get(key) or "")
         if text and text != state and not any(text in w for w in why):
@@ -520,7 +521,7 @@ def event_text(event: DebugEvent | dict[str, Any], paths: Paths) -> str:
 
 def _stopped_text(body: dict[str, Any], paths: Paths) -> str:
     """The reason, the place when the bridge knows it, then whatever else it says."""
-    source = body.get("source") if isinstance(body.get("source"), dict) else {}
+    source: dict[str, Any] = body["source"] if isinstance(body.get("source"), dict) else {}
     where = ""
     if source.get("path") and body.get("line"):
         where = location(paths.res(str(source["path"])), body["line"])
@@ -820,6 +821,11 @@ ENDPOINTS: dict[str, str] = {
 # -- the parser --------------------------------------------------------------------------
 
 
+# An option that maps to an operation's argument is not sent unless given (None), so the
+# bridge's declared default applies; a flag is None or True, never a default False of its own.
+FLAG: dict[str, Any] = {"action": "store_true", "default": None}
+
+
 def _common() -> argparse.ArgumentParser:
     """Options every command also takes after its name (`gdbridge status --json`)."""
     p = argparse.ArgumentParser(add_help=False)
@@ -868,7 +874,7 @@ def _bridge_commands(add: Add) -> None:
     s.add_argument("service", nargs="?", choices=("dap", "lsp"))
     s = add("disconnect", cmd_disconnect, "release Godot's DAP/LSP (shared by every agent)")
     s.add_argument("service", nargs="?", choices=("dap", "lsp"))
-    s.add_argument("--force", action="store_true", help="even while other agents use them")
+    s.add_argument("--force", **FLAG, help="even while other agents use them")
     s.add_argument("--reason", help="why, for /status and the event log")
     s.add_argument("--resume-after", type=float, metavar="S", help="reconnect after S seconds")
     s = add("call", cmd_call, "any endpoint: METHOD PATH [JSON]")
@@ -883,57 +889,59 @@ def _debug_commands(add: Add) -> None:
     s.add_argument("-d", "--delete", action="store_true", help="remove them instead")
     s = add("clear", cmd_clear, "clear your breakpoints in FILE ... (none: in every file)")
     s.add_argument("files", nargs="*", metavar="FILE")
-    s.add_argument("--everyone", action="store_true", help="every agent's, in FILE ...")
+    s.add_argument("--everyone", **FLAG, help="every agent's, in FILE ...")
     s = add("breakpoints", cmd_breakpoints, "yours (--all: everyone's)")
-    s.add_argument("--all", action="store_true")
+    s.add_argument("--all", **FLAG, help="every agent's")
     s = add("launch", cmd_launch, "run the game under the debugger")
-    s.add_argument("--scene", default="main", help="main, current or a .tscn path")
-    s.add_argument("--no-debug", action="store_true", help="run without breakpoints")
+    s.add_argument("--scene", help="main (the default), current or a .tscn path")
+    s.add_argument("--no-debug", **FLAG, help="run without breakpoints")
     _add_wait(s)
     for name, method in ACTIONS.items():
         _add_wait(add(name, _action(method), ACTION_HELP[name]))
     add("threads", cmd_threads, "the game's threads")
     s = add("stack", cmd_stack, "frames of the stopped game")
-    s.add_argument("--levels", type=int, default=0)
+    s.add_argument("--levels", type=int, help="at most this many frames (default: all)")
     s = add("vars", cmd_vars, "variables of a frame (or of --ref)")
-    s.add_argument("--frame", type=int, default=0)
-    s.add_argument("--ref", type=int)
+    s.add_argument("--frame", type=int, help="frame id (default: the top frame, 0)")
+    s.add_argument("--ref", type=int, help="a variablesReference: its children instead")
     s = add("eval", cmd_eval, "evaluate a GDScript expression in the stopped game")
     s.add_argument("expression")
-    s.add_argument("--frame", type=int, default=0)
+    s.add_argument("--frame", type=int, help="frame id (default: the top frame, 0)")
     s = add("events", cmd_events, "the debug event log")
     s.add_argument(
         "--since", type=int, help="after this event number (default: all; --follow: last 10)"
     )
     s.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     s.add_argument("--until", metavar="EVENT", help="with --follow: stop after this event")
-    s.add_argument("--limit", type=int, default=500)
+    s.add_argument("--limit", type=int, help="most events (default: the bridge's)")
 
 
 def _lsp_commands(add: Add) -> None:
     s = add("complete", cmd_complete, "completion at FILE:LINE:COLUMN")
     s.add_argument("position", type=file_position, metavar="FILE:LINE:COLUMN")
-    s.add_argument("--prefix")
-    s.add_argument("--limit", type=int, default=20)
-    for name, method, what in (
+    s.add_argument("--prefix", help="only items starting with this")
+    s.add_argument("--limit", type=int, help="most items (default: the bridge's)")
+    at: tuple[tuple[str, Callable[..., Any], str], ...] = (
         ("hover", BridgeClient.hover, "what the symbol is"),
         ("definition", BridgeClient.definition, "where it is defined"),
         ("declaration", BridgeClient.declaration, "where it is declared"),
         ("refs", BridgeClient.references, "where it is used"),
         ("signature", BridgeClient.signature_help, "the signature of the call"),
-    ):
+    )
+    for name, method, what in at:
         s = add(name, _at(method), f"{what} at FILE:LINE:COLUMN")
         s.add_argument("position", type=file_position, metavar="FILE:LINE:COLUMN")
     add("symbols", cmd_symbols, "the symbols of FILE").add_argument("file")
     s = add("diagnostics", cmd_diagnostics, "Godot's errors and warnings for FILE")
     s.add_argument("file")
-    s.add_argument("--wait", type=float, default=0.0)
-    for name, method in (
+    s.add_argument("--wait", type=float, metavar="S", help="wait up to S s for fresh ones")
+    documents: tuple[tuple[str, Callable[[BridgeClient, str], Any]], ...] = (
         ("open", BridgeClient.did_open),
         ("save", BridgeClient.did_save),
         ("close", BridgeClient.did_close),
-    ):
-        add(name, _document(method), f"{name} FILE in the shared documents").add_argument("file")
+    )
+    for name, document in documents:
+        add(name, _document(document), f"{name} FILE in the shared documents").add_argument("file")
 
 
 def _file_commands(add: Add) -> None:

@@ -1,6 +1,6 @@
 """A small Python client of the bridge's HTTP API (standard library only).
 
-    from sidecar.client.client import BridgeClient
+    from sidecar.client import BridgeClient
     bridge = BridgeClient(agent="alice")            # GODOT_BRIDGE_URL, else 127.0.0.1:8080
     bridge.add_breakpoint("res://demo/main.gd", 14)
     since = bridge.events()["latest"]
@@ -9,9 +9,17 @@
     frames = bridge.stack_trace()["stackFrames"]
 
 Every method returns the answer's `result` (`status()` the whole answer: `/status` is not
-wrapped); an error answer raises `BridgeHTTPError` with its status, code and message, and
-an unreachable bridge `BridgeUnreachable`. Debug lines and `read_file`'s lines are 1-based;
-LSP `line`/`character` are 0-based, as on the wire.
+wrapped); an error answer raises `BridgeHTTPError` with its status, code and message, an
+unreachable bridge `BridgeUnreachable`, and a success without its `result` `BridgeError`.
+Debug lines and `read_file`'s lines are 1-based; LSP `line`/`character` are 0-based, as on
+the wire.
+
+A method is named after the operation it calls (sidecar/api/catalog.py; `continue_` for
+`continue`). Its optional parameters default to None, and None is not sent: the bridge's
+declared default applies, so the client has no defaults of its own to drift
+(tests/test_issue_12_client_contract.py checks every method against the declarations).
+This module is the standard library only and imports nothing else of the sidecar: copy it
+anywhere.
 """
 
 from __future__ import annotations
@@ -130,8 +138,18 @@ def position(line: int, character: int) -> dict[str, int]:
     return {"line": line, "character": character}
 
 
+# Operations whose answer is not wrapped in {"status": "ok", "result": ...}: their fields
+# sit beside "status" (the seed's /status shape), so the whole answer is the result.
+FLAT_PATHS = frozenset({"/status"})
+
+
+def given(**fields: Any) -> dict[str, Any]:
+    """The fields that were given: None is "not sent", so the bridge's default applies."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 class BridgeClient:
-    """Typed methods for the bridge's endpoints; `request` reaches any endpoint."""
+    """Typed methods for the bridge's operations; `request` reaches any endpoint."""
 
     def __init__(
         self,
@@ -149,8 +167,9 @@ class BridgeClient:
     # -- plumbing -------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """`result` of `method path` (the whole answer when it has none, as `/status`);
-        a GET sends `body` as query parameters."""
+        """`result` of `method path` (the whole answer for the unwrapped `/status`, and for
+        what is not an answer of the bridge's shape, as `/openapi.json`'s document); a GET
+        sends `body` as query parameters."""
         url = self.url + path
         data = None
         headers = {"Accept": "application/json"}
@@ -164,11 +183,10 @@ class BridgeClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         answer = self._send(urllib.request.Request(url, data, headers, method=method))
-        if isinstance(answer, dict) and answer.get("status") == "ok" and "result" in answer:
-            return answer["result"]
-        return answer
+        return _result_of(method, path, answer)
 
     def _send(self, req: urllib.request.Request) -> Any:
+        """The one place a request leaves: its answer as JSON, or the error raised."""
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"null")
@@ -179,10 +197,14 @@ class BridgeClient:
             raise BridgeUnreachable(f"no bridge at {self.url}: {reason}") from None
 
     def get(self, path: str, **query: Any) -> Any:
-        return self.request("GET", path, {k: v for k, v in query.items() if v is not None})
+        return self.request("GET", path, given(**query))
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body or {})
+
+    def _object(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`post` for the operations whose result is a JSON object."""
+        return cast(dict[str, Any], self.post(path, body))
 
     # -- the bridge -----------------------------------------------------------------------
 
@@ -200,21 +222,19 @@ class BridgeClient:
         return cast(dict[str, Any], self.get("/openapi.json"))
 
     def connect(self, service: str | None = None) -> dict[str, Any]:
-        return self.post("/connect", {"service": service} if service else {})
+        return self._object("/connect", given(service=service))
 
     def disconnect(
         self,
         service: str | None = None,
-        force: bool = False,
+        force: bool | None = None,
         reason: str | None = None,
         resume_after: float | None = None,
     ) -> dict[str, Any]:
         """Disconnect the shared services: refused (409) while other agents are connected
         unless `force`; they reconnect by themselves after `resume_after` seconds."""
-        body: dict[str, Any] = {"service": service, "reason": reason, "resume_after": resume_after}
-        if force:
-            body["force"] = True
-        return self.post("/disconnect", {k: v for k, v in body.items() if v is not None})
+        body = given(service=service, force=force, reason=reason, resume_after=resume_after)
+        return self._object("/disconnect", body)
 
     def wait_ready(self, timeout: float = 30.0) -> Status:
         """`/status` once both of Godot's servers are connected."""
@@ -233,9 +253,10 @@ class BridgeClient:
         body = {"source": {"path": path}, "breakpoints": bps}
         return cast(list[Breakpoint], self.post("/debug/setBreakpoints", body)["breakpoints"])
 
-    def breakpoints(self, everyone: bool = False) -> dict[str, Any]:
-        """{"agent": you, "breakpoints": {path: {agent: [{"line"}...]}}}."""
-        return cast(dict[str, Any], self.get("/debug/breakpoints", all=everyone or None))
+    def breakpoints(self, everyone: bool | None = None) -> dict[str, Any]:
+        """{"agent": you, "breakpoints": {path: {agent: [{"line"}...]}}}; `everyone`: every
+        agent's, not only yours."""
+        return cast(dict[str, Any], self.get("/debug/breakpoints", all=everyone))
 
     def my_lines(self, path: str) -> list[int]:
         mine = self.breakpoints()
@@ -251,70 +272,78 @@ class BridgeClient:
         keep = [] if line is None else [n for n in self.my_lines(path) if n != line]
         return self.set_breakpoints(path, keep)
 
-    def clear_breakpoints(self, path: str | None = None, everyone: bool = False) -> dict[str, Any]:
+    def clear_breakpoints(
+        self, path: str | None = None, everyone: bool | None = None
+    ) -> dict[str, Any]:
         """Clear yours in `path` (all files when None); `everyone`: every agent's in `path`.
 
         The result is {"cleared": [{"path", "agent", "lines"}, ...]}.
         """
-        body: dict[str, Any] = {"source": {"path": path}} if path is not None else {}
-        if everyone:
-            body["everyone"] = True
-        return self.post("/debug/clearBreakpoints", body)
+        source = None if path is None else {"path": path}
+        return self._object("/debug/clearBreakpoints", given(source=source, everyone=everyone))
 
     # -- the game -------------------------------------------------------------------------
 
     def launch(
-        self, scene: str = "main", no_debug: bool = False, play_args: list[str] | None = None
+        self,
+        scene: str | None = None,
+        no_debug: bool | None = None,
+        play_args: list[str] | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"scene": scene}
-        if no_debug:
-            body["noDebug"] = True
-        if play_args:
-            body["playArgs"] = play_args
-        return self.post("/debug/launch", body)
+        """Run `scene` (the bridge's default: the project's main scene) under the debugger."""
+        body = given(scene=scene, noDebug=no_debug, playArgs=play_args)
+        return self._object("/debug/launch", body)
 
     def continue_(self) -> dict[str, Any]:
-        return self.post("/debug/continue")
+        return self._object("/debug/continue")
 
     def pause(self) -> dict[str, Any]:
-        return self.post("/debug/pause")
+        return self._object("/debug/pause")
 
     def next(self) -> dict[str, Any]:
-        return self.post("/debug/next")
+        return self._object("/debug/next")
 
     def step_in(self) -> dict[str, Any]:
-        return self.post("/debug/stepIn")
+        return self._object("/debug/stepIn")
 
     def step_out(self) -> dict[str, Any]:
-        return self.post("/debug/stepOut")
+        return self._object("/debug/stepOut")
 
     def terminate(self) -> dict[str, Any]:
-        return self.post("/debug/terminate")
+        return self._object("/debug/terminate")
 
     def threads(self) -> dict[str, Any]:
-        return self.post("/debug/threads")
+        return self._object("/debug/threads")
 
-    def stack_trace(self, levels: int = 0, start_frame: int = 0) -> dict[str, Any]:
-        body = {"levels": levels, "startFrame": start_frame} if start_frame else {"levels": levels}
-        return self.post("/debug/stackTrace", body)
+    def stack_trace(
+        self, levels: int | None = None, start_frame: int | None = None
+    ) -> dict[str, Any]:
+        body = given(levels=levels, startFrame=start_frame)
+        return self._object("/debug/stackTrace", body)
 
     def scopes(self, frame_id: int = 0) -> dict[str, Any]:
-        return self.post("/debug/scopes", {"frameId": frame_id})
+        # The operation requires frameId; `scopes()` has always meant the top frame.
+        return self._object("/debug/scopes", {"frameId": frame_id})
 
     def variables(
         self, reference: int, start: int | None = None, count: int | None = None
     ) -> dict[str, Any]:
         """The children of `reference` (a scope's or a variable's); `start`/`count` page."""
-        body = {"variablesReference": reference, "start": start, "count": count}
-        return self.post("/debug/variables", {k: v for k, v in body.items() if v is not None})
+        body = given(variablesReference=reference, start=start, count=count)
+        return self._object("/debug/variables", body)
 
-    def evaluate(self, expression: str, frame_id: int = 0) -> dict[str, Any]:
-        return self.post("/debug/evaluate", {"expression": expression, "frameId": frame_id})
+    def evaluate(self, expression: str, frame_id: int | None = None) -> dict[str, Any]:
+        body = given(expression=expression, frameId=frame_id)
+        return self._object("/debug/evaluate", body)
 
     # -- events ---------------------------------------------------------------------------
 
-    def events(self, since: int = 0, wait: float = 0.0, limit: int = 500) -> EventsPage:
-        return cast(EventsPage, self.get("/debug/events", since=since, wait=wait, limit=limit))
+    def events(
+        self, since: int | None = None, wait: float | None = None, limit: int | None = None
+    ) -> EventsPage:
+        """The events numbered above `since`, waiting up to `wait` s for the first one."""
+        page = self.get("/debug/events", since=since, wait=wait, limit=limit)
+        return cast(EventsPage, page)
 
     def follow(self, since: int | None = None, wait: float = 10.0) -> Iterator[DebugEvent]:
         """Every event after `since` (default: from now on), as it happens."""
@@ -344,16 +373,14 @@ class BridgeClient:
         line: int,
         character: int,
         prefix: str | None = None,
-        limit: int = 100,
+        limit: int | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
+        body = {
             "textDocument": {"uri": path},
             "position": position(line, character),
-            "limit": limit,
+            **given(prefix=prefix, limit=limit),
         }
-        if prefix is not None:
-            body["prefix"] = prefix
-        return self.post("/lsp/completion", body)
+        return self._object("/lsp/completion", body)
 
     def at(self, method: str, path: str, line: int, character: int) -> Any:
         """hover, definition, declaration, references or signatureHelp at a position."""
@@ -361,7 +388,7 @@ class BridgeClient:
         return self.post(f"/lsp/{method}", body)
 
     def hover(self, path: str, line: int, character: int) -> dict[str, Any] | None:
-        return self.at("hover", path, line, character)
+        return cast(dict[str, Any] | None, self.at("hover", path, line, character))
 
     def definition(self, path: str, line: int, character: int) -> list[dict[str, Any]]:
         return _as_list(self.at("definition", path, line, character))
@@ -370,53 +397,53 @@ class BridgeClient:
         return _as_list(self.at("declaration", path, line, character))
 
     def references(
-        self, path: str, line: int, character: int, include_declaration: bool = True
+        self, path: str, line: int, character: int, include_declaration: bool | None = None
     ) -> list[dict[str, Any]]:
-        body = {
+        """Where the symbol is used (with its declaration, unless `include_declaration`
+        is False)."""
+        body: dict[str, Any] = {
             "textDocument": {"uri": path},
             "position": position(line, character),
-            "context": {"includeDeclaration": include_declaration},
         }
+        if include_declaration is not None:
+            body["context"] = {"includeDeclaration": include_declaration}
         return _as_list(self.post("/lsp/references", body))
 
     def signature_help(self, path: str, line: int, character: int) -> dict[str, Any] | None:
-        return self.at("signatureHelp", path, line, character)
+        return cast(dict[str, Any] | None, self.at("signatureHelp", path, line, character))
+
+    def document_symbol(self, path: str) -> list[dict[str, Any]]:
+        return _as_list(self.post("/lsp/documentSymbol", {"textDocument": {"uri": path}}))
 
     def document_symbols(self, path: str) -> list[dict[str, Any]]:
-        return _as_list(self.post("/lsp/documentSymbol", {"textDocument": {"uri": path}}))
+        """`document_symbol` by the name this client had first."""
+        return self.document_symbol(path)
 
     # Shared documents: an agent holds a document open until it closes it (or goes).
 
     def did_open(self, path: str, text: str | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {"uri": path}
-        if text is not None:
-            doc["text"] = text
-        return self.post("/lsp/didOpen", {"textDocument": doc})
+        return self._object("/lsp/didOpen", {"textDocument": {"uri": path, **given(text=text)}})
 
     def did_change(self, path: str, version: int, changes: list[dict[str, Any]]) -> dict[str, Any]:
         """`changes`: [{"text": whole}] or [{"range": ..., "text": ...}] (LSP, 0-based)."""
         body = {"textDocument": {"uri": path, "version": version}, "contentChanges": changes}
-        return self.post("/lsp/didChange", body)
+        return self._object("/lsp/didChange", body)
 
     def did_save(self, path: str) -> dict[str, Any]:
-        return self.post("/lsp/didSave", {"textDocument": {"uri": path}})
+        return self._object("/lsp/didSave", {"textDocument": {"uri": path}})
 
     def did_close(self, path: str) -> dict[str, Any]:
-        return self.post("/lsp/didClose", {"textDocument": {"uri": path}})
+        return self._object("/lsp/didClose", {"textDocument": {"uri": path}})
 
-    def diagnostics(self, path: str, wait: float = 0.0) -> dict[str, Any]:
-        return self.get("/lsp/diagnostics", uri=path, wait=wait or None)
+    def diagnostics(self, path: str, wait: float | None = None) -> dict[str, Any]:
+        return cast(dict[str, Any], self.get("/lsp/diagnostics", uri=path, wait=wait))
 
     def read_file(
         self, path: str, start_line: int | None = None, end_line: int | None = None
     ) -> FileText:
         """A project file's text (lines `start_line`..`end_line`, 1-based, inclusive; the
         whole file by default) and the sha256 of the whole file, for `apply_changes`."""
-        body: dict[str, Any] = {"uri": path}
-        if start_line is not None:
-            body["start_line"] = start_line
-        if end_line is not None:
-            body["end_line"] = end_line
+        body = given(uri=path, start_line=start_line, end_line=end_line)
         return cast(FileText, self.post("/edit/read", body))
 
     def apply_changes(
@@ -426,11 +453,23 @@ class BridgeClient:
         edits: list[dict[str, Any]] | None = None,
         expected_sha256: str | None = None,
     ) -> dict[str, Any]:
-        body = {"uri": path, "text": text, "edits": edits, "expected_sha256": expected_sha256}
-        return self.post("/edit/applyChanges", {k: v for k, v in body.items() if v is not None})
+        body = given(uri=path, text=text, edits=edits, expected_sha256=expected_sha256)
+        return self._object("/edit/applyChanges", body)
 
     def reload(self, paths: list[str] | None = None) -> dict[str, Any]:
-        return self.post("/execute/reload", {} if paths is None else {"paths": paths})
+        return self._object("/execute/reload", given(paths=paths))
+
+
+def _result_of(method: str, path: str, answer: Any) -> Any:
+    """The `result` of a success; the whole answer of an unwrapped one (`/status`) or of
+    what is not the bridge's answer shape at all (`/openapi.json`'s document)."""
+    if not isinstance(answer, dict) or answer.get("status") != "ok":
+        return answer
+    if "result" in answer:
+        return answer["result"]
+    if path in FLAT_PATHS:
+        return answer
+    raise BridgeError(f"{method} {path}: the bridge answered ok without a 'result'")
 
 
 def _as_list(result: Any) -> list[dict[str, Any]]:

@@ -5,9 +5,9 @@ default 6005/6006), and a DAP `initialize` clears the breakpoints of whichever e
 receives it. The addon hands over its editor's pid (`--editor-pid`); before a handshake
 the sidecar checks that the process listening on the port is that editor. Another Godot
 process there is another editor: `wrong_editor`. Where the operating system will not tell
-(no psutil, no permission), or the listener is not Godot at all (a relay, an SSH tunnel, a
-container's port forwarder), the check says "unknown" and the LSP's own project root (see
-lsp.py) is the remaining proof.
+(no permission, a psutil before 6), or the listener is not Godot at all (a relay, an SSH
+tunnel, a container's port forwarder), the check says "unknown" and the LSP's own project
+root (see godot/lsp/session.py) is the remaining proof.
 
 psutil is a dependency of the sidecar because it answers "who listens on this port" on
 Linux, macOS and Windows alike; reading /proc by hand would cover Linux only.
@@ -20,14 +20,11 @@ import logging
 import os
 from dataclasses import dataclass
 
+import psutil
+
 from sidecar.errors import TransportError, WrongEditor
 
 log = logging.getLogger(__name__)
-
-try:  # the check degrades to "unknown" without it rather than keeping the sidecar from starting
-    import psutil
-except ImportError:  # pragma: no cover - psutil is a declared dependency
-    psutil = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -42,8 +39,6 @@ class Listener:
 
 def project_of(pid: int) -> str | None:
     """The project directory of a Godot process: its `--path`, else its working directory."""
-    if psutil is None:
-        return None
     try:
         proc = psutil.Process(pid)
         args = proc.cmdline()
@@ -60,7 +55,7 @@ def project_of(pid: int) -> str | None:
 
 def listener_of(port: int, editor_pid: int | None) -> Listener:
     """Whether `editor_pid` is the process listening on TCP `port` (blocking; run in a thread)."""
-    if editor_pid is None or psutil is None:
+    if editor_pid is None:
         return Listener(None)
     try:
         mine = psutil.Process(editor_pid).net_connections(kind="tcp")

@@ -184,7 +184,7 @@ class Peer:
         self.wrong_editor_probe = wrong_editor_probe
         # Proves the port is served by our editor before it is even opened (identity.py);
         # raises WrongEditor (someone else's) or Unverified (no proof yet) otherwise. Set by
-        # whoever knows the editor (the Bridge).
+        # whoever knows the editor (app.Sidecar).
         self.identify: ConnectHook | None = None
         self._born = time.monotonic()
         self._ever_connected = False

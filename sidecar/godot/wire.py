@@ -142,10 +142,6 @@ class MessageStream:
         except (ConnectionError, OSError) as exc:
             raise PeerClosed(f"{self.name} connection failed: {exc}") from None
 
-    @property
-    def closed(self) -> bool:
-        return self._writer.is_closing()
-
     def close(self) -> None:
         self._writer.close()
 

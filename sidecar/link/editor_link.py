@@ -13,14 +13,14 @@ import itertools
 import logging
 import os
 import socket
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
+from sidecar.agents import AgentRegistry
 from sidecar.link.frames import FrameDecoder, FrameError, encode_data_frame, encode_frame
 from sidecar.link.vconn import Connections
 
 log = logging.getLogger(__name__)
 
-LINK_VERSION = 1
 HELLO_TIMEOUT = 5.0
 # Largest `data` frame written: bigger writes are split (a frame may not exceed MAX_FRAME).
 DATA_CHUNK = 1024 * 1024
@@ -28,6 +28,22 @@ DATA_CHUNK = 1024 * 1024
 
 class LinkClosed(Exception):
     """The addon went away."""
+
+
+class EditorActions(Protocol):
+    """Runs editor actions on the editor's main thread: a Link while the addon is connected."""
+
+    async def action(self, name: str, args: dict[str, Any], timeout: float = 10.0) -> Any: ...
+
+
+class LinkHost(Protocol):
+    """What a Link needs of the sidecar it serves (app.Sidecar)."""
+
+    agents: AgentRegistry
+    # Set while the link is up, so editor actions reach the addon through it.
+    editor_link: EditorActions | None
+
+    def app_server(self) -> asyncio.Protocol: ...
 
 
 class Link:
@@ -39,10 +55,10 @@ class Link:
     may write a head and a body separately) travel in one frame.
     """
 
-    def __init__(self, port: int, token: str, bridge: Any) -> None:
+    def __init__(self, port: int, token: str, host: LinkHost) -> None:
         self._port = port
         self._token = token
-        self._bridge = bridge
+        self._host = host
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -55,7 +71,7 @@ class Link:
         self._greeted: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         self.connections = Connections(
-            bridge.app_server, self, on_open=self._agent_opened, on_close=self._agent_closed
+            host.app_server, self, on_open=self._agent_opened, on_close=self._agent_closed
         )
 
     # --- Sink: what virtual connections call ---
@@ -106,13 +122,13 @@ class Link:
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._bridge.editor_link = self
+        self._host.editor_link = self
         try:
             self._write({"op": "hello", "token": self._token, "pid": os.getpid(), "version": 1})
             await asyncio.wait_for(asyncio.shield(self._greeted), HELLO_TIMEOUT)
             await self._closed
         finally:
-            self._bridge.editor_link = None
+            self._host.editor_link = None
             self._shutdown()
             transport.close()
 
@@ -160,10 +176,10 @@ class Link:
         assert self._greeted is not None
         if hello.get("op") != "hello":
             raise FrameError(f"expected hello from the addon, got {hello.get('op')!r}")
-        self._bridge.agents.max_clients = int(hello.get("max_clients", 100))
+        self._host.agents.max_clients = int(hello.get("max_clients", 100))
         for client_id, peer in hello.get("clients", []):
             self.connections.open(int(client_id), str(peer))
-        log.info("link up on port %d (max %d clients)", self._port, self._bridge.agents.max_clients)
+        log.info("link up on port %d (max %d clients)", self._port, self._host.agents.max_clients)
         self._greeted.set_result(None)
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
@@ -198,10 +214,10 @@ class Link:
             future.set_exception(RuntimeError(frame.get("error") or "editor action failed"))
 
     def _agent_opened(self, client_id: int, peer: str) -> None:
-        self._bridge.agents.add(client_id, peer)
+        self._host.agents.add(client_id, peer)
 
     def _agent_closed(self, client_id: int) -> None:
-        self._bridge.agents.remove(client_id)
+        self._host.agents.remove(client_id)
 
     # --- frames out ---
 

@@ -123,7 +123,8 @@ def pack(value: Any) -> bytes:
     """Encode one value of the subset exactly as msgpack.gd does; FrameError otherwise."""
     try:
         _check(value, 0)
-        return msgpack.packb(value, use_bin_type=True)
+        packed: bytes = msgpack.packb(value, use_bin_type=True)
+        return packed
     except (_Invalid, ValueError, TypeError, OverflowError) as err:
         # UnicodeEncodeError (a lone surrogate in a str) is a ValueError.
         raise FrameError(f"cannot encode: {err}", MSGPACK) from err

@@ -126,8 +126,8 @@ class Connections:
         self,
         protocol_factory: Callable[[], asyncio.Protocol],
         sink: Sink,
-        on_open: Callable[[int, str], None] | None = None,
-        on_close: Callable[[int], None] | None = None,
+        on_open: Callable[[int, str], object] | None = None,
+        on_close: Callable[[int], object] | None = None,
     ) -> None:
         self._factory = protocol_factory
         self._sink = sink
@@ -197,8 +197,8 @@ class _DirectAgent(asyncio.Protocol):
         self,
         inner: asyncio.Protocol,
         client_id: int,
-        on_open: Callable[[int, str], None],
-        on_close: Callable[[int], None],
+        on_open: Callable[[int, str], object],
+        on_close: Callable[[int], object],
     ) -> None:
         self._inner = inner
         self._client_id = client_id
@@ -234,8 +234,8 @@ async def serve_direct(
     protocol_factory: Callable[[], asyncio.Protocol],
     host: str,
     port: int,
-    on_open: Callable[[int, str], None],
-    on_close: Callable[[int], None],
+    on_open: Callable[[int, str], object],
+    on_close: Callable[[int], object],
 ) -> asyncio.Server:
     """Serve agents on host:port, each with a client id as the addon would give it."""
     ids = itertools.count(1)

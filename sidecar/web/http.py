@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from sidecar.agents import Agent, AgentRegistry, clean_agent_name
 from sidecar.errors import BridgeError, RequestError
@@ -162,7 +164,10 @@ def error_response(err: BridgeError) -> web.Response:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    # Answers may be models (the declarations' answer types): the same conversion MCP uses.
+    return json.dumps(
+        to_jsonable_python(obj, by_alias=True), separators=(",", ":"), ensure_ascii=False
+    )
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -316,6 +321,8 @@ def _wrap(
         result = await handler(request)
         if isinstance(result, web.StreamResponse):
             return result
+        if not envelope and isinstance(result, BaseModel):
+            result = result.model_dump(mode="json", by_alias=True)
         return ok(result) if envelope or not isinstance(result, dict) else ok_flat(result)
 
     return serve

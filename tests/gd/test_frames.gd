@@ -1,17 +1,12 @@
-extends SceneTree
+extends "res://tests/gd/helpers.gd"
 ## Tests of addons/godot_debug_connection/frame_codec.gd against tests/fixtures/frames.json.
 ##
 ## godot --headless --path . --script res://tests/gd/test_frames.gd -- [fixtures.json]
 ## The last line is "gdscript: N passed, M failed"; the exit code is 1 when a check failed.
 
 const FrameCodec = preload("res://addons/godot_debug_connection/frame_codec.gd")
-const MsgPack = preload("res://addons/godot_debug_connection/msgpack.gd")
-const Helpers = preload("res://tests/gd/test_msgpack.gd")
 const DEFAULT_FIXTURES: String = "res://tests/fixtures/frames.json"
 
-var _passed: int = 0
-var _failed: int = 0
-var _current: String = ""
 var _valid: Array = []
 var _invalid: Array = []
 
@@ -19,29 +14,19 @@ var _invalid: Array = []
 func _init() -> void:
 	var args: PackedStringArray = OS.get_cmdline_user_args()
 	var path: String = args[0] if args.size() > 0 else DEFAULT_FIXTURES
-	var fixtures: Variant = Helpers.parse_json(FileAccess.get_file_as_string(path))
+	var fixtures: Variant = parse_json(FileAccess.get_file_as_string(path))
 	if fixtures is Dictionary:
 		_valid = fixtures.valid
 		_invalid = fixtures.invalid
 	check(_valid.size() > 50 and _invalid.size() > 20, "fixtures loaded from %s" % path)
-	Helpers.run_tests(self)
-	print("gdscript: %d passed, %d failed" % [_passed, _failed])
-	quit(1 if _failed > 0 else 0)
-
-
-## Counts one check; prints what failed.
-func check(ok: bool, what: String) -> void:
-	if ok:
-		_passed += 1
-	else:
-		_failed += 1
-		printerr("FAIL %s: %s" % [_current, what])
+	run_tests()
+	finish()
 
 
 # What Godot decodes for a fixture, and the bytes it encodes that to.
 func _expected(fx: Dictionary) -> Array:
-	var value: Variant = Helpers.from_json(fx.get("gd_value", fx.value))
-	return [value, Helpers.expand_hex(fx.get("gd_hex", fx.hex))]
+	var value: Variant = from_json(fx.get("gd_value", fx.value))
+	return [value, expand_hex(fx.get("gd_hex", fx.hex))]
 
 
 func _decode_all(stream: PackedByteArray, chunk: int) -> Array:
@@ -61,10 +46,10 @@ func _decode_all(stream: PackedByteArray, chunk: int) -> Array:
 func _test_valid_fixtures_decode() -> void:
 	for fx: Dictionary in _valid:
 		var decoder: FrameCodec.FrameDecoder = FrameCodec.FrameDecoder.new()
-		decoder.feed(Helpers.expand_hex(fx.hex))
+		decoder.feed(expand_hex(fx.hex))
 		var frame: Variant = decoder.next_frame()
 		var want: Variant = _expected(fx)[0]
-		var ok: bool = Helpers.same(frame, want) and decoder.next_frame() == null
+		var ok: bool = same(frame, want) and decoder.next_frame() == null
 		check(ok, "" if ok else "%s: got %s (%s)" % [fx.name, frame, decoder.get_error()])
 
 
@@ -83,16 +68,16 @@ func _test_lossy_fixtures_keep_their_python_bytes() -> void:
 		if fx.has("gd_value"):
 			lossy += 1
 			var decoder: FrameCodec.FrameDecoder = FrameCodec.FrameDecoder.new()
-			decoder.feed(Helpers.expand_hex(fx.hex))
-			var want: Variant = Helpers.from_json(fx.gd_value)
-			check(Helpers.same(decoder.next_frame(), want), "%s decodes lossily" % fx.name)
+			decoder.feed(expand_hex(fx.hex))
+			var want: Variant = from_json(fx.gd_value)
+			check(same(decoder.next_frame(), want), "%s decodes lossily" % fx.name)
 	check(lossy >= 1, "there are NUL fixtures")
 
 
 func _test_invalid_fixtures_are_rejected() -> void:
 	for fx: Dictionary in _invalid:
 		var decoder: FrameCodec.FrameDecoder = FrameCodec.FrameDecoder.new()
-		decoder.feed(Helpers.expand_hex(fx.hex))
+		decoder.feed(expand_hex(fx.hex))
 		var frame: Variant = decoder.next_frame()
 		var ok: bool = frame == null and decoder.get_error_code() == fx.error
 		check(ok, "%s: want %s, got %s" % [fx.name, fx.error, decoder.get_error()])
@@ -103,15 +88,13 @@ func _test_whole_fixture_stream_in_pieces() -> void:
 	var stream: PackedByteArray = PackedByteArray()
 	var want: Array = []
 	for fx: Dictionary in _valid:
-		var raw: PackedByteArray = Helpers.expand_hex(fx.hex)
+		var raw: PackedByteArray = expand_hex(fx.hex)
 		if raw.size() < 2000:
 			stream.append_array(raw)
 			want.append(_expected(fx)[0])
 	for chunk: int in [1, 7, 4096, stream.size()]:
 		var frames: Array = _decode_all(stream, chunk)
-		check(
-			Helpers.same(frames, want), "stream in chunks of %d: %d frames" % [chunk, frames.size()]
-		)
+		check(same(frames, want), "stream in chunks of %d: %d frames" % [chunk, frames.size()])
 
 
 func _test_many_small_frames_in_one_feed() -> void:
@@ -233,7 +216,7 @@ func _test_data_frame_shortcut_agrees_with_the_general_decoder() -> void:
 			if got == null:
 				got = decoder.get_error_code()
 			var want: Variant = _reference(payload)
-			if not Helpers.same(got, want):
+			if not same(got, want):
 				bad += 1
 				if bad <= 5:
 					printerr("  %s: got %s, want %s" % [payload.hex_encode(), got, want])
@@ -288,4 +271,4 @@ func _test_encode_frame_refuses_bad_frames() -> void:
 	check(FrameCodec.encode_frame({"op": "x", "v": Vector2()}).is_empty(), "unsupported value")
 	check(FrameCodec.encode_frame({"op": "x", "v": {1.5: 0}}).is_empty(), "float key")
 	var named: PackedByteArray = FrameCodec.encode_frame({&"op": &"open"})
-	check(named == Helpers.hx("00000009 81 a2 6f 70 a4 6f 70 65 6e"), "StringName op: %s" % named)
+	check(named == hx("00000009 81 a2 6f 70 a4 6f 70 65 6e"), "StringName op: %s" % named)

@@ -1,4 +1,4 @@
-extends SceneTree
+extends "res://tests/gd/helpers.gd"
 ## Tests of how addons/godot_debug_connection/bridge_settings.gd finds the ports Godot serves.
 ##
 ## godot --headless --path . --lsp-port <L> --dap-port <D>
@@ -6,25 +6,11 @@ extends SceneTree
 ## Last line "gdscript: N passed, M failed".
 
 const BridgeSettings = preload("res://addons/godot_debug_connection/bridge_settings.gd")
-const TestMsgPack = preload("res://tests/gd/test_msgpack.gd")
-
-var _passed: int = 0
-var _failed: int = 0
-var _current: String = ""
 
 
 func _init() -> void:
-	TestMsgPack.run_tests(self)
-	print("gdscript: %d passed, %d failed" % [_passed, _failed])
-	quit(1 if _failed > 0 else 0)
-
-
-func check(ok: bool, what: String) -> void:
-	if ok:
-		_passed += 1
-	else:
-		_failed += 1
-		printerr("FAIL %s: %s" % [_current, what])
+	run_tests()
+	finish()
 
 
 func _test_flag_with_a_separate_value() -> void:

@@ -1,9 +1,10 @@
 """`/mcp`: the bridge as a Model Context Protocol server (Streamable HTTP).
 
 This module is what the bridge loads at start: the route, the session list the
-dashboard shows, and a handler that imports the MCP SDK and the tools (mcp_tools.py)
-with the first `/mcp` request. The SDK takes about a second to import; a sidecar that
-restarts should spend that only once somebody uses MCP.
+dashboard shows, and a handler that imports the MCP SDK and the server (server.py, whose
+tools are the operations the route table serves) with the first `/mcp` request. The SDK
+takes about a second to import; a sidecar that restarts should spend that only once
+somebody uses MCP.
 
 No GET: the server never speaks first (no notifications, sampling or elicitation), so it
 offers no standalone event stream and GET is answered 405, as the spec allows. An open
@@ -24,7 +25,6 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from sidecar.web.http import RouteTable
-from sidecar.web.local import RouteCaller
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +144,10 @@ class _Server(Protocol):
 
 
 class McpEndpoint:
-    """`/mcp`'s handler: builds the MCP server (mcp_tools.McpBridge) on first use."""
+    """`/mcp`'s handler: builds the MCP server (server.McpBridge) on first use."""
 
-    def __init__(self, caller: RouteCaller, on_end: SessionEnd | None = None) -> None:
-        self.caller = caller
+    def __init__(self, routes: RouteTable, on_end: SessionEnd | None = None) -> None:
+        self.routes = routes
         self.on_end = on_end
         self.sessions = McpSessions(idle_timeout_from_env())
         self._server: _Server | None = None
@@ -159,22 +159,23 @@ class McpEndpoint:
             async with self._loading:
                 if self._server is None:
                     # In a thread: the import must not stall the other agents' requests.
-                    tools = await asyncio.to_thread(importlib.import_module, ".tools", __package__)
-                    self._server = tools.McpBridge(self.caller, self.sessions, self.on_end)
+                    server = await asyncio.to_thread(
+                        importlib.import_module, ".server", __package__
+                    )
+                    self._server = server.McpBridge(self.routes, self.sessions, self.on_end)
         return self._server
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         return await (await self.server()).handle(request)
 
 
-def register(
-    routes: RouteTable, caller: RouteCaller, on_end: SessionEnd | None = None
-) -> McpEndpoint:
-    """Serve `/mcp`: POST JSON-RPC messages, DELETE to end the session.
+def register(routes: RouteTable, on_end: SessionEnd | None = None) -> McpEndpoint:
+    """Serve `/mcp`: POST JSON-RPC messages, DELETE to end the session. Its tools are the
+    operations `routes` serves, however many are served by the time an agent asks.
 
     `on_end(identity)` runs when a session ends however it ends (its breakpoints go).
     """
-    endpoint = McpEndpoint(caller, on_end)
+    endpoint = McpEndpoint(routes, on_end)
     summary = "Model Context Protocol (Streamable HTTP): {}"
     routes.add("POST", MCP_PATH, endpoint.handle, summary.format("send JSON-RPC messages"))
     routes.add("DELETE", MCP_PATH, endpoint.handle, summary.format("end the session"))
