@@ -651,15 +651,18 @@ def test_issue_12_file_uris_are_accepted_on_lsp_and_edit_endpoints(
     assert written["path"] == "res://demo/via_file_uri.gd" and copy.read_text() == GOOD
 
 
-@pytest.mark.parametrize("body", [None, {}, {"textDocument": {"uri": MAIN}}])
+@pytest.mark.parametrize("body", [None, {}, {"wait": 1}])
 def test_issue_12_diagnostics_without_uri_is_400_naming_uri(
     sidecar: Sidecar, body: dict[str, Any] | None
 ) -> None:
-    """`uri` is required (the document said optional) and the GET's error named textDocument."""
+    """`uri` is required (the document said optional) and the GET's error named textDocument;
+    a POST may still name the script LSP's way, `textDocument.uri`."""
     status, answer = call(sidecar, "/lsp/diagnostics", body)
     assert status == 400, answer
     assert answer["error"]["code"] == "missing_field" and answer["error"]["field"] == "uri"
     assert "'uri'" in answer["error"]["message"]
+    lsp_shaped = ok(sidecar, "/lsp/diagnostics", {"textDocument": {"uri": MAIN}})
+    assert lsp_shaped["path"] == MAIN
 
 
 def test_issue_12_apply_changes_with_both_text_and_edits_is_400(
@@ -679,7 +682,8 @@ def test_issue_12_lsp_rules_are_in_the_declarations() -> None:
     hover = HOVER.arguments.model_json_schema()
     assert hover["anyOf"] == [{"required": ["textDocument"]}, {"required": ["uri"]}]
     assert "position" in hover["required"]
-    assert DIAGNOSTICS.arguments.model_json_schema()["required"] == ["uri"]
+    diagnostics = DIAGNOSTICS.arguments.model_json_schema()
+    assert diagnostics["anyOf"] == [{"required": ["uri"]}, {"required": ["textDocument"]}]
     assert "not_found" in HOVER.errors and "outside_project" in HOVER.errors
     assert "not_a_script" not in APPLY_CHANGES.errors  # edits take any project file
 

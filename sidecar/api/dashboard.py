@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import Field
 
+from sidecar.project.documents import DocumentStore
 from sidecar.web.http import RouteTable
 from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
@@ -31,20 +32,28 @@ class _EventLog(Protocol):
 
 
 class _Dap(Protocol):
-    events: _EventLog
+    @property
+    def events(self) -> _EventLog: ...
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]: ...
 
+    # frontends.register, which takes this bridge, forgets an MCP session's breakpoints.
+    async def forget_agent(self, identity: str) -> None: ...
+
 
 class _Lsp(Protocol):
-    documents: Any
+    @property
+    def documents(self) -> DocumentStore: ...
 
 
 class DashboardBridge(Protocol):
-    """What the dashboard reads of `bridge.Bridge`."""
+    """What the dashboard reads of `app.Sidecar`."""
 
-    dap_session: _Dap
-    lsp_session: _Lsp
+    @property
+    def dap_session(self) -> _Dap: ...
+
+    @property
+    def lsp_session(self) -> _Lsp: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -95,7 +104,7 @@ def page() -> str:
     return resources.files(__package__).joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
-def diagnostics_counts(documents: Any) -> list[dict[str, Any]]:
+def diagnostics_counts(documents: DocumentStore) -> list[dict[str, Any]]:
     """Per file: how many errors, warnings and other diagnostics Godot published last."""
     out = []
     for rel, entry in sorted(documents.all_diagnostics().items()):

@@ -34,8 +34,11 @@ class EditorActionError(ProtocolError):
 
 
 class _Lsp(Protocol):
-    paths: ProjectPaths
-    documents: DocumentStore
+    @property
+    def paths(self) -> ProjectPaths: ...
+
+    @property
+    def documents(self) -> DocumentStore: ...
 
 
 class _Dap(Protocol):
@@ -44,10 +47,13 @@ class _Dap(Protocol):
 
 
 class EditorBridge(Protocol):
-    """What these endpoints need of `bridge.Bridge` (a fake in unit tests)."""
+    """What these endpoints need of `app.Sidecar` (a fake in unit tests)."""
 
-    lsp_session: _Lsp
-    dap_session: _Dap
+    @property
+    def lsp_session(self) -> _Lsp: ...
+
+    @property
+    def dap_session(self) -> _Dap: ...
 
     async def editor_action(self, name: str, args: dict[str, Any], timeout: float = ...) -> Any: ...
 

@@ -167,15 +167,6 @@ class ReferencesArguments(PositionArguments):
     context: ReferenceContext = Field(default_factory=ReferenceContext)
 
 
-class DiagnosticsArguments(Arguments):
-    uri: str = Field(min_length=1, description=f"the script: {_URI_DOC}")
-    wait: float = Field(
-        0.0,
-        description=f"seconds to wait for diagnostics newer than the document's version "
-        f"(long-poll; cut to 0..{MAX_WAIT:g})",
-    )
-
-
 class FileArguments(Arguments):
     """A project file of any kind, by `uri` (or LSP's `textDocument.uri`)."""
 
@@ -198,11 +189,28 @@ class FileArguments(Arguments):
             )
         return self
 
-    def named(self) -> str:
+    def named(self) -> tuple[str, str]:
+        """The file as the agent spelled it, and the field that carries it."""
         if self.uri is not None:
-            return self.uri
+            return self.uri, "uri"
         assert self.textDocument is not None  # _named
-        return self.textDocument.uri
+        return self.textDocument.uri, "textDocument.uri"
+
+
+class DiagnosticsArguments(FileArguments):
+    """A script by `uri` (a GET's only way), or LSP's `textDocument.uri` in a POST."""
+
+    uri: str | None = Field(
+        None,
+        min_length=1,
+        description=f"the script: {_URI_DOC}; required unless a POST gives `textDocument`",
+        examples=["res://player.gd"],
+    )
+    wait: float = Field(
+        0.0,
+        description=f"seconds to wait for diagnostics newer than the document's version "
+        f"(long-poll; cut to 0..{MAX_WAIT:g})",
+    )
 
 
 class TextEdit(Arguments):
@@ -241,7 +249,7 @@ class ApplyChangesArguments(FileArguments):
         """The write these arguments ask for, as the project layer takes it."""
         edits = None if self.edits is None else [e.model_dump() for e in self.edits]
         expected = self.expected_sha256.strip().lower() if self.expected_sha256 else None
-        return EditRequest(self.named(), self.text, edits, expected)
+        return EditRequest(self.named()[0], self.text, edits, expected)
 
 
 class ReadArguments(FileArguments):
@@ -636,14 +644,15 @@ class LspApi:
     # -- diagnostics -----------------------------------------------------------------------
 
     async def diagnostics(self, args: DiagnosticsArguments, caller: Caller) -> dict[str, Any]:
-        f = self._existing_script(args.uri, "uri")
+        raw, where = args.named()
+        f = self._existing_script(raw, where)
         wait = min(max(args.wait, 0.0), MAX_WAIT)
         store = self.session.documents
         doc = store.get(f)
         if doc is None:
             # Godot publishes only for open documents: open it briefly from disk.
             self.session.require_connected()
-            text = self._disk_text(f, "uri")
+            text = self._disk_text(f, where)
             version = await self._transient_diagnostics(f, text, max(wait, self._timeout))
             return self._diagnostics_answer(f, version, is_open=False)
         await store.wait_diagnostics(f, doc.version, wait)
@@ -693,7 +702,7 @@ class LspApi:
 
     async def read(self, args: ReadArguments, caller: Caller) -> dict[str, Any]:
         """A project file (any text file, not only scripts) and its sha256, from disk."""
-        req = ReadRequest(args.named(), args.start_line, args.end_line)
+        req = ReadRequest(args.named()[0], args.start_line, args.end_line)
         return (await self.editor.read(req)).as_json()
 
     async def _after_write(self, result: EditResult) -> dict[str, Any]:
