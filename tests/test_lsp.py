@@ -686,6 +686,8 @@ def test_issue_12_lsp_rules_are_in_the_declarations() -> None:
     assert diagnostics["anyOf"] == [{"required": ["uri"]}, {"required": ["textDocument"]}]
     assert "not_found" in HOVER.errors and "outside_project" in HOVER.errors
     assert "not_a_script" not in APPLY_CHANGES.errors  # edits take any project file
+    one_of = APPLY_CHANGES.arguments.model_json_schema()["allOf"][1]["oneOf"]
+    assert one_of == [{"required": ["text"]}, {"required": ["edits"]}]
 
 
 def test_issue_12_answers_follow_their_declared_models(sidecar: Sidecar, godot: Godot) -> None:

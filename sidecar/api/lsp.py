@@ -219,6 +219,15 @@ class TextEdit(Arguments):
 
 
 class ApplyChangesArguments(FileArguments):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {"anyOf": [{"required": ["uri"]}, {"required": ["textDocument"]}]},
+                {"oneOf": [{"required": ["text"]}, {"required": ["edits"]}]},
+            ]
+        }
+    )
+
     text: str | None = Field(None, description="the whole new content (or give `edits`)")
     edits: list[TextEdit] | None = Field(
         None, description="LSP TextEdits against the current content (or give `text`)"
