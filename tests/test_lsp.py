@@ -30,7 +30,7 @@ import psutil
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from harness import call_json, free_port, godot_binary, ok_json
+from harness import call_json, free_port, ok_json
 from pydantic import TypeAdapter
 
 from sidecar.agents import AgentRegistry
@@ -101,8 +101,8 @@ def _kill_tree(pid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def godot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Godot]:
-    binary = godot_binary()
+def godot(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[Godot]:
+    binary = godot_bin  # asking for godot_bin marks the tests `godot` (conftest.py)
     project = _project_copy(tmp_path_factory.mktemp("lsp") / "project")
     lsp_port, dap_port = free_port(), free_port()
     log = open(project.parent / "godot.log", "wb")
