@@ -152,7 +152,7 @@ STANDIN = textwrap.dedent(
         sys.exit(0)
     elif mode == "answer_then_garbage":
         # Waits for two agents' requests, then answers the first with garbage right behind.
-        from sidecar.frames import FrameDecoder
+        from sidecar.link.frames import FrameDecoder
         decoder, asked, got = FrameDecoder(), [], first  # requests may follow the hello
         s.settimeout(30)
         while True:
