@@ -15,9 +15,11 @@ that is neither on disk nor open 404 `not_found`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from sidecar.api.shapes import Position, TextDocument
 from sidecar.errors import RequestError
@@ -47,23 +49,45 @@ SCRIPT_ERRORS = (*PATH_ERRORS, "not_a_script")
 # --- arguments ---------------------------------------------------------------------------------
 
 _URI_DOC = "res://, project-relative, absolute or file:// path of a project file"
+# A script's name ends in .gd. Said in the schema only: the server answers any other file
+# with its own code, 400 not_a_script, rather than a generic invalid_field.
+_SCRIPT_PATTERN: JsonDict = {"pattern": r"\.[gG][dD]\s*$"}
+_SCRIPT_DOC = f"a GDScript (.gd) file: {_URI_DOC}"
+
+
+class ScriptDocument(Arguments):
+    uri: str = Field(
+        min_length=1,
+        description=_SCRIPT_DOC,
+        examples=["res://player.gd"],
+        json_schema_extra=_SCRIPT_PATTERN,
+    )
+
+
+def _given(name: str, json_type: str) -> JsonDict:
+    """JSON Schema for "`name` is there and not null": what the server takes as given
+    (null is taken as absent)."""
+    return {"required": [name], "properties": {name: {"type": json_type}}}
+
+
+_SCRIPT_NAMED: JsonDict = {"anyOf": [_given("textDocument", "object"), _given("uri", "string")]}
+_FILE_NAMED: JsonDict = {"anyOf": [_given("uri", "string"), _given("textDocument", "object")]}
 
 
 class DocumentArguments(Arguments):
     """A script, named LSP's way (`textDocument.uri`) or by `uri` alone (a shortcut)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"anyOf": [{"required": ["textDocument"]}, {"required": ["uri"]}]}
-    )
+    model_config = ConfigDict(json_schema_extra=_SCRIPT_NAMED)
 
-    textDocument: TextDocument | None = Field(
+    textDocument: ScriptDocument | None = Field(
         None, description="the script (a .gd file); required unless `uri` is given"
     )
     uri: str | None = Field(
         None,
         min_length=1,
-        description=f"the script alone, when `textDocument` is not given: {_URI_DOC}",
+        description=f"the script alone, when `textDocument` is not given: {_SCRIPT_DOC}",
         examples=["res://player.gd"],
+        json_schema_extra=_SCRIPT_PATTERN,
     )
 
     @model_validator(mode="after")
@@ -85,7 +109,7 @@ class DocumentArguments(Arguments):
         return self.uri, "uri"
 
 
-class OpenedDocument(TextDocument):
+class OpenedDocument(ScriptDocument):
     text: str | None = Field(
         None,
         description="the text to open it with; absent: the shared copy if open, else the disk",
@@ -122,7 +146,7 @@ class ContentChange(Arguments):
     range: Range | None = Field(None, description="absent: `text` is the whole new text")
 
 
-class VersionedDocument(TextDocument):
+class VersionedDocument(ScriptDocument):
     version: int | None = Field(
         None, description="if given, must be newer than the document's (else 409 conflict)"
     )
@@ -170,9 +194,7 @@ class ReferencesArguments(PositionArguments):
 class FileArguments(Arguments):
     """A project file of any kind, by `uri` (or LSP's `textDocument.uri`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"anyOf": [{"required": ["uri"]}, {"required": ["textDocument"]}]}
-    )
+    model_config = ConfigDict(json_schema_extra=_FILE_NAMED)
 
     uri: str | None = Field(None, min_length=1, description=_URI_DOC, examples=["res://a.gd"])
     textDocument: TextDocument | None = Field(
@@ -197,15 +219,46 @@ class FileArguments(Arguments):
         return self.textDocument.uri, "textDocument.uri"
 
 
-class DiagnosticsArguments(FileArguments):
-    """A script by `uri` (a GET's only way), or LSP's `textDocument.uri` in a POST."""
+def _query_uri(description: str, **schema: Any) -> Any:
+    """`uri` as a GET's query carries it: a non-empty string, required (the model's
+    `required` says so; its Python default None lets a POST spell it LSP's way)."""
+    return WithJsonSchema({"type": "string", "minLength": 1, "description": description, **schema})
 
-    uri: str | None = Field(
-        None,
-        min_length=1,
-        description=f"the script: {_URI_DOC}; required unless a POST gives `textDocument`",
-        examples=["res://player.gd"],
+
+class QueryFileArguments(Arguments):
+    """A file by `uri`, which a GET's query can carry, so it is required.
+
+    A POST written LSP's way (`textDocument.uri`, as the MCP tools and older agents send)
+    is still understood: the uri is taken from there when `uri` is absent.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"required": ["uri"]})
+
+    uri: Annotated[str | None, _query_uri(_URI_DOC, examples=["res://a.gd"])] = Field(
+        None, min_length=1
     )
+    textDocument: SkipJsonSchema[TextDocument | None] = None
+
+    @model_validator(mode="after")
+    def _named(self) -> QueryFileArguments:
+        if self.uri is None and self.textDocument is None:
+            raise RequestError(
+                f"missing field 'uri' ({_URI_DOC})", code="missing_field", details={"field": "uri"}
+            )
+        return self
+
+    def named(self) -> tuple[str, str]:
+        """The file as the agent spelled it, and the field that carries it."""
+        if self.uri is not None:
+            return self.uri, "uri"
+        assert self.textDocument is not None  # _named
+        return self.textDocument.uri, "textDocument.uri"
+
+
+class DiagnosticsArguments(QueryFileArguments):
+    uri: Annotated[
+        str | None, _query_uri(_SCRIPT_DOC, examples=["res://player.gd"], **_SCRIPT_PATTERN)
+    ] = Field(None, min_length=1)
     wait: float = Field(
         0.0,
         description=f"seconds to wait for diagnostics newer than the document's version "
@@ -221,10 +274,7 @@ class TextEdit(Arguments):
 class ApplyChangesArguments(FileArguments):
     model_config = ConfigDict(
         json_schema_extra={
-            "allOf": [
-                {"anyOf": [{"required": ["uri"]}, {"required": ["textDocument"]}]},
-                {"oneOf": [{"required": ["text"]}, {"required": ["edits"]}]},
-            ]
+            "allOf": [_FILE_NAMED, {"oneOf": [_given("text", "string"), _given("edits", "array")]}]
         }
     )
 
@@ -261,7 +311,7 @@ class ApplyChangesArguments(FileArguments):
         return EditRequest(self.named()[0], self.text, edits, expected)
 
 
-class ReadArguments(FileArguments):
+class ReadArguments(QueryFileArguments):
     start_line: int | None = Field(None, ge=1, description="first line, 1-based; absent: 1")
     end_line: int | None = Field(
         None, ge=1, description="last line, 1-based, inclusive; past the end: to the end"
