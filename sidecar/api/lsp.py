@@ -219,6 +219,11 @@ class FileArguments(Arguments):
         return self.textDocument.uri, "textDocument.uri"
 
 
+def _no_default(schema: JsonDict) -> None:
+    """A required field has no default to show (None only means "not given here")."""
+    schema.pop("default", None)
+
+
 def _query_uri(description: str, **schema: Any) -> Any:
     """`uri` as a GET's query carries it: a non-empty string, required (the model's
     `required` says so; its Python default None lets a POST spell it LSP's way)."""
@@ -235,7 +240,7 @@ class QueryFileArguments(Arguments):
     model_config = ConfigDict(json_schema_extra={"required": ["uri"]})
 
     uri: Annotated[str | None, _query_uri(_URI_DOC, examples=["res://a.gd"])] = Field(
-        None, min_length=1
+        None, min_length=1, json_schema_extra=_no_default
     )
     textDocument: SkipJsonSchema[TextDocument | None] = None
 
@@ -258,7 +263,7 @@ class QueryFileArguments(Arguments):
 class DiagnosticsArguments(QueryFileArguments):
     uri: Annotated[
         str | None, _query_uri(_SCRIPT_DOC, examples=["res://player.gd"], **_SCRIPT_PATTERN)
-    ] = Field(None, min_length=1)
+    ] = Field(None, min_length=1, json_schema_extra=_no_default)
     wait: float = Field(
         0.0,
         description=f"seconds to wait for diagnostics newer than the document's version "
