@@ -20,7 +20,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from sidecar.api.dashboard import DASHBOARD_STATE
 from sidecar.client.client import BridgeClient
+from sidecar.errors import RequestError
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -111,3 +113,12 @@ def test_dashboard_shows_agents_and_a_breakpoint_stop(
 
     browser.get(editor.base_url + "/dashboard")
     wait_text(browser, "#events", "stopped")
+
+
+def test_issue_12_dashboard_state_is_declared_with_its_events_count() -> None:
+    """`events` defaults to 30 in the declaration alone; text is a 400 naming it."""
+    assert DASHBOARD_STATE.parse({}, from_query=True).events == 30
+    assert DASHBOARD_STATE.parse({"events": "5"}, from_query=True).events == 5
+    with pytest.raises(RequestError) as exc:
+        DASHBOARD_STATE.parse({"events": "many"}, from_query=True)
+    assert (exc.value.status, exc.value.details["field"]) == (400, "events")

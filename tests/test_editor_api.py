@@ -20,7 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from harness import REPO, Editor, call_json, ok_json
 
 from sidecar.agents import AgentRegistry
-from sidecar.api.editor import register
+from sidecar.api.editor import ReloadError, register
+from sidecar.api.lsp import DIAGNOSTICS, Diagnostic
 from sidecar.app import Sidecar
 from sidecar.config import Config
 from sidecar.errors import TransportError
@@ -209,6 +210,41 @@ def test_script_that_does_not_parse_is_an_error_not_a_crash(editor: Editor) -> N
         broken.write_text("extends Node\n\nfunc fixed() -> void:\n\tpass\n")
         fixed = reload(editor, {"paths": [res]})
         assert fixed["scripts"] == [res] and fixed["errors"] == [], fixed
+    finally:
+        broken.unlink()
+        reload(editor)
+
+
+def diagnostics_when_connected(ed: Editor, res: str, timeout: float = 60) -> dict[str, Any]:
+    """GET /lsp/diagnostics once the language server is connected (it may still start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, answer = call(ed, "GET", f"/lsp/diagnostics?uri={res}&wait=5")
+        if code == 200:
+            return dict(answer["result"])
+        assert code == 503 and time.monotonic() < deadline, answer
+        time.sleep(0.5)
+
+
+def test_issue_12_reload_lines_are_1_based_diagnostics_0_based_and_both_say_so(
+    editor: Editor,
+) -> None:
+    """The same parse error: line 3 in the reload's errors, line 2 in the diagnostics."""
+    assert "1-based" in str(ReloadError.model_fields["line"].description)
+    assert "0-based" in str(Diagnostic.model_fields["range"].description)
+    assert "0-based" in DIAGNOSTICS.description and "/execute/reload" in DIAGNOSTICS.description
+    if not godot_has_logger(editor):
+        pytest.skip("before Godot 4.5 the addon cannot catch a parse error's line")
+    broken = editor.project / "demo" / "broken_lines.gd"
+    res = "res://demo/broken_lines.gd"
+    broken.write_text("extends Node\n\nfunc broken(:\n\tpass\n")
+    try:
+        reloaded = [e for e in reload(editor, {"paths": [res]})["errors"] if e["path"] == res]
+        diagnostics = diagnostics_when_connected(editor, res)["diagnostics"]
+        assert reloaded and diagnostics, (reloaded, diagnostics)
+        assert reloaded[0]["line"] == 3, reloaded  # the file's third line, as Godot prints it
+        lsp_line = diagnostics[0]["range"]["start"]["line"]
+        assert reloaded[0]["line"] == lsp_line + 1, (reloaded, diagnostics)
     finally:
         broken.unlink()
         reload(editor)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sidecar.api.lsp import APPLY_CHANGES, ApplyChangesArguments
 from sidecar.errors import RequestError
 from sidecar.project.documents import Conflict
 from sidecar.project.edits import Editor, EditRequest, apply_edit, safe_target
@@ -35,7 +36,9 @@ def _sha(data: str | bytes) -> str:
 
 
 def _req(**body: Any) -> EditRequest:
-    return EditRequest.from_body(body)
+    args = APPLY_CHANGES.parse(body)
+    assert isinstance(args, ApplyChangesArguments)
+    return args.request()
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -183,7 +186,7 @@ def test_a_directory_is_not_a_file(project: Path) -> None:
     [
         ({"text": "x"}, "uri"),
         ({"uri": "a.gd"}, "text"),
-        ({"uri": "a.gd", "text": "x", "edits": []}, "text"),
+        ({"uri": "a.gd", "text": "x", "edits": []}, "edits"),  # both: invalid (issue 12)
         ({"uri": "a.gd", "text": 3}, "text"),
         ({"uri": "a.gd", "edits": {}}, "edits"),
         ({"uri": "a.gd", "text": "x", "expected_sha256": 5}, "expected_sha256"),
@@ -191,7 +194,7 @@ def test_a_directory_is_not_a_file(project: Path) -> None:
 )
 def test_bad_bodies_are_400_naming_the_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(RequestError) as exc:
-        EditRequest.from_body(body)
+        _req(**body)
     assert exc.value.status == 400
     assert exc.value.details["field"] == field
 

@@ -23,16 +23,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import psutil
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from harness import call_json, free_port, godot_binary, ok_json
+from harness import call_json, free_port, ok_json
+from pydantic import TypeAdapter
 
 from sidecar.agents import AgentRegistry
-from sidecar.api.lsp import register
+from sidecar.api.lsp import (
+    APPLY_CHANGES,
+    COMPLETION,
+    DEFINITION,
+    DIAGNOSTICS,
+    DID_CLOSE,
+    DID_OPEN,
+    DOCUMENT_SYMBOL,
+    HOVER,
+    READ_FILE,
+    REFERENCES,
+    SIGNATURE_HELP,
+    register,
+)
 from sidecar.config import Config
 from sidecar.godot.lsp.session import LspSession
 from sidecar.godot.service import ServiceStatus
@@ -86,8 +101,8 @@ def _kill_tree(pid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def godot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Godot]:
-    binary = godot_binary()
+def godot(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[Godot]:
+    binary = godot_bin  # asking for godot_bin marks the tests `godot` (conftest.py)
     project = _project_copy(tmp_path_factory.mktemp("lsp") / "project")
     lsp_port, dap_port = free_port(), free_port()
     log = open(project.parent / "godot.log", "wb")
@@ -336,13 +351,17 @@ def test_issue_11_files_that_are_not_scripts_are_400_on_every_lsp_endpoint(
     """Godot parses anything as GDScript: main.tscn gave dozens of false errors."""
     status, answer = call(sidecar, f"/lsp/diagnostics?uri={uri}")
     assert status == 400, answer
-    assert answer["error"]["code"] == "invalid_field" and answer["error"]["field"] == "uri"
+    # issue 12: the condition's own code (was invalid_field)
+    assert answer["error"]["code"] == "not_a_script" and answer["error"]["field"] == "uri"
     assert ".gd" in answer["error"]["message"] and "/edit/read" in answer["error"]["message"]
     for path in SCRIPT_ONLY:
-        body = at(uri, 0, 0, contentChanges=[{"text": "x"}])
+        # /lsp/diagnostics takes `uri` (issue 12: it is its required field)
+        body = {**at(uri, 0, 0, contentChanges=[{"text": "x"}]), "uri": uri}
         status, answer = call(sidecar, path, body)
         assert status == 400, (path, answer)
-        assert answer["error"]["field"] == "textDocument.uri", (path, answer)
+        assert answer["error"]["code"] == "not_a_script", (path, answer)
+        field = "uri" if path == "/lsp/diagnostics" else "textDocument.uri"
+        assert answer["error"]["field"] == field, (path, answer)
     assert ok(sidecar, "/lsp/diagnostics?uri=res://demo/main.gd")["diagnostics"] == []
 
 
@@ -452,8 +471,9 @@ def test_shared_document_lives_in_godot_until_the_last_agent_closes(sidecar: Sid
     assert "shared_value" in hover["contents"]["value"]
     last = ok(sidecar, "/lsp/didClose", {"textDocument": {"uri": uri}}, agent="bob")
     assert last["closed_in_godot"] is True
-    forgotten = ok(sidecar, "/lsp/hover", at(uri, 1, 6))
-    assert not (forgotten or {}).get("contents")  # Godot has no such file any more
+    # Neither open nor on disk: 404 not_found (issue 12; was 200 with an empty answer).
+    status, forgotten = call(sidecar, "/lsp/hover", at(uri, 1, 6))
+    assert (status, forgotten["error"]["code"]) == (404, "not_found"), forgotten
 
 
 def test_incremental_change_reaches_godot_as_full_text(sidecar: Sidecar) -> None:
@@ -555,6 +575,141 @@ def test_traversal_is_403_and_nothing_is_written(sidecar: Sidecar, godot: Godot,
     assert status == 403, answer
     assert sorted(str(p) for p in godot.project.parent.rglob("*")) == before
     assert not Path("/tmp/escaped.gd").exists()
+
+
+# --- one code per condition (issue 12) -------------------------------------------------------
+
+ASKING = (
+    "/lsp/hover",
+    "/lsp/definition",
+    "/lsp/declaration",
+    "/lsp/references",
+    "/lsp/signatureHelp",
+    "/lsp/completion",
+    "/lsp/documentSymbol",
+)
+
+
+def test_issue_12_hover_and_definition_on_a_missing_file_are_404_not_found(
+    sidecar: Sidecar,
+) -> None:
+    """Was `200 []` (Godot answers nothing for a file it does not know)."""
+    missing = "res://demo/no_such_script.gd"
+    for path in ASKING:
+        status, answer = call(sidecar, path, at(missing, 0, 0))
+        assert status == 404, (path, answer)
+        assert answer["error"]["code"] == "not_found", (path, answer)
+        assert answer["error"]["field"] == "textDocument.uri", (path, answer)
+        assert answer["error"]["path"] == missing, (path, answer)
+    status, answer = call(sidecar, f"/lsp/diagnostics?uri={missing}")
+    assert (status, answer["error"]["code"], answer["error"]["field"]) == (404, "not_found", "uri")
+    # A document open but not on disk is there: Godot knows it through didOpen.
+    memory = "res://memory_only/hover_me.gd"
+    opened = {"textDocument": {"uri": memory, "text": "extends Node\nvar here: int = 1\n"}}
+    ok(sidecar, "/lsp/didOpen", opened, agent="memo")
+    try:
+        assert call(sidecar, "/lsp/hover", at(memory, 1, 5))[0] == 200
+    finally:
+        ok(sidecar, "/lsp/didClose", {"textDocument": {"uri": memory}}, agent="memo")
+
+
+@pytest.mark.parametrize("uri", ["../escaped.gd", "file:///etc/escaped.gd", "/tmp/escaped.gd"])
+def test_issue_12_outside_is_403_outside_project_on_lsp_and_edit_endpoints(
+    sidecar: Sidecar, godot: Godot, uri: str
+) -> None:
+    before = sorted(str(p) for p in godot.project.parent.rglob("*"))
+    bodies = {
+        path: {**at(uri, 0, 0, contentChanges=[{"text": "x"}]), "uri": uri} for path in SCRIPT_ONLY
+    }
+    bodies["/edit/read"] = {"uri": uri}
+    bodies["/edit/applyChanges"] = {"uri": uri, "text": "pwned"}
+    for path, body in bodies.items():
+        status, answer = call(sidecar, path, body)
+        assert status == 403, (path, answer)
+        assert answer["error"]["code"] == "outside_project", (path, answer)
+    for path in ("/lsp/diagnostics", "/edit/read"):
+        status, answer = call(sidecar, f"{path}?uri={quote(uri, safe='')}")
+        assert (status, answer["error"]["code"]) == (403, "outside_project"), (path, answer)
+    assert sorted(str(p) for p in godot.project.parent.rglob("*")) == before
+
+
+def test_issue_12_file_uris_are_accepted_on_lsp_and_edit_endpoints(
+    sidecar: Sidecar, godot: Godot
+) -> None:
+    main = godot.project / "demo" / "main.gd"
+    uri = main.as_uri()
+    position = _position_in(main.read_text(), "counter += 1", 1)
+    hover = ok(sidecar, "/lsp/hover", at(uri, *position))
+    assert "var counter: int = 0" in hover["contents"]["value"]
+    assert ok(sidecar, "/lsp/documentSymbol", {"uri": uri})
+    diagnostics = ok(sidecar, f"/lsp/diagnostics?uri={quote(uri, safe='')}")
+    assert diagnostics["path"] == MAIN
+    read = ok(sidecar, "/edit/read", {"uri": uri})
+    assert read["uri"] == MAIN and read["text"] == main.read_text()
+    copy = godot.project / "demo" / "via_file_uri.gd"
+    written = ok(sidecar, "/edit/applyChanges", {"uri": copy.as_uri(), "text": GOOD})
+    assert written["path"] == "res://demo/via_file_uri.gd" and copy.read_text() == GOOD
+
+
+@pytest.mark.parametrize("body", [None, {}, {"wait": 1}])
+def test_issue_12_diagnostics_without_uri_is_400_naming_uri(
+    sidecar: Sidecar, body: dict[str, Any] | None
+) -> None:
+    """`uri` is required (the document said optional) and the GET's error named textDocument;
+    a POST may still name the script LSP's way, `textDocument.uri`."""
+    status, answer = call(sidecar, "/lsp/diagnostics", body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "missing_field" and answer["error"]["field"] == "uri"
+    assert "'uri'" in answer["error"]["message"]
+    lsp_shaped = ok(sidecar, "/lsp/diagnostics", {"textDocument": {"uri": MAIN}})
+    assert lsp_shaped["path"] == MAIN
+
+
+def test_issue_12_apply_changes_with_both_text_and_edits_is_400(
+    sidecar: Sidecar, godot: Godot
+) -> None:
+    target = godot.project / "demo" / "both.gd"
+    body = {"uri": "res://demo/both.gd", "text": GOOD, "edits": []}
+    status, answer = call(sidecar, "/edit/applyChanges", body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid_field" and answer["error"]["field"] == "edits"
+    assert "not both" in answer["error"]["message"]
+    assert not target.exists()
+
+
+def test_issue_12_lsp_rules_are_in_the_declarations() -> None:
+    """What the server refuses, the schema says: one of textDocument/uri, integers only."""
+    hover = HOVER.arguments.model_json_schema()
+    assert [a["required"] for a in hover["anyOf"]] == [["textDocument"], ["uri"]]
+    assert "position" in hover["required"]
+    # A GET can only carry `uri`: required (a POST may still spell it textDocument.uri).
+    assert DIAGNOSTICS.arguments.model_json_schema()["required"] == ["uri"]
+    assert "not_found" in HOVER.errors and "outside_project" in HOVER.errors
+    assert "not_a_script" not in APPLY_CHANGES.errors  # edits take any project file
+    one_of = APPLY_CHANGES.arguments.model_json_schema()["allOf"][1]["oneOf"]
+    assert [a["required"] for a in one_of] == [["text"], ["edits"]]
+
+
+def test_issue_12_answers_follow_their_declared_models(sidecar: Sidecar, godot: Godot) -> None:
+    main = godot.project / "demo" / "main.gd"
+    here = at(MAIN, *_position_in(main.read_text(), "counter += 1", 1))
+    memory = "res://memory_only/declared.gd"
+    calls: list[tuple[Any, str, dict[str, Any] | None]] = [
+        (HOVER, "/lsp/hover", here),
+        (DEFINITION, "/lsp/definition", here),
+        (REFERENCES, "/lsp/references", here),
+        (SIGNATURE_HELP, "/lsp/signatureHelp", here),
+        (COMPLETION, "/lsp/completion", here),
+        (DOCUMENT_SYMBOL, "/lsp/documentSymbol", {"uri": MAIN}),
+        (DIAGNOSTICS, f"/lsp/diagnostics?uri={MAIN}", None),
+        (READ_FILE, "/edit/read", {"uri": MAIN, "start_line": 2}),
+        (APPLY_CHANGES, "/edit/applyChanges", {"uri": "res://demo/declared.gd", "text": GOOD}),
+        (DID_OPEN, "/lsp/didOpen", {"uri": memory, "text": "extends Node\n"}),
+        (DID_CLOSE, "/lsp/didClose", {"uri": memory}),
+    ]
+    for operation, path, body in calls:
+        answer = ok(sidecar, path, body, agent="declared")
+        TypeAdapter(operation.answer).validate_python(answer)
 
 
 # --- many agents at once -------------------------------------------------------------------
@@ -697,6 +852,8 @@ async def _with_fake(
 
 
 def test_silent_godot_is_504_and_float_ids_still_match(tmp_path: Path) -> None:
+    (tmp_path / "a.gd").write_text("extends Node\n")  # a missing file is 404 (issue 12)
+
     async def check(client: Any, session: LspSession, fake: FakeLsp) -> None:
         resp = await client.post("/lsp/hover", json=at("res://a.gd", 0, 0))
         assert resp.status == 200
@@ -736,6 +893,7 @@ def test_not_connected_is_503_with_retry_after(tmp_path: Path) -> None:
         session = LspSession(config, ServiceStatus("language_server", config.lsp_port))
         routes = RouteTable()
         register(routes, session)
+        (tmp_path / "a.gd").write_text("extends Node\n")  # a missing file is 404 (issue 12)
         async with TestClient(TestServer(make_app(routes, AgentRegistry()))) as client:
             for path in ("/lsp/hover", "/lsp/didOpen"):
                 resp = await client.post(path, json=at("res://a.gd", 0, 0))

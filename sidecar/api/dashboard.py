@@ -12,8 +12,11 @@ from importlib import resources
 from typing import Any, Protocol
 
 from aiohttp import web
+from pydantic import Field
 
-from sidecar.web.http import RouteTable, json_body, require
+from sidecar.project.documents import DocumentStore
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
 DEFAULT_EVENTS = 30
 MAX_EVENTS = 500
@@ -29,20 +32,28 @@ class _EventLog(Protocol):
 
 
 class _Dap(Protocol):
-    events: _EventLog
+    @property
+    def events(self) -> _EventLog: ...
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]: ...
 
+    # frontends.register, which takes this bridge, forgets an MCP session's breakpoints.
+    async def forget_agent(self, identity: str) -> None: ...
+
 
 class _Lsp(Protocol):
-    documents: Any
+    @property
+    def documents(self) -> DocumentStore: ...
 
 
 class DashboardBridge(Protocol):
-    """What the dashboard reads of `bridge.Bridge`."""
+    """What the dashboard reads of `app.Sidecar`."""
 
-    dap_session: _Dap
-    lsp_session: _Lsp
+    @property
+    def dap_session(self) -> _Dap: ...
+
+    @property
+    def lsp_session(self) -> _Lsp: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -50,11 +61,50 @@ class DashboardBridge(Protocol):
 McpSessionList = Callable[[], list[dict[str, Any]]]
 
 
+class StateArguments(Arguments):
+    events: int = Field(
+        DEFAULT_EVENTS,
+        description=f"how many of the latest debug events to include (cut to 0..{MAX_EVENTS})",
+    )
+
+
+class DiagnosticsCount(Answer):
+    path: str = Field(description="res:// path")
+    errors: int
+    warnings: int
+    other: int
+    version: int | None = Field(description="the document version they are for")
+
+
+class DashboardState(Answer):
+    status: dict[str, Any] = Field(description="what GET /status answers")
+    events: dict[str, Any] = Field(description="the latest debug events, as /debug/events")
+    breakpoints: dict[str, Any] = Field(description="every agent's breakpoints")
+    documents: list[dict[str, Any]] = Field(description="the shared open LSP documents")
+    diagnostics: list[DiagnosticsCount] = Field(description="per file, Godot's latest")
+    mcp_sessions: list[dict[str, Any]] = Field(description="MCP sessions that called a tool")
+
+
+DASHBOARD_STATE = Operation(
+    name="dashboard_state",
+    path="/dashboard/state",
+    methods=("GET",),
+    summary="what the dashboard shows, as one JSON answer",
+    arguments=StateArguments,
+    answer=DashboardState,
+    errors=("invalid_field",),
+    tool=False,
+    tags=("bridge",),
+)
+
+OPERATIONS = (DASHBOARD_STATE,)
+
+
 def page() -> str:
     return resources.files(__package__).joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
-def diagnostics_counts(documents: Any) -> list[dict[str, Any]]:
+def diagnostics_counts(documents: DocumentStore) -> list[dict[str, Any]]:
     """Per file: how many errors, warnings and other diagnostics Godot published last."""
     out = []
     for rel, entry in sorted(documents.all_diagnostics().items()):
@@ -72,7 +122,9 @@ def diagnostics_counts(documents: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def state(bridge: DashboardBridge, mcp_sessions: McpSessionList, events: int) -> dict:
+async def state(
+    bridge: DashboardBridge, mcp_sessions: McpSessionList, events: int
+) -> dict[str, Any]:
     log = bridge.dap_session.events
     documents = bridge.lsp_session.documents
     return {
@@ -95,12 +147,8 @@ def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessi
             headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
         )
 
-    async def dashboard_state(request: web.Request) -> dict[str, Any]:
-        args = await json_body(request)
-        count = DEFAULT_EVENTS
-        if args.get("events") is not None:
-            count = min(max(require(args, "events", int), 0), MAX_EVENTS)
-        return await state(bridge, mcp_sessions, count)
+    async def dashboard_state(args: StateArguments, caller: Caller) -> dict[str, Any]:
+        return await state(bridge, mcp_sessions, min(max(args.events, 0), MAX_EVENTS))
 
     routes.add(
         "GET",
@@ -110,6 +158,4 @@ def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessi
         "with one, open /#token=<token> so that it can read /dashboard/state)",
     )
     routes.add("GET", "/dashboard", html, "the dashboard (same as /)")
-    routes.add(
-        "GET", "/dashboard/state", dashboard_state, "what the dashboard shows, as one JSON answer"
-    )
+    routes.serve(DASHBOARD_STATE, dashboard_state)

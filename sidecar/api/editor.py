@@ -12,14 +12,15 @@ what the editor compiled.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from aiohttp import web
+from pydantic import Field
 
-from sidecar.errors import PeerTimeout, ProtocolError, RequestError, TransportError
+from sidecar.errors import PeerTimeout, ProtocolError, TransportError
 from sidecar.project.documents import DocumentStore
 from sidecar.project.paths import ProjectPaths
-from sidecar.web.http import RouteTable, json_body
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
 # Reloading compiles every changed script on the editor's main thread (and an unfocused
 # GUI editor runs ~10 frames a second): more patience than a DAP/LSP request.
@@ -33,8 +34,11 @@ class EditorActionError(ProtocolError):
 
 
 class _Lsp(Protocol):
-    paths: ProjectPaths
-    documents: DocumentStore
+    @property
+    def paths(self) -> ProjectPaths: ...
+
+    @property
+    def documents(self) -> DocumentStore: ...
 
 
 class _Dap(Protocol):
@@ -43,29 +47,80 @@ class _Dap(Protocol):
 
 
 class EditorBridge(Protocol):
-    """What these endpoints need of `bridge.Bridge` (a fake in unit tests)."""
+    """What these endpoints need of `app.Sidecar` (a fake in unit tests)."""
 
-    lsp_session: _Lsp
-    dap_session: _Dap
+    @property
+    def lsp_session(self) -> _Lsp: ...
+
+    @property
+    def dap_session(self) -> _Dap: ...
 
     async def editor_action(self, name: str, args: dict[str, Any], timeout: float = ...) -> Any: ...
 
 
-def requested_paths(body: dict[str, Any], paths: ProjectPaths) -> list[str] | None:
-    """The body's `paths` as res:// paths; None when absent (the editor finds changes).
+class ReloadArguments(Arguments):
+    paths: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        description="the files to reload (res://, project-relative, absolute or file://); "
+        "absent: every script changed on disk since the last reload",
+        examples=[["res://player.gd"]],
+    )
 
-    400 naming the field for a wrong type, 403 for a path outside the project.
+
+class ReloadError(Answer):
+    path: str = Field(description="res:// path of the file")
+    message: str = Field(description="why it was not reloaded (Godot's parse error, if any)")
+    line: int | None = Field(
+        None,
+        description="1-based, as Godot's console shows it (Godot 4.5+); the same parse "
+        "error is line - 1 in /lsp/diagnostics, whose lines are LSP's (0-based)",
+    )
+
+
+class Reloaded(Answer):
+    rescanned: bool = Field(description="the editor rescanned its filesystem")
+    scripts: list[str] = Field(description="scripts reloaded in the editor (res:// paths)")
+    removed: list[str] = Field(description="scripts gone from disk since the last reload")
+    errors: list[ReloadError] = Field(description="files not reloaded, and why")
+    documents: list[str] = Field(
+        description="open LSP documents that took the text on disk (res:// paths)"
+    )
+    game_running: bool
+    game_reload: Literal["not_running", "nothing_to_reload", "next_frame", "pending_until_resume"]
+    game_reloaded: bool = Field(
+        description="the game applies it on its next frame (false while it is stopped)"
+    )
+
+
+RELOAD = Operation(
+    name="reload",
+    path="/execute/reload",
+    summary="editor: rescan files, reload changed scripts (paths optional), hot-reload the game",
+    description="For files changed behind the bridge's back; edits through "
+    "/edit/applyChanges or /lsp/didSave are reloaded by Godot already.",
+    arguments=ReloadArguments,
+    answer=Reloaded,
+    errors=(
+        "invalid_field",
+        "outside_project",
+        "no_editor",
+        "timeout",
+        "editor_action_failed",
+        "bad_peer_message",
+    ),
+    tags=("editor",),
+)
+
+OPERATIONS = (RELOAD,)
+
+
+def requested_paths(raw: list[str] | None, paths: ProjectPaths) -> list[str] | None:
+    """`paths` as res:// paths, once each; None when absent (the editor finds changes).
+
+    403 for a path outside the project, 400 naming the item for a bad spelling.
     """
-    raw = body.get("paths")
     if raw is None:
         return None
-    if not isinstance(raw, list):
-        raise RequestError(
-            f"field 'paths' must be an array of paths (res://, project-relative, absolute "
-            f"or file://), got {type(raw).__name__}",
-            code="invalid_field",
-            details={"field": "paths"},
-        )
     out: list[str] = []
     for i, item in enumerate(raw):
         res = paths.resolve(item, f"paths[{i}]").res
@@ -135,14 +190,13 @@ def _read_text(path: str) -> str:
 
 
 def register(routes: RouteTable, bridge: EditorBridge) -> None:
-    """Add `POST /execute/reload` to the route table."""
+    """Serve `POST /execute/reload`."""
 
-    async def reload(request: web.Request) -> Any:
-        body = await json_body(request)
+    async def reload(args: ReloadArguments, caller: Caller) -> dict[str, Any]:
         lsp = bridge.lsp_session
-        paths = requested_paths(body, lsp.paths)
-        args: dict[str, Any] = {} if paths is None else {"paths": paths}
-        result = await run_action(bridge, "reload_scripts", args, RELOAD_TIMEOUT)
+        paths = requested_paths(args.paths, lsp.paths)
+        action: dict[str, Any] = {} if paths is None else {"paths": paths}
+        result = await run_action(bridge, "reload_scripts", action, RELOAD_TIMEOUT)
         if not isinstance(result, dict):
             raise ProtocolError(f"the editor answered reload_scripts with {result!r}")
         touched = list(result.get("scripts") or [])
@@ -154,9 +208,4 @@ def register(routes: RouteTable, bridge: EditorBridge) -> None:
         result["game_reloaded"] = when == "next_frame"
         return result
 
-    routes.add(
-        "POST",
-        "/execute/reload",
-        reload,
-        "editor: rescan files, reload changed scripts (paths optional), hot-reload the game",
-    )
+    routes.serve(RELOAD, reload)

@@ -1,18 +1,27 @@
-"""HTTP endpoints of the language server and of file edits.
+"""The language server's operations (`/lsp/*`) and the file edits (`/edit/*`).
 
-Bodies are the LSP method's `params`; `result` is the LSP result. The URI in
-`textDocument.uri` may be spelled any way `ProjectPaths` understands; Godot always gets
-its own `file:///` form. Document notifications go through the shared `DocumentStore`
-so that many agents can hold one file open without confusing Godot.
+Bodies are the LSP method's `params`; `result` is the LSP result. Positions in them are
+LSP's: 0-based lines, characters in UTF-16 code units (`/edit/read`'s line range is
+1-based, like the debugger's lines). A file may be named any way `ProjectPaths`
+understands (`res://`, project-relative, absolute, `file://`); Godot always gets its own
+`file:///` form. Document notifications go through the shared `DocumentStore` so that
+many agents can hold one file open without confusing Godot.
+
+One answer per condition on every endpoint here: outside the project 403
+`outside_project`, not a `.gd` where only scripts make sense 400 `not_a_script`, a file
+that is neither on disk nor open 404 `not_found`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from aiohttp import web
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
+from sidecar.api.shapes import Position, TextDocument
 from sidecar.errors import RequestError
 from sidecar.godot.lsp.session import (
     DEFAULT_COMPLETION_LIMIT,
@@ -21,42 +30,561 @@ from sidecar.godot.lsp.session import (
     cursor_prefix,
     shape_completion,
 )
-from sidecar.project.documents import SIDECAR_HOLDER, Document, ProjectFile
+from sidecar.project.documents import SIDECAR_HOLDER, Document
 from sidecar.project.edits import Editor, EditRequest, EditResult, ReadRequest
-from sidecar.web.http import RouteTable, identity_of, json_body, require
+from sidecar.project.paths import ProjectFile
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
 # Longest an agent may park a diagnostics long-poll.
 MAX_WAIT = 60.0
 
-POSITION_METHODS = ("hover", "definition", "declaration", "references", "signatureHelp")
+# What asking Godot's language server can answer, whatever the request: not connected,
+# the connection lost mid-request, silent past the deadline, an error answer.
+PEER_ERRORS = ("not_connected", "connection_lost", "timeout", "lsp_error")
+# Naming a file: a bad spelling, outside the project.
+PATH_ERRORS = ("missing_field", "invalid_field", "outside_project")
+SCRIPT_ERRORS = (*PATH_ERRORS, "not_a_script")
+
+# --- arguments ---------------------------------------------------------------------------------
+
+_URI_DOC = "res://, project-relative, absolute or file:// path of a project file"
+# A script's name ends in .gd. Said in the schema only: the server answers any other file
+# with its own code, 400 not_a_script, rather than a generic invalid_field.
+_SCRIPT_PATTERN: JsonDict = {"pattern": r"\.[gG][dD]\s*$"}
+_SCRIPT_DOC = f"a GDScript (.gd) file: {_URI_DOC}"
 
 
-def field(body: dict[str, Any], dotted: str, kind: type | tuple[type, ...]) -> Any:
-    """`body["a"]["b"]` for "a.b", or a 400 naming the whole dotted field."""
-    parts = dotted.split(".")
-    current: Any = body
-    for depth, part in enumerate(parts):
-        want = kind if depth == len(parts) - 1 else dict
-        try:
-            current = require(current, part, want)
-        except RequestError as err:
-            err.details["field"] = ".".join(parts[: depth + 1])
-            err.message = err.message.replace(f"'{part}'", f"'{err.details['field']}'")
-            err.args = (err.message,)
-            raise
-    return current
+class ScriptDocument(Arguments):
+    uri: str = Field(
+        min_length=1,
+        description=_SCRIPT_DOC,
+        examples=["res://player.gd"],
+        json_schema_extra=_SCRIPT_PATTERN,
+    )
 
 
-def optional(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    return default if body.get(name) is None else require(body, name, kind)
+def _given(name: str, json_type: str) -> JsonDict:
+    """JSON Schema for "`name` is there and not null": what the server takes as given
+    (null is taken as absent)."""
+    return {"required": [name], "properties": {name: {"type": json_type}}}
 
 
-def _non_negative(value: int, name: str) -> int:
-    if value < 0:
-        raise RequestError(
-            f"field '{name}' must not be negative", code="invalid_field", details={"field": name}
-        )
-    return value
+_SCRIPT_NAMED: JsonDict = {"anyOf": [_given("textDocument", "object"), _given("uri", "string")]}
+_FILE_NAMED: JsonDict = {"anyOf": [_given("uri", "string"), _given("textDocument", "object")]}
+
+
+class DocumentArguments(Arguments):
+    """A script, named LSP's way (`textDocument.uri`) or by `uri` alone (a shortcut)."""
+
+    model_config = ConfigDict(json_schema_extra=_SCRIPT_NAMED)
+
+    textDocument: ScriptDocument | None = Field(
+        None, description="the script (a .gd file); required unless `uri` is given"
+    )
+    uri: str | None = Field(
+        None,
+        min_length=1,
+        description=f"the script alone, when `textDocument` is not given: {_SCRIPT_DOC}",
+        examples=["res://player.gd"],
+        json_schema_extra=_SCRIPT_PATTERN,
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> DocumentArguments:
+        if self.textDocument is None and self.uri is None:
+            # The request names no file: a missing field, like any other one.
+            raise RequestError(
+                "missing field 'textDocument' (or 'uri' alone)",
+                code="missing_field",
+                details={"field": "textDocument"},
+            )
+        return self
+
+    def named(self) -> tuple[str, str]:
+        """The file as the agent spelled it, and the field that carries it."""
+        if self.textDocument is not None:
+            return self.textDocument.uri, "textDocument.uri"
+        assert self.uri is not None  # _named
+        return self.uri, "uri"
+
+
+class OpenedDocument(ScriptDocument):
+    text: str | None = Field(
+        None,
+        description="the text to open it with; absent: the shared copy if open, else the disk",
+    )
+    languageId: str = "gdscript"
+    version: int | None = Field(None, description="ignored: the sidecar numbers versions")
+
+
+class DidOpenArguments(DocumentArguments):
+    textDocument: OpenedDocument | None = Field(
+        None, description="the script (a .gd file); required unless `uri` is given"
+    )
+    text: str | None = Field(None, description="with `uri` alone: the text to open it with")
+    languageId: str = Field("gdscript", description="with `uri` alone: the language")
+
+    def item(self) -> tuple[str | None, str]:
+        """(text, languageId) from wherever the file was named."""
+        if self.textDocument is not None:
+            return self.textDocument.text, self.textDocument.languageId or "gdscript"
+        return self.text, self.languageId or "gdscript"
+
+
+class Range(Arguments):
+    """Two LSP positions (0-based line, UTF-16 character), end exclusive."""
+
+    start: Position
+    end: Position
+
+
+class ContentChange(Arguments):
+    """An LSP TextDocumentContentChangeEvent: the whole text, or a range replaced."""
+
+    text: str
+    range: Range | None = Field(None, description="absent: `text` is the whole new text")
+
+
+class VersionedDocument(ScriptDocument):
+    version: int | None = Field(
+        None, description="if given, must be newer than the document's (else 409 conflict)"
+    )
+
+
+class DidChangeArguments(DocumentArguments):
+    textDocument: VersionedDocument | None = Field(
+        None, description="the script (a .gd file); required unless `uri` is given"
+    )
+    contentChanges: list[ContentChange] = Field(
+        description="applied in order, each to the result of the one before (LSP's rule)"
+    )
+
+
+class PositionArguments(DocumentArguments):
+    position: Position = Field(description="LSP's: 0-based line, UTF-16 character")
+
+
+class CompletionContext(Arguments):
+    triggerKind: int = Field(
+        1, ge=1, le=3, description="1 invoked, 2 a trigger character, 3 re-run"
+    )
+    triggerCharacter: str | None = None
+
+
+class CompletionArguments(PositionArguments):
+    context: CompletionContext | None = Field(None, description="LSP's, passed on to Godot")
+    limit: int = Field(
+        DEFAULT_COMPLETION_LIMIT, ge=0, description="most items in the answer; 0: all"
+    )
+    prefix: str | None = Field(
+        None,
+        description='keep items starting with this; absent: the word left of the cursor; "": all',
+    )
+
+
+class ReferenceContext(Arguments):
+    includeDeclaration: bool = True
+
+
+class ReferencesArguments(PositionArguments):
+    context: ReferenceContext = Field(default_factory=ReferenceContext)
+
+
+class FileArguments(Arguments):
+    """A project file of any kind, by `uri` (or LSP's `textDocument.uri`)."""
+
+    model_config = ConfigDict(json_schema_extra=_FILE_NAMED)
+
+    uri: str | None = Field(None, min_length=1, description=_URI_DOC, examples=["res://a.gd"])
+    textDocument: TextDocument | None = Field(
+        None, description="LSP's spelling of `uri`, used when `uri` is absent"
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> FileArguments:
+        if self.uri is None and self.textDocument is None:
+            raise RequestError(
+                f"missing field 'uri' ({_URI_DOC})",
+                code="missing_field",
+                details={"field": "uri"},
+            )
+        return self
+
+    def named(self) -> tuple[str, str]:
+        """The file as the agent spelled it, and the field that carries it."""
+        if self.uri is not None:
+            return self.uri, "uri"
+        assert self.textDocument is not None  # _named
+        return self.textDocument.uri, "textDocument.uri"
+
+
+def _no_default(schema: JsonDict) -> None:
+    """A required field has no default to show (None only means "not given here")."""
+    schema.pop("default", None)
+
+
+def _query_uri(description: str, **schema: Any) -> Any:
+    """`uri` as a GET's query carries it: a non-empty string, required (the model's
+    `required` says so; its Python default None lets a POST spell it LSP's way)."""
+    return WithJsonSchema({"type": "string", "minLength": 1, "description": description, **schema})
+
+
+class QueryFileArguments(Arguments):
+    """A file by `uri`, which a GET's query can carry, so it is required.
+
+    A POST written LSP's way (`textDocument.uri`, as the MCP tools and older agents send)
+    is still understood: the uri is taken from there when `uri` is absent.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"required": ["uri"]})
+
+    uri: Annotated[str | None, _query_uri(_URI_DOC, examples=["res://a.gd"])] = Field(
+        None, min_length=1, json_schema_extra=_no_default
+    )
+    textDocument: SkipJsonSchema[TextDocument | None] = None
+
+    @model_validator(mode="after")
+    def _named(self) -> QueryFileArguments:
+        if self.uri is None and self.textDocument is None:
+            raise RequestError(
+                f"missing field 'uri' ({_URI_DOC})", code="missing_field", details={"field": "uri"}
+            )
+        return self
+
+    def named(self) -> tuple[str, str]:
+        """The file as the agent spelled it, and the field that carries it."""
+        if self.uri is not None:
+            return self.uri, "uri"
+        assert self.textDocument is not None  # _named
+        return self.textDocument.uri, "textDocument.uri"
+
+
+class DiagnosticsArguments(QueryFileArguments):
+    uri: Annotated[
+        str | None, _query_uri(_SCRIPT_DOC, examples=["res://player.gd"], **_SCRIPT_PATTERN)
+    ] = Field(None, min_length=1, json_schema_extra=_no_default)
+    wait: float = Field(
+        0.0,
+        description=f"seconds to wait for diagnostics newer than the document's version "
+        f"(long-poll; cut to 0..{MAX_WAIT:g})",
+    )
+
+
+class TextEdit(Arguments):
+    range: Range = Field(description="in the current text, LSP's 0-based positions")
+    newText: str
+
+
+class ApplyChangesArguments(FileArguments):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [_FILE_NAMED, {"oneOf": [_given("text", "string"), _given("edits", "array")]}]
+        }
+    )
+
+    text: str | None = Field(None, description="the whole new content (or give `edits`)")
+    edits: list[TextEdit] | None = Field(
+        None, description="LSP TextEdits against the current content (or give `text`)"
+    )
+    expected_sha256: str | None = Field(
+        None,
+        description="the sha256 you read (/edit/read); another one on disk → 409 stale_hash",
+    )
+
+    @model_validator(mode="after")
+    def _one_content(self) -> ApplyChangesArguments:
+        if self.text is None and self.edits is None:
+            raise RequestError(
+                "give exactly one of 'text' (the whole new content) or 'edits' "
+                "(LSP TextEdits against the current content)",
+                code="missing_field",
+                details={"field": "text"},
+            )
+        if self.text is not None and self.edits is not None:
+            raise RequestError(
+                "give exactly one of 'text' or 'edits', not both",
+                code="invalid_field",
+                details={"field": "edits"},
+            )
+        return self
+
+    def request(self) -> EditRequest:
+        """The write these arguments ask for, as the project layer takes it."""
+        edits = None if self.edits is None else [e.model_dump() for e in self.edits]
+        expected = self.expected_sha256.strip().lower() if self.expected_sha256 else None
+        return EditRequest(self.named()[0], self.text, edits, expected)
+
+
+class ReadArguments(QueryFileArguments):
+    start_line: int | None = Field(None, ge=1, description="first line, 1-based; absent: 1")
+    end_line: int | None = Field(
+        None, ge=1, description="last line, 1-based, inclusive; past the end: to the end"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReadArguments:
+        if self.start_line is not None and self.end_line is not None:
+            if self.end_line < self.start_line:
+                raise RequestError(
+                    f"field 'end_line' ({self.end_line}) is before 'start_line' "
+                    f"({self.start_line})",
+                    code="invalid_field",
+                    details={"field": "end_line"},
+                )
+        return self
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+class LspPosition(Answer):
+    line: int = Field(description="0-based (LSP)")
+    character: int = Field(description="0-based, in UTF-16 code units (LSP)")
+
+
+class LspRange(Answer):
+    start: LspPosition
+    end: LspPosition
+
+
+class Location(Answer):
+    uri: str = Field(description="Godot's file:/// URI of the file")
+    range: LspRange
+
+
+class Diagnostic(Answer):
+    range: LspRange = Field(description="0-based lines (LSP): line 0 is the file's first line")
+    message: str
+    severity: int | None = Field(None, description="1 error, 2 warning, 3 information, 4 hint")
+
+
+class DocumentState(Answer):
+    uri: str = Field(description="Godot's file:/// URI of the document")
+    path: str = Field(description="res:// path")
+    version: int = Field(description="the shared document's version, as Godot knows it")
+    open_by: dict[str, int] = Field(description="agent → how many opens it has not closed")
+
+
+class Opened(DocumentState):
+    created: bool = Field(description="false: another agent had it open already")
+    text_matches: bool = Field(description="the shared text is the text you sent (or read)")
+    text: str | None = Field(
+        None, description="the shared text, only when it is not the one you sent"
+    )
+
+
+class Changed(Answer):
+    uri: str
+    path: str
+    version: int
+
+
+class Saved(Answer):
+    uri: str
+    path: str
+
+
+class Closed(DocumentState):
+    closed_in_godot: bool = Field(description="you were the last holder: Godot closed it")
+
+
+class Completions(Answer):
+    items: list[dict[str, Any]] = Field(description="LSP CompletionItems, best first")
+    total: int = Field(description="items that matched before the limit")
+    truncated: bool
+    prefix: str = Field(description="the filter used (the typed word unless `prefix` given)")
+    isIncomplete: bool
+
+
+class Hover(Answer):
+    contents: Any = Field(description="LSP MarkupContent (markdown or plaintext)")
+    range: LspRange | None = None
+
+
+class SignatureHelp(Answer):
+    signatures: list[dict[str, Any]]
+    activeSignature: int | None = None
+    activeParameter: int | None = None
+
+
+class DocumentSymbol(Answer):
+    name: str
+    kind: int = Field(description="LSP SymbolKind")
+
+
+class DiagnosticsAnswer(Answer):
+    uri: str
+    path: str
+    open: bool = Field(description="an agent holds the document open")
+    document_version: int = Field(description="the version the diagnostics should be for")
+    version: int | None = Field(description="the version Godot's diagnostics are for")
+    stale: bool = Field(description="no diagnostics for `document_version` arrived (yet)")
+    diagnostics: list[Diagnostic]
+
+
+class Written(Answer):
+    uri: str = Field(description="Godot's file:/// URI")
+    path: str = Field(description="res:// path")
+    sha256: str = Field(description="of the new content")
+    previous_sha256: str | None = Field(description="of the content replaced; null: new file")
+    created: bool
+    bytes: int
+    lsp: Literal["notified", "not_connected", "not_a_script"] = Field(
+        description="what the language server was told: not_a_script for files not .gd"
+    )
+    diagnostics: list[Diagnostic] | None = Field(
+        description="Godot's diagnostics for the new text (0-based lines); null: none came"
+    )
+    version: int | None = Field(None, description="the document version written")
+    diagnostics_version: int | None = None
+
+
+class FileText(Answer):
+    uri: str = Field(description="res:// path of the file")
+    text: str = Field(description="the lines asked for, with their line ends, as on disk")
+    sha256: str = Field(description="of the whole file: what applyChanges' expected_sha256 takes")
+    line_count: int
+    start_line: int = Field(description="1-based")
+    end_line: int = Field(description="1-based, inclusive")
+
+
+# --- declarations -----------------------------------------------------------------------------
+
+_WHAT = "language server"
+_TAGS = ("lsp",)
+_ASK_ERRORS = (*SCRIPT_ERRORS, "not_found", *PEER_ERRORS)
+
+DID_OPEN = Operation(
+    name="did_open",
+    path="/lsp/didOpen",
+    summary=f"{_WHAT}: open a shared document",
+    description="Without text: join the shared copy if open, else take the file on disk "
+    "(404 not_found when it is not there). An open document keeps its text: the answer "
+    "gives it when it is not yours.",
+    arguments=DidOpenArguments,
+    answer=Opened,
+    errors=(*SCRIPT_ERRORS, "not_found", "not_text", "not_connected"),
+    tags=_TAGS,
+)
+DID_CHANGE = Operation(
+    name="did_change",
+    path="/lsp/didChange",
+    summary=f"{_WHAT}: full or incremental change",
+    arguments=DidChangeArguments,
+    answer=Changed,
+    errors=(*SCRIPT_ERRORS, "not_open", "conflict", "not_connected"),
+    tags=_TAGS,
+)
+DID_SAVE = Operation(
+    name="did_save",
+    path="/lsp/didSave",
+    summary=f"{_WHAT}: Godot reloads the script",
+    arguments=DocumentArguments,
+    answer=Saved,
+    errors=(*SCRIPT_ERRORS, "not_connected"),
+    tags=_TAGS,
+)
+DID_CLOSE = Operation(
+    name="did_close",
+    path="/lsp/didClose",
+    summary=f"{_WHAT}: release your hold",
+    arguments=DocumentArguments,
+    answer=Closed,
+    errors=(*SCRIPT_ERRORS, "not_open", "not_open_by_agent"),
+    tags=_TAGS,
+)
+COMPLETION = Operation(
+    name="completion",
+    path="/lsp/completion",
+    summary=f"{_WHAT}: completion (prefix, limit)",
+    arguments=CompletionArguments,
+    answer=Completions,
+    errors=_ASK_ERRORS,
+    tags=_TAGS,
+)
+
+
+def _asking(
+    name: str, method: str, arguments: type[PositionArguments], answer: Any
+) -> Operation[PositionArguments]:
+    return Operation(
+        name=name,
+        path=f"/lsp/{method}",
+        summary=f"{_WHAT}: {method}",
+        arguments=arguments,
+        answer=answer,
+        errors=_ASK_ERRORS,
+        tags=_TAGS,
+    )
+
+
+HOVER = _asking("hover", "hover", PositionArguments, Hover | None)
+DEFINITION = _asking("definition", "definition", PositionArguments, list[Location] | None)
+DECLARATION = _asking("declaration", "declaration", PositionArguments, list[Location] | None)
+REFERENCES = _asking("references", "references", ReferencesArguments, list[Location] | None)
+SIGNATURE_HELP = _asking("signature_help", "signatureHelp", PositionArguments, SignatureHelp | None)
+DOCUMENT_SYMBOL = Operation(
+    name="document_symbol",
+    path="/lsp/documentSymbol",
+    summary=f"{_WHAT}: documentSymbol",
+    arguments=DocumentArguments,
+    answer=list[DocumentSymbol] | None,
+    errors=_ASK_ERRORS,
+    tags=_TAGS,
+)
+DIAGNOSTICS = Operation(
+    name="diagnostics",
+    path="/lsp/diagnostics",
+    methods=("GET", "POST"),
+    summary=f"{_WHAT}: diagnostics (uri, wait)",
+    description="Lines are 0-based (LSP): a parse error on the file's third line has line 2 "
+    "here and line 3 in /execute/reload's errors.",
+    arguments=DiagnosticsArguments,
+    answer=DiagnosticsAnswer,
+    errors=(*SCRIPT_ERRORS, "not_found", "not_text", "not_connected"),
+    tags=_TAGS,
+)
+APPLY_CHANGES = Operation(
+    name="apply_changes",
+    path="/edit/applyChanges",
+    summary="write a project file (hash-checked)",
+    description="Any project file but Godot's own .godot/ and .import/; atomic; a script "
+    "written is told to the language server and its diagnostics come back.",
+    arguments=ApplyChangesArguments,
+    answer=Written,
+    errors=(*PATH_ERRORS, "not_text", "stale_hash"),
+    tags=("edit",),
+)
+READ_FILE = Operation(
+    name="read_file",
+    path="/edit/read",
+    methods=("GET", "POST"),
+    summary="read a project file (text, sha256, lines)",
+    arguments=ReadArguments,
+    answer=FileText,
+    errors=(*PATH_ERRORS, "not_found", "not_text"),
+    tags=("edit",),
+)
+
+OPERATIONS = (
+    DID_OPEN,
+    DID_CHANGE,
+    DID_SAVE,
+    DID_CLOSE,
+    COMPLETION,
+    HOVER,
+    DEFINITION,
+    DECLARATION,
+    REFERENCES,
+    SIGNATURE_HELP,
+    DOCUMENT_SYMBOL,
+    DIAGNOSTICS,
+    APPLY_CHANGES,
+    READ_FILE,
+)
+
+# --- handlers ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -66,69 +594,59 @@ class LspApi:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _document_uri(self, body: dict[str, Any]) -> ProjectFile:
-        # Only scripts: Godot parses anything it is given as GDScript (issue 11).
-        if "textDocument" not in body and "uri" in body:
-            return self.session.paths.script(body["uri"])  # a shortcut agents like
-        raw = field(body, "textDocument.uri", str)
-        return self.session.paths.script(raw, "textDocument.uri")
+    def _script(self, raw: str, field_name: str) -> ProjectFile:
+        """The script named; 403 outside the project, 400 not a script.
 
-    def _params(self, body: dict[str, Any], f: ProjectFile, drop: tuple[str, ...] = ()) -> dict:
-        params = {k: v for k, v in body.items() if k not in drop and k != "uri"}
-        params["textDocument"] = {"uri": self.session.paths.uri(f)}
-        return params
+        Only scripts: Godot parses anything it is given as GDScript (issue 11).
+        """
+        return self.session.paths.script(raw, field_name)
 
-    def _position(self, body: dict[str, Any]) -> tuple[int, int]:
-        line = _non_negative(field(body, "position.line", int), "position.line")
-        char = _non_negative(field(body, "position.character", int), "position.character")
-        return line, char
+    def _existing_script(self, raw: str, field_name: str) -> ProjectFile:
+        """The script named, open or on disk; else 404 (Godot would answer nothing)."""
+        f = self._script(raw, field_name)
+        if self.session.documents.get(f) is None:
+            self.session.paths.existing(f.res, field_name)
+        return f
+
+    def _params(self, f: ProjectFile, args: PositionArguments) -> dict[str, Any]:
+        return {
+            "textDocument": {"uri": self.session.paths.uri(f)},
+            "position": args.position.model_dump(),
+        }
 
     def _text_of(self, f: ProjectFile) -> str:
         doc = self.session.documents.get(f)
         if doc is not None:
             return doc.text
         try:
-            with open(self.session.paths.path(f), encoding="utf-8", newline="") as fh:
-                return fh.read()
+            return _read_text(self.session.paths.path(f))
         except (OSError, UnicodeDecodeError):
             return ""
 
-    def _disk_text(self, f: ProjectFile) -> str:
+    def _disk_text(self, f: ProjectFile, field_name: str) -> str:
         try:
-            with open(self.session.paths.path(f), encoding="utf-8", newline="") as fh:
-                return fh.read()
+            return _read_text(self.session.paths.path(f))
         except FileNotFoundError:
             raise RequestError(
-                f"{f.res} does not exist; give 'textDocument.text' to open it anyway",
-                status=404,
+                f"no file {f.res} in the project; give 'textDocument.text' to open it anyway",
                 code="not_found",
-                details={"path": f.res},
+                details={"field": field_name, "path": f.res},
             ) from None
         except UnicodeDecodeError:
             raise RequestError(f"{f.res} is not UTF-8 text", code="not_text") from None
 
     # -- document notifications ---------------------------------------------------------
 
-    async def did_open(self, request: web.Request) -> dict[str, Any]:
-        body = await json_body(request)
-        f = self._document_uri(body)
-        item = body.get("textDocument") if isinstance(body.get("textDocument"), dict) else body
-        text = item.get("text")
-        if text is not None and not isinstance(text, str):
-            raise RequestError(
-                "field 'textDocument.text' must be a string",
-                code="invalid_field",
-                details={"field": "textDocument.text"},
-            )
-        language = item.get("languageId") or "gdscript"
+    async def did_open(self, args: DidOpenArguments, caller: Caller) -> dict[str, Any]:
+        raw, where = args.named()
+        f = self._script(raw, where)
+        text, language = args.item()
         self.session.require_connected()
         if text is None:
             # No text: join the shared copy if there is one, else take the file on disk.
             shared = self.session.documents.get(f)
-            text = shared.text if shared is not None else self._disk_text(f)
-        doc, created = await self.session.documents.open(
-            f, identity_of(request), text, str(language)
-        )
+            text = shared.text if shared is not None else self._disk_text(f, where)
+        doc, created = await self.session.documents.open(f, caller.identity, text, language)
         out = doc.summary()
         out.update(created=created, text_matches=doc.text == text)
         if doc.text != text:
@@ -136,77 +654,69 @@ class LspApi:
             out["text"] = doc.text
         return out
 
-    async def did_change(self, request: web.Request) -> dict[str, Any]:
-        body = await json_body(request)
-        f = self._document_uri(body)
-        changes = require(body, "contentChanges", list)
-        version = None
-        if isinstance(body.get("textDocument"), dict):
-            version = optional(body["textDocument"], "version", int, None)
+    async def did_change(self, args: DidChangeArguments, caller: Caller) -> dict[str, Any]:
+        f = self._script(*args.named())
+        version = args.textDocument.version if args.textDocument is not None else None
+        changes = [c.model_dump(exclude_none=True) for c in args.contentChanges]
         self.session.require_connected()
         doc = await self.session.documents.change(f, changes, version)
         return {"uri": doc.uri, "path": f.res, "version": doc.version}
 
-    async def did_save(self, request: web.Request) -> dict[str, Any]:
-        body = await json_body(request)
-        f = self._document_uri(body)
+    async def did_save(self, args: DocumentArguments, caller: Caller) -> dict[str, Any]:
+        f = self._script(*args.named())
         self.session.require_connected()
         uri = await self.session.documents.save(f)
         return {"uri": uri, "path": f.res}
 
-    async def did_close(self, request: web.Request) -> dict[str, Any]:
-        body = await json_body(request)
-        f = self._document_uri(body)
-        doc = await self.session.documents.close(f, identity_of(request))
+    async def did_close(self, args: DocumentArguments, caller: Caller) -> dict[str, Any]:
+        f = self._script(*args.named())
+        doc = await self.session.documents.close(f, caller.identity)
         return {**doc.summary(), "closed_in_godot": not doc.holders}
 
     # -- requests -------------------------------------------------------------------------
 
-    async def completion(self, request: web.Request) -> dict[str, Any]:
-        body = await json_body(request)
-        f = self._document_uri(body)
-        line, char = self._position(body)
-        limit = _non_negative(optional(body, "limit", int, DEFAULT_COMPLETION_LIMIT), "limit")
-        prefix = optional(body, "prefix", str, None)
-        params = self._params(body, f, drop=("limit", "prefix"))
+    async def completion(self, args: CompletionArguments, caller: Caller) -> dict[str, Any]:
+        f = self._existing_script(*args.named())
+        params = self._params(f, args)
+        if args.context is not None:
+            params["context"] = args.context.model_dump(exclude_none=True)
         result = await self.session.request("textDocument/completion", params)
-        typed = cursor_prefix(self._text_of(f), line, char)
+        typed = cursor_prefix(self._text_of(f), args.position.line, args.position.character)
         # Godot answers every name in scope (2000+) whatever is typed; like an editor,
         # keep those that start with the word left of the cursor unless the agent says
         # otherwise ("prefix": "" keeps everything).
-        query = CompletionQuery(typed if prefix is None else prefix, limit)
+        query = CompletionQuery(typed if args.prefix is None else args.prefix, args.limit)
         return shape_completion(result, typed, query)
 
-    def _position_handler(self, method: str) -> Any:
-        async def handle(request: web.Request) -> Any:
-            body = await json_body(request)
-            f = self._document_uri(body)
-            self._position(body)
-            params = self._params(body, f)
-            if method == "references":
-                params.setdefault("context", {"includeDeclaration": True})
+    def asking(self, method: str) -> Any:
+        """The handler of a position request: Godot's answer as it is."""
+
+        async def handle(args: PositionArguments, caller: Caller) -> Any:
+            f = self._existing_script(*args.named())
+            params = self._params(f, args)
+            if isinstance(args, ReferencesArguments):
+                params["context"] = args.context.model_dump()
             return await self.session.request(f"textDocument/{method}", params)
 
         return handle
 
-    async def document_symbol(self, request: web.Request) -> Any:
-        body = await json_body(request)
-        f = self._document_uri(body)
-        return await self.session.request("textDocument/documentSymbol", self._params(body, f))
+    async def document_symbol(self, args: DocumentArguments, caller: Caller) -> Any:
+        f = self._existing_script(*args.named())
+        params = {"textDocument": {"uri": self.session.paths.uri(f)}}
+        return await self.session.request("textDocument/documentSymbol", params)
 
     # -- diagnostics -----------------------------------------------------------------------
 
-    async def diagnostics(self, request: web.Request) -> dict[str, Any]:
-        body = await json_body(request)
-        f = self._document_uri(body)
-        wait = optional(body, "wait", (int, float), 0)
-        wait = min(max(float(wait), 0.0), MAX_WAIT)
+    async def diagnostics(self, args: DiagnosticsArguments, caller: Caller) -> dict[str, Any]:
+        raw, where = args.named()
+        f = self._existing_script(raw, where)
+        wait = min(max(args.wait, 0.0), MAX_WAIT)
         store = self.session.documents
         doc = store.get(f)
         if doc is None:
             # Godot publishes only for open documents: open it briefly from disk.
             self.session.require_connected()
-            text = self._disk_text(f)
+            text = self._disk_text(f, where)
             version = await self._transient_diagnostics(f, text, max(wait, self._timeout))
             return self._diagnostics_answer(f, version, is_open=False)
         await store.wait_diagnostics(f, doc.version, wait)
@@ -230,7 +740,9 @@ class LspApi:
         finally:
             await store.close(f, SIDECAR_HOLDER)
 
-    def _diagnostics_answer(self, f: ProjectFile, document_version: int, is_open: bool) -> dict:
+    def _diagnostics_answer(
+        self, f: ProjectFile, document_version: int, is_open: bool
+    ) -> dict[str, Any]:
         entry = self.session.documents.diagnostics(f)
         version = entry.version if entry else None
         return {
@@ -245,20 +757,17 @@ class LspApi:
 
     # -- edits --------------------------------------------------------------------------------
 
-    async def apply_changes(self, request: web.Request) -> dict[str, Any]:
-        body = await json_body(request)
-        req = EditRequest.from_body(body)
-        result = await self.editor.apply(req)
+    async def apply_changes(self, args: ApplyChangesArguments, caller: Caller) -> dict[str, Any]:
+        result = await self.editor.apply(args.request())
         out = result.as_json()
         out["uri"] = self.session.paths.uri(result.file)
         out.update(await self._after_write(result))
         return out
 
-    async def read(self, request: web.Request) -> dict[str, Any]:
+    async def read(self, args: ReadArguments, caller: Caller) -> dict[str, Any]:
         """A project file (any text file, not only scripts) and its sha256, from disk."""
-        body = await json_body(request)
-        result = await self.editor.read(ReadRequest.from_body(body))
-        return result.as_json()
+        req = ReadRequest(args.named()[0], args.start_line, args.end_line)
+        return (await self.editor.read(req)).as_json()
 
     async def _after_write(self, result: EditResult) -> dict[str, Any]:
         """Tell Godot (change + save) and collect its diagnostics for the new text."""
@@ -289,23 +798,23 @@ class LspApi:
         }
 
 
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return fh.read()
+
+
 def register(routes: RouteTable, session: LspSession, editor: Editor | None = None) -> LspApi:
-    """Add the /lsp/*, /edit/applyChanges and /edit/read endpoints to the route table."""
+    """Serve the /lsp/*, /edit/applyChanges and /edit/read operations."""
     api = LspApi(session, editor or Editor(session.paths))
-    what = "language server"
-    routes.add("POST", "/lsp/didOpen", api.did_open, f"{what}: open a shared document")
-    routes.add("POST", "/lsp/didChange", api.did_change, f"{what}: full or incremental change")
-    routes.add("POST", "/lsp/didSave", api.did_save, f"{what}: Godot reloads the script")
-    routes.add("POST", "/lsp/didClose", api.did_close, f"{what}: release your hold")
-    routes.add("POST", "/lsp/completion", api.completion, f"{what}: completion (prefix, limit)")
-    for method in POSITION_METHODS:
-        routes.add("POST", f"/lsp/{method}", api._position_handler(method), f"{what}: {method}")
-    routes.add("POST", "/lsp/documentSymbol", api.document_symbol, f"{what}: documentSymbol")
-    for verb in ("GET", "POST"):
-        routes.add(verb, "/lsp/diagnostics", api.diagnostics, f"{what}: diagnostics (uri, wait)")
-    routes.add(
-        "POST", "/edit/applyChanges", api.apply_changes, "write a project file (hash-checked)"
-    )
-    for verb in ("GET", "POST"):
-        routes.add(verb, "/edit/read", api.read, "read a project file (text, sha256, lines)")
+    routes.serve(DID_OPEN, api.did_open)
+    routes.serve(DID_CHANGE, api.did_change)
+    routes.serve(DID_SAVE, api.did_save)
+    routes.serve(DID_CLOSE, api.did_close)
+    routes.serve(COMPLETION, api.completion)
+    for operation in (HOVER, DEFINITION, DECLARATION, REFERENCES, SIGNATURE_HELP):
+        routes.serve(operation, api.asking(operation.path.rsplit("/", 1)[1]))
+    routes.serve(DOCUMENT_SYMBOL, api.document_symbol)
+    routes.serve(DIAGNOSTICS, api.diagnostics)
+    routes.serve(APPLY_CHANGES, api.apply_changes)
+    routes.serve(READ_FILE, api.read)
     return api

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,61 +75,46 @@ def offset_at(text: str, starts: list[int], line: int, character: int) -> int:
     return i
 
 
-def position_at(text: str, offset: int) -> dict[str, int]:
-    """The LSP position (UTF-16) of a str index; used by tests and by edit answers."""
-    starts = line_starts(text)
-    line = max(i for i, s in enumerate(starts) if s <= offset)
-    chunk = text[starts[line] : offset]
-    return {"line": line, "character": len(chunk.encode("utf-16-le")) // 2}
+# LSP JSON already checked for shape by the operation's arguments model (api/lsp.py):
+# a TextDocumentContentChangeEvent {"text", "range"?} or a TextEdit {"range", "newText"},
+# ranges as {"start": {"line", "character"}, "end": {...}} with non-negative integers.
+# What only the text can tell (a range ending before it starts, overlapping edits) is
+# checked here, naming the item at fault.
+LspJson = dict[str, Any]
 
 
-def apply_change(text: str, change: Any, index: int = 0) -> str:
+def apply_change(text: str, change: LspJson, index: int = 0) -> str:
     """One TextDocumentContentChangeEvent: full text, or a range replaced by text."""
-    if not isinstance(change, dict):
-        raise _bad_change(index, "must be an object")
-    new_text = change.get("text")
-    if not isinstance(new_text, str):
-        raise _bad_change(index, "needs 'text' (a string)", "text")
     rng = change.get("range")
     if rng is None:
-        return new_text
-    start, end = _range(rng, index)
-    starts = line_starts(text)
-    a = offset_at(text, starts, *start)
-    b = offset_at(text, starts, *end)
+        return str(change["text"])
+    a, b = _span(text, line_starts(text), rng)
     if b < a:
-        raise _bad_change(index, "range end is before its start", "range")
-    return text[:a] + new_text + text[b:]
+        raise _misplaced(f"contentChanges[{index}].range", "range end is before its start")
+    return text[:a] + str(change["text"]) + text[b:]
 
 
-def apply_changes(text: str, changes: list[Any]) -> str:
+def apply_changes(text: str, changes: list[LspJson]) -> str:
     """Changes in order, each against the result of the previous (LSP didChange rule)."""
     for i, change in enumerate(changes):
         text = apply_change(text, change, i)
     return text
 
 
-def apply_text_edits(text: str, edits: list[Any]) -> str:
+def apply_text_edits(text: str, edits: list[LspJson]) -> str:
     """LSP TextEdits: all ranges refer to the original text and must not overlap."""
     starts = line_starts(text)
     spans: list[tuple[int, int, int, str]] = []
     for i, edit in enumerate(edits):
-        if not isinstance(edit, dict):
-            raise _bad_edit(i, "must be an object")
-        new_text = edit.get("newText")
-        if not isinstance(new_text, str):
-            raise _bad_edit(i, "needs 'newText' (a string)", "newText")
-        start, end = _range(edit.get("range"), i, kind="edits")
-        a = offset_at(text, starts, *start)
-        b = offset_at(text, starts, *end)
+        a, b = _span(text, starts, edit["range"])
         if b < a:
-            raise _bad_edit(i, "range end is before its start", "range")
-        spans.append((a, b, i, new_text))
+            raise _misplaced(f"edits[{i}].range", "range end is before its start")
+        spans.append((a, b, i, edit["newText"]))
     # Same-start inserts keep their array order (spec); sort is stable on the index.
     spans.sort(key=lambda s: (s[0], s[1], s[2]))
     for prev, cur in itertools.pairwise(spans):
         if cur[0] < prev[1]:
-            raise _bad_edit(cur[2], f"overlaps edit {prev[2]}", "range")
+            raise _misplaced(f"edits[{cur[2]}].range", f"overlaps edit {prev[2]}")
     out: list[str] = []
     pos = 0
     for a, b, _, new_text in spans:
@@ -141,45 +125,16 @@ def apply_text_edits(text: str, edits: list[Any]) -> str:
     return "".join(out)
 
 
-def _range(rng: Any, index: int, kind: str = "contentChanges") -> tuple[tuple[int, int], ...]:
-    where = f"{kind}[{index}].range"
-    if not isinstance(rng, dict):
-        raise RequestError(
-            f"'{where}' must be an object with start and end",
-            code="invalid_field",
-            details={"field": where},
-        )
-    return tuple(_position(rng.get(k), f"{where}.{k}") for k in ("start", "end"))
+def _span(text: str, starts: list[int], rng: LspJson) -> tuple[int, int]:
+    start, end = rng["start"], rng["end"]
+    return (
+        offset_at(text, starts, start["line"], start["character"]),
+        offset_at(text, starts, end["line"], end["character"]),
+    )
 
 
-def _position(pos: Any, where: str) -> tuple[int, int]:
-    if not isinstance(pos, dict):
-        raise RequestError(
-            f"'{where}' must be an object with line and character",
-            code="invalid_field",
-            details={"field": where},
-        )
-    values = []
-    for k in ("line", "character"):
-        v = pos.get(k)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise RequestError(
-                f"'{where}.{k}' must be a non-negative integer",
-                code="invalid_field",
-                details={"field": f"{where}.{k}"},
-            )
-        values.append(v)
-    return values[0], values[1]
-
-
-def _bad_change(index: int, what: str, sub: str = "") -> RequestError:
-    name = f"contentChanges[{index}]" + (f".{sub}" if sub else "")
-    return RequestError(f"'{name}' {what}", code="invalid_field", details={"field": name})
-
-
-def _bad_edit(index: int, what: str, sub: str = "") -> RequestError:
-    name = f"edits[{index}]" + (f".{sub}" if sub else "")
-    return RequestError(f"'{name}' {what}", code="invalid_field", details={"field": name})
+def _misplaced(where: str, what: str) -> RequestError:
+    return RequestError(f"'{where}': {what}", code="invalid_field", details={"field": where})
 
 
 # --- the shared documents -----------------------------------------------------------------
@@ -194,10 +149,6 @@ class Document:
     language_id: str = "gdscript"
     # agent identity -> how many times it opened the document without closing it
     holders: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def open_count(self) -> int:
-        return sum(self.holders.values())
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -214,7 +165,6 @@ class Diagnostics:
 
     version: int | None
     items: list[Any]
-    received_at: float = field(default_factory=time.time)
 
 
 class DocumentStore:
@@ -271,7 +221,7 @@ class DocumentStore:
             return doc, created
 
     async def change(
-        self, f: ProjectFile, changes: list[Any], version: int | None = None
+        self, f: ProjectFile, changes: list[LspJson], version: int | None = None
     ) -> Document:
         """Apply LSP content changes; `version`, if given, must be newer than ours."""
         async with self._lock:
@@ -400,7 +350,3 @@ class DocumentStore:
             except asyncio.TimeoutError:
                 return False
         return True
-
-    def current_version(self, f: ProjectFile) -> int | None:
-        doc = self._docs.get(f.rel)
-        return doc.version if doc else self._versions.get(f.rel)

@@ -35,30 +35,12 @@ class Target:
 
 @dataclass(frozen=True)
 class EditRequest:
+    """A write: the whole new `text`, or LSP TextEdits against the current content."""
+
     uri: str
     text: str | None
     edits: list[Any] | None
-    expected_sha256: str | None
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> EditRequest:
-        uri = _uri_of(body)
-        text, edits = body.get("text"), body.get("edits")
-        if (text is None) == (edits is None):
-            raise RequestError(
-                "give exactly one of 'text' (the whole new content) or 'edits' "
-                "(LSP TextEdits against the current content)",
-                code="missing_field",
-                details={"field": "text"},
-            )
-        if text is not None and not isinstance(text, str):
-            raise _invalid("text", "a string")
-        if edits is not None and not isinstance(edits, list):
-            raise _invalid("edits", "an array of TextEdit objects")
-        expected = body.get("expected_sha256")
-        if expected is not None and not isinstance(expected, str):
-            raise _invalid("expected_sha256", "a hex string")
-        return cls(uri, text, edits, expected.lower().strip() if expected else None)
+    expected_sha256: str | None  # lowercase hex; None: write whatever is there
 
 
 @dataclass(frozen=True)
@@ -79,19 +61,6 @@ class EditResult:
         }
 
 
-def _uri_of(body: dict[str, Any]) -> str:
-    uri = body.get("uri")
-    if uri is None and isinstance(body.get("textDocument"), dict):
-        uri = body["textDocument"].get("uri")  # LSP-shaped bodies are fine too
-    if not isinstance(uri, str) or not uri:
-        raise RequestError(
-            "missing field 'uri' (res://, project-relative, absolute or file://)",
-            code="missing_field",
-            details={"field": "uri"},
-        )
-    return uri
-
-
 @dataclass(frozen=True)
 class ReadRequest:
     """`/edit/read`: a file, optionally lines `start_line`..`end_line` (1-based, inclusive)."""
@@ -99,27 +68,6 @@ class ReadRequest:
     uri: str
     start_line: int | None
     end_line: int | None
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> ReadRequest:
-        uri = _uri_of(body)
-        start, end = _line_field(body, "start_line"), _line_field(body, "end_line")
-        if start is not None and end is not None and end < start:
-            raise RequestError(
-                f"field 'end_line' ({end}) is before 'start_line' ({start})",
-                code="invalid_field",
-                details={"field": "end_line"},
-            )
-        return cls(uri, start, end)
-
-
-def _line_field(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _invalid(name, "a line number from 1 (1-based, like the debugger's lines)")
-    return value
 
 
 @dataclass(frozen=True)
@@ -148,10 +96,9 @@ def read_file(paths: ProjectPaths, req: ReadRequest) -> ReadResult:
     data = read_current(target.real_path)
     if data is None:
         raise RequestError(
-            f"{target.file.res} does not exist",
-            status=404,
+            f"no file {target.file.res} in the project",
             code="not_found",
-            details={"path": target.file.res},
+            details={"field": "uri", "path": target.file.res},
         )
     try:
         text = data.decode("utf-8")
@@ -179,24 +126,16 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _invalid(name: str, what: str) -> RequestError:
-    return RequestError(
-        f"field '{name}' must be {what}", code="invalid_field", details={"field": name}
-    )
-
-
 def safe_target(paths: ProjectPaths, raw: str) -> Target:
     """Where `raw` may be written, or 403 when it leaves the project or is internal."""
     f = paths.resolve(raw)  # lexical check: `..`, outside absolute paths
     _refuse_internal(f.rel, raw)
-    real_root = os.path.realpath(paths.root)
-    real = os.path.realpath(paths.path(f))
-    # Symlinks anywhere on the way may lead out of the project.
-    if not real.startswith(real_root + os.sep):
-        raise Forbidden(f"{raw!r} resolves to {real}, outside the project", details={"path": raw})
-    _refuse_internal(os.path.relpath(real, real_root).replace(os.sep, "/"), raw)
+    real = paths.real_path(f)  # symlinks anywhere on the way may lead out of the project
+    _refuse_internal(os.path.relpath(real, os.path.realpath(paths.root)).replace(os.sep, "/"), raw)
     if os.path.isdir(real):
-        raise RequestError(f"{raw!r} is a directory, not a file", code="invalid_field")
+        raise RequestError(
+            f"{raw!r} is a directory, not a file", code="invalid_field", details={"field": "uri"}
+        )
     return Target(f, real)
 
 

@@ -163,13 +163,6 @@ class ProjectPaths:
             )
         return real
 
-    def res_of(self, absolute: str) -> str:
-        """The `res://` spelling of an absolute path inside the project."""
-        for root in (*self._roots(), os.path.realpath(self.root)):
-            if absolute.startswith(root + "/"):
-                return "res://" + absolute[len(root) + 1 :].replace(os.sep, "/")
-        return absolute
-
 
 def _escapes(rel: str) -> bool:
     depth = 0

@@ -64,8 +64,6 @@ class LspError(ProtocolError):
 class ServerInfo:
     """What Godot told us about itself on the current connection."""
 
-    capabilities: dict[str, Any] | None = None
-    native_classes: int = 0
     workspace_root: str | None = None
 
 
@@ -164,8 +162,6 @@ class LspSession:
         answer = await peer.request("initialize", params, timeout=timeout, handshake=True)
         if "error" in answer:
             raise ProtocolError(f"Godot refused initialize: {answer['error']}")
-        result = answer.get("result") or {}
-        self.server.capabilities = result.get("capabilities")
         await self._check_workspace(peer)
         peer.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
         await self.documents.reopen_all()
@@ -208,9 +204,7 @@ class LspSession:
             if same_project(self.server.workspace_root, self.config.project):
                 self.paths.set_godot_root(self.server.workspace_root)
         elif method == "gdscript/capabilities":
-            # Several MB listing every native class; we only need to know it came.
-            classes = params.get("native_classes")
-            self.server.native_classes = len(classes) if isinstance(classes, list) else 0
+            pass  # several MB listing every native class: nothing here needs it
         elif method in ("window/logMessage", "window/showMessage"):
             log.info("language server: %s", params.get("message"))
         else:
