@@ -152,8 +152,8 @@ class _Entry:
 
     def _example(self, components: dict[str, Schema]) -> str:
         """A curl call with the required fields' examples (none when one has no example)."""
-        if self.tag == "mcp" or "x-undeclared" in self.spec:
-            return ""  # /mcp has its own; the old schemas' examples did not survive
+        if self.tag == "mcp":
+            return ""  # /mcp has its own
         args: dict[str, Any] = {}
         for name, _type, required, _default, _what in self._arguments(components):
             if required:

@@ -319,20 +319,11 @@ class ApplyChangesArguments(FileArguments):
 class ReadArguments(QueryFileArguments):
     start_line: int | None = Field(None, ge=1, description="first line, 1-based; absent: 1")
     end_line: int | None = Field(
-        None, ge=1, description="last line, 1-based, inclusive; past the end: to the end"
+        None,
+        ge=1,
+        description="last line, 1-based, inclusive; past the end: to the end; before "
+        "start_line (or start_line past the end): an empty selection",
     )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ReadArguments:
-        if self.start_line is not None and self.end_line is not None:
-            if self.end_line < self.start_line:
-                raise RequestError(
-                    f"field 'end_line' ({self.end_line}) is before 'start_line' "
-                    f"({self.start_line})",
-                    code="invalid_field",
-                    details={"field": "end_line"},
-                )
-        return self
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -446,7 +437,9 @@ class FileText(Answer):
     sha256: str = Field(description="of the whole file: what applyChanges' expected_sha256 takes")
     line_count: int
     start_line: int = Field(description="1-based")
-    end_line: int = Field(description="1-based, inclusive")
+    end_line: int = Field(
+        description="1-based, inclusive; start_line - 1 for an empty selection (text '')"
+    )
 
 
 # --- declarations -----------------------------------------------------------------------------

@@ -86,7 +86,6 @@ def _build(server_url: str) -> dict[str, Any]:
     for (raw_method, path), spec in RAW.items():
         paths.setdefault(path, {})[raw_method.lower()] = spec
     schemas = {**models.components, **ERROR_SCHEMAS}
-    _add_legacy(paths, schemas)  # LEGACY: goes once every endpoint is declared
     used = {tag for ops in paths.values() for op in ops.values() for tag in op["tags"]}
     return {
         "openapi": OPENAPI_VERSION,
@@ -158,7 +157,8 @@ def _declared(op: Operation[Any], method: str, models: _Models) -> dict[str, Any
         out["parameters"] += query_parameters(arguments)
     elif arguments.get("properties"):
         out["requestBody"] = {
-            "required": bool(arguments.get("required")),
+            # A body some field of which is required, or one of several (anyOf/oneOf).
+            "required": any(arguments.get(k) for k in ("required", "anyOf", "oneOf", "allOf")),
             "content": {"application/json": {"schema": models.arguments_ref(op)}},
         }
     out["responses"] = {
@@ -506,57 +506,6 @@ RAW: dict[tuple[str, str], dict[str, Any]] = {
         },
     ),
 }
-
-
-# -- LEGACY: routes not declared yet, described by sidecar/api/schemas.py ----------------
-# Once every endpoint is an Operation in the catalog, delete this section, its one call in
-# `_build` (`_add_legacy(...)`) and sidecar/api/schemas.py.
-
-
-def _add_legacy(paths: dict[str, dict[str, Any]], schemas: dict[str, Schema]) -> None:
-    from sidecar.api import schemas as legacy
-
-    for (method, path), old in legacy.SCHEMAS.items():
-        if method.lower() in paths.get(path, {}):
-            continue  # declared (or raw): the declaration says it
-        paths.setdefault(path, {})[method.lower()] = _legacy_operation(method, path, old)
-    for name, schema in legacy.COMPONENTS.items():
-        schemas.setdefault(name, schema)
-
-
-def _legacy_operation(method: str, path: str, old: Any) -> dict[str, Any]:
-    words = [w for w in path.replace(".", "/").split("/") if w] or ["root"]
-    summary, _, rest = (old.notes or f"{method} {path}").partition(". ")
-    out: dict[str, Any] = {
-        "operationId": method.lower() + "".join(w[:1].upper() + w[1:] for w in words),
-        "summary": summary.rstrip("."),
-        "tags": [old.tag],
-        "parameters": [{"$ref": "#/components/parameters/AgentId"}],
-        "x-undeclared": True,
-    }
-    if rest:
-        out["description"] = rest
-    if old.body is not None and method == "GET":
-        out["parameters"] += query_parameters(old.body)
-    elif old.body is not None:
-        out["requestBody"] = {
-            "required": False,
-            "content": {"application/json": {"schema": old.body}},
-        }
-    result = {"allOf": [{"type": "object"}, old.result]} if old.flat else old.result
-    envelope: Schema = {"type": "object", "properties": {"status": {"const": "ok"}}}
-    if not old.flat:
-        envelope["properties"]["result"] = result
-    codes = [c.name for c in CODES.values() if c.status in old.errors]
-    codes += list(ARGUMENT_ERRORS) if old.body is not None else []
-    out["responses"] = {
-        "200": {
-            "description": out["summary"],
-            "content": {"application/json": {"schema": envelope}},
-        },
-        **error_responses([*COMMON, *codes]),
-    }
-    return out
 
 
 # -- serving -------------------------------------------------------------------------------

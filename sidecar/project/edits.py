@@ -108,16 +108,12 @@ def read_file(paths: ProjectPaths, req: ReadRequest) -> ReadResult:
     # A final line end does not begin another line (an editor's "lines" of the file).
     count = len(starts) - 1 if starts[-1] == len(text) else len(starts)
     first = req.start_line or 1
-    if first > max(count, 1):
-        raise RequestError(
-            f"field 'start_line' ({first}) is past the end of {target.file.res}, which has "
-            f"{count} lines",
-            code="invalid_field",
-            details={"field": "start_line", "line_count": count},
-        )
-    # An end past the last line reads to the end, as `sed -n 10,999p` would.
+    # An end past the last line reads to the end, as `sed -n 10,999p` would; a start past
+    # the end or an end before the start selects nothing (the answer's line_count says why).
     last = count if req.end_line is None else min(req.end_line, count)
-    begin = starts[first - 1] if count else 0
+    if first > count or last < first:
+        return ReadResult(target.file, "", sha256_hex(data), count, first, first - 1)
+    begin = starts[first - 1]
     stop = starts[last] if last < len(starts) else len(text)
     return ReadResult(target.file, text[begin:stop], sha256_hex(data), count, first, last)
 
