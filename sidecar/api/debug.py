@@ -13,10 +13,17 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from sidecar.api.shapes import ServiceStatus
+from sidecar.api.shapes import SCRIPT_PATTERN, ServiceStatus
 from sidecar.errors import RequestError, TransportError
 from sidecar.godot.dap.inspector import THREAD_ID
 from sidecar.godot.dap.session import DapSession
@@ -45,7 +52,10 @@ PATH_DOC = (
 
 class Source(Arguments):
     path: str = Field(
-        min_length=1, description=f"the script, {PATH_DOC}", examples=["res://player.gd"]
+        min_length=1,
+        description=f"the script, {PATH_DOC}",
+        examples=["res://player.gd"],
+        json_schema_extra=SCRIPT_PATTERN,
     )
 
 
@@ -56,13 +66,13 @@ NOT_SUPPORTED = (
 
 class SourceBreakpoint(Arguments):
     line: int = Field(ge=1, description="1-based line of the script", examples=[12])
-    condition: str | None = Field(
+    condition: None = Field(
         None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
     )
-    hitCondition: str | None = Field(
+    hitCondition: None = Field(
         None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
     )
-    logMessage: str | None = Field(
+    logMessage: None = Field(
         None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
     )
 
@@ -89,6 +99,14 @@ class SetBreakpointsArguments(Arguments):
 
 
 class ClearBreakpointsArguments(Arguments):
+    # `everyone` needs `source`, said in the schema too (JSON Schema's if/then).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"everyone": {"const": True}}, "required": ["everyone"]},
+            "then": {"required": ["source"], "properties": {"source": {"type": "object"}}},
+        }
+    )
+
     everyone: bool = Field(
         False,
         description="every agent's breakpoints in `source` (needs `source`: everyone's "
@@ -398,7 +416,7 @@ CLEAR_BREAKPOINTS = Operation(
     description="Works while the adapter is away too: the next connection gets the rest.",
     arguments=ClearBreakpointsArguments,
     answer=ClearBreakpointsAnswer,
-    errors=(*_GODOT, "outside_project"),
+    errors=(*_GODOT, "outside_project", "not_a_script"),
     tags=("debug",),
 )
 CONTINUE = Operation(

@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
-from sidecar.api.shapes import Position, TextDocument
+from sidecar.api.shapes import SCRIPT_PATTERN, Position, TextDocument
 from sidecar.errors import RequestError
 from sidecar.godot.lsp.session import (
     DEFAULT_COMPLETION_LIMIT,
@@ -49,9 +49,7 @@ SCRIPT_ERRORS = (*PATH_ERRORS, "not_a_script")
 # --- arguments ---------------------------------------------------------------------------------
 
 _URI_DOC = "res://, project-relative, absolute or file:// path of a project file"
-# A script's name ends in .gd. Said in the schema only: the server answers any other file
-# with its own code, 400 not_a_script, rather than a generic invalid_field.
-_SCRIPT_PATTERN: JsonDict = {"pattern": r"\.[gG][dD]\s*$"}
+_SCRIPT_PATTERN = SCRIPT_PATTERN
 _SCRIPT_DOC = f"a GDScript (.gd) file: {_URI_DOC}"
 
 

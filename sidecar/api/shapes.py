@@ -9,8 +9,13 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from sidecar.web.operation import Answer, Arguments
+
+# A script's name ends in .gd. Said in the schema only: the server answers any other file
+# with its own code, 400 not_a_script, rather than a generic invalid_field.
+SCRIPT_PATTERN: JsonDict = {"pattern": r"\.[gG][dD]\s*$"}
 
 ServiceState = Literal[
     "disconnected", "starting", "connecting", "connected", "error", "reconnecting", "wrong_editor"

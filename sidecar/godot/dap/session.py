@@ -512,7 +512,7 @@ class DapSession:
         if source is None:
             paths, where = list(self.book.files), None
         else:
-            path = to_project_path(self.project, source, must_exist=False)
+            path = to_project_path(self.project, source, must_exist=False, script=True)
             paths, where = [path], to_res_path(self.project, path)
         cleared = await self.book.remove(paths, None if everyone else agent, strict=True)
         if cleared:
