@@ -32,6 +32,7 @@ run: setup
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sidecar tests tools
 	$(VENV)/bin/ruff format --check sidecar tests tools
+	$(VENV)/bin/mypy
 	$(VENV)/bin/gdlint addons tests/gd
 	$(VENV)/bin/gdformat --check addons tests/gd
 

@@ -462,3 +462,19 @@ def game_processes(editor: Editor) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return games
+
+
+def offline_routes() -> Any:
+    """The route table a sidecar serves (`Sidecar.routes`), built without starting anything."""
+    from sidecar.app import Sidecar
+    from sidecar.config import Config
+
+    config = Config(
+        project=".",
+        link_port=None,
+        link_token="",
+        serve_port=None,
+        lsp_port=6005,
+        dap_port=6006,
+    )
+    return Sidecar(config).routes

@@ -705,7 +705,7 @@ def test_issue_11_cli_disconnect_force(
 
 
 def test_issue_11_cli_reaches_every_endpoint() -> None:
-    from sidecar.api.openapi import offline_routes
+    from harness import offline_routes
 
     commands = _subcommands()
     assert set(cli.ENDPOINTS.values()) <= set(commands)
@@ -755,7 +755,7 @@ def test_issue_11_client_status_is_the_whole_answer(fake: FakeBridge) -> None:
 
 
 def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
-    from sidecar.api.openapi import offline_routes
+    from harness import offline_routes
 
     fake.routes["/dashboard/state"] = fake.routes["/openapi.json"] = lambda b: ok({})
     fake.routes["/lsp/didChange"] = lambda b: ok({"version": 2})

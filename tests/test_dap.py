@@ -1,5 +1,6 @@
-"""The DAP session: its parts alone, then driven directly against a real headless Godot
-editor and a real launched demo game (no addon, no HTTP: see test_debug_http.py)."""
+"""The DAP session: its parts alone, then driven through the debug operations' handlers
+(their declarations parse the arguments) against a real headless Godot editor and a real
+launched demo game (no addon, no HTTP: see test_debug_http.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -20,26 +22,23 @@ import psutil
 import pytest
 from harness import REPO, free_port
 
-import sidecar.godot.dap.session as dap_module
+import sidecar.godot.dap.game as game_module
 from sidecar.agents import Agent
+from sidecar.api import debug as debug_api
 from sidecar.config import Config
 from sidecar.errors import BridgeError, RequestError, TransportError
-from sidecar.godot.dap.session import (
-    DapSession,
-    DebugEvent,
-    EventLog,
-    FairScheduler,
-    GodotError,
-    _body_or_raise,
-    _FileBreakpoints,
-    _frame_keys,
-    _never_stops,
-    to_project_path,
-    to_res_path,
-)
+from sidecar.godot.dap.answers import GodotError, body_or_raise
+from sidecar.godot.dap.breakpoints import FileBreakpoints, SourceBreakpoint, never_stops
+from sidecar.godot.dap.events import DebugEvent, EventLog
+from sidecar.godot.dap.inspector import frame_keys
+from sidecar.godot.dap.paths import to_project_path, to_res_path
+from sidecar.godot.dap.scheduler import FairScheduler
+from sidecar.godot.dap.session import DapSession
 from sidecar.godot.identity import ProcessWatch, is_game_of
 from sidecar.godot.peer import DapCorrelation, Peer
 from sidecar.godot.service import ServiceStatus, State
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Caller
 
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
 
@@ -55,6 +54,15 @@ DOUBLED = line_of("var doubled: int = add_numbers(n, n)")
 RETURN_DOUBLED = line_of("return doubled")
 READY_CALL = line_of("var total: int = add_numbers(2, 3)")
 MAIN = "res://demo/main.gd"
+
+
+async def call(session: DapSession, command: str, agent: str, args: dict[str, Any]) -> Any:
+    """The debug operation served at /debug/<command>, called as an agent would: its
+    arguments parsed by its declaration, then its handler (no HTTP)."""
+    routes = RouteTable()
+    debug_api.register(routes, session)
+    (bound,) = [b for b in routes.bound() if b.operation.path == f"/debug/{command}"]
+    return await bound.call(args, Caller(agent))
 
 
 # -- parts, no Godot -------------------------------------------------------------------
@@ -200,17 +208,17 @@ def test_godot_failures_map_to_statuses_with_its_message() -> None:
         },
     }
     with pytest.raises(GodotError) as err:
-        _body_or_raise(wrong_path, "setBreakpoints")
+        body_or_raise(wrong_path, "setBreakpoints")
     assert err.value.status == 400
     assert 'client is on "/x", editor on "/p"' in err.value.message
     assert "setBreakpoints" in err.value.message
     with pytest.raises(GodotError) as err:
-        _body_or_raise({"success": False, "message": "unknown"}, "variables")
+        body_or_raise({"success": False, "message": "unknown"}, "variables")
     assert err.value.status == 502 and err.value.godot_error == "unknown"
-    assert _body_or_raise({"success": True}, "next") == {}
+    assert body_or_raise({"success": True}, "next") == {}
 
 
-def test_issue_11_lines_where_the_game_never_stops() -> None:
+def test_issue_11_lines_where_the_gamenever_stops() -> None:
     text = [
         "extends Node",
         "class_name Thing",
@@ -222,7 +230,7 @@ def test_issue_11_lines_where_the_game_never_stops() -> None:
         "\tspeed += 1",
         "   ",
     ]
-    never = {n: _never_stops(text, n) for n in range(1, len(text) + 2)}
+    never = {n: never_stops(text, n) for n in range(1, len(text) + 2)}
     assert [n for n, why in never.items() if why is None] == [6, 7, 8]
     assert "blank" in (never[3] or "") and "blank" in (never[9] or "")
     assert "comment" in (never[5] or "")
@@ -236,8 +244,8 @@ def test_issue_11_frames_compare_by_function_and_script() -> None:
 
     before = [frame("f", "/p/a.gd", 3), frame("g", "/p/b.gd", 9)]
     after = [frame("g", "/p/b.gd", 10)]
-    assert _frame_keys(after) == _frame_keys(before[1:])  # the caller moved on a line
-    assert _frame_keys([frame("g", "/p/c.gd", 9)]) != _frame_keys(before[1:])
+    assert frame_keys(after) == frame_keys(before[1:])  # the caller moved on a line
+    assert frame_keys([frame("g", "/p/c.gd", 9)]) != frame_keys(before[1:])
 
 
 def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> None:
@@ -261,16 +269,79 @@ def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> Non
             ("next", {"threadId": "1"}, "threadId"),
         ):
             with pytest.raises(RequestError) as err:
-                await session.call(command, "alice", args)
+                await call(session, command, "alice", args)
             assert err.value.status == 400 and err.value.details["field"] == field, command
         good = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
         for command, args in (("setBreakpoints", good), ("terminate", {})):
             with pytest.raises(TransportError) as unavailable:
-                await session.call(command, "alice", args)
+                await call(session, command, "alice", args)
             assert unavailable.value.status == 503, command
         assert session.breakpoints() == {}
 
     asyncio.run(scenario())
+
+
+def test_issue_12_bad_breakpoint_lines_are_400s_naming_the_field() -> None:
+    """Checked by the operation's declaration, whatever the adapter's state; DAP's older
+    `lines` form names the item itself (it was `lines[0].line`)."""
+
+    async def scenario() -> None:
+        session = offline_session()
+        for body, field in (
+            ({"source": {"path": MAIN}, "breakpoints": [{"line": 0}]}, "breakpoints[0].line"),
+            ({"source": {"path": MAIN}, "breakpoints": [{"line": "3"}]}, "breakpoints[0].line"),
+            ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.0}]}, "breakpoints[0].line"),
+            ({"source": {"path": MAIN}, "lines": [SUM, 0]}, "lines[1]"),
+            ({"source": {"path": ""}}, "source.path"),
+        ):
+            with pytest.raises(RequestError) as err:
+                await call(session, "setBreakpoints", "alice", body)
+            assert err.value.status == 400 and err.value.details["field"] == field, body
+            assert field in err.value.message
+        assert session.breakpoints() == {}
+
+    asyncio.run(scenario())
+
+
+def test_issue_12_conditions_are_refused_as_declared() -> None:
+    """The declaration says condition, hitCondition and logMessage are refused, and they
+    are: for REST and MCP alike (one parse), before the adapter is asked for."""
+    fields = debug_api.SourceBreakpoint.model_json_schema()["properties"]
+
+    async def scenario() -> None:
+        session = offline_session()
+        for name in ("condition", "hitCondition", "logMessage"):
+            assert "refused" in fields[name]["description"]
+            body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "x"}]}
+            with pytest.raises(RequestError) as err:
+                await call(session, "setBreakpoints", "alice", body)
+            assert err.value.status == 400
+            assert err.value.details["field"] == f"breakpoints[0].{name}"
+            assert "not supported" in err.value.message
+        # null is absent, as DAP clients send it.
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, "condition": None}]}
+        with pytest.raises(TransportError):
+            await call(session, "setBreakpoints", "alice", body)
+
+    asyncio.run(scenario())
+
+
+def test_issue_12_the_dap_session_imports_nothing_of_the_web_or_api_layers() -> None:
+    code = (
+        "import sys, sidecar.godot.dap.session\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('sidecar.web', 'sidecar.api', "
+        "'aiohttp')))\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert out.stdout.strip() == "", out.stdout
 
 
 def offline_session(**config: Any) -> DapSession:
@@ -300,7 +371,7 @@ def test_issue_11_negative_frame_and_reference_are_400_whatever_the_state() -> N
             ("variables", {"variablesReference": -5}, "variablesReference"),
         ):
             with pytest.raises(RequestError) as err:
-                await session.call(command, "alice", args)
+                await call(session, command, "alice", args)
             assert err.value.status == 400 and err.value.details["field"] == field, args
 
     asyncio.run(scenario())
@@ -322,12 +393,12 @@ def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_p
 
         async def trace(agent: str, thread: int) -> dict[str, Any]:
             await release.wait()  # Godot answers after stop 2 came in
-            stop = session._stop
+            stop = session.game.stop
             assert stop is not None
             frame = {"name": "f", "line": stop.body["at"], "source": {"path": script}}
             return {"stackFrames": [frame]}
 
-        session._trace = trace  # type: ignore[method-assign]
+        session.inspector.trace = trace  # type: ignore[method-assign]
         session._on_event(stopped_at(SUM))
         session._on_event({"type": "event", "event": "output", "body": {"output": "x"}})
         session._on_event(stopped_at(RETURN_SUM))
@@ -342,7 +413,7 @@ def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_p
         # Stop 1 ran on before its place could be read: announced without one.
         assert "line" not in first and first["hitBreakpointIds"] == [] == first["hit_by"]
         assert last["line"] == RETURN_SUM and last["source"]["path"] == MAIN
-        assert last["hitBreakpointIds"] == [session.breakpoint_id(script, RETURN_SUM)]
+        assert last["hitBreakpointIds"] == [session.book.breakpoint_id(script, RETURN_SUM)]
 
     asyncio.run(scenario())
 
@@ -369,14 +440,14 @@ def test_issue_11_an_evaluation_error_is_found_past_the_redraws_of_a_stopped_gam
         data.append("servers:drawn", {"data": []})
         data.append("performance:profile_frame", {"data": []})
         data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "parse error", False]})
-        assert await session._evaluation_error("1 +", since) == "parse error"
+        assert await session.inspector.evaluation_error("1 +", since) == "parse error"
         # A real null: the game moved on to something else.
         since = data.latest
         data.append("evaluation_return", {"data": ["n", 0, "", None]})
         data.append("servers:drawn", {"data": []})
         data.append("output", {"data": []})
         data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "later", False]})
-        assert await session._evaluation_error("n", since) is None
+        assert await session.inspector.evaluation_error("n", since) is None
 
     asyncio.run(scenario())
 
@@ -394,11 +465,11 @@ def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Pat
 
         session._godot = godot  # type: ignore[method-assign]
         script = str(REPO / "demo" / "main.gd")
-        session._files[script] = bps = _FileBreakpoints()
+        session.book.files[script] = bps = FileBreakpoints()
         agent = Agent(7, "peer")
         async with bps.lock:
-            args = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
-            setting = asyncio.ensure_future(session.set_breakpoints(agent.identity, args))
+            wanted = [SourceBreakpoint(SUM)]
+            setting = asyncio.ensure_future(session.book.set(agent.identity, script, wanted))
             await asyncio.sleep(0.05)
             session.agent_left(agent)
         await setting
@@ -418,8 +489,8 @@ def test_issue_11_an_end_nobody_saw_is_not_inferred() -> None:
 
     async def scenario() -> None:
         session = offline_session()
-        session._running = True
-        await session._confirm_end(session.events.latest, None, "alice", session._launches)
+        session.game.running = True
+        await session._confirm_end(session.events.latest, None, "alice", session.game.launches)
         assert session.running
         assert session.events.latest == 0
 
@@ -439,11 +510,11 @@ def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyP
     """The game went after SIGTERM and its pid went to another process: no SIGKILL."""
     game = ["/bin/godot", "--path", str(REPO), "--remote-debug", "tcp://127.0.0.1:6007"]
     lines = iter([game, ["/usr/bin/vim"], ["/usr/bin/vim"]])
-    monkeypatch.setattr(dap_module, "cmdline", lambda pid: next(lines, ["/usr/bin/vim"]))
-    monkeypatch.setattr(dap_module, "GAME_KILL_WAIT", 0.05)
-    monkeypatch.setattr(dap_module.os, "kill", lambda pid, sig: signals.append(sig))
+    monkeypatch.setattr(game_module, "cmdline", lambda pid: next(lines, ["/usr/bin/vim"]))
+    monkeypatch.setattr(game_module, "GAME_KILL_WAIT", 0.05)
+    monkeypatch.setattr(game_module.os, "kill", lambda pid, sig: signals.append(sig))
     signals: list[int] = []
-    assert asyncio.run(dap_module.end_game_process(4242, str(REPO)))
+    assert asyncio.run(game_module.end_game_process(4242, str(REPO)))
     assert signals == [signal.SIGTERM]
 
 
@@ -538,11 +609,11 @@ def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
         session = DapSession(config)
         assert await session.connect(), session.status.as_json()
         try:
-            await session.call("terminate", "test", {})  # a game left by an earlier test
+            await call(session, "terminate", "test", {})  # a game left by an earlier test
             await asyncio.wait_for(scenario(session), timeout)
         finally:
             with contextlib.suppress(Exception):
-                await session.call("terminate", "test", {})
+                await call(session, "terminate", "test", {})
             await session.stop()
 
     asyncio.run(main())
@@ -550,7 +621,7 @@ def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
 
 async def launch_and_stop(session: DapSession, agent: str = "alice") -> DebugEvent:
     since = session.events.latest
-    await session.call("launch", agent, {"scene": "main"})
+    await call(session, "launch", agent, {"scene": "main"})
     return await next_stop(session, since)
 
 
@@ -561,24 +632,24 @@ async def next_stop(session: DapSession, since: int, timeout: float = 10) -> Deb
 
 
 async def where(session: DapSession, agent: str = "alice") -> list[tuple[str, int]]:
-    trace = await session.call("stackTrace", agent, {"threadId": 1})
+    trace = await call(session, "stackTrace", agent, {"threadId": 1})
     return [(f["name"], f["line"]) for f in trace["stackFrames"]]
 
 
 async def launch_until_output(session: DapSession, agent: str = "alice") -> None:
     """Launch the game and wait (bounded) for its first output: it is in its main loop."""
     launched = session.events.latest
-    await session.call("launch", agent, {})
+    await call(session, "launch", agent, {})
     assert await session.events.next_of(launched, frozenset({"output"}), 20), "game not up"
 
 
 async def set_bps(session: DapSession, agent: str, lines: list[int]) -> list[dict[str, Any]]:
     body = {"source": {"path": MAIN}, "breakpoints": [{"line": n} for n in lines]}
-    return (await session.call("setBreakpoints", agent, body))["breakpoints"]
+    return (await call(session, "setBreakpoints", agent, body))["breakpoints"]
 
 
 async def names_and_values(session: DapSession, ref: int) -> dict[str, str]:
-    body = await session.call("variables", "alice", {"variablesReference": ref})
+    body = await call(session, "variables", "alice", {"variablesReference": ref})
     return {v["name"]: v["value"] for v in body["variables"]}
 
 
@@ -593,7 +664,7 @@ def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> Non
         assert stop.body["reason"] == "breakpoint"
         assert session.stopped is not None
 
-        trace = await session.call("stackTrace", "alice", {"threadId": 1})
+        trace = await call(session, "stackTrace", "alice", {"threadId": 1})
         top, caller = trace["stackFrames"]
         assert (top["name"], top["line"]) == ("add_numbers", SUM)
         assert top["source"]["path"].endswith("demo/main.gd")
@@ -602,23 +673,23 @@ def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> Non
 
         # Five agents at once get the same real stack.
         traces = await asyncio.gather(
-            *(session.call("stackTrace", f"agent{i}", {"threadId": 1}) for i in range(5))
+            *(call(session, "stackTrace", f"agent{i}", {"threadId": 1}) for i in range(5))
         )
         assert all(t == trace for t in traces)
 
-        scopes = (await session.call("scopes", "alice", {"frameId": top["id"]}))["scopes"]
+        scopes = (await call(session, "scopes", "alice", {"frameId": top["id"]}))["scopes"]
         assert [s["name"] for s in scopes] == ["Locals", "Members", "Globals"]
         local = await names_and_values(session, scopes[0]["variablesReference"])
         assert local["a"] == "2" and local["b"] == "3" and "sum" in local
         assert "counter" in await names_and_values(session, scopes[1]["variablesReference"])
 
         # The caller's frame: its own locals, not the top frame's.
-        outer = (await session.call("scopes", "bob", {"frameId": caller["id"]}))["scopes"]
+        outer = (await call(session, "scopes", "bob", {"frameId": caller["id"]}))["scopes"]
         assert set(await names_and_values(session, outer[0]["variablesReference"])) == {"total"}
 
-        result = await session.call("evaluate", "alice", {"expression": "a + b", "frameId": 0})
+        result = await call(session, "evaluate", "alice", {"expression": "a + b", "frameId": 0})
         assert result["result"] == "5"
-        result = await session.call("evaluate", "bob", {"expression": "a * 10 + b"})
+        result = await call(session, "evaluate", "bob", {"expression": "a * 10 + b"})
         assert result["result"] == "23"
 
     run(godot, scenario)
@@ -631,14 +702,14 @@ def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -
         assert (await where(session))[0] == ("twice", DOUBLED)
         await set_bps(session, "alice", [])  # only the steps stop the game from here on
 
-        await session.call("stepIn", "alice", {"threadId": 1})
+        await call(session, "stepIn", "alice", {"threadId": 1})
         stack = await where(session)  # waits for the step's stop rather than a 409
         assert stack[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
 
-        await session.call("next", "alice", {"threadId": 1})
+        await call(session, "next", "alice", {"threadId": 1})
         assert (await where(session))[0] == ("add_numbers", RETURN_SUM)
 
-        result = await session.call("stepOut", "alice", {"threadId": 1})
+        result = await call(session, "stepOut", "alice", {"threadId": 1})
         assert result["stopped"] is True and result["steps"] >= 1
         stack = await where(session)
         assert stack[0] == ("twice", RETURN_DOUBLED)
@@ -647,10 +718,10 @@ def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -
         # next steps over a call: from the call line straight to the line after it.
         await set_bps(session, "alice", [DOUBLED])
         since = session.events.latest
-        await session.call("continue", "alice", {"threadId": 1})
+        await call(session, "continue", "alice", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[0] == ("twice", DOUBLED)
-        await session.call("next", "alice", {"threadId": 1})
+        await call(session, "next", "alice", {"threadId": 1})
         assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
 
     run(godot, scenario)
@@ -676,7 +747,7 @@ def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) 
 
         await set_bps(session, "alice", [])
         since = session.events.latest
-        result = await session.call("continue", "alice", {"threadId": 1})
+        result = await call(session, "continue", "alice", {"threadId": 1})
         assert result["allThreadsContinued"] is True
         assert session.stopped is None
         seen: list[str] = []
@@ -715,11 +786,11 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
 
         # DOUBLED is gone, alice's SUM is not: the next stop is SUM, called from twice.
         since = session.events.latest
-        await session.call("continue", "bob", {"threadId": 1})
+        await call(session, "continue", "bob", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
         since = session.events.latest
-        await session.call("continue", "alice", {"threadId": 1})
+        await call(session, "continue", "alice", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
 
@@ -727,7 +798,7 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
         assert await set_bps(session, "bob", []) == []
         assert session.breakpoints(agent="bob") == {}
         since = session.events.latest
-        await session.call("continue", "bob", {"threadId": 1})
+        await call(session, "continue", "bob", {"threadId": 1})
         await next_stop(session, since)
         assert (await where(session))[:2] == [("add_numbers", SUM), ("twice", DOUBLED)]
 
@@ -742,13 +813,14 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
 def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None:
     async def expect(
         session: DapSession, command: str, args: dict[str, Any], status: int, field: str = ""
-    ) -> RequestError:
-        with pytest.raises(RequestError) as err:
-            await session.call(command, "alice", args)
+    ) -> BridgeError:
+        with pytest.raises(BridgeError) as err:
+            await call(session, command, "alice", args)
         assert err.value.status == status, (command, err.value.message)
         if field:
             assert err.value.details["field"] == field
-            assert field in err.value.message
+            # A 400 names it in words too; a 404 or 403 names the file instead.
+            assert err.value.status != 400 or field in err.value.message
         return err.value
 
     async def scenario(session: DapSession) -> None:
@@ -766,11 +838,12 @@ def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None
         bad_line = {"source": {"path": MAIN}, "breakpoints": [{"line": 3}, {"line": "x"}]}
         await expect(session, "setBreakpoints", bad_line, 400, "breakpoints[1].line")
         await expect(session, "setBreakpoints", {"source": {"path": "/etc/hosts"}}, 403)
-        await expect(session, "setBreakpoints", {"source": {"path": "res://nope.gd"}}, 400)
-        await expect(session, "launch", {"scene": "res://demo/nope.tscn"}, 400)
+        await expect(session, "setBreakpoints", {"source": {"path": "res://nope.gd"}}, 404)
+        await expect(session, "launch", {"scene": "res://demo/nope.tscn"}, 404, "scene")
+        await expect(session, "launch", {"scene": "res://demo/main.gd"}, 400, "scene")
 
         # A running game: everything that needs a stop is a quick, clear 409.
-        await session.call("launch", "alice", {})
+        await call(session, "launch", "alice", {})
         start = time.monotonic()
         for command, args in [
             ("stackTrace", {"threadId": 1}),
@@ -785,17 +858,17 @@ def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None
             err = await expect(session, command, args, 409)
             assert err.code == "not_stopped" and command in err.message
         assert time.monotonic() - start < 1.0
-        threads = await session.call("threads", "alice", {})
+        threads = await call(session, "threads", "alice", {})
         assert threads["threads"] == [{"id": 1, "name": "Main"}]
 
         # Pause stops it; then the same requests work.
         since = session.events.latest
-        await session.call("pause", "alice", {"threadId": 1})
+        await call(session, "pause", "alice", {"threadId": 1})
         stop = await next_stop(session, since)
         assert stop.body["reason"] == "paused"
-        assert "stackFrames" in await session.call("stackTrace", "alice", {})
-        assert (await session.call("pause", "bob", {})) == {"alreadyStopped": True}
-        await session.call("continue", "alice", {})
+        assert "stackFrames" in await call(session, "stackTrace", "alice", {})
+        assert (await call(session, "pause", "bob", {})) == {"alreadyStopped": True}
+        await call(session, "continue", "alice", {})
         assert session.stopped is None
 
     run(godot, scenario)
@@ -807,7 +880,7 @@ def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
         await session.disconnect()
         assert session.status.state is State.DISCONNECTED
         with pytest.raises(TransportError) as err:
-            await session.call("threads", "alice", {})
+            await call(session, "threads", "alice", {})
         assert err.value.status == 503 and "Retry-After" in err.value.headers
         # The new connection's initialize clears Godot's breakpoints; ours are re-sent.
         assert await session.connect()
@@ -882,7 +955,7 @@ async def refused(session: DapSession, command: str, args: dict[str, Any]) -> Re
     start = time.monotonic()
     try:
         with pytest.raises(RequestError) as err:
-            await session.call(command, "alice", args)
+            await call(session, command, "alice", args)
     finally:
         del session.peer.issue  # the peer's own method again
     assert command not in asked, (command, args, asked)
@@ -916,16 +989,16 @@ def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_s
         assert session.stopped is not None and session.stopped.epoch == epoch
         assert "continued" not in kinds_since(session, stop.seq)
         assert (await where(session))[0][1] == COUNTER
-        scopes = (await session.call("scopes", "alice", {"frameId": 0}))["scopes"]
+        scopes = (await call(session, "scopes", "alice", {"frameId": 0}))["scopes"]
         members = await names_and_values(session, scopes[1]["variablesReference"])
-        result = await session.call("evaluate", "alice", {"expression": "counter + 1"})
+        result = await call(session, "evaluate", "alice", {"expression": "counter + 1"})
         assert int(result["result"]) == int(members["counter"]) + 1
 
         # Ids die with their stop: after a continue the old reference is refused.
         await set_bps(session, "alice", [])
         since = session.events.latest
-        await session.call("continue", "alice", {})
-        await session.call("pause", "alice", {})
+        await call(session, "continue", "alice", {})
+        await call(session, "pause", "alice", {})
         await next_stop(session, since)
         err = await refused(session, "variables", {"variablesReference": 2})
         assert err.status == 400
@@ -939,7 +1012,7 @@ def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
     async def scenario(session: DapSession) -> None:
         await launch_until_output(session)
         since = session.events.latest
-        await session.call("pause", "alice", {})
+        await call(session, "pause", "alice", {})
         stop = await next_stop(session, since)
         assert stop.body["reason"] == "paused"
         assert session.stopped is not None
@@ -964,7 +1037,7 @@ def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
 
 def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: GodotDap) -> None:
     async def evaluate(session: DapSession, expression: str) -> dict[str, Any]:
-        return await session.call("evaluate", "alice", {"expression": expression, "frameId": 0})
+        return await call(session, "evaluate", "alice", {"expression": expression, "frameId": 0})
 
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
@@ -1000,7 +1073,7 @@ def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -
         assert stop.body["source"] == {"path": MAIN} and stop.body["line"] == SUM
         assert stop.body["hit_by"] == ["alice"]
         assert (await where(session))[0] == ("add_numbers", SUM)
-        result = await session.call("evaluate", "alice", {"expression": "a + b"})
+        result = await call(session, "evaluate", "alice", {"expression": "a + b"})
         assert result["result"] == "5"
 
     run(godot, scenario)
@@ -1010,7 +1083,7 @@ def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) 
     async def scenario(session: DapSession) -> None:
         await launch_until_output(session)
         since = session.events.latest
-        await session.call("pause", "alice", {})
+        await call(session, "pause", "alice", {})
         await next_stop(session, since)
         since = session.events.latest
         link = session.peer._link
@@ -1020,7 +1093,7 @@ def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) 
         assert stop.body["reason"] == "recovered" and "line" not in stop.body
         assert await where(session) == []  # stopped between frames, as before
         since = session.events.latest
-        await session.call("continue", "alice", {})
+        await call(session, "continue", "alice", {})
         assert session.stopped is None
         await asyncio.sleep(1.5)  # the game runs again: its ticks are printed
         assert "output" in kinds_since(session, since)
@@ -1058,7 +1131,7 @@ def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: Godot
         assert stop.body["hit_by"] == ["alice", "bob"]
         assert stop.body["source"] == {"path": MAIN} and stop.body["line"] == SUM
         since = session.events.latest
-        await session.call("continue", "alice", {})
+        await call(session, "continue", "alice", {})
         stop = await next_stop(session, since)
         assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["alice", "carol"])
 
@@ -1081,17 +1154,17 @@ def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap)
         assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["bob", "carol"])
 
         # carol clears her own in the file; then everyone's, deliberately.
-        cleared = await session.call("clearBreakpoints", "carol", {"source": {"path": MAIN}})
+        cleared = await call(session, "clearBreakpoints", "carol", {"source": {"path": MAIN}})
         assert cleared["cleared"] == [
             {"path": MAIN, "agent": "carol", "lines": [DOUBLED, RETURN_DOUBLED]}
         ]
         assert session.breakpoints()[MAIN] == {"bob": [{"line": DOUBLED}]}
         with pytest.raises(RequestError) as err:
-            await session.call("clearBreakpoints", "carol", {"everyone": True})
+            await call(session, "clearBreakpoints", "carol", {"everyone": True})
         assert err.value.details["field"] == "source"
         since = session.events.latest
         body = {"source": {"path": MAIN}, "everyone": True}
-        cleared = await session.call("clearBreakpoints", "carol", body)
+        cleared = await call(session, "clearBreakpoints", "carol", body)
         assert cleared["cleared"] == [{"path": MAIN, "agent": "bob", "lines": [DOUBLED]}]
         (event,) = [e for e in session.events.after(since)[0] if e.event == "breakpoints_cleared"]
         assert event.body["by"] == "carol" and event.body["everyone"] is True
@@ -1100,7 +1173,7 @@ def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap)
 
         # Nothing stops the game any more.
         since = session.events.latest
-        await session.call("continue", "carol", {})
+        await call(session, "continue", "carol", {})
         await asyncio.sleep(2.5)
         assert "stopped" not in kinds_since(session, since)
 
@@ -1117,7 +1190,7 @@ def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> Non
         body = {"source": {"path": "res://demo/main.tscn"}, "breakpoints": [{"line": 1}]}
         err = await refused(session, "setBreakpoints", body)
         assert err.status == 400 and err.details["field"] == "source.path"
-        assert "only .gd files" in err.message
+        assert err.code == "not_a_script" and "not a GDScript file" in err.message
         assert session.breakpoints() == {}
 
     run(godot, scenario)
@@ -1128,7 +1201,7 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
         start = godot.log.stat().st_size
         await set_bps(session, "alice", [SUM, DOUBLED])
         await set_bps(session, "alice", [])
-        await session.call("threads", "alice", {})
+        await call(session, "threads", "alice", {})
         await asyncio.sleep(0.5)
         printed = godot.log.read_bytes()[start:].decode("utf-8", "replace")
         assert "checksums" not in printed, printed
@@ -1137,12 +1210,12 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
 
 
 async def launched_game(session: DapSession) -> psutil.Process:
-    await session.call("launch", "alice", {})
+    await call(session, "launch", "alice", {})
     deadline = time.monotonic() + 10
-    while session._game_pid is None:
+    while session.game.game_pid is None:
         assert time.monotonic() < deadline, "no set_pid from the game"
         await asyncio.sleep(0.05)
-    game = psutil.Process(session._game_pid)
+    game = psutil.Process(session.game.game_pid)
     assert "--remote-debug" in game.cmdline()
     return game
 
@@ -1167,7 +1240,7 @@ def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap
     async def scenario(session: DapSession) -> None:
         game = await launched_game(session)
         try:
-            session._editor = GoneEditor(godot.pid)
+            session.game.editor = GoneEditor(godot.pid)
             await session.stop()
             game.wait(timeout=5)  # raises if the game outlives the session
         finally:
@@ -1183,7 +1256,7 @@ def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDa
 
     async def scenario(session: DapSession) -> None:
         for editor_pid in (godot.pid, None):
-            session._editor = ProcessWatch(editor_pid) if editor_pid is not None else None
+            session.game.editor = ProcessWatch(editor_pid) if editor_pid is not None else None
             game = await launched_game(session)
             try:
                 await session.stop()
@@ -1194,7 +1267,7 @@ def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDa
                     game.kill()
                     game.wait(timeout=5)
             assert await session.connect(), session.status.as_json()
-            await session.call("terminate", "test", {})
+            await call(session, "terminate", "test", {})
 
     run(godot, scenario)
 
@@ -1243,19 +1316,35 @@ def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
 
     async def scenario(session: DapSession) -> None:
         body = {"source": {"path": probe}, "breakpoints": [{"line": line}]}
-        await session.call("setBreakpoints", "alice", body)
+        await call(session, "setBreakpoints", "alice", body)
         since = session.events.latest
-        await session.call("launch", "alice", {"scene": "res://demo/static_probe.tscn"})
+        await call(session, "launch", "alice", {"scene": "res://demo/static_probe.tscn"})
         stop = await next_stop(session, since)
         assert (await where(session)) == [("triple", line), ("_ready", 6)]
         with pytest.raises(RequestError) as err:
-            await session.call("evaluate", "alice", {"expression": "x", "frameId": 0})
+            await call(session, "evaluate", "alice", {"expression": "x", "frameId": 0})
         assert err.value.status == 400 and err.value.details["field"] == "frameId"
         assert "static" in err.value.message
-        result = await session.call("evaluate", "alice", {"expression": "1 + 1", "frameId": 1})
+        result = await call(session, "evaluate", "alice", {"expression": "1 + 1", "frameId": 1})
         assert result["result"] == "2"
         await asyncio.sleep(0.5)
         assert "continued" not in kinds_since(session, stop.seq)
         assert session.stopped is not None
+
+    run(godot, scenario)
+
+
+def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
+    """A breakpoint set by file:// URI (with the script's real path) stops the game."""
+    uri = (godot.project / "demo" / "main.gd").resolve().as_uri()
+
+    async def scenario(session: DapSession) -> None:
+        body = {"source": {"path": uri}, "breakpoints": [{"line": SUM}]}
+        (bp,) = (await call(session, "setBreakpoints", "alice", body))["breakpoints"]
+        assert bp["verified"] is True and bp["line"] == SUM
+        assert session.breakpoints() == {MAIN: {"alice": [{"line": SUM}]}}
+        stop = await launch_and_stop(session)
+        assert stop.body["reason"] == "breakpoint" and stop.body["line"] == SUM
+        assert stop.body["hit_by"] == ["alice"]
 
     run(godot, scenario)

@@ -522,3 +522,42 @@ def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: E
         for game in games:
             with contextlib.suppress(psutil.Error):
                 game.kill()
+
+
+def test_issue_12_query_values_and_refused_fields_are_400s_naming_the_field(
+    editor: Editor,
+) -> None:
+    """`?threadId=AAA` was a 400 while `?all=banana` was taken as false; both are read by
+    the operation's declaration now. `condition` is refused, as its declaration says, and
+    a file:// URI names a breakpoint's script."""
+
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        ida = agent("ida")
+        for path, query, field in (
+            ("/debug/stackTrace", {"threadId": "AAA"}, "threadId"),
+            ("/debug/breakpoints", {"all": "banana"}, "all"),
+            ("/debug/scopes", {"frameId": "-1"}, "frameId"),
+        ):
+            status, answer, _ = await ida.call("GET", path, **query)
+            assert status == 400, (path, answer)
+            assert answer["error"]["code"] == "invalid_field"
+            assert answer["error"]["field"] == field and field in answer["error"]["message"]
+        for bad, field in (
+            ({"line": SUM, "condition": "a > 1"}, "breakpoints[0].condition"),
+            ({"line": 0}, "breakpoints[0].line"),
+        ):
+            body = {"source": {"path": MAIN}, "breakpoints": [bad]}
+            status, answer, _ = await ida.call("POST", "/debug/setBreakpoints", body)
+            assert status == 400 and answer["error"]["field"] == field, answer
+        assert (await ida.ok("GET", "/debug/breakpoints"))["breakpoints"] == {}
+
+        uri = (editor.project / "demo" / "main.gd").resolve().as_uri()
+        body = {"source": {"path": uri}, "breakpoints": [{"line": SUM}]}
+        (bp,) = (await ida.ok("POST", "/debug/setBreakpoints", body))["breakpoints"]
+        assert bp["verified"] is True and bp["line"] == SUM
+        assert (await ida.ok("GET", "/debug/breakpoints"))["breakpoints"] == {
+            MAIN: {"ida": [{"line": SUM}]}
+        }
+        await ida.ok("POST", "/debug/setBreakpoints", {"source": {"path": uri}})
+
+    run(editor.base_url, scenario)

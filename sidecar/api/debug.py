@@ -1,41 +1,216 @@
 """HTTP endpoints of the debug adapter: `/debug/*`, `/connect`, `/disconnect`.
 
-A request's JSON body (or query, for the read-only GETs) is the DAP request's
-`arguments`; the `result` sent back is the DAP response's `body`. All the protocol work
-is in `dap.DapSession`; this module only maps HTTP onto it.
+Each endpoint is declared once here as an `Operation`: its arguments model is the DAP
+request's `arguments` (the JSON body, or the query for the read-only GETs) with DAP's
+own field names, and its answer the DAP response's `body`. Lines are 1-based, as DAP
+and the editor count them. All the protocol work is in `godot.dap.session.DapSession`;
+this module only maps the operations onto it.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from aiohttp import web
-from pydantic import Field
+from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
+from sidecar.api.shapes import ServiceStatus
 from sidecar.errors import RequestError, TransportError
+from sidecar.godot.dap.inspector import THREAD_ID
 from sidecar.godot.dap.session import DapSession
-from sidecar.web.http import RouteTable, agent_of, identity_of, json_body, require
-from sidecar.web.operation import Answer, Arguments, Caller, Operation
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Answer, Arguments, Caller, Method, NoArguments, Operation
 
-# (command, read-only, what it does) in the order the 404 listing shows them.
-COMMANDS: tuple[tuple[str, bool, str], ...] = (
-    ("launch", False, "run the game under the debugger (scene: main, current or a path)"),
-    ("setBreakpoints", False, "replace your breakpoints in one file"),
-    ("clearBreakpoints", False, "clear your breakpoints (everyone=true: all in one file)"),
-    ("continue", False, "resume the stopped game"),
-    ("pause", False, "pause the running game"),
-    ("next", False, "step over"),
-    ("stepIn", False, "step into"),
-    ("stepOut", False, "step out (emulated)"),
-    ("stackTrace", True, "frames of the stopped game"),
-    ("scopes", True, "scopes of a frame"),
-    ("variables", True, "variables of a scope or value"),
-    ("evaluate", False, "evaluate an expression in a frame"),
-    ("threads", True, "the game's threads"),
-    ("terminate", False, "stop the game"),
+# After POST /disconnect the services reconnect by themselves after this many seconds (unless
+# the request says otherwise): one agent must not switch a shared editor off for good.
+RESUME_AFTER = 5.0
+MAX_RESUME_AFTER = 600.0
+
+# What any request that reaches Godot's adapter can answer beyond its own codes.
+_ADAPTER = ("missing_field", "invalid_field", "not_connected", "connection_lost", "timeout")
+_GODOT = (*_ADAPTER, "godot_error")
+# A file named by `source.path`.
+_PATH = ("not_found", "outside_project")
+
+
+# -- arguments -----------------------------------------------------------------------
+
+PATH_DOC = (
+    "a project file: res://, project-relative, absolute or file:// (a file:// URI may "
+    "escape spaces as %20)"
 )
+
+
+class Source(Arguments):
+    path: str = Field(
+        min_length=1, description=f"the script, {PATH_DOC}", examples=["res://player.gd"]
+    )
+
+
+NOT_SUPPORTED = (
+    "not supported yet: Godot's debug adapter ignores it and would stop on every hit; leave it out"
+)
+
+
+class SourceBreakpoint(Arguments):
+    line: int = Field(ge=1, description="1-based line of the script", examples=[12])
+    condition: str | None = Field(
+        None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
+    )
+    hitCondition: str | None = Field(
+        None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
+    )
+    logMessage: str | None = Field(
+        None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
+    )
+
+    @field_validator("condition", "hitCondition", "logMessage", mode="before")
+    @classmethod
+    def _refused(cls, value: Any) -> None:
+        # Godot's adapter drops them and stops on every hit: refused rather than ignored.
+        if value is not None:
+            raise ValueError(NOT_SUPPORTED)
+        return None
+
+
+class SetBreakpointsArguments(Arguments):
+    source: Source = Field(description="the script whose breakpoints (yours) are replaced")
+    breakpoints: list[SourceBreakpoint] | None = Field(
+        None,
+        description="your breakpoints in this file, replacing those you had there; "
+        "left out (and no `lines`): yours in this file are cleared",
+    )
+    lines: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None,
+        description="DAP's older form: 1-based lines; used when `breakpoints` is left out",
+    )
+
+
+class ClearBreakpointsArguments(Arguments):
+    everyone: bool = Field(
+        False,
+        description="every agent's breakpoints in `source` (needs `source`: everyone's "
+        "are cleared one file at a time; announced in /debug/events)",
+    )
+    source: Source | None = Field(
+        None,
+        validate_default=True,
+        description="only this file's; left out: yours in every file (required with `everyone`)",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _needed_by_everyone(cls, source: Source | None, info: ValidationInfo) -> Source | None:
+        if source is None and info.data.get("everyone"):
+            # A 400 missing_field naming `source`, as before the declarations.
+            raise PydanticCustomError(
+                "missing", "'everyone': true needs 'source': cleared one file at a time"
+            )
+        return source
+
+
+class LaunchArguments(Arguments):
+    scene: str = Field(
+        "main",
+        min_length=1,
+        description="main (the project's main scene), current (the editor's open scene) "
+        f"or a .tscn/.scn file ({PATH_DOC})",
+        examples=["main", "res://levels/level1.tscn"],
+    )
+    noDebug: bool = Field(False, description="run without the debugger (no stops)")
+    playArgs: list[str] = Field(
+        default_factory=list, description="command-line arguments for the game"
+    )
+
+
+THREAD_DOC = "Godot debugs one thread, always 1"
+
+
+def _a_frame(frame: int) -> int:
+    if frame < 0:
+        raise ValueError(
+            f"frameId {frame} is not a frame: frames are numbered from 0 (the top one); "
+            "see /debug/stackTrace"
+        )
+    return frame
+
+
+def _a_reference(ref: int) -> int:
+    if ref <= 0:
+        # Godot's references start at 1 (0 means "no children"): never one handed out.
+        raise ValueError(
+            f"variablesReference {ref} was not handed out during this stop (references "
+            "are positive); take one from /debug/scopes, a variable or an evaluate result"
+        )
+    return ref
+
+
+# The old sentences say what to do instead; the schema still says the bound.
+FrameId = Annotated[
+    int, AfterValidator(_a_frame), WithJsonSchema({"type": "integer", "minimum": 0})
+]
+VariablesReference = Annotated[
+    int, AfterValidator(_a_reference), WithJsonSchema({"type": "integer", "minimum": 1})
+]
+
+
+class ThreadArguments(Arguments):
+    threadId: int = Field(THREAD_ID, description=THREAD_DOC)
+
+
+class StackTraceArguments(ThreadArguments):
+    startFrame: int = Field(0, ge=0, description="first frame to answer, 0 the top one")
+    levels: int = Field(0, ge=0, description="most frames to answer; 0: all")
+
+
+class ScopesArguments(Arguments):
+    frameId: FrameId = Field(
+        description="a frame of the current stop, numbered from 0 (the top one); see "
+        "/debug/stackTrace",
+    )
+
+
+class VariablesArguments(Arguments):
+    variablesReference: VariablesReference = Field(
+        description="a reference handed out during this stop (by /debug/scopes, a "
+        "variable or an evaluate result); references die when the game runs on",
+    )
+    filter: Literal["indexed", "named"] | None = Field(None, description="DAP's filter")
+    start: int | None = Field(None, ge=0, description="first child, for paging")
+    count: int | None = Field(None, ge=0, description="children to answer, for paging")
+
+
+class EvaluateArguments(Arguments):
+    expression: str = Field(description="a GDScript expression", examples=["a + b"])
+    frameId: FrameId = Field(
+        0,
+        description="the frame to evaluate in, from 0 (the top one); it must have an "
+        "instance (a static function's frame has no self)",
+    )
+    context: str | None = Field(None, description="DAP's context (watch, repl, hover, ...)")
+
+
+class BreakpointsArguments(Arguments):
+    everyone: bool = Field(False, alias="all", description="every agent's, not just yours")
+
+
+class ConnectArguments(Arguments):
+    service: Literal["dap", "lsp"] | None = Field(None, description="dap or lsp; left out: both")
+
+
+class DisconnectArguments(ConnectArguments):
+    force: bool = Field(
+        False, description="disconnect although other agents are connected (else 409)"
+    )
+    reason: str | None = Field(None, description="why, for the others (in /debug/events)")
+    resume_after: float = Field(
+        RESUME_AFTER,
+        ge=0,
+        le=MAX_RESUME_AFTER,
+        description="seconds before the services reconnect by themselves",
+    )
 
 
 class EventsArguments(Arguments):
@@ -44,6 +219,120 @@ class EventsArguments(Arguments):
         0.0, ge=0, description="seconds to wait for the first event (long-poll; at most 30)"
     )
     limit: int = Field(500, ge=1, description="most events in one answer")
+
+
+# -- answers -------------------------------------------------------------------------
+
+
+class SourceAnswer(Answer):
+    path: str = Field(description="absolute, or res:// in the bridge's own fields")
+
+
+class Breakpoint(Answer):
+    id: int = Field(description="the bridge's id of this line, the same in every answer")
+    line: int = Field(description="1-based")
+    verified: bool
+    message: str | None = Field(None, description="why it is not verified")
+    source: SourceAnswer | None = None
+
+
+class SetBreakpointsAnswer(Answer):
+    breakpoints: list[Breakpoint] = Field(description="yours in this file, in your order")
+    warning: str | None = Field(
+        None, description="set without X-Agent-Id: they go when this connection closes"
+    )
+
+
+class ClearedBreakpoints(Answer):
+    path: str = Field(description="res:// path")
+    agent: str
+    lines: list[int] = Field(description="1-based")
+
+
+class ClearBreakpointsAnswer(Answer):
+    cleared: list[ClearedBreakpoints]
+
+
+class LaunchAnswer(Answer):
+    scene: str = Field(description="main, current or the scene's res:// path")
+
+
+class ContinueAnswer(Answer):
+    allThreadsContinued: bool
+
+
+class PauseAnswer(Answer):
+    alreadyStopped: bool | None = Field(None, description="the game was stopped already")
+
+
+class StepOutAnswer(Answer):
+    steps: int = Field(description="`next`s taken (Godot has no stepOut)")
+    stopped: bool | None = None
+    continued: bool | None = Field(None, description="the outermost frame: it ran on")
+    in_caller: bool | None = None
+    reason: str | None = Field(None, description="another stop came first (a breakpoint)")
+    returned: bool | None = None
+    caller_finished: bool | None = None
+    text: str | None = Field(None, description="where it stopped instead, in words")
+    limitReached: bool | None = None
+
+
+class StackFrame(Answer):
+    id: int = Field(description="frameId, from 0 (the top frame)")
+    name: str
+    line: int = Field(description="1-based")
+    source: SourceAnswer | None = None
+
+
+class StackTraceAnswer(Answer):
+    stackFrames: list[StackFrame]
+    totalFrames: int
+
+
+class Scope(Answer):
+    name: str = Field(description="Locals, Members or Globals")
+    variablesReference: int
+
+
+class ScopesAnswer(Answer):
+    scopes: list[Scope]
+
+
+class Variable(Answer):
+    name: str
+    value: str
+    type: str | None = None
+    variablesReference: int = Field(description="children's reference; 0: none")
+
+
+class VariablesAnswer(Answer):
+    variables: list[Variable]
+
+
+class EvaluateAnswer(Answer):
+    result: str
+    type: str | None = None
+    variablesReference: int = Field(0, description="children's reference; 0: none")
+
+
+class Thread(Answer):
+    id: int
+    name: str
+
+
+class ThreadsAnswer(Answer):
+    threads: list[Thread]
+
+
+class BreakpointLine(Answer):
+    line: int = Field(description="1-based")
+
+
+class BreakpointsAnswer(Answer):
+    agent: str = Field(description="your identity")
+    breakpoints: dict[str, dict[str, list[BreakpointLine]]] = Field(
+        description="res:// path → agent → lines"
+    )
 
 
 class DebugEvent(Answer):
@@ -70,27 +359,227 @@ class EventsPage(Answer):
     dropped: int = Field(description="events after 'since' that fell out of the bounded log")
 
 
+class Services(Answer):
+    debug_adapter: ServiceStatus | None = None
+    language_server: ServiceStatus | None = None
+
+
+# -- the operations ------------------------------------------------------------------
+
+_STOPPED = (*_GODOT, "not_stopped")
+_READ: tuple[Method, ...] = ("GET", "POST")
+
+LAUNCH = Operation(
+    name="launch",
+    path="/debug/launch",
+    summary="debug adapter: run the game under the debugger (scene: main, current or a path)",
+    description="A game already running is ended first. Its stops appear in /debug/events.",
+    arguments=LaunchArguments,
+    answer=LaunchAnswer,
+    errors=(*_GODOT, *_PATH),
+    tags=("debug",),
+)
+SET_BREAKPOINTS = Operation(
+    name="set_breakpoints",
+    path="/debug/setBreakpoints",
+    summary="debug adapter: replace your breakpoints in one file",
+    description="Each agent's breakpoints are kept apart; Godot gets the union per file. "
+    "Lines are 1-based. condition, hitCondition and logMessage are refused (400 naming "
+    "the field): Godot's adapter ignores them.",
+    arguments=SetBreakpointsArguments,
+    answer=SetBreakpointsAnswer,
+    errors=(*_GODOT, *_PATH, "not_a_script"),
+    tags=("debug",),
+)
+CLEAR_BREAKPOINTS = Operation(
+    name="clear_breakpoints",
+    path="/debug/clearBreakpoints",
+    summary="debug adapter: clear your breakpoints (everyone=true: all in one file)",
+    description="Works while the adapter is away too: the next connection gets the rest.",
+    arguments=ClearBreakpointsArguments,
+    answer=ClearBreakpointsAnswer,
+    errors=(*_GODOT, "outside_project"),
+    tags=("debug",),
+)
+CONTINUE = Operation(
+    name="continue",
+    path="/debug/continue",
+    summary="debug adapter: resume the stopped game",
+    arguments=ThreadArguments,
+    answer=ContinueAnswer,
+    errors=_STOPPED,
+    tags=("debug",),
+)
+PAUSE = Operation(
+    name="pause",
+    path="/debug/pause",
+    summary="debug adapter: pause the running game",
+    arguments=ThreadArguments,
+    answer=PauseAnswer,
+    errors=(*_GODOT, "not_running"),
+    tags=("debug",),
+)
+NEXT = Operation(
+    name="next",
+    path="/debug/next",
+    summary="debug adapter: step over",
+    arguments=ThreadArguments,
+    answer=Answer,
+    errors=_STOPPED,
+    tags=("debug",),
+)
+STEP_IN = Operation(
+    name="step_in",
+    path="/debug/stepIn",
+    summary="debug adapter: step into",
+    arguments=ThreadArguments,
+    answer=Answer,
+    errors=_STOPPED,
+    tags=("debug",),
+)
+STEP_OUT = Operation(
+    name="step_out",
+    path="/debug/stepOut",
+    summary="debug adapter: step out (emulated)",
+    description="Godot has no stepOut: `next` until the game is back in the caller.",
+    arguments=ThreadArguments,
+    answer=StepOutAnswer,
+    errors=_STOPPED,
+    tags=("debug",),
+)
+STACK_TRACE = Operation(
+    name="stack_trace",
+    path="/debug/stackTrace",
+    methods=_READ,
+    summary="debug adapter: frames of the stopped game",
+    arguments=StackTraceArguments,
+    answer=StackTraceAnswer,
+    errors=_STOPPED,
+    tags=("debug",),
+)
+SCOPES = Operation(
+    name="scopes",
+    path="/debug/scopes",
+    methods=_READ,
+    summary="debug adapter: scopes of a frame",
+    arguments=ScopesArguments,
+    answer=ScopesAnswer,
+    errors=_STOPPED,
+    tags=("debug",),
+)
+VARIABLES = Operation(
+    name="variables",
+    path="/debug/variables",
+    methods=_READ,
+    summary="debug adapter: variables of a scope or value",
+    arguments=VariablesArguments,
+    answer=VariablesAnswer,
+    errors=_STOPPED,
+    tags=("debug",),
+)
+EVALUATE = Operation(
+    name="evaluate",
+    path="/debug/evaluate",
+    summary="debug adapter: evaluate an expression in a frame",
+    description="Only while the game is stopped (409 otherwise); a failed evaluation is "
+    "a 422 with the game's message.",
+    arguments=EvaluateArguments,
+    answer=EvaluateAnswer,
+    errors=(*_STOPPED, "evaluate_failed"),
+    tags=("debug",),
+)
+THREADS = Operation(
+    name="threads",
+    path="/debug/threads",
+    methods=_READ,
+    summary="debug adapter: the game's threads",
+    arguments=NoArguments,
+    answer=ThreadsAnswer,
+    errors=_GODOT,
+    tags=("debug",),
+)
+TERMINATE = Operation(
+    name="terminate",
+    path="/debug/terminate",
+    summary="debug adapter: stop the game",
+    arguments=NoArguments,
+    answer=Answer,
+    errors=_GODOT,
+    tags=("debug",),
+)
 EVENTS = Operation(
     name="events",
     path="/debug/events",
-    methods=("GET", "POST"),
+    methods=_READ,
     summary="debug events after 'since', waiting up to 'wait' s for the first (long-poll)",
     arguments=EventsArguments,
     answer=EventsPage,
+    errors=("invalid_field",),
     tags=("debug",),
 )
+BREAKPOINTS = Operation(
+    name="breakpoints",
+    path="/debug/breakpoints",
+    methods=("GET",),
+    summary="your breakpoints per file (all=true: every agent's)",
+    arguments=BreakpointsArguments,
+    answer=BreakpointsAnswer,
+    errors=("invalid_field",),
+    tags=("debug",),
+)
+CONNECT = Operation(
+    name="connect",
+    path="/connect",
+    summary="connect to Godot's DAP and LSP now",
+    arguments=ConnectArguments,
+    answer=Services,
+    errors=("invalid_field", "not_connected", "not_available"),
+    tags=("services",),
+)
+DISCONNECT = Operation(
+    name="disconnect",
+    path="/disconnect",
+    summary="disconnect from Godot's DAP/LSP",
+    description="Switches the services off for everyone: refused (409 conflict) while "
+    "others are connected unless forced; announced in /debug/events; they come back by "
+    "themselves after resume_after seconds.",
+    arguments=DisconnectArguments,
+    answer=Services,
+    errors=("invalid_field", "conflict", "not_available"),
+    tags=("services",),
+)
 
-OPERATIONS = (EVENTS,)
+OPERATIONS: tuple[Operation[Any], ...] = (
+    LAUNCH,
+    SET_BREAKPOINTS,
+    CLEAR_BREAKPOINTS,
+    CONTINUE,
+    PAUSE,
+    NEXT,
+    STEP_IN,
+    STEP_OUT,
+    STACK_TRACE,
+    SCOPES,
+    VARIABLES,
+    EVALUATE,
+    THREADS,
+    TERMINATE,
+    EVENTS,
+    BREAKPOINTS,
+    CONNECT,
+    DISCONNECT,
+)
 
 LspProvider = Callable[[], Any]
 # Who else is connected (identities other than the one given), and how to tell every agent.
 OthersProvider = Callable[[str], list[str]]
 Announce = Callable[[str, dict[str, Any]], None]
 
-# After POST /disconnect the services reconnect by themselves after this many seconds (unless
-# the request says otherwise): one agent must not switch a shared editor off for good.
-RESUME_AFTER = 5.0
-MAX_RESUME_AFTER = 600.0
+CONNECTION_SCOPED_WARNING = (
+    "these breakpoints belong to this connection ({identity}) and are removed when it "
+    "closes (curl opens a new one for every call); send an X-Agent-Id header to keep "
+    "them under a name of your own"
+)
 
 
 def register(
@@ -101,66 +590,103 @@ def register(
     others: OthersProvider | None = None,
     announce: Announce | None = None,
 ) -> None:
-    """Add the debug endpoints; `lsp()` gives the LSP service for /connect, if any."""
-    for command, read_only, summary in COMMANDS:
-        handler = _command_handler(session, command)
-        routes.add("POST", f"/debug/{command}", handler, f"debug adapter: {summary}")
-        if read_only:
-            routes.add("GET", f"/debug/{command}", handler, f"debug adapter: {summary}")
+    """Serve the debug operations; `lsp()` gives the LSP service for /connect, if any."""
+    commands = _Commands(session)
+    routes.serve(LAUNCH, commands.launch)
+    routes.serve(SET_BREAKPOINTS, commands.set_breakpoints)
+    routes.serve(CLEAR_BREAKPOINTS, commands.clear_breakpoints)
+    routes.serve(CONTINUE, commands.continue_)
+    routes.serve(PAUSE, commands.pause)
+    routes.serve(NEXT, commands.next)
+    routes.serve(STEP_IN, commands.step_in)
+    routes.serve(STEP_OUT, commands.step_out)
+    routes.serve(STACK_TRACE, commands.stack_trace)
+    routes.serve(SCOPES, commands.scopes)
+    routes.serve(VARIABLES, commands.variables)
+    routes.serve(EVALUATE, commands.evaluate)
+    routes.serve(THREADS, commands.threads)
+    routes.serve(TERMINATE, commands.terminate)
 
     async def events(args: EventsArguments, caller: Caller) -> Any:
         return await session.wait_events(args.since, args.wait, args.limit)
 
-    async def breakpoints(request: web.Request) -> Any:
-        args = await json_body(request)
-        everyone = args.get("all") is True
-        identity = identity_of(request)
-        return {
-            "agent": identity,
-            "breakpoints": session.breakpoints(None if everyone else identity),
-        }
+    async def breakpoints(args: BreakpointsArguments, caller: Caller) -> Any:
+        agent = None if args.everyone else caller.identity
+        return {"agent": caller.identity, "breakpoints": session.breakpoints(agent)}
 
     routes.serve(EVENTS, events)
-    summary = "your breakpoints per file (all=true: every agent's)"
-    routes.add("GET", "/debug/breakpoints", breakpoints, summary)
-
+    routes.serve(BREAKPOINTS, breakpoints)
     services = _Services(session, lsp, others, announce)
-    routes.add("POST", "/connect", services.connect, "connect to Godot's DAP and LSP now")
-    routes.add("POST", "/disconnect", services.disconnect, "disconnect from Godot's DAP/LSP")
+    routes.serve(CONNECT, services.connect)
+    routes.serve(DISCONNECT, services.disconnect)
 
 
-CONNECTION_SCOPED_WARNING = (
-    "these breakpoints belong to this connection ({identity}) and are removed when it "
-    "closes (curl opens a new one for every call); send an X-Agent-Id header to keep "
-    "them under a name of your own"
-)
+class _Commands:
+    """The DAP commands: each operation's arguments handed to the session as they are."""
 
+    def __init__(self, session: DapSession) -> None:
+        self.session = session
 
-def _command_handler(session: DapSession, command: str) -> Callable[[web.Request], Any]:
-    async def handle(request: web.Request) -> Any:
-        args = await json_body(request)
-        identity = identity_of(request)
-        result = await session.call(command, identity, args)
-        if command == "setBreakpoints" and _connection_scoped(request) and result["breakpoints"]:
-            result = {**result, "warning": CONNECTION_SCOPED_WARNING.format(identity=identity)}
+    async def launch(self, args: LaunchArguments, caller: Caller) -> Any:
+        return await self.session.launch(caller.identity, args.scene, args.noDebug, args.playArgs)
+
+    async def set_breakpoints(self, args: SetBreakpointsArguments, caller: Caller) -> Any:
+        if args.breakpoints is not None:
+            lines = [b.line for b in args.breakpoints]
+        else:
+            lines = list(args.lines or [])
+        result = await self.session.set_breakpoints(caller.identity, args.source.path, lines)
+        if caller.connection_scoped and result["breakpoints"]:
+            warning = CONNECTION_SCOPED_WARNING.format(identity=caller.identity)
+            result = {**result, "warning": warning}
         return result
 
-    handle.__name__ = f"debug_{command}"
-    return handle
+    async def clear_breakpoints(self, args: ClearBreakpointsArguments, caller: Caller) -> Any:
+        path = args.source.path if args.source is not None else None
+        return await self.session.clear_breakpoints(caller.identity, path, args.everyone)
 
+    async def continue_(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.continue_(caller.identity, args.threadId)
 
-def _connection_scoped(request: web.Request) -> bool:
-    """An agent known only by its connection (no X-Agent-Id): its breakpoints die with it."""
-    agent = agent_of(request)
-    return agent is not None and agent.name is None
+    async def pause(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.pause(caller.identity, args.threadId)
 
+    async def next(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.next(caller.identity, args.threadId)
 
-def _int_arg(args: dict[str, Any], name: str, default: int) -> int:
-    return require(args, name, int) if args.get(name) is not None else default
+    async def step_in(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.step_in(caller.identity, args.threadId)
 
+    async def step_out(self, args: ThreadArguments, caller: Caller) -> Any:
+        return await self.session.step_out(caller.identity, args.threadId)
 
-def _number_arg(args: dict[str, Any], name: str, default: float) -> float:
-    return float(require(args, name, (int, float))) if args.get(name) is not None else default
+    async def stack_trace(self, args: StackTraceArguments, caller: Caller) -> Any:
+        return await self.session.stack_trace(
+            caller.identity, args.threadId, args.startFrame, args.levels
+        )
+
+    async def scopes(self, args: ScopesArguments, caller: Caller) -> Any:
+        return await self.session.scopes(caller.identity, args.frameId)
+
+    async def variables(self, args: VariablesArguments, caller: Caller) -> Any:
+        return await self.session.variables(
+            caller.identity,
+            args.variablesReference,
+            filter=args.filter,
+            start=args.start,
+            count=args.count,
+        )
+
+    async def evaluate(self, args: EvaluateArguments, caller: Caller) -> Any:
+        return await self.session.evaluate(
+            caller.identity, args.expression, args.frameId, args.context
+        )
+
+    async def threads(self, args: NoArguments, caller: Caller) -> Any:
+        return await self.session.threads(caller.identity)
+
+    async def terminate(self, args: NoArguments, caller: Caller) -> Any:
+        return await self.session.terminate(caller.identity)
 
 
 class _Services:
@@ -178,16 +704,7 @@ class _Services:
         self.others = others
         self.announce = announce
 
-    def _chosen(self, args: dict[str, Any]) -> dict[str, Any]:
-        service = args.get("service")
-        if service is not None:
-            service = require(args, "service", str)
-            if service not in ("dap", "lsp"):
-                raise RequestError(
-                    'field \'service\' must be "dap" or "lsp" (or left out for both)',
-                    code="invalid_field",
-                    details={"field": "service"},
-                )
+    def _chosen(self, service: str | None) -> dict[str, Any]:
         chosen: dict[str, Any] = {}
         if service in (None, "dap"):
             chosen["debug_adapter"] = self.session
@@ -202,8 +719,8 @@ class _Services:
             )
         return chosen
 
-    async def connect(self, request: web.Request) -> Any:
-        chosen = self._chosen(await json_body(request))
+    async def connect(self, args: ConnectArguments, caller: Caller) -> Any:
+        chosen = self._chosen(args.service)
         for service in chosen.values():
             await _maybe_await(service.connect())
         result = {name: _status(service) for name, service in chosen.items()}
@@ -218,23 +735,13 @@ class _Services:
             )
         return result
 
-    async def disconnect(self, request: web.Request) -> Any:
+    async def disconnect(self, args: DisconnectArguments, caller: Caller) -> Any:
         """Switch services off for everyone: refused (409) while others are connected unless
         forced; announced in /debug/events; they come back by themselves after a pause."""
-        args = await json_body(request)
-        chosen = self._chosen(args)
-        force = args.get("force") is not None and require(args, "force", bool)
-        reason = require(args, "reason", str) if args.get("reason") is not None else None
-        resume_after = _number_arg(args, "resume_after", RESUME_AFTER)
-        if not 0 <= resume_after <= MAX_RESUME_AFTER:
-            raise RequestError(
-                f"'resume_after' must be between 0 and {MAX_RESUME_AFTER:g} seconds",
-                code="invalid_field",
-                details={"field": "resume_after"},
-            )
-        who = identity_of(request)
+        chosen = self._chosen(args.service)
+        who = caller.identity
         others = self.others(who) if self.others is not None else []
-        if others and not force:
+        if others and not args.force:
             raise RequestError(
                 f"{len(others)} other agent(s) are connected ({', '.join(others[:10])}) and share "
                 "these services; disconnecting would switch them off for everyone. Send "
@@ -244,10 +751,12 @@ class _Services:
                 code="conflict",
                 details={"agents": others},
             )
-        why = reason or "POST /disconnect"
+        why = args.reason or "POST /disconnect"
         for name, service in chosen.items():
             service.status.taken_down(why, who)
-            await service.disconnect(f"disconnected by {who}: {why}", resume_after=resume_after)
+            await service.disconnect(
+                f"disconnected by {who}: {why}", resume_after=args.resume_after
+            )
             if self.announce is not None:
                 self.announce(
                     "service_disconnected",
@@ -255,9 +764,9 @@ class _Services:
                         "service": name,
                         "by": who,
                         "reason": why,
-                        "forced": bool(force),
+                        "forced": args.force,
                         "others": others,
-                        "reconnect_in_s": resume_after,
+                        "reconnect_in_s": args.resume_after,
                     },
                 )
         return {name: _status(service) for name, service in chosen.items()}

@@ -1,8 +1,12 @@
-"""The OpenAPI 3.1 document and HTTP_API.md, both made from the route table + schemas.
+"""The OpenAPI 3.1 document and HTTP_API.md, both made from the operations' declarations.
 
-`GET /openapi.json` builds the document from the routes the server is serving right now,
-so it cannot list an endpoint that is not there nor miss one that is. HTTP_API.md is
-written from the same two sources:
+Every operation is declared once (web/operation.py) and listed in `api/catalog.py`; this
+module turns the catalog into the document: arguments as query parameters (GET) or a
+request body (POST), answers in the `{"status": "ok", "result": ...}` envelope, one
+error response per HTTP status the operation can answer, listing its codes. The few raw
+routes (health, the dashboard's page, this document, `/mcp`) are described here by hand.
+It needs nothing running and imports nothing above the api layer, so the document is the
+same whether served (`GET /openapi.json`) or written by the command line:
 
     python -m sidecar.api.openapi --markdown -o addons/godot_debug_connection/HTTP_API.md
     python -m sidecar.api.openapi --json            # the document, as served
@@ -11,109 +15,170 @@ written from the same two sources:
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from sidecar import __version__
-from sidecar.api.schemas import (
-    COMPONENTS,
-    ERROR_CODES,
-    SCHEMAS,
-    STATUS_TEXT,
-    TAGS,
-    Operation,
-    Schema,
-)
-from sidecar.web.http import Route, RouteTable
+from sidecar.api import apidoc, catalog
+from sidecar.errors import CODES, COMMON
+from sidecar.web.http import RouteTable
+from sidecar.web.operation import Operation
+
+Schema = dict[str, Any]
 
 OPENAPI_VERSION = "3.1.0"
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 HTTP_API_MD = Path(__file__).resolve().parents[2] / "addons/godot_debug_connection/HTTP_API.md"
-# Refusals any request may get from the checks in front of every handler (sidecar/guard.py).
-COMMON_ERRORS = (401, 403, 421, 500)
-BODY_ERRORS = (400, 408, 413, 415)
-UNDOCUMENTED = Operation(tag="undocumented", result={})
+REF = "#/components/schemas/{model}"
+# Codes every operation that takes arguments can answer: parsing them is its validation.
+ARGUMENT_ERRORS = ("missing_field", "invalid_field")
 
 TITLE = "godot_debug_connection HTTP API"
 DESCRIPTION = (
     "Many AI agents share one Godot editor's debug adapter (DAP) and language server (LSP) "
     'over HTTP on 127.0.0.1. JSON in, JSON out: `{"status": "ok", "result": ...}` (GET /status: '
     "its fields at the top level) or "
-    '`{"status": "error", "error": {"code", "message", ...}}`. POST bodies are the '
-    "DAP request's `arguments` or the LSP method's `params`; read-only endpoints also take GET "
-    "with query parameters. Send `X-Agent-Id` to be known by name: breakpoints and open "
-    "documents belong to the agent that made them."
+    '`{"status": "error", "error": {"code", "message", ...}}`. GET operations take their '
+    "arguments in the query, POST ones as a JSON object body. Send `X-Agent-Id` to be known "
+    "by name: breakpoints and open documents belong to the agent that made them. LSP "
+    "positions are 0-based (line and UTF-16 character); debugger lines are 1-based."
 )
+
+# Tags in the order the documents list them; an operation may bring a tag of its own.
+TAGS: dict[str, str] = {
+    "bridge": "The bridge and its connections to Godot",
+    "services": "The bridge and its connections to Godot",
+    "debug": "Godot's debug adapter (DAP), shared by every agent",
+    "lsp": "Godot's language server (LSP), shared documents",
+    "edit": "Files and the editor",
+    "editor": "Files and the editor",
+    "mcp": "Model Context Protocol",
+    "meta": "Discovery and the dashboard",
+    "dashboard": "Discovery and the dashboard",
+}
 
 
 # -- the document ------------------------------------------------------------------------
 
 
-def operation_of(route: Route) -> Operation:
-    return SCHEMAS.get((route.method, route.path), UNDOCUMENTED)
+def build(server_url: str = DEFAULT_SERVER) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every operation the bridge serves (a copy of its own:
+    the catalog does not change while the sidecar runs, so it is built once per server)."""
+    return copy.deepcopy(_build(server_url))
 
 
-def build(routes: Iterable[Route], server_url: str = DEFAULT_SERVER) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of `routes`."""
+@functools.lru_cache(maxsize=8)
+def _build(server_url: str) -> dict[str, Any]:
+    operations = catalog.OPERATIONS
+    models = _Models(operations)
     paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        if route.method == "HEAD":
-            continue
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    for op in operations:
+        for method in op.methods:
+            paths.setdefault(op.path, {})[method.lower()] = _declared(op, method, models)
+    for (raw_method, path), spec in RAW.items():
+        paths.setdefault(path, {})[raw_method.lower()] = spec
+    schemas = {**models.components, **ERROR_SCHEMAS}
+    _add_legacy(paths, schemas)  # LEGACY: goes once every endpoint is declared
+    used = {tag for ops in paths.values() for op in ops.values() for tag in op["tags"]}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
         "servers": [{"url": server_url}],
-        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
+        "tags": [{"name": t, "description": TAGS.get(t, t)} for t in _tag_order(used)],
         "paths": dict(sorted(paths.items())),
-        "components": _components(),
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "parameters": {"AgentId": AGENT_ID},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "only when a token is configured (GODOT_BRIDGE_TOKEN)",
+                }
+            },
+        },
         "security": [{}, {"bearer": []}],
     }
 
 
-def _operation(route: Route) -> dict[str, Any]:
-    op = operation_of(route)
+def _tag_order(used: set[str]) -> list[str]:
+    return [t for t in TAGS if t in used] + sorted(used - set(TAGS))
+
+
+class _Models:
+    """The JSON Schemas of every operation's arguments and answer, from pydantic, with the
+    models they name gathered as components (`#/components/schemas/<Model>`)."""
+
+    def __init__(self, operations: Iterable[Operation[Any]]) -> None:
+        keys: list[tuple[Any, Any, TypeAdapter[Any]]] = []
+        for op in operations:
+            keys.append(((op.name, "arguments"), "validation", TypeAdapter(op.arguments)))
+            keys.append(((op.name, "answer"), "serialization", TypeAdapter(op.answer)))
+        by_key, defs = TypeAdapter.json_schemas(keys, ref_template=REF)
+        self.components: dict[str, Schema] = defs.get("$defs", {})
+        self._by_key = {key: schema for (key, _mode), schema in by_key.items()}
+
+    def arguments(self, op: Operation[Any]) -> Schema:
+        """The arguments model's own schema (its fields), for query parameters."""
+        return self.resolve(self.arguments_ref(op))
+
+    def arguments_ref(self, op: Operation[Any]) -> Schema:
+        return self._by_key[(op.name, "arguments")]
+
+    def answer(self, op: Operation[Any]) -> Schema:
+        return self._by_key[(op.name, "answer")]
+
+    def resolve(self, schema: Schema) -> Schema:
+        if "$ref" in schema:
+            return self.components[schema["$ref"].rsplit("/", 1)[1]]
+        return schema
+
+
+def _declared(op: Operation[Any], method: str, models: _Models) -> dict[str, Any]:
+    first = method == op.methods[0]
     out: dict[str, Any] = {
-        "operationId": operation_id(route.method, route.path),
-        "summary": route.summary,
-        "tags": [op.tag],
+        # GET and POST of one operation: the name goes to the first, the other says its method.
+        "operationId": op.name if first else f"{op.name}_{method.lower()}",
+        "summary": op.summary,
+        "tags": list(op.tags) or ["bridge"],
         "parameters": [{"$ref": "#/components/parameters/AgentId"}],
     }
-    if op is UNDOCUMENTED:
-        out["x-undocumented"] = True
-    if op.notes:
-        out["description"] = op.notes
-    if op.body is not None and route.method == "GET":
-        out["parameters"] += query_parameters(op.body)
-    elif op.body is not None:
-        body: dict[str, Any] = {"schema": op.body}
-        if op.example is not None:
-            body["example"] = op.example
-        out["requestBody"] = {"required": False, "content": {"application/json": body}}
-    out["responses"] = _responses(route, op)
+    if op.description:
+        out["description"] = op.description
+    arguments = models.arguments(op)
+    if method == "GET":
+        out["parameters"] += query_parameters(arguments)
+    elif arguments.get("properties"):
+        out["requestBody"] = {
+            "required": bool(arguments.get("required")),
+            "content": {"application/json": {"schema": models.arguments_ref(op)}},
+        }
+    out["responses"] = {
+        "200": _success(op, models.answer(op)),
+        **error_responses(declared_codes(op, has_arguments=bool(arguments.get("properties")))),
+    }
     return out
 
 
-def operation_id(method: str, path: str) -> str:
-    words = [w for w in path.replace(".", "/").split("/") if w] or ["root"]
-    return method.lower() + "".join(w[:1].upper() + w[1:] for w in words)
-
-
-def query_parameters(schema: Schema) -> list[dict[str, Any]]:
-    """A GET endpoint's arguments: the top-level fields of its body schema, in the query."""
-    required = set(schema.get("required", []))
+def query_parameters(arguments: Schema) -> list[dict[str, Any]]:
+    """A GET operation's arguments: one query parameter per field of its model."""
+    required = set(arguments.get("required", []))
     out = []
-    for name, prop in schema.get("properties", {}).items():
+    for name, prop in arguments.get("properties", {}).items():
+        schema = _not_null({k: v for k, v in prop.items() if k not in ("description", "title")})
         param: dict[str, Any] = {
             "name": name,
             "in": "query",
             "required": name in required,
-            "schema": {k: v for k, v in prop.items() if k != "description"},
+            "schema": schema,
         }
         if prop.get("description"):
             param["description"] = prop["description"]
@@ -121,295 +186,399 @@ def query_parameters(schema: Schema) -> list[dict[str, Any]]:
     return out
 
 
-def _responses(route: Route, op: Operation) -> dict[str, Any]:
-    if op.raw is not None:
-        ok: dict[str, Any] = {op.raw: {"schema": op.result}}
-    elif op.flat:
-        ok_field = {
-            "type": "object",
-            "required": ["status"],
-            "properties": {"status": {"const": "ok"}},
-        }
-        flat = {"allOf": [ok_field, op.result]}
-        ok = {"application/json": {"schema": flat}}
-        if op.answer is not None:
-            ok["application/json"]["example"] = {"status": "ok", **op.answer}
-    else:
-        envelope = {
+def _not_null(schema: Schema) -> Schema:
+    """A query has no null: an optional field is left out instead (`X | None = None`)."""
+    options = [o for o in schema.get("anyOf", ()) if o != {"type": "null"}]
+    if "anyOf" not in schema or len(options) == len(schema["anyOf"]):
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**rest, **options[0]} if len(options) == 1 else {**rest, "anyOf": options}
+
+
+def _success(op: Operation[Any], answer: Schema) -> dict[str, Any]:
+    ok = {"status": {"const": "ok"}}
+    if op.envelope:
+        schema: Schema = {
             "type": "object",
             "required": ["status", "result"],
-            "properties": {"status": {"const": "ok"}, "result": op.result},
+            "properties": {**ok, "result": answer},
         }
-        ok = {"application/json": {"schema": envelope}}
-        if op.answer is not None:
-            ok["application/json"]["example"] = {"status": "ok", "result": op.answer}
-    out: dict[str, Any] = {"200": {"description": route.summary, "content": ok}}
-    for status in error_statuses(route, op):
-        out[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    else:  # the answer's fields at the top level, beside "status": "ok"
+        schema = {"allOf": [{"type": "object", "required": ["status"], "properties": ok}, answer]}
+    return {"description": op.summary, "content": {"application/json": {"schema": schema}}}
+
+
+def declared_codes(op: Operation[Any], *, has_arguments: bool) -> list[str]:
+    """Every code `op` can answer: its own, the common ones, and those of its arguments."""
+    codes = [*COMMON, *(ARGUMENT_ERRORS if has_arguments else ()), *op.errors]
+    return list(dict.fromkeys(codes))
+
+
+def error_responses(codes: Iterable[str]) -> dict[str, Any]:
+    """One response per HTTP status among `codes`, its schema naming the codes possible."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(CODES[code].status, []).append(code)
+    out: dict[str, Any] = {}
+    for status, names in sorted(by_status.items()):
+        response: dict[str, Any] = {
+            "description": "; ".join(f"`{n}`: {CODES[n].meaning}" for n in names),
+            "content": {"application/json": {"schema": _error_schema(names)}},
+        }
+        if status == 503:
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "seconds to wait before trying again",
+                    "schema": {"type": "integer"},
+                }
+            }
+        out[str(status)] = response
     return out
 
 
-def error_statuses(route: Route, op: Operation) -> list[int]:
-    statuses = set(op.errors) | set(COMMON_ERRORS)
-    if route.method not in ("GET", "HEAD", "DELETE"):
-        statuses |= set(BODY_ERRORS)
-    return sorted(statuses)
-
-
-def _components() -> dict[str, Any]:
-    responses = {}
-    for status, text in STATUS_TEXT.items():
-        response: dict[str, Any] = {
-            "description": f"{text} (codes: {', '.join(ERROR_CODES[status])})",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-        if status == 503:
-            response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
-        responses[f"E{status}"] = response
+def _error_schema(codes: list[str]) -> Schema:
     return {
-        "schemas": COMPONENTS,
-        "responses": responses,
-        "parameters": {
-            "AgentId": {
-                "name": "X-Agent-Id",
-                "in": "header",
-                "required": False,
-                "description": "your name; without it you are known by your connection",
-                "schema": {"type": "string", "maxLength": 64},
-            }
-        },
-        "securitySchemes": {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "only when a token is configured (GODOT_BRIDGE_TOKEN)",
-            }
-        },
+        "allOf": [{"$ref": REF.format(model="Error")}],
+        "properties": {"error": {"properties": {"code": {"enum": codes}}}},
     }
 
 
+ERROR_SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "description": "Every refusal of the bridge (not `/mcp`'s, which are JSON-RPC).",
+        "required": ["status", "error"],
+        "properties": {
+            "status": {"const": "error"},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "enum": list(CODES),
+                        "description": "machine word, one per condition (the vocabulary)",
+                    },
+                    "message": {
+                        "type": "string",
+                        "description": "what went wrong and what to do about it",
+                    },
+                    "field": {
+                        "type": "string",
+                        "description": "the request field at fault, e.g. `breakpoints[0].line`",
+                    },
+                },
+            },
+        },
+    },
+    "JsonRpcError": {
+        "type": "object",
+        "description": "A JSON-RPC 2.0 error answer (`/mcp`).",
+        "required": ["jsonrpc", "id", "error"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "integer", "null"]},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "integer",
+                        "description": "-32700 parse error, -32600 invalid request (also: "
+                        "missing or unknown session), -32601 unknown method, -32602 invalid "
+                        "params, -32603 internal error",
+                    },
+                    "message": {"type": "string"},
+                    "data": {},
+                },
+            },
+        },
+    },
+    "JsonRpcMessage": {
+        "type": "object",
+        "description": "A JSON-RPC 2.0 request (`id` and `method`), notification (`method`, "
+        "no `id`) or response.",
+        "required": ["jsonrpc"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "integer"]},
+            "method": {
+                "type": "string",
+                "description": "initialize, notifications/initialized, tools/list, tools/call, ...",
+            },
+            "params": {"type": "object"},
+        },
+    },
+}
+
+AGENT_ID: dict[str, Any] = {
+    "name": "X-Agent-Id",
+    "in": "header",
+    "required": False,
+    "description": "your name (its first 64 printable characters); without it you are known "
+    "by your connection",
+    "schema": {"type": "string"},
+}
+
+
+# -- the raw routes: not operations, described by hand -------------------------------------
+
+
+def _raw(summary: str, tag: str, operation_id: str, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "parameters": [{"$ref": "#/components/parameters/AgentId"}],
+    }
+    spec.update(extra)
+    return spec
+
+
+def _page(summary: str, operation_id: str, description: str) -> dict[str, Any]:
+    html = {"text/html": {"schema": {"type": "string"}}}
+    return _raw(
+        summary,
+        "meta",
+        operation_id,
+        description=description,
+        responses={"200": {"description": summary, "content": html}, **error_responses(COMMON)},
+    )
+
+
+MCP_SESSION = {
+    "name": "Mcp-Session-Id",
+    "in": "header",
+    "required": False,
+    "description": "the session the `initialize` answer named (its `Mcp-Session-Id` header); "
+    "every request after `initialize` must send it",
+    "schema": {"type": "string"},
+}
+
+
+def _jsonrpc_error(description: str) -> dict[str, Any]:
+    schema = {"$ref": REF.format(model="JsonRpcError")}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+MCP_GUARD = error_responses(c for c in COMMON if c != "invalid_json")
+MCP_DESCRIPTION = """\
+Model Context Protocol over its Streamable HTTP transport (the official `mcp` SDK). Bodies \
+and answers are JSON-RPC 2.0, not the bridge's envelope; only the checks in front of every \
+route (Host, Origin, token, body size, `Content-Type: application/json`) answer in the \
+bridge's error shape. Answers are plain JSON (never an SSE stream): the server never speaks \
+first, so there is no GET stream (GET is 405). Start with `initialize` (no session header): \
+its answer's `Mcp-Session-Id` header names the session, which every later request sends. \
+Each session is an agent of its own (`mcp-<session id>`) unless the client sends \
+`X-Agent-Id`. A session ends with its DELETE, after 5 minutes idle (GODOT_BRIDGE_MCP_IDLE) \
+or, when 100 are open, as the least recently used idle one; its id then answers 404 and \
+an `mcp-` agent's breakpoints go.
+
+```sh
+curl -si 127.0.0.1:8080/mcp -H 'Accept: application/json, text/event-stream' --json \\
+  '{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": \
+"2025-06-18", "capabilities": {}, "clientInfo": {"name": "curl", "version": "1"}}}'
+# the answer's header: mcp-session-id: 4cd65e8001fd446fbeb3bbb827c77988
+curl -s 127.0.0.1:8080/mcp -H 'Accept: application/json, text/event-stream' \\
+  -H 'Mcp-Session-Id: 4cd65e8001fd446fbeb3bbb827c77988' --json \\
+  '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "status", \
+"arguments": {}}}'
+```"""
+
+RAW: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/health"): _raw(
+        "the sidecar is up (needs no token)",
+        "bridge",
+        "health",
+        responses={
+            "200": {
+                "description": "up",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status", "result"],
+                            "properties": {
+                                "status": {"const": "ok"},
+                                "result": {
+                                    "type": "object",
+                                    "required": ["healthy"],
+                                    "properties": {"healthy": {"const": True}},
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            **error_responses(COMMON),
+        },
+    ),
+    ("GET", "/"): _page(
+        "the dashboard", "dashboard_page", "The dashboard's page (the same as /dashboard)."
+    ),
+    ("GET", "/dashboard"): _page(
+        "the dashboard",
+        "dashboard",
+        "Services, agents, debug events, diagnostics; polls /dashboard/state.",
+    ),
+    ("GET", "/openapi.json"): _raw(
+        "this API as an OpenAPI 3.1 document",
+        "meta",
+        "openapi",
+        description="This document, as served; its server is the Host the request named.",
+        responses={
+            "200": {
+                "description": "the document",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["openapi", "info", "paths"],
+                            "properties": {
+                                "openapi": {"type": "string"},
+                                "info": {"type": "object"},
+                                "paths": {"type": "object"},
+                            },
+                        }
+                    }
+                },
+            },
+            **error_responses(COMMON),
+        },
+    ),
+    ("POST", "/mcp"): _raw(
+        "Model Context Protocol (Streamable HTTP): send JSON-RPC messages",
+        "mcp",
+        "mcp",
+        description=MCP_DESCRIPTION,
+        parameters=[
+            {"$ref": "#/components/parameters/AgentId"},
+            MCP_SESSION,
+            {
+                "name": "Accept",
+                "in": "header",
+                "required": False,
+                "description": "must accept application/json (MCP clients send "
+                "`application/json, text/event-stream`); text/html alone is a 406",
+                "schema": {"type": "string"},
+            },
+        ],
+        requestBody={
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": REF.format(model="JsonRpcMessage")},
+                    "example": {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                }
+            },
+        },
+        responses={
+            "200": {
+                "description": "the JSON-RPC answer to a request (a result or an error, e.g. "
+                "-32601 for an unknown method); `initialize`'s carries the "
+                "`Mcp-Session-Id` header",
+                "headers": {"Mcp-Session-Id": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "202": {"description": "a notification or a response was taken (no body)"},
+            "400": _jsonrpc_error(
+                "not JSON (-32700), not a JSON-RPC message (-32602), or no `Mcp-Session-Id` "
+                "on a request other than `initialize` (-32600 `Bad Request: Missing session ID`)"
+            ),
+            "404": _jsonrpc_error("no such session (ended, expired or evicted): initialize again"),
+            "406": _jsonrpc_error("the `Accept` header does not take application/json"),
+            **{s: r for s, r in MCP_GUARD.items() if s not in ("400", "503")},
+            "503": _jsonrpc_error(
+                "100 sessions are open and none is idle: `Too many open sessions`"
+            ),
+        },
+    ),
+    ("DELETE", "/mcp"): _raw(
+        "Model Context Protocol (Streamable HTTP): end the session",
+        "mcp",
+        "mcp_end_session",
+        description="End the MCP session named by `Mcp-Session-Id`.",
+        parameters=[{"$ref": "#/components/parameters/AgentId"}, MCP_SESSION],
+        responses={
+            "200": {"description": "the session ended (no body)"},
+            "400": _jsonrpc_error("no `Mcp-Session-Id` header: `Bad Request: Missing session ID`"),
+            "404": _jsonrpc_error("no such session (already ended, expired or evicted)"),
+            **{s: r for s, r in MCP_GUARD.items() if s != "400"},
+        },
+    ),
+}
+
+
+# -- LEGACY: routes not declared yet, described by sidecar/api/schemas.py ----------------
+# Once every endpoint is an Operation in the catalog, delete this section, its one call in
+# `_build` (`_add_legacy(...)`) and sidecar/api/schemas.py.
+
+
+def _add_legacy(paths: dict[str, dict[str, Any]], schemas: dict[str, Schema]) -> None:
+    from sidecar.api import schemas as legacy
+
+    for (method, path), old in legacy.SCHEMAS.items():
+        if method.lower() in paths.get(path, {}):
+            continue  # declared (or raw): the declaration says it
+        paths.setdefault(path, {})[method.lower()] = _legacy_operation(method, path, old)
+    for name, schema in legacy.COMPONENTS.items():
+        schemas.setdefault(name, schema)
+
+
+def _legacy_operation(method: str, path: str, old: Any) -> dict[str, Any]:
+    words = [w for w in path.replace(".", "/").split("/") if w] or ["root"]
+    summary, _, rest = (old.notes or f"{method} {path}").partition(". ")
+    out: dict[str, Any] = {
+        "operationId": method.lower() + "".join(w[:1].upper() + w[1:] for w in words),
+        "summary": summary.rstrip("."),
+        "tags": [old.tag],
+        "parameters": [{"$ref": "#/components/parameters/AgentId"}],
+        "x-undeclared": True,
+    }
+    if rest:
+        out["description"] = rest
+    if old.body is not None and method == "GET":
+        out["parameters"] += query_parameters(old.body)
+    elif old.body is not None:
+        out["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": old.body}},
+        }
+    result = {"allOf": [{"type": "object"}, old.result]} if old.flat else old.result
+    envelope: Schema = {"type": "object", "properties": {"status": {"const": "ok"}}}
+    if not old.flat:
+        envelope["properties"]["result"] = result
+    codes = [c.name for c in CODES.values() if c.status in old.errors]
+    codes += list(ARGUMENT_ERRORS) if old.body is not None else []
+    out["responses"] = {
+        "200": {
+            "description": out["summary"],
+            "content": {"application/json": {"schema": envelope}},
+        },
+        **error_responses([*COMMON, *codes]),
+    }
+    return out
+
+
+# -- serving -------------------------------------------------------------------------------
+
+
 def register(routes: RouteTable) -> None:
-    """Serve `GET /openapi.json`, built from `routes` at request time."""
+    """Serve `GET /openapi.json`: the document, its server the Host the request named."""
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(build(routes, f"http://{request.host}"))
+        return web.json_response(build(f"http://{request.host}"))
 
     routes.add("GET", "/openapi.json", openapi, "this API as an OpenAPI 3.1 document")
 
 
-# -- HTTP_API.md -------------------------------------------------------------------------
-
-MD_HEAD = """\
-# HTTP API
-
-<!-- Generated by `python -m sidecar.api.openapi --markdown` from the route table
-     (sidecar/http.py and the modules that register routes) and sidecar/schemas.py.
-     Do not edit by hand: tests/test_openapi.py checks this file is what it generates. -->
-
-The bridge listens on `http://127.0.0.1:8080` (`GODOT_BRIDGE_PORT`). The same information
-is served as an OpenAPI 3.1 document at `GET /openapi.json`; a dashboard is at `GET /`;
-a Model Context Protocol endpoint at `POST /mcp`.
-
-## Conventions
-
-- JSON in, JSON out. Success is `200` with `{"status": "ok", "result": ...}` (`GET /status`
-  alone answers the seed's fields at the top level, beside `"status": "ok"`). POST bodies
-  are the DAP request's `arguments` or the LSP method's `params`; `result` is the DAP
-  response's `body` or the LSP result.
-- Read-only endpoints (listed with `GET, POST`) also take GET with query parameters;
-  numbers and booleans in a query are read as JSON.
-- A request with a body needs `Content-Type: application/json` (`curl --json` sets it).
-- Paths and URIs may be `res://`, project-relative, absolute or `file://`; they must lie
-  inside the project.
-- Debug lines are 1-based (DAP); LSP positions are 0-based lines and UTF-16 characters.
-- Only `Host: 127.0.0.1|localhost|[::1]` (any port) is served; a request with a foreign
-  `Origin` is refused. When a token is configured (`GODOT_BRIDGE_TOKEN`), every request
-  but `GET /health` needs `Authorization: Bearer <token>`.
-
-## Many agents, one editor
-
-- Send `X-Agent-Id: <name>` to be known by name; without it you are `client-<id>` of your
-  connection. `/status` and the dashboard list every connected agent.
-- One DAP and one LSP session to Godot serve everyone; every answer goes to the agent
-  that asked.
-- Breakpoints belong to the agent that set them: `/debug/setBreakpoints` replaces only
-  your set in that file, Godot gets the union of everyone's, `/debug/breakpoints` shows
-  yours (`all=true`: everyone's).
-- There is one game: any agent's continue/step/terminate drives it for all. Inspecting
-  (`stackTrace`, `scopes`, `variables`, `evaluate`) needs it stopped, else 409.
-- Debug events go into one numbered log; read it with `GET /debug/events?since=N&wait=S`
-  from where you left off (`next`).
-- Documents are shared and reference-counted per agent; a stale `didChange` version is a
-  409. Edits carry `expected_sha256`; a stale hash is a 409, so no agent silently
-  overwrites another.
-- MCP sessions (`/mcp`) are agents too: each session is `mcp-<session id>` unless its
-  client sends `X-Agent-Id`.
-
-## Errors
-
-```json
-{"status": "error",
- "error": {"code": "missing_field", "message": "missing field 'expression'", "field": "expression"}}
-```
-
-| status | when | codes |
-|---|---|---|
-"""
-
-
-def markdown(routes: Iterable[Route]) -> str:
-    """HTTP_API.md for `routes`."""
-    table = list(routes)
-    parts = [MD_HEAD]
-    parts += [
-        f"| {s} | {STATUS_TEXT[s]} | {', '.join(f'`{c}`' for c in ERROR_CODES[s])} |\n"
-        for s in sorted(STATUS_TEXT)
-    ]
-    parts.append("\n## Endpoints\n\n| method | path | what |\n|---|---|---|\n")
-    groups = _grouped(table)
-    parts += [f"| {m} | `{p}` | {s} |\n" for m, p, s, _ in _flat(groups)]
-    for tag, title in TAGS.items():
-        entries = groups.get(tag, [])
-        if entries:
-            parts.append(f"\n## {title}\n")
-            parts += [_md_endpoint(m, p, s, op) for m, p, s, op in entries]
-    parts.append(_md_shapes())
-    return "".join(parts)
-
-
-Entry = tuple[str, str, str, Operation]
-
-
-def _grouped(routes: list[Route]) -> dict[str, list[Entry]]:
-    """Endpoints per tag; GET and POST of one operation become one entry."""
-    by_path: dict[tuple[str, int], list[Route]] = {}
-    for r in routes:
-        by_path.setdefault((r.path, id(operation_of(r))), []).append(r)
-    out: dict[str, list[Entry]] = {}
-    for rs in by_path.values():
-        op = operation_of(rs[0])
-        methods = ", ".join(sorted(r.method for r in rs))
-        out.setdefault(op.tag, []).append((methods, rs[0].path, rs[0].summary, op))
-    for entries in out.values():
-        entries.sort(key=lambda e: e[1])
-    return out
-
-
-def _flat(groups: dict[str, list[Entry]]) -> list[Entry]:
-    order = [*TAGS, *(tag for tag in groups if tag not in TAGS)]
-    return [e for tag in order for e in groups.get(tag, [])]
-
-
-def _md_endpoint(methods: str, path: str, summary: str, op: Operation) -> str:
-    lines = [f"\n### {methods} `{path}`\n\n{summary[:1].upper()}{summary[1:]}."]
-    if op.notes:
-        lines.append(f" {op.notes}")
-    lines.append("\n")
-    if op.body is not None and fields(op.body):
-        where = "Query or body" if "GET" in methods and "POST" in methods else "Body"
-        where = "Query" if methods == "GET" else where
-        lines.append(f"\n{where}:\n\n| field | type | required | what |\n|---|---|---|---|\n")
-        lines += [f"| `{n}` | {t} | {r} | {d} |\n" for n, t, r, d in fields(op.body)]
-    example = _md_example(methods, path, op)
-    if example:
-        lines.append(example)
-    if op.answer is not None and op.flat:
-        answer = json.dumps({"status": "ok", **op.answer}, ensure_ascii=False)
-        lines.append(f"\nAnswer (no `result` wrapper):\n\n```json\n{answer}\n```\n")
-    elif op.answer is not None:
-        answer = json.dumps(op.answer, ensure_ascii=False)
-        lines.append(f"\nAnswer `result`:\n\n```json\n{answer}\n```\n")
-    if op.errors:
-        lines.append(f"\nErrors: {', '.join(str(e) for e in op.errors)}.\n")
-    return "".join(lines)
-
-
-def _md_example(methods: str, path: str, op: Operation) -> str:
-    if op.example is None and op.raw is not None:
-        return ""
-    url = f"127.0.0.1:8080{path}"
-    if methods == "GET" or (op.body is None and methods.startswith("GET")):
-        query = "&".join(f"{k}={_query(v)}" for k, v in (op.example or {}).items())
-        command = f"curl -s '{url}{'?' + query if query else ''}'"
-    else:
-        command = f"curl -s --json '{json.dumps(op.example or {}, ensure_ascii=False)}' {url}"
-    return f"\n```sh\n{command}\n```\n"
-
-
-def _query(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, str) else value
-
-
-def fields(schema: Schema) -> list[tuple[str, str, str, str]]:
-    """(name, type, required, description) of an object schema's top-level fields."""
-    merged = _merge(schema)
-    required = set(merged.get("required", []))
-    return [
-        (name, type_name(prop), "yes" if name in required else "", prop.get("description", ""))
-        for name, prop in merged.get("properties", {}).items()
-    ]
-
-
-def _merge(schema: Schema) -> Schema:
-    if "allOf" not in schema:
-        return _resolve(schema)
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    for part in schema["allOf"]:
-        part = _merge(part)
-        props.update(part.get("properties", {}))
-        required += part.get("required", [])
-    return {"type": "object", "properties": props, "required": required}
-
-
-def _resolve(schema: Schema) -> Schema:
-    if "$ref" in schema:
-        return COMPONENTS[schema["$ref"].rsplit("/", 1)[1]]
-    return schema
-
-
-def type_name(schema: Schema) -> str:
-    if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[1]
-    if "anyOf" in schema:
-        return " or ".join(type_name(s) for s in schema["anyOf"])
-    if "allOf" in schema:
-        return "object"
-    if "const" in schema:
-        return json.dumps(schema["const"])
-    kind = schema.get("type", "any")
-    if kind == "array":
-        return f"array of {type_name(schema.get('items', {}))}"
-    if "enum" in schema:
-        return " \\| ".join(json.dumps(v) for v in schema["enum"])
-    return str(kind)
-
-
-def _md_shapes() -> str:
-    parts = ["\n## Shapes\n\nObjects the tables above refer to by name.\n"]
-    for name, schema in COMPONENTS.items():
-        parts.append(f"\n### {name}\n\n| field | type | required | what |\n|---|---|---|---|\n")
-        parts += [f"| `{n}` | {t} | {r} | {d} |\n" for n, t, r, d in fields(schema)]
-    return "".join(parts)
+def documented(doc: dict[str, Any] | None = None) -> Iterator[tuple[str, str]]:
+    """(METHOD, path) of every operation the document lists."""
+    for path, ops in (doc or build())["paths"].items():
+        for method in ops:
+            yield method.upper(), path
 
 
 # -- command line ------------------------------------------------------------------------
-
-
-def offline_routes() -> RouteTable:
-    """The route table a sidecar serves, built without starting anything."""
-    from sidecar.app import Sidecar
-    from sidecar.config import Config
-
-    config = Config(
-        project=".",
-        link_port=None,
-        link_token="",
-        serve_port=None,
-        lsp_port=6005,
-        dap_port=6006,
-    )
-    return Sidecar(config).routes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,8 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     kind.add_argument("--markdown", action="store_true", help="HTTP_API.md")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     args = p.parse_args(argv)
-    routes = offline_routes()
-    text = markdown(routes) if args.markdown else json.dumps(build(routes), indent=2) + "\n"
+    doc = build()
+    text = apidoc.markdown(doc) if args.markdown else json.dumps(doc, indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

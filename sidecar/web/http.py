@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler as WebHandler
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
@@ -330,7 +331,7 @@ def _wrap(
 
 def _identity_middleware(agents: AgentRegistry) -> Any:
     @web.middleware
-    async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def identity(request: web.Request, handler: WebHandler) -> web.StreamResponse:
         client_id = request.transport.get_extra_info("client_id") if request.transport else None
         agent = agents.get(client_id) if client_id is not None else None
         if agent is not None:
@@ -347,7 +348,7 @@ def _identity_middleware(agents: AgentRegistry) -> Any:
 
 def _error_middleware(routes: RouteTable) -> Any:
     @web.middleware
-    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def errors(request: web.Request, handler: WebHandler) -> web.StreamResponse:
         try:
             return await handler(request)
         except BridgeError as err:

@@ -26,8 +26,9 @@ Method = Literal["GET", "POST", "DELETE"]
 
 
 class Arguments(BaseModel):
-    """Base of every arguments model: JSON's own types (no "1" for 1, no 1.0 for an
-    integer, no true for a number); fields nobody declared are ignored."""
+    """Base of every arguments model: JSON's own types (no "1" for 1, no 1.5 for an
+    integer, no true for a number; 1.0 is 1, as JSON Schema has it); fields nobody
+    declared are ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
 
@@ -91,9 +92,21 @@ class Operation(Generic[ArgsT]):
         try:
             if from_query:
                 return self.arguments.model_validate_strings(raw)
-            return self.arguments.model_validate(raw)
+            return self.arguments.model_validate(integral_floats_as_ints(raw))
         except ValidationError as exc:
             raise invalid(exc) from None
+
+
+def integral_floats_as_ints(value: Any) -> Any:
+    """`3.0` read as `3`. JSON Schema's `integer` (what the OpenAPI document says) takes
+    3.0, and a JSON number has no type of its own; 3.5 stays a float and is refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_floats_as_ints(v) for v in value]
+    return value
 
 
 def invalid(exc: ValidationError) -> RequestError:
