@@ -38,7 +38,7 @@ lint: $(STAMP)
 
 # The fast subset: everything that needs no Godot, in seconds.
 unit: $(STAMP)
-	GDB_UNIT_ONLY=1 $(VPY) -m pytest -q -m "not godot" $(PYTEST_ARGS)
+	GDB_UNIT_ONLY=1 $(VPY) -m pytest -q -m "not godot and not slow" $(PYTEST_ARGS)
 
 test: setup browser lint
 	GODOT="$$(tools/install_godot)" $(VPY) -m pytest $(PYTEST_ARGS)

@@ -1,17 +1,26 @@
 """Shared fixtures: the Godot binary, and one editor + addon + sidecar per test module.
 
 Every test that needs Godot asks for `godot_bin` (directly or through `editor` /
-`fresh_editor`) and is marked `godot`; the rest are the fast unit subset:
-`make unit` (`pytest -m "not godot"`) runs them in seconds.
+`fresh_editor`) and is marked `godot`; a unit test that takes seconds (real processes,
+timeouts it must wait out) is marked `slow`. The rest are the fast unit subset: `make unit`
+(`pytest -m "not godot and not slow"`, with fewer hypothesis examples) runs them in seconds.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Editor, godot_binary, make_demo_project
+from harness import UNIT_ONLY, Editor, examples, godot_binary, make_demo_project
+from hypothesis import settings
+
+# `make unit`: property tests without a count of their own run a tenth of hypothesis' default
+# examples (those with one use harness.examples); the whole suite keeps the default.
+settings.register_profile("unit", max_examples=examples(settings.default.max_examples))
+if os.environ.get(UNIT_ONLY):
+    settings.load_profile("unit")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -34,6 +34,19 @@ ADDON = REPO / "addons" / "godot_debug_connection"
 # Set by `make unit` (pytest -m "not godot"): a test that starts Godot without asking for
 # the `godot_bin` fixture (which marks it `godot`) would slip into the fast subset.
 UNIT_ONLY = "GDB_UNIT_ONLY"
+# The share of a property test's examples that `make unit` runs: enough to catch a broken
+# codec in seconds; the whole suite runs them all.
+UNIT_EXAMPLES_SHARE = 10
+UNIT_EXAMPLES_MIN = 10
+
+
+def examples(full: int) -> int:
+    """Hypothesis examples for a property test that asks for `full` of them: all of them in
+    the whole suite, a tenth (at least ten) in `make unit`. A test's own @settings wins over
+    the `unit` profile loaded in conftest, so tests with a count of their own use this."""
+    if os.environ.get(UNIT_ONLY):
+        return max(UNIT_EXAMPLES_MIN, full // UNIT_EXAMPLES_SHARE)
+    return full
 
 
 def godot_binary() -> str:

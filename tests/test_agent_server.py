@@ -105,39 +105,32 @@ def _assert_real_answers(status: dict, stack: dict, completion: dict, editor: Ed
     assert "add_numbers" in [item["label"].split("(")[0] for item in completion["items"]]
 
 
-def test_five_agents_at_once_get_real_answers(editor: Editor) -> None:
+async def test_five_agents_at_once_get_real_answers(editor: Editor) -> None:
     """Seed scenario 1: five agents at once, each gets /status, a stack and completions."""
-
-    async def main() -> list[tuple[dict, dict, dict]]:
-        async with aiohttp.ClientSession(headers={"X-Agent-Id": "setup"}) as session:
-            await _until_ready(session, editor.base_url)
-            await _stopped_game(session, editor.base_url)
-            try:
-                return await asyncio.gather(*(_agent(editor.base_url, n) for n in range(5)))
-            finally:
-                await _end_game(session, editor.base_url)
-
-    for status, stack, completion in asyncio.run(main()):
+    async with aiohttp.ClientSession(headers={"X-Agent-Id": "setup"}) as session:
+        await _until_ready(session, editor.base_url)
+        await _stopped_game(session, editor.base_url)
+        try:
+            answers = await asyncio.gather(*(_agent(editor.base_url, n) for n in range(5)))
+        finally:
+            await _end_game(session, editor.base_url)
+    for status, stack, completion in answers:
         _assert_real_answers(status, stack, completion, editor)
 
 
-def test_mixed_concurrent_requests_on_one_session_all_answered(editor: Editor) -> None:
+async def test_mixed_concurrent_requests_on_one_session_all_answered(editor: Editor) -> None:
     """Seed scenario 3: three kinds of request at once on one client session."""
-
-    async def main() -> list[Any]:
-        async with aiohttp.ClientSession() as session:
-            await _until_ready(session, editor.base_url)
-            await _stopped_game(session, editor.base_url)
-            try:
-                return await asyncio.gather(
-                    _call(session, "GET", editor.base_url + "/status"),
-                    _call(session, "POST", editor.base_url + "/debug/stackTrace", json=STACK_TRACE),
-                    _call(session, "POST", editor.base_url + "/lsp/completion", json=COMPLETION),
-                )
-            finally:
-                await _end_game(session, editor.base_url)
-
-    status, stack, completion = asyncio.run(main())
+    async with aiohttp.ClientSession() as session:
+        await _until_ready(session, editor.base_url)
+        await _stopped_game(session, editor.base_url)
+        try:
+            status, stack, completion = await asyncio.gather(
+                _call(session, "GET", editor.base_url + "/status"),
+                _call(session, "POST", editor.base_url + "/debug/stackTrace", json=STACK_TRACE),
+                _call(session, "POST", editor.base_url + "/lsp/completion", json=COMPLETION),
+            )
+        finally:
+            await _end_game(session, editor.base_url)
     _assert_real_answers(status, stack, completion, editor)
 
 
@@ -267,20 +260,20 @@ async def _burst_and_watch_pump(editor: Editor) -> tuple[list[Any], float]:
     return [t.exception() or t.result() for t in done] + ["no answer"] * len(pending), busy
 
 
-def test_issue_11_burst_of_100_all_answered_and_the_pump_idles_after(editor: Editor) -> None:
+async def test_issue_11_burst_of_100_all_answered_and_the_pump_idles_after(editor: Editor) -> None:
     # Godot's listen backlog of 8 drops most SYNs of such a burst; their clients resend them
     # 1 s, 3 s and 7 s later, and the pump watches the listen socket around those moments. Every
     # connection must get its 200 (none refused or dropped), and the watching must not burn a
     # core (it spun without a pause: ~0.2 s of CPU per window); then the pump parks.
     _wait_active(editor, 0)
-    time.sleep(1.5)  # past the pump's 1 s of warmth: a burst usually finds it parked
-    results, busy = asyncio.run(_burst_and_watch_pump(editor))
+    await asyncio.sleep(1.5)  # past the pump's 1 s of warmth: a burst usually finds it parked
+    results, busy = await _burst_and_watch_pump(editor)
     assert results.count(200) == BURST, {repr(r) for r in results if r != 200}
     assert busy < PUMP_BUSY_LIMIT, f"the pump used {busy:.2f} s of CPU watching for resends"
     _wait_active(editor, 0)
-    time.sleep(1.5)
+    await asyncio.sleep(1.5)
     before = _thread_cpu(editor.pid)
-    time.sleep(2.0)
+    await asyncio.sleep(2.0)
     idle = _busiest_helper_thread(editor.pid, before)
     assert idle < 0.04, f"a thread other than the main one stayed busy: {idle:.3f} s in 2 s"
 
@@ -352,17 +345,14 @@ def test_unknown_path_lists_endpoints_and_wrong_method_is_405(editor: Editor) ->
         assert "GET" in wrong.headers["allow"]
 
 
-def test_bad_json_is_400_naming_the_problem(editor: Editor) -> None:
-    async def main() -> tuple[int, dict]:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
-                editor.base_url + "/debug/stackTrace",
-                data=b'{"threadId": ',
-                headers={"Content-Type": "application/json"},
-            ) as r:
-                return r.status, await r.json()
-
-    code, body = asyncio.run(main())
+async def test_bad_json_is_400_naming_the_problem(editor: Editor) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            editor.base_url + "/debug/stackTrace",
+            data=b'{"threadId": ',
+            headers={"Content-Type": "application/json"},
+        ) as r:
+            code, body = r.status, await r.json()
     assert code == 400
     _assert_error_shape(body, "invalid_json")
     assert "not valid JSON" in body["error"]["message"]

@@ -600,54 +600,52 @@ def _findall(ed: Editor, pattern: str, start: int) -> list[str]:
     ],
     ids=["garbage", "oversized", "not a map", "truncated"],
 )
-def test_sidecar_link_survives_nothing_but_reports_it(
+async def test_sidecar_link_survives_nothing_but_reports_it(
     tmp_path: Path, junk: bytes, error: type[Exception]
 ) -> None:
     """Link.run ends with the documented error (the process then exits and the addon
     respawns it); it never hangs or raises anything else."""
 
-    async def main() -> None:
-        got: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    got: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
 
-        async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            await got.put((r, w))
+    async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await got.put((r, w))
 
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        sidecar = Sidecar(parse_args(["--link-port", str(port), "--project", str(tmp_path)]))
-        await sidecar.start()
-        link = Link(port, "tok", sidecar)
-        task = asyncio.create_task(link.run())
-        try:
-            reader, writer = await asyncio.wait_for(got.get(), 5)
-            decoder = FrameDecoder()
-            while not decoder.feed(await reader.read(65536)):
-                pass
-            writer.write(encode_frame({"op": "hello", "version": 1, "max_clients": 5}))
-            writer.write(junk)
-            await writer.drain()
-            if error is LinkClosed:
-                writer.close()
-            with pytest.raises(error):
-                await asyncio.wait_for(task, 5)
-        finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            await sidecar.stop()
-            server.close()
-
-    asyncio.run(main())
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sidecar = Sidecar(parse_args(["--link-port", str(port), "--project", str(tmp_path)]))
+    await sidecar.start()
+    link = Link(port, "tok", sidecar)
+    task = asyncio.create_task(link.run())
+    try:
+        reader, writer = await asyncio.wait_for(got.get(), 5)
+        decoder = FrameDecoder()
+        while not decoder.feed(await reader.read(65536)):
+            pass
+        writer.write(encode_frame({"op": "hello", "version": 1, "max_clients": 5}))
+        writer.write(junk)
+        await writer.drain()
+        if error is LinkClosed:
+            writer.close()
+        with pytest.raises(error):
+            await asyncio.wait_for(task, 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        await sidecar.stop()
+        server.close()
 
 
-def test_an_agent_gone_before_its_body_arrived_is_no_error(
+@pytest.mark.slow  # five agents that wait 0.1 s each, then 0.2 s
+async def test_an_agent_gone_before_its_body_arrived_is_no_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The sidecar's side of a vanished agent: the handler reading the body sees the
     connection lost; that is a debug line, not an 'unhandled error' with a traceback."""
     from aiohttp.test_utils import TestServer
 
-    async def main() -> None:
+    with caplog.at_level("DEBUG"):
         sidecar = Sidecar(parse_args(["--link-port", "1", "--project", str(tmp_path)]))
         async with TestServer(sidecar.app) as server:
             for _ in range(5):
@@ -660,8 +658,5 @@ def test_an_agent_gone_before_its_body_arrived_is_no_error(
                 await asyncio.sleep(0.1)  # the handler is waiting for the rest
                 writer.transport.abort()
             await asyncio.sleep(0.2)
-
-    with caplog.at_level("DEBUG"):
-        asyncio.run(main())
     errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL", "WARNING")]
     assert not errors, [r.getMessage() for r in errors]

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from harness import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -252,19 +253,19 @@ def feed_all(data: bytes) -> list[dict[str, Any]]:
         return err.frames
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_random_bytes_only_raise_frame_error(data: bytes) -> None:
     feed_all(data)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.binary(min_size=1, max_size=200))
 def test_random_payload_in_a_frame_only_raises_frame_error(payload: bytes) -> None:
     feed_all(struct.pack(">I", len(payload)) + payload)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(messages, st.data())
 def test_truncated_or_mutated_frames_only_raise_frame_error(msg: dict[str, Any], data: Any) -> None:
     frame = encode_frame(msg)
@@ -280,7 +281,7 @@ def test_truncated_or_mutated_frames_only_raise_frame_error(msg: dict[str, Any],
             FrameDecoder().feed(struct.pack(">I", cut - 4) + frame[4:cut])
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(st.lists(messages, min_size=1, max_size=8), st.data())
 def test_split_stream_yields_the_same_frames(msgs: list[dict[str, Any]], data: Any) -> None:
     stream = b"".join(encode_frame(m) for m in msgs)
@@ -301,7 +302,7 @@ def msgpack_frame(msg: dict[str, Any]) -> bytes:
 # --- the shortcut for `data` frames (frames.encode_data_frame, frames._data_frame) ---
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.integers(0, 2**63 - 1), st.binary(max_size=70000))
 def test_encode_data_frame_is_encode_frame(client_id: int, data: bytes) -> None:
     assert encode_data_frame(client_id, data) == msgpack_frame(
@@ -324,7 +325,7 @@ def test_encode_data_frame_falls_back_to_encode_frame() -> None:
     assert len(encode_data_frame(1, b"\0" * (MAX_FRAME - 23))) == MAX_FRAME + 4
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(st.integers(0, 2**64 - 1), st.binary(max_size=400), st.data())
 def test_data_frame_shortcut_agrees_with_the_general_decoder(
     client_id: int, data: bytes, draw: Any

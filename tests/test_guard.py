@@ -126,8 +126,10 @@ async def _request(
         return resp.status, await resp.json(), resp.headers
 
 
-def call(method: str, path: str, token: str | None = None, **kw: Any) -> tuple[int, dict, Any]:
-    return asyncio.run(_request(token, method, path, **kw))
+async def call(
+    method: str, path: str, token: str | None = None, **kw: Any
+) -> tuple[int, dict, Any]:
+    return await _request(token, method, path, **kw)
 
 
 def _error(body: dict[str, Any], code: str) -> str:
@@ -138,42 +140,40 @@ def _error(body: dict[str, Any], code: str) -> str:
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.nip.io"])
-def test_rebinding_host_is_421_in_json(host: str) -> None:
-    status, body, _ = call("GET", "/hello", headers={"Host": host})
+async def test_rebinding_host_is_421_in_json(host: str) -> None:
+    status, body, _ = await call("GET", "/hello", headers={"Host": host})
     assert status == 421
     assert "DNS rebinding" in _error(body, "misdirected_request")
 
 
-def test_loopback_hosts_pass() -> None:
+async def test_loopback_hosts_pass() -> None:
     for host in ("localhost", "localhost:9", "[::1]:9", "127.0.0.1"):
-        status, body, _ = call("GET", "/hello", headers={"Host": host})
+        status, body, _ = await call("GET", "/hello", headers={"Host": host})
         assert (status, body["result"]) == (200, "hi"), host
 
 
-def test_missing_host_is_400() -> None:
-    async def main() -> bytes:
-        app = make_app(_routes(), AgentRegistry())
-        async with TestServer(app) as server:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(b"GET /hello HTTP/1.0\r\n\r\n")
-            data = await asyncio.wait_for(reader.read(), 5)
-            writer.close()
-            return data
-
-    raw = asyncio.run(main())
+async def test_missing_host_is_400() -> None:
+    app = make_app(_routes(), AgentRegistry())
+    async with TestServer(app) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /hello HTTP/1.0\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
     assert raw.startswith(b"HTTP/1.0 400") or raw.startswith(b"HTTP/1.1 400"), raw
     assert b'"missing_host"' in raw
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://localhost.evil.example"])
-def test_foreign_origin_is_403(origin: str) -> None:
-    status, body, _ = call("POST", "/echo", json={"a": 1}, headers={"Origin": origin})
+async def test_foreign_origin_is_403(origin: str) -> None:
+    status, body, _ = await call("POST", "/echo", json={"a": 1}, headers={"Origin": origin})
     assert status == 403
     _error(body, "forbidden_origin")
 
 
-def test_loopback_origin_passes() -> None:
-    status, body, _ = call("POST", "/echo", json={"a": 1}, headers={"Origin": "http://127.0.0.1:1"})
+async def test_loopback_origin_passes() -> None:
+    status, body, _ = await call(
+        "POST", "/echo", json={"a": 1}, headers={"Origin": "http://127.0.0.1:1"}
+    )
     assert (status, body["result"]) == (200, {"a": 1})
 
 
@@ -181,51 +181,43 @@ def test_loopback_origin_passes() -> None:
     "content_type",
     [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
 )
-def test_a_body_that_is_not_declared_json_is_415(content_type: str | None) -> None:
+async def test_a_body_that_is_not_declared_json_is_415(content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     skip = () if content_type else ("Content-Type",)
-
-    async def main() -> tuple[int, dict]:
-        app = make_app(_routes(), AgentRegistry())
-        async with TestClient(TestServer(app), skip_auto_headers=skip) as client:
-            resp = await client.post("/echo", data=b'{"a": 1}', headers=headers)
-            return resp.status, await resp.json()
-
-    status, body = asyncio.run(main())
+    app = make_app(_routes(), AgentRegistry())
+    async with TestClient(TestServer(app), skip_auto_headers=skip) as client:
+        resp = await client.post("/echo", data=b'{"a": 1}', headers=headers)
+        status, body = resp.status, await resp.json()
     assert status == 415
     assert "application/json" in _error(body, "unsupported_media_type")
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=utf-8"])
-def test_json_bodies_pass(content_type: str) -> None:
-    status, body, _ = call(
+async def test_json_bodies_pass(content_type: str) -> None:
+    status, body, _ = await call(
         "POST", "/echo", data=b'{"a": 1}', headers={"Content-Type": content_type}
     )
     assert (status, body["result"]) == (200, {"a": 1})
 
 
-def test_a_post_without_a_body_needs_no_content_type() -> None:
+async def test_a_post_without_a_body_needs_no_content_type() -> None:
     # aiohttp's client labels even an empty POST application/octet-stream.
-    status, body, _ = call("POST", "/echo")
+    status, body, _ = await call("POST", "/echo")
     assert (status, body["result"]) == (200, {})
-    status, body, _ = call("POST", "/echo", headers={"Content-Type": "text/plain"})
+    status, body, _ = await call("POST", "/echo", headers={"Content-Type": "text/plain"})
     assert (status, body["result"]) == (200, {})
 
 
-def test_declared_length_over_the_cap_is_413_before_the_body_is_sent() -> None:
-    async def main() -> bytes:
-        app = make_app(_routes(), AgentRegistry())
-        async with TestServer(app) as server:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(
-                b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {10 * MAX_BODY}\r\n\r\n".encode()
-            )
-            data = await asyncio.wait_for(reader.readuntil(b"}}"), 5)
-            writer.close()
-            return data
-
-    raw = asyncio.run(main())
+async def test_declared_length_over_the_cap_is_413_before_the_body_is_sent() -> None:
+    app = make_app(_routes(), AgentRegistry())
+    async with TestServer(app) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {10 * MAX_BODY}\r\n\r\n".encode()
+        )
+        raw = await asyncio.wait_for(reader.readuntil(b"}}"), 5)
+        writer.close()
     assert raw.startswith(b"HTTP/1.1 413"), raw
     assert b'"body_too_large"' in raw
 
@@ -239,37 +231,39 @@ def test_declared_length_over_the_cap_is_413_before_the_body_is_sent() -> None:
         (b'{"a": -Infinity}', "-Infinity is not JSON"),
     ],
 )
-def test_json_that_python_chokes_on_is_400(data: bytes, needle: str) -> None:
-    status, body, _ = call("POST", "/echo", data=data, headers=JSON)
+async def test_json_that_python_chokes_on_is_400(data: bytes, needle: str) -> None:
+    status, body, _ = await call("POST", "/echo", data=data, headers=JSON)
     assert status == 400, body
     assert needle in _error(body, "invalid_json")
 
 
-def test_token_is_needed_everywhere_but_health() -> None:
-    status, body, headers = call("GET", "/hello", token=TOKEN)
+async def test_token_is_needed_everywhere_but_health() -> None:
+    status, body, headers = await call("GET", "/hello", token=TOKEN)
     assert status == 401
     assert "Authorization: Bearer" in _error(body, "unauthorized")
     assert headers["WWW-Authenticate"].startswith("Bearer")
-    status, body, _ = call("GET", "/nope", token=TOKEN)  # no endpoint listing without it
+    status, body, _ = await call("GET", "/nope", token=TOKEN)  # no endpoint listing without it
     assert status == 401 and "endpoints" not in body["error"]
-    status, body, _ = call("GET", "/hello", token=TOKEN, headers={"Authorization": "Bearer x"})
+    status, body, _ = await call(
+        "GET", "/hello", token=TOKEN, headers={"Authorization": "Bearer x"}
+    )
     assert status == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    status, body, _ = call("GET", "/hello", token=TOKEN, headers=auth)
+    status, body, _ = await call("GET", "/hello", token=TOKEN, headers=auth)
     assert (status, body["result"]) == (200, "hi")
-    status, body, _ = call("GET", "/health", token=TOKEN)
+    status, body, _ = await call("GET", "/health", token=TOKEN)
     assert (status, body["result"]) == (200, {"healthy": True})
-    status, body, _ = call("POST", "/health", token=TOKEN)
+    status, body, _ = await call("POST", "/health", token=TOKEN)
     assert status == 401  # only the GET is open
 
 
-def test_host_is_checked_before_the_token() -> None:
-    status, _, _ = call("GET", "/health", token=TOKEN, headers={"Host": "evil.example"})
+async def test_host_is_checked_before_the_token() -> None:
+    status, _, _ = await call("GET", "/health", token=TOKEN, headers={"Host": "evil.example"})
     assert status == 421
 
 
-def test_without_a_token_everything_is_open_and_health_is_listed() -> None:
-    status, body, _ = call("GET", "/nope")
+async def test_without_a_token_everything_is_open_and_health_is_listed() -> None:
+    status, body, _ = await call("GET", "/nope")
     assert status == 404
     assert {"path": "/health", "methods": ["GET"]} in body["error"]["endpoints"]
 

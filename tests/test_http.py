@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -54,20 +53,17 @@ def call() -> Call:
             resp = await client.request(method, path, **kw)
             return resp.status, await resp.json(), resp.headers
 
-    def run(*a: Any, **kw: Any) -> tuple[int, dict, Any]:
-        return asyncio.run(do(*a, **kw))
-
-    return run  # type: ignore[return-value]
+    return do
 
 
-def test_success_is_wrapped_in_ok(call: Call) -> None:
-    status, body, _ = call("POST", "/echo", json={"line": 3})
+async def test_success_is_wrapped_in_ok(call: Call) -> None:
+    status, body, _ = await call("POST", "/echo", json={"line": 3})
     assert status == 200
     assert body == {"status": "ok", "result": {"line": 3, "all": {"line": 3}}}
 
 
-def test_get_query_values_are_decoded_as_json(call: Call) -> None:
-    status, body, _ = call("GET", "/echo?threadId=1&name=x&flag=true")
+async def test_get_query_values_are_decoded_as_json(call: Call) -> None:
+    status, body, _ = await call("GET", "/echo?threadId=1&name=x&flag=true")
     assert status == 200
     assert body["result"] == {"threadId": 1, "name": "x", "flag": True}
 
@@ -80,27 +76,27 @@ def test_get_query_values_are_decoded_as_json(call: Call) -> None:
         (b"\xff\xfe", "not UTF-8"),
     ],
 )
-def test_bad_json_is_400_saying_why(call: Call, data: bytes, needle: str) -> None:
-    status, body, _ = call("POST", "/echo", data=data, headers=JSON)
+async def test_bad_json_is_400_saying_why(call: Call, data: bytes, needle: str) -> None:
+    status, body, _ = await call("POST", "/echo", data=data, headers=JSON)
     assert status == 400
     assert body["status"] == "error"
     assert body["error"]["code"] == "invalid_json"
     assert needle in body["error"]["message"]
 
 
-def test_missing_and_wrong_typed_fields_are_named(call: Call) -> None:
-    status, body, _ = call("POST", "/echo", json={})
+async def test_missing_and_wrong_typed_fields_are_named(call: Call) -> None:
+    status, body, _ = await call("POST", "/echo", json={})
     assert (status, body["error"]["code"], body["error"]["field"]) == (400, "missing_field", "line")
-    status, body, _ = call("POST", "/echo", json={"line": "3"})
+    status, body, _ = await call("POST", "/echo", json={"line": "3"})
     assert status == 400
     assert body["error"]["code"] == "invalid_field"
     assert "'line' must be an integer, got str" in body["error"]["message"]
-    status, body, _ = call("POST", "/echo", json={"line": True})
+    status, body, _ = await call("POST", "/echo", json={"line": True})
     assert status == 400 and body["error"]["field"] == "line"
 
 
-def test_unknown_path_is_404_listing_every_endpoint(call: Call) -> None:
-    status, body, _ = call("GET", "/nope")
+async def test_unknown_path_is_404_listing_every_endpoint(call: Call) -> None:
+    status, body, _ = await call("GET", "/nope")
     assert status == 404
     assert body["error"]["code"] == "not_found"
     listed = {(e["path"], tuple(e["methods"])) for e in body["error"]["endpoints"]}
@@ -108,33 +104,33 @@ def test_unknown_path_is_404_listing_every_endpoint(call: Call) -> None:
     assert ("/down", ("GET",)) in listed
 
 
-def test_wrong_method_is_405_with_allow(call: Call) -> None:
-    status, body, headers = call("PUT", "/down")
+async def test_wrong_method_is_405_with_allow(call: Call) -> None:
+    status, body, headers = await call("PUT", "/down")
     assert status == 405
     assert body["error"]["code"] == "method_not_allowed"
     assert headers["Allow"] == "GET"
 
 
-def test_transport_error_is_503_with_retry_after(call: Call) -> None:
-    status, body, headers = call("GET", "/down")
+async def test_transport_error_is_503_with_retry_after(call: Call) -> None:
+    status, body, headers = await call("GET", "/down")
     assert status == 503
     assert headers["Retry-After"] == "2"
     assert body["error"] == {"code": "not_connected", "message": "not connected"}
 
 
-def test_peer_timeout_is_504_naming_the_command(call: Call) -> None:
-    status, body, _ = call("GET", "/slow")
+async def test_peer_timeout_is_504_naming_the_command(call: Call) -> None:
+    status, body, _ = await call("GET", "/slow")
     assert status == 504
     assert "stackTrace" in body["error"]["message"]
 
 
-def test_a_bug_is_500_in_the_error_shape(call: Call) -> None:
-    status, body, _ = call("GET", "/boom")
+async def test_a_bug_is_500_in_the_error_shape(call: Call) -> None:
+    status, body, _ = await call("GET", "/boom")
     assert status == 500
     assert body["error"]["code"] == "internal_error"
 
 
-def test_body_over_the_cap_is_413(call: Call) -> None:
-    status, body, _ = call("POST", "/echo", data=b"x" * (MAX_BODY + 1), headers=JSON)
+async def test_body_over_the_cap_is_413(call: Call) -> None:
+    status, body, _ = await call("POST", "/echo", data=b"x" * (MAX_BODY + 1), headers=JSON)
     assert status == 413
     assert body["error"]["code"] == "body_too_large"

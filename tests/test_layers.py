@@ -9,6 +9,7 @@ Read from the source with `ast`, so a lazy import inside a function counts too.
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,14 @@ def _layer(module: str) -> str | None:
     return top if top in ALLOWED else None
 
 
+@functools.cache
+def _parsed() -> dict[Path, ast.Module]:
+    """Every sidecar module's syntax tree, parsed once for all the tests here."""
+    return {p: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(SIDECAR.rglob("*.py"))}
+
+
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parsed()[path]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -65,7 +72,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = {_module_name(p): p for p in SIDECAR.rglob("*.py")}
+    modules = {_module_name(p): p for p in _parsed()}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         graph[name] = {m for m in _imports(path) if m in modules and m != name}
@@ -76,8 +83,8 @@ def test_issue_12_no_relative_imports() -> None:
     """Absolute imports: a module's dependencies read the same wherever it moves."""
     relative = [
         f"{p.relative_to(REPO)}:{n.lineno}"
-        for p in SIDECAR.rglob("*.py")
-        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        for p, tree in _parsed().items()
+        for n in ast.walk(tree)
         if isinstance(n, ast.ImportFrom) and n.level > 0
     ]
     assert relative == []

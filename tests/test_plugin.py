@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from harness import (
     REPO,
     Editor,
@@ -34,6 +35,7 @@ def _gone(pid: int, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.usefixtures("godot_bin")
 def test_editor_quit_closes_clients_stops_sidecar_and_frees_port(tmp_path: Path) -> None:
     # --quit-after ends the editor through its normal quit path (plugins' _exit_tree);
     # Godot has no signal that does that.
@@ -66,6 +68,7 @@ def test_editor_quit_closes_clients_stops_sidecar_and_frees_port(tmp_path: Path)
         ed.stop()
 
 
+@pytest.mark.usefixtures("godot_bin")
 def test_killed_editor_leaves_no_sidecar(tmp_path: Path) -> None:
     ed = Editor(make_demo_project(tmp_path / "p"))
     try:
@@ -135,6 +138,7 @@ def test_issue_11_gdscript_settings_read_godots_own_port_flags(godot_bin: str) -
     assert len(warnings) == 1 and "Godot ignores '--lsp-port=16505'" in warnings[0], warnings
 
 
+@pytest.mark.usefixtures("godot_bin")
 def test_issue_12_failed_start_leaves_nothing_behind(tmp_path: Path) -> None:
     # The agent port is taken, so the bridge cannot start. What it made for the session (the
     # editor-action runner among them) must still go when the editor quits: Godot reports any

@@ -43,7 +43,7 @@ def test_issue_11_seed_copy_is_the_seed() -> None:
 
 
 @pytest.fixture(scope="module")
-def seed_editor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Editor]:
+def seed_editor(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[Editor]:
     if not port_is_free(SEED_PORT):
         pytest.fail(
             f"port {SEED_PORT} is taken: the seed's scripts hard-code http://127.0.0.1:{SEED_PORT};"

@@ -69,54 +69,50 @@ async def _until(predicate: Callable[[], bool], timeout: float) -> float:
     return time.monotonic() - start
 
 
-def test_issue_11_starting_peer_probes_briskly_and_says_editor_starting() -> None:
+@pytest.mark.slow  # watches 3.2 s of probing
+async def test_issue_11_starting_peer_probes_briskly_and_says_editor_starting() -> None:
     """Before its first connection a peer looks every 0.25 s, not on the growing backoff."""
 
-    async def scenario() -> None:
-        port = free_port()
-        status = ServiceStatus("debug_adapter", port)
-        peer = Peer(status, DapCorrelation(), what="fake DAP", ping_interval=None)
-        peer.start()
-        server: socket.socket | None = None
-        try:
-            # Long enough that the old 1-2-4 s backoff would be waiting 4 s by now.
-            await asyncio.sleep(3.2)
-            assert status.state.value == "starting", status.as_json()
-            assert status.as_json()["message"] == "editor starting"
-            assert status.retry_count >= 8  # ~one look per 0.25 s
-            server = _listen(port)
-            took = await _until(lambda: peer.connected, timeout=3)
-            assert took <= 0.6, f"connected {took:.2f} s after the port listened"
-        finally:
-            await peer.disconnect()
-            if server is not None:
-                server.close()
-
-    asyncio.run(scenario())
-
-
-def test_issue_11_disconnect_resumes_by_itself() -> None:
-    async def scenario() -> None:
-        port = free_port()
+    port = free_port()
+    status = ServiceStatus("debug_adapter", port)
+    peer = Peer(status, DapCorrelation(), what="fake DAP", ping_interval=None)
+    peer.start()
+    server: socket.socket | None = None
+    try:
+        # Long enough that the old 1-2-4 s backoff would be waiting 4 s by now.
+        await asyncio.sleep(3.2)
+        assert status.state.value == "starting", status.as_json()
+        assert status.as_json()["message"] == "editor starting"
+        assert status.retry_count >= 8  # ~one look per 0.25 s
         server = _listen(port)
-        status = ServiceStatus("debug_adapter", port)
-        peer = Peer(status, DapCorrelation(), what="fake DAP", ping_interval=None)
-        try:
-            assert await peer.connect(wait=3)
-            status.taken_down("testing", "alice")
-            await peer.disconnect("disconnected by alice", resume_after=0.5)
-            shown = status.as_json()
-            assert shown["state"] == "disconnected"
-            assert (shown["down_by"], shown["down_reason"]) == ("alice", "testing")
-            assert shown["message"] == "disconnected by alice: testing"
-            assert 0 < shown["next_retry_in_s"] <= 0.5
-            await _until(lambda: peer.connected, timeout=3)
-            assert status.as_json()["down_by"] is None  # back: the reason is history
-        finally:
-            await peer.disconnect()
+        took = await _until(lambda: peer.connected, timeout=3)
+        assert took <= 0.6, f"connected {took:.2f} s after the port listened"
+    finally:
+        await peer.disconnect()
+        if server is not None:
             server.close()
 
-    asyncio.run(scenario())
+
+@pytest.mark.slow  # waits out a 0.5 s resume_after
+async def test_issue_11_disconnect_resumes_by_itself() -> None:
+    port = free_port()
+    server = _listen(port)
+    status = ServiceStatus("debug_adapter", port)
+    peer = Peer(status, DapCorrelation(), what="fake DAP", ping_interval=None)
+    try:
+        assert await peer.connect(wait=3)
+        status.taken_down("testing", "alice")
+        await peer.disconnect("disconnected by alice", resume_after=0.5)
+        shown = status.as_json()
+        assert shown["state"] == "disconnected"
+        assert (shown["down_by"], shown["down_reason"]) == ("alice", "testing")
+        assert shown["message"] == "disconnected by alice: testing"
+        assert 0 < shown["next_retry_in_s"] <= 0.5
+        await _until(lambda: peer.connected, timeout=3)
+        assert status.as_json()["down_by"] is None  # back: the reason is history
+    finally:
+        await peer.disconnect()
+        server.close()
 
 
 def test_issue_11_listener_of_tells_our_port_from_another_process() -> None:
@@ -292,66 +288,63 @@ def test_issue_11_wrong_editor_is_never_handshaken(editor: Editor, project_b: Pa
             b_editor.kill()
 
 
-def test_issue_11_disconnect_needs_force_is_announced_and_resumes(editor: Editor) -> None:
+async def test_issue_11_disconnect_needs_force_is_announced_and_resumes(editor: Editor) -> None:
     base = editor.base_url
     _wait_status(base, _ready, 60)
 
-    async def scenario() -> None:
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with (
-            aiohttp.ClientSession(headers={"X-Agent-Id": "alice"}, timeout=timeout) as alice,
-            aiohttp.ClientSession(headers={"X-Agent-Id": "bob"}, timeout=timeout) as bob,
-        ):
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with (
+        aiohttp.ClientSession(headers={"X-Agent-Id": "alice"}, timeout=timeout) as alice,
+        aiohttp.ClientSession(headers={"X-Agent-Id": "bob"}, timeout=timeout) as bob,
+    ):
 
-            async def call(
-                s: aiohttp.ClientSession, method: str, path: str, body: Any = None
-            ) -> tuple[int, Any, Any]:
-                async with s.request(method, base + path, json=body) as r:
-                    return r.status, await r.json(), r.headers
+        async def call(
+            s: aiohttp.ClientSession, method: str, path: str, body: Any = None
+        ) -> tuple[int, Any, Any]:
+            async with s.request(method, base + path, json=body) as r:
+                return r.status, await r.json(), r.headers
 
-            since = (await call(bob, "GET", "/debug/events"))[1]["result"]["latest"]
-            # Bob is connected (his keep-alive connection): Alice alone cannot switch it off.
-            code, answer, _ = await call(alice, "POST", "/disconnect", {})
-            assert code == 409 and answer["error"]["code"] == "conflict", answer
-            assert "bob" in answer["error"]["agents"] and "force" in answer["error"]["message"]
-            assert (await call(bob, "GET", "/status"))[1]["overall_ready"] is True
+        since = (await call(bob, "GET", "/debug/events"))[1]["result"]["latest"]
+        # Bob is connected (his keep-alive connection): Alice alone cannot switch it off.
+        code, answer, _ = await call(alice, "POST", "/disconnect", {})
+        assert code == 409 and answer["error"]["code"] == "conflict", answer
+        assert "bob" in answer["error"]["agents"] and "force" in answer["error"]["message"]
+        assert (await call(bob, "GET", "/status"))[1]["overall_ready"] is True
 
-            body = {"force": True, "reason": "testing a restart", "resume_after": 2}
-            code, answer, _ = await call(alice, "POST", "/disconnect", body)
-            assert code == 200, answer
-            gone_at = time.monotonic()
-            assert answer["result"]["debug_adapter"]["state"] == "disconnected"
+        body = {"force": True, "reason": "testing a restart", "resume_after": 2}
+        code, answer, _ = await call(alice, "POST", "/disconnect", body)
+        assert code == 200, answer
+        gone_at = time.monotonic()
+        assert answer["result"]["debug_adapter"]["state"] == "disconnected"
 
-            # Bob sees who and why: in /status, in a 503, and in the event log.
-            st = (await call(bob, "GET", "/status"))[1]
-            assert st["overall_ready"] is False
-            for key in ("debug_adapter", "language_server"):
-                svc = st[key]
-                assert (svc["down_by"], svc["down_reason"]) == ("alice", "testing a restart")
-                assert "alice" in svc["message"] and svc["next_retry_in_s"] is not None
-            code, refused, headers = await call(bob, "POST", "/debug/threads", {})
-            assert code == 503 and "alice" in refused["error"]["message"]
-            assert 1 <= int(headers["Retry-After"]) <= 2
-            page = (await call(bob, "GET", f"/debug/events?since={since}"))[1]["result"]
-            down = [e["body"] for e in page["events"] if e["event"] == "service_disconnected"]
-            assert {d["service"] for d in down} == {"debug_adapter", "language_server"}, down
-            assert all(d["by"] == "alice" and d["forced"] is True for d in down), down
+        # Bob sees who and why: in /status, in a 503, and in the event log.
+        st = (await call(bob, "GET", "/status"))[1]
+        assert st["overall_ready"] is False
+        for key in ("debug_adapter", "language_server"):
+            svc = st[key]
+            assert (svc["down_by"], svc["down_reason"]) == ("alice", "testing a restart")
+            assert "alice" in svc["message"] and svc["next_retry_in_s"] is not None
+        code, refused, headers = await call(bob, "POST", "/debug/threads", {})
+        assert code == 503 and "alice" in refused["error"]["message"]
+        assert 1 <= int(headers["Retry-After"]) <= 2
+        page = (await call(bob, "GET", f"/debug/events?since={since}"))[1]["result"]
+        down = [e["body"] for e in page["events"] if e["event"] == "service_disconnected"]
+        assert {d["service"] for d in down} == {"debug_adapter", "language_server"}, down
+        assert all(d["by"] == "alice" and d["forced"] is True for d in down), down
 
-            # Back by themselves, without anyone asking.
-            deadline = gone_at + 30
-            while not (await call(bob, "GET", "/status"))[1]["overall_ready"]:
-                assert time.monotonic() < deadline, "services did not come back by themselves"
-                await asyncio.sleep(0.2)
-            print(f"services back {time.monotonic() - gone_at:.2f} s after the disconnect")
-            back = (await call(bob, "GET", "/status"))[1]
-            assert back["debug_adapter"]["down_by"] is None
-            assert (await call(bob, "GET", "/debug/threads"))[0] == 200
-
-    asyncio.run(scenario())
+        # Back by themselves, without anyone asking.
+        deadline = gone_at + 30
+        while not (await call(bob, "GET", "/status"))[1]["overall_ready"]:
+            assert time.monotonic() < deadline, "services did not come back by themselves"
+            await asyncio.sleep(0.2)
+        print(f"services back {time.monotonic() - gone_at:.2f} s after the disconnect")
+        back = (await call(bob, "GET", "/status"))[1]
+        assert back["debug_adapter"]["down_by"] is None
+        assert (await call(bob, "GET", "/debug/threads"))[0] == 200
 
 
 @pytest.fixture
-def starting_editor(tmp_path: Path) -> Iterator[Editor]:
+def starting_editor(tmp_path: Path, godot_bin: str) -> Iterator[Editor]:
     project = make_demo_project(tmp_path / "fresh")
     assert not (project / ".godot").exists()  # a fresh copy: the editor imports everything
     ed = Editor(project)
@@ -468,53 +461,50 @@ def test_issue_11_second_editor_on_taken_ports_leaves_the_first_alone(
         second.stop()
 
 
-def test_issue_11_disconnect_rules_in_process(tmp_path: Path) -> None:
+async def test_issue_11_disconnect_rules_in_process(tmp_path: Path) -> None:
     """Alone, an agent may disconnect; with someone else connected it needs force; bad
     fields are 400s naming the field."""
 
-    async def main() -> None:
-        config = Config(
-            project=str(tmp_path),
-            link_port=None,
-            link_token="",
-            serve_port=0,
-            lsp_port=free_port(),
-            dap_port=free_port(),
-        )
-        sidecar = Sidecar(config)
-        client = TestClient(TestServer(sidecar.app))
-        await client.start_server()
-        try:
-            alone = await client.post("/disconnect", json={"service": "dap", "reason": "mine"})
-            assert alone.status == 200, await alone.text()
-            shown = (await (await client.get("/status")).json())["debug_adapter"]
-            assert shown["state"] == "disconnected"
-            assert shown["down_reason"] == "mine" and shown["down_by"]
-            events = (await (await client.get("/debug/events")).json())["result"]["events"]
-            assert [e["event"] for e in events] == ["service_disconnected"]
-            assert events[0]["body"]["forced"] is False and events[0]["body"]["others"] == []
+    config = Config(
+        project=str(tmp_path),
+        link_port=None,
+        link_token="",
+        serve_port=0,
+        lsp_port=free_port(),
+        dap_port=free_port(),
+    )
+    sidecar = Sidecar(config)
+    client = TestClient(TestServer(sidecar.app))
+    await client.start_server()
+    try:
+        alone = await client.post("/disconnect", json={"service": "dap", "reason": "mine"})
+        assert alone.status == 200, await alone.text()
+        shown = (await (await client.get("/status")).json())["debug_adapter"]
+        assert shown["state"] == "disconnected"
+        assert shown["down_reason"] == "mine" and shown["down_by"]
+        events = (await (await client.get("/debug/events")).json())["result"]["events"]
+        assert [e["event"] for e in events] == ["service_disconnected"]
+        assert events[0]["body"]["forced"] is False and events[0]["body"]["others"] == []
 
-            sidecar.agents.add(7, "127.0.0.1:4000").name = "bob"
-            busy = await client.post("/disconnect", json={"service": "lsp"})
-            answer = await busy.json()
-            assert busy.status == 409 and answer["error"]["agents"] == ["bob"], answer
-            for body, field in (
-                ({"force": "yes"}, "force"),
-                ({"resume_after": -1}, "resume_after"),
-                ({"resume_after": 601}, "resume_after"),
-                ({"reason": 5}, "reason"),
-            ):
-                bad = await client.post("/disconnect", json=body)
-                answer = await bad.json()
-                assert bad.status == 400 and answer["error"]["field"] == field, answer
-            forced = await client.post("/disconnect", json={"service": "lsp", "force": True})
-            assert forced.status == 200, await forced.text()
-        finally:
-            await client.close()
-            await sidecar.dap_session.peer.disconnect()
-            await sidecar.lsp_session.peer.disconnect()
-
-    asyncio.run(main())
+        sidecar.agents.add(7, "127.0.0.1:4000").name = "bob"
+        busy = await client.post("/disconnect", json={"service": "lsp"})
+        answer = await busy.json()
+        assert busy.status == 409 and answer["error"]["agents"] == ["bob"], answer
+        for body, field in (
+            ({"force": "yes"}, "force"),
+            ({"resume_after": -1}, "resume_after"),
+            ({"resume_after": 601}, "resume_after"),
+            ({"reason": 5}, "reason"),
+        ):
+            bad = await client.post("/disconnect", json=body)
+            answer = await bad.json()
+            assert bad.status == 400 and answer["error"]["field"] == field, answer
+        forced = await client.post("/disconnect", json={"service": "lsp", "force": True})
+        assert forced.status == 200, await forced.text()
+    finally:
+        await client.close()
+        await sidecar.dap_session.peer.disconnect()
+        await sidecar.lsp_session.peer.disconnect()
 
 
 def _config(project: Path, **ports: int) -> Config:
@@ -528,39 +518,37 @@ def _config(project: Path, **ports: int) -> Config:
     )
 
 
-def test_issue_11_dap_without_proof_stays_unverified_and_untouched(
+@pytest.mark.slow  # waits out the LSP verdict and retries (~1.4 s)
+async def test_issue_11_dap_without_proof_stays_unverified_and_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No editor pid and no word from the language server: the DAP port is never opened
     (time running out is no proof), /status says why, and it connects once proven."""
     monkeypatch.setattr(bridge_module, "LSP_VERDICT_WAIT", 0.2)
 
-    async def main() -> None:
-        accepted: list[int] = []
+    accepted: list[int] = []
 
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            accepted.append(1)
-            writer.close()
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        writer.close()
 
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        sidecar = Sidecar(_config(tmp_path, dap_port=port))
-        assert sidecar.identity.editor_pid is None
-        sidecar.dap_session.start()  # the LSP stays down: no verdict ever comes
-        try:
-            await _until(lambda: sidecar.dap.retry_count >= 3, 10)
-            assert accepted == []
-            shown = sidecar.dap.as_json()
-            assert shown["ready"] is False and shown["state"] in ("starting", "reconnecting")
-            assert "unverified" in shown["message"] and str(tmp_path) in shown["message"], shown
-            sidecar.lsp_session.identified = True  # the language server named our project
-            await _until(lambda: bool(accepted), 10)
-        finally:
-            await sidecar.dap_session.peer.disconnect()
-            server.close()
-            await server.wait_closed()
-
-    asyncio.run(main())
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sidecar = Sidecar(_config(tmp_path, dap_port=port))
+    assert sidecar.identity.editor_pid is None
+    sidecar.dap_session.start()  # the LSP stays down: no verdict ever comes
+    try:
+        await _until(lambda: sidecar.dap.retry_count >= 3, 10)
+        assert accepted == []
+        shown = sidecar.dap.as_json()
+        assert shown["ready"] is False and shown["state"] in ("starting", "reconnecting")
+        assert "unverified" in shown["message"] and str(tmp_path) in shown["message"], shown
+        sidecar.lsp_session.identified = True  # the language server named our project
+        await _until(lambda: bool(accepted), 10)
+    finally:
+        await sidecar.dap_session.peer.disconnect()
+        server.close()
+        await server.wait_closed()
 
 
 async def _fake_lsp(stream: MessageStream) -> None:
@@ -572,54 +560,48 @@ async def _fake_lsp(stream: MessageStream) -> None:
             await stream.drain()
 
 
-def test_issue_11_lsp_proof_is_forgotten_when_its_connection_is_lost(tmp_path: Path) -> None:
-    async def main() -> None:
-        streams: list[MessageStream] = []
+async def test_issue_11_lsp_proof_is_forgotten_when_its_connection_is_lost(tmp_path: Path) -> None:
+    streams: list[MessageStream] = []
 
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            stream = MessageStream(reader, writer, "client")
-            streams.append(stream)
-            with contextlib.suppress(Exception):
-                await _fake_lsp(stream)
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stream = MessageStream(reader, writer, "client")
+        streams.append(stream)
+        with contextlib.suppress(Exception):
+            await _fake_lsp(stream)
 
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        session = LspSession(_config(tmp_path), ServiceStatus("language_server", port))
-        try:
-            assert await session.connect(wait=10), session.status.as_json()
-            assert session.identified is True
-            server.close()
-            for stream in streams:
-                stream.close()
-            await _until(lambda: not session.peer.connected, 5)
-            # Whoever serves the port next has proven nothing yet.
-            assert session.identified is None
-        finally:
-            await session.peer.disconnect()
-            await server.wait_closed()
-
-    asyncio.run(main())
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = LspSession(_config(tmp_path), ServiceStatus("language_server", port))
+    try:
+        assert await session.connect(wait=10), session.status.as_json()
+        assert session.identified is True
+        server.close()
+        for stream in streams:
+            stream.close()
+        await _until(lambda: not session.peer.connected, 5)
+        # Whoever serves the port next has proven nothing yet.
+        assert session.identified is None
+    finally:
+        await session.peer.disconnect()
+        await server.wait_closed()
 
 
-def test_issue_11_mcp_sessions_count_as_other_agents_for_disconnect(tmp_path: Path) -> None:
-    async def main() -> None:
-        sidecar = Sidecar(_config(tmp_path))
-        sidecar.mcp.sessions.opened("0123456789abcdef")  # an MCP agent, served in-process
-        client = TestClient(TestServer(sidecar.app))
-        await client.start_server()
-        try:
-            busy = await client.post("/disconnect", json={"service": "dap"})
-            answer = await busy.json()
-            assert busy.status == 409, answer
-            assert answer["error"]["agents"] == ["mcp-01234567"], answer
-            # The MCP agent itself is not "another" agent.
-            assert sidecar._others("mcp-01234567") == []
-        finally:
-            await client.close()
-            await sidecar.dap_session.peer.disconnect()
-            await sidecar.lsp_session.peer.disconnect()
-
-    asyncio.run(main())
+async def test_issue_11_mcp_sessions_count_as_other_agents_for_disconnect(tmp_path: Path) -> None:
+    sidecar = Sidecar(_config(tmp_path))
+    sidecar.mcp.sessions.opened("0123456789abcdef")  # an MCP agent, served in-process
+    client = TestClient(TestServer(sidecar.app))
+    await client.start_server()
+    try:
+        busy = await client.post("/disconnect", json={"service": "dap"})
+        answer = await busy.json()
+        assert busy.status == 409, answer
+        assert answer["error"]["agents"] == ["mcp-01234567"], answer
+        # The MCP agent itself is not "another" agent.
+        assert sidecar._others("mcp-01234567") == []
+    finally:
+        await client.close()
+        await sidecar.dap_session.peer.disconnect()
+        await sidecar.lsp_session.peer.disconnect()
 
 
 def test_issue_11_bridge_announcements_wait_behind_a_stop_being_announced(
@@ -650,7 +632,7 @@ def test_issue_11_listener_of_without_net_connections_cannot_tell(
         assert listener_of(server.getsockname()[1], os.getpid()).ours is None
 
 
-def test_issue_11_a_port_nobody_listens_on_is_not_connected_to() -> None:
+async def test_issue_11_a_port_nobody_listens_on_is_not_connected_to() -> None:
     """The pid check tells an absent server (the editor starting) from a hidden one, so a
     starting editor is probed without connecting and without an 'unverified' wait."""
     port = free_port()
@@ -658,5 +640,5 @@ def test_issue_11_a_port_nobody_listens_on_is_not_connected_to() -> None:
     assert found.absent is True and found.ours is None
     identity = EditorIdentity(os.getpid(), "/nowhere")
     with pytest.raises(TransportError, match="nothing listens") as err:
-        asyncio.run(identity.check("debug_adapter", port))
+        await identity.check("debug_adapter", port)
     assert not isinstance(err.value, WrongEditor)

@@ -17,12 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import Editor, free_port, make_demo_project, settings_home
 
 MAIN = "res://demo/main.gd"
 MAIN_GD = (Path(__file__).resolve().parent.parent / "demo" / "main.gd").read_text().splitlines()
 TWICE_LINE = next(i + 1 for i, t in enumerate(MAIN_GD) if "var doubled: int" in t)
 ONLY_B = "extends Node\n\nvar only_in_b: int = 1\n\n\nfunc only_b_function() -> int:\n\treturn 2\n"
+
+# Every test here starts editors.
+pytestmark = pytest.mark.usefixtures("godot_bin")
 
 
 def call(

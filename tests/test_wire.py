@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 import pytest
+from harness import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,29 +54,29 @@ def test_encode_is_content_length_framed_utf8() -> None:
     assert len(body) == len('{"text":"é"}'.encode())
 
 
-def test_reads_consecutive_messages_then_eof() -> None:
+async def test_reads_consecutive_messages_then_eof() -> None:
     data = encode({"a": 1}) + encode({"b": [1, 2]}) + encode({})
-    got = asyncio.run(_read_all([data]))
+    got = await _read_all([data])
     assert got == [{"a": 1}, {"b": [1, 2]}, {}]
 
 
-def test_tolerates_other_headers_and_stray_blank_lines() -> None:
+async def test_tolerates_other_headers_and_stray_blank_lines() -> None:
     body = b'{"x":true}'
     data = (
         b"\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n"
         b"content-length: %d\r\n\r\n" % len(body) + body
     )
-    assert asyncio.run(_read_all([data])) == [{"x": True}]
+    assert await _read_all([data]) == [{"x": True}]
 
 
-def test_multi_megabyte_message_in_small_chunks() -> None:
+async def test_multi_megabyte_message_in_small_chunks() -> None:
     big = {"items": ["x" * 100] * 40_000}  # ~4 MB, like Godot's LSP capabilities
     raw = encode(big)
     chunks = [raw[i : i + 65_536] for i in range(0, len(raw), 65_536)]
-    assert asyncio.run(_read_all(chunks)) == [big]
+    assert await _read_all(chunks) == [big]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     messages=st.lists(
         st.dictionaries(
@@ -93,26 +94,19 @@ def test_any_messages_survive_any_chunking(messages: list[dict[str, Any]], cut: 
     assert asyncio.run(_read_all(chunks)) == messages
 
 
-def test_bad_json_body_is_a_protocol_error_and_the_stream_stays_in_step() -> None:
+async def test_bad_json_body_is_a_protocol_error_and_the_stream_stays_in_step() -> None:
     bad = b"{nope"
     data = b"Content-Length: %d\r\n\r\n" % len(bad) + bad + encode({"ok": 1})
-
-    async def scenario() -> dict[str, Any]:
-        stream = _stream([data])
-        with pytest.raises(ProtocolError) as err:
-            await stream.read()
-        assert not isinstance(err.value, FramingError)
-        return await stream.read()
-
-    assert asyncio.run(scenario()) == {"ok": 1}
+    stream = _stream([data])
+    with pytest.raises(ProtocolError) as err:
+        await stream.read()
+    assert not isinstance(err.value, FramingError)
+    assert await stream.read() == {"ok": 1}
 
 
-def test_json_that_is_not_an_object_is_a_protocol_error() -> None:
-    async def scenario() -> None:
-        with pytest.raises(ProtocolError, match="list"):
-            await _stream([b"Content-Length: 2\r\n\r\n[]"]).read()
-
-    asyncio.run(scenario())
+async def test_json_that_is_not_an_object_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="list"):
+        await _stream([b"Content-Length: 2\r\n\r\n[]"]).read()
 
 
 @pytest.mark.parametrize(
@@ -125,21 +119,15 @@ def test_json_that_is_not_an_object_is_a_protocol_error() -> None:
         (b"Content-Length: \xff\r\n\r\n", "not ASCII"),
     ],
 )
-def test_bad_headers_are_framing_errors(data: bytes, match: str) -> None:
-    async def scenario() -> None:
-        with pytest.raises(FramingError, match=match) as err:
-            await _stream([data]).read()
-        assert err.value.status == 502
-
-    asyncio.run(scenario())
+async def test_bad_headers_are_framing_errors(data: bytes, match: str) -> None:
+    with pytest.raises(FramingError, match=match) as err:
+        await _stream([data]).read()
+    assert err.value.status == 502
 
 
-def test_endless_header_is_a_framing_error() -> None:
-    async def scenario() -> None:
-        with pytest.raises(FramingError):
-            await _stream([b"X" * 200_000]).read()
-
-    asyncio.run(scenario())
+async def test_endless_header_is_a_framing_error() -> None:
+    with pytest.raises(FramingError):
+        await _stream([b"X" * 200_000]).read()
 
 
 @pytest.mark.parametrize(
@@ -147,59 +135,49 @@ def test_endless_header_is_a_framing_error() -> None:
     [b"", b"Content-Length: 10\r\n", b'Content-Length: 10\r\n\r\n{"a":'],
     ids=["clean-eof", "mid-header", "mid-body"],
 )
-def test_eof_is_peer_closed(data: bytes) -> None:
-    async def scenario() -> None:
-        with pytest.raises(PeerClosed) as err:
-            await _stream([data]).read()
-        assert isinstance(err.value, TransportError)
-        assert err.value.status == 503
-
-    asyncio.run(scenario())
+async def test_eof_is_peer_closed(data: bytes) -> None:
+    with pytest.raises(PeerClosed) as err:
+        await _stream([data]).read()
+    assert isinstance(err.value, TransportError)
+    assert err.value.status == 503
 
 
-def test_roundtrip_over_loopback_and_write_after_close() -> None:
-    async def scenario() -> None:
-        received: list[dict[str, Any]] = []
+async def test_roundtrip_over_loopback_and_write_after_close() -> None:
+    received: list[dict[str, Any]] = []
 
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            peer = MessageStream(reader, writer, "client")
-            msg = await peer.read()
-            received.append(msg)
-            peer.write({"echo": msg})
-            await peer.drain()
-            peer.close()
-            await peer.wait_closed()
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = MessageStream(reader, writer, "client")
+        msg = await peer.read()
+        received.append(msg)
+        peer.write({"echo": msg})
+        await peer.drain()
+        peer.close()
+        await peer.wait_closed()
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            stream = await MessageStream.open("127.0.0.1", port, timeout=2, name="server")
-            stream.write({"hello": "wörld", "n": 1.5})
-            await stream.drain()
-            assert await stream.read() == {"echo": {"hello": "wörld", "n": 1.5}}
-            with pytest.raises(PeerClosed):
-                await stream.read()
-            stream.close()
-            with pytest.raises(PeerClosed):
-                stream.write({"late": True})
-            await stream.wait_closed()
-            assert received == [{"hello": "wörld", "n": 1.5}]
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    asyncio.run(scenario())
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stream = await MessageStream.open("127.0.0.1", port, timeout=2, name="server")
+        stream.write({"hello": "wörld", "n": 1.5})
+        await stream.drain()
+        assert await stream.read() == {"echo": {"hello": "wörld", "n": 1.5}}
+        with pytest.raises(PeerClosed):
+            await stream.read()
+        stream.close()
+        with pytest.raises(PeerClosed):
+            stream.write({"late": True})
+        await stream.wait_closed()
+        assert received == [{"hello": "wörld", "n": 1.5}]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
-def test_open_refused_is_a_transport_error() -> None:
+async def test_open_refused_is_a_transport_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound but not listening: connections are refused
-
-        async def scenario() -> None:
-            with pytest.raises(TransportError, match=f"127.0.0.1:{port}") as err:
-                await MessageStream.open("127.0.0.1", port, timeout=2, name="godot")
-            assert err.value.status == 503
-            assert err.value.headers["Retry-After"] == "1"
-
-        asyncio.run(scenario())
+        with pytest.raises(TransportError, match=f"127.0.0.1:{port}") as err:
+            await MessageStream.open("127.0.0.1", port, timeout=2, name="godot")
+        assert err.value.status == 503
+        assert err.value.headers["Retry-After"] == "1"
