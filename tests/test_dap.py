@@ -290,7 +290,7 @@ def test_issue_12_bad_breakpoint_lines_are_400s_naming_the_field() -> None:
         for body, field in (
             ({"source": {"path": MAIN}, "breakpoints": [{"line": 0}]}, "breakpoints[0].line"),
             ({"source": {"path": MAIN}, "breakpoints": [{"line": "3"}]}, "breakpoints[0].line"),
-            ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.0}]}, "breakpoints[0].line"),
+            ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.5}]}, "breakpoints[0].line"),
             ({"source": {"path": MAIN}, "lines": [SUM, 0]}, "lines[1]"),
             ({"source": {"path": ""}}, "source.path"),
         ):
