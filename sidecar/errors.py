@@ -24,7 +24,7 @@ class ErrorCode:
 
 # The bridge's whole vocabulary of errors: one code per condition, on every endpoint.
 # Each operation lists the codes it can answer (web/operation.py); COMMON ones can come
-# from any endpoint. A code not listed here cannot be raised (BridgeError checks).
+# from any endpoint. A code not listed here cannot be raised (SidecarError checks).
 _VOCABULARY = (
     ErrorCode("bad_request", 400, "the request is malformed"),
     ErrorCode("invalid_json", 400, "the body is not a JSON object"),
@@ -80,7 +80,7 @@ COMMON: tuple[str, ...] = (
 )
 
 
-class BridgeError(Exception):
+class SidecarError(Exception):
     """An error with everything the HTTP layer needs to answer the agent."""
 
     status: int = 500
@@ -112,14 +112,14 @@ class BridgeError(Exception):
         return {"status": "error", "error": error}
 
 
-class RequestError(BridgeError):
+class RequestError(SidecarError):
     """The agent's request is wrong: bad JSON, a missing field, an unknown path."""
 
     status = 400
     code = "bad_request"
 
 
-class TransportError(BridgeError):
+class TransportError(SidecarError):
     """A peer is not there: not connected, gone mid-request. Worth retrying later."""
 
     status = 503
@@ -137,7 +137,7 @@ class PeerTimeout(TransportError):
     code = "timeout"
 
 
-class ProtocolError(BridgeError):
+class ProtocolError(SidecarError):
     """A peer sent something we cannot use (bad frame, bad JSON-RPC, error answer)."""
 
     status = 502

@@ -26,7 +26,7 @@ import sidecar.godot.dap.game as game_module
 from sidecar.agents import Agent
 from sidecar.api import debug as debug_api
 from sidecar.config import Config
-from sidecar.errors import BridgeError, RequestError, TransportError
+from sidecar.errors import RequestError, SidecarError, TransportError
 from sidecar.godot.dap.answers import GodotError, body_or_raise
 from sidecar.godot.dap.breakpoints import FileBreakpoints, SourceBreakpoint, never_stops
 from sidecar.godot.dap.events import DebugEvent, EventLog
@@ -171,14 +171,14 @@ def test_paths_are_converted_and_confined_to_the_project(tmp_path: Path) -> None
     assert to_project_path(str(project), "demo/../demo/main.gd") == real
     assert to_res_path(str(project), real) == "res://demo/main.gd"
     for outside in ("../secret.gd", str(tmp_path / "secret.gd"), "res://../secret.gd"):
-        with pytest.raises(BridgeError) as err:
+        with pytest.raises(SidecarError) as err:
             to_project_path(str(project), outside)
         assert err.value.status == 403 and err.value.code == "outside_project"
     os.symlink(tmp_path / "secret.gd", project / "link.gd")
-    with pytest.raises(BridgeError) as err:
+    with pytest.raises(SidecarError) as err:
         to_project_path(str(project), "res://link.gd")
     assert err.value.status == 403
-    with pytest.raises(BridgeError) as err:
+    with pytest.raises(SidecarError) as err:
         to_project_path(str(project), "res://demo/missing.gd")
     assert err.value.status == 404 and err.value.code == "not_found"
 
@@ -190,7 +190,7 @@ def test_issue_12_file_uris_name_breakpoint_files(tmp_path: Path) -> None:
     script.write_text("extends Node\n")
     uri = "file://" + str(script).replace(" ", "%20")
     assert to_project_path(str(tmp_path / "proj"), uri) == str(script.resolve())
-    with pytest.raises(BridgeError) as err:
+    with pytest.raises(SidecarError) as err:
         to_project_path(str(tmp_path / "proj"), "res://my game/main.gd", script=False)
         to_project_path(str(tmp_path / "proj"), "res://my game/scene.tscn", script=True)
     assert (err.value.status, err.value.code) == (400, "not_a_script")
@@ -813,8 +813,8 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
 def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None:
     async def expect(
         session: DapSession, command: str, args: dict[str, Any], status: int, field: str = ""
-    ) -> BridgeError:
-        with pytest.raises(BridgeError) as err:
+    ) -> SidecarError:
+        with pytest.raises(SidecarError) as err:
             await call(session, command, "alice", args)
         assert err.value.status == status, (command, err.value.message)
         if field:

@@ -106,14 +106,14 @@ def test_token_comparison() -> None:
 def _routes() -> RouteTable:
     routes = RouteTable()
 
-    @routes.route("POST", "/echo", "echo the body")
     async def echo(request: web.Request) -> Any:
         return await json_body(request)
 
-    @routes.route("GET", "/hello", "a GET")
     async def hello(request: web.Request) -> Any:
         return "hi"
 
+    routes.add("POST", "/echo", echo, "echo the body")
+    routes.add("GET", "/hello", hello, "a GET")
     return routes
 
 

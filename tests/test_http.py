@@ -1,4 +1,5 @@
-"""sidecar/http.py: the route table, the error shape and body parsing, served by aiohttp."""
+"""sidecar/web/http.py: the route table, the error shape and body parsing, served by aiohttp;
+a tiny declared operation stands for every real one (sidecar/web/operation.py)."""
 
 from __future__ import annotations
 
@@ -11,33 +12,45 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.agents import AgentRegistry
 from sidecar.errors import PeerTimeout, TransportError
-from sidecar.web.http import MAX_BODY, RouteTable, json_body, make_app, require
+from sidecar.web.http import MAX_BODY, RouteTable, make_app
+from sidecar.web.operation import Arguments, Caller, Operation
+
+
+class EchoArguments(Arguments):
+    line: int
+    name: str | None = None
+    flag: bool = False
+
+
+ECHO = Operation(
+    name="echo",
+    path="/echo",
+    methods=("GET", "POST"),
+    summary="echo the arguments",
+    arguments=EchoArguments,
+    answer=dict,
+)
 
 
 def _table() -> RouteTable:
     routes = RouteTable()
 
-    @routes.route("POST", "/echo", "echo the arguments")
-    async def echo(request: web.Request) -> Any:
-        body = await json_body(request)
-        return {"line": require(body, "line", int), "all": body}
+    async def echo(args: EchoArguments, caller: Caller) -> Any:
+        return {"line": args.line, "all": args.model_dump()}
 
-    @routes.route("GET", "/echo", "echo the query")
-    async def echo_get(request: web.Request) -> Any:
-        return await json_body(request)
-
-    @routes.route("GET", "/down", "a service that is not there")
     async def down(request: web.Request) -> Any:
         raise TransportError("not connected", code="not_connected", retry_after=2)
 
-    @routes.route("GET", "/slow", "a peer that timed out")
     async def slow(request: web.Request) -> Any:
         raise PeerTimeout("Godot did not answer 'stackTrace' within 10 s")
 
-    @routes.route("GET", "/boom", "a bug")
     async def boom(request: web.Request) -> Any:
         raise RuntimeError("bug")
 
+    routes.serve(ECHO, echo)
+    routes.add("GET", "/down", down, "a service that is not there")
+    routes.add("GET", "/slow", slow, "a peer that timed out")
+    routes.add("GET", "/boom", boom, "a bug")
     return routes
 
 
@@ -59,13 +72,18 @@ def call() -> Call:
 async def test_success_is_wrapped_in_ok(call: Call) -> None:
     status, body, _ = await call("POST", "/echo", json={"line": 3})
     assert status == 200
-    assert body == {"status": "ok", "result": {"line": 3, "all": {"line": 3}}}
+    everything = {"line": 3, "name": None, "flag": False}
+    assert body == {"status": "ok", "result": {"line": 3, "all": everything}}
 
 
-async def test_get_query_values_are_decoded_as_json(call: Call) -> None:
-    status, body, _ = await call("GET", "/echo?threadId=1&name=x&flag=true")
+async def test_get_query_values_are_read_as_their_fields_type(call: Call) -> None:
+    status, body, _ = await call("GET", "/echo?line=1&name=x&flag=true")
     assert status == 200
-    assert body["result"] == {"threadId": 1, "name": "x", "flag": True}
+    assert body["result"]["all"] == {"line": 1, "name": "x", "flag": True}
+    status, body, _ = await call("GET", "/echo?line=AAA")
+    assert (status, body["error"]["field"]) == (400, "line")
+    status, body, _ = await call("GET", "/echo?line=1&flag=banana")
+    assert (status, body["error"]["field"]) == (400, "flag")
 
 
 @pytest.mark.parametrize(
@@ -90,7 +108,7 @@ async def test_missing_and_wrong_typed_fields_are_named(call: Call) -> None:
     status, body, _ = await call("POST", "/echo", json={"line": "3"})
     assert status == 400
     assert body["error"]["code"] == "invalid_field"
-    assert "'line' must be an integer, got str" in body["error"]["message"]
+    assert "'line'" in body["error"]["message"] and "integer" in body["error"]["message"]
     status, body, _ = await call("POST", "/echo", json={"line": True})
     assert status == 400 and body["error"]["field"] == "line"
 

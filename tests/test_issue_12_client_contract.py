@@ -34,7 +34,7 @@ from sidecar.api.catalog import OPERATIONS
 from sidecar.client import cli
 from sidecar.client import client as client_module
 from sidecar.client.client import BridgeClient, BridgeError
-from sidecar.errors import BridgeError as ServerError
+from sidecar.errors import SidecarError as ServerError
 from sidecar.web.operation import Operation
 
 # Operations the client deliberately leaves to `BridgeClient.request` (name → why). Empty:

@@ -33,7 +33,7 @@ from sidecar.api import catalog
 from sidecar.api.debug import EVENTS
 from sidecar.api.mcp.endpoint import MAX_SESSIONS
 from sidecar.api.mcp.tools import inline_refs
-from sidecar.errors import BridgeError
+from sidecar.errors import SidecarError
 from sidecar.web.http import RouteTable, make_app
 from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
@@ -450,7 +450,7 @@ def _echo_routes(calls: list[Caller]) -> RouteTable:
     async def echo(args: EchoArguments, caller: Caller) -> Echo:
         calls.append(caller)
         if args.word == "nowhere":
-            raise BridgeError("no such word", code="not_found", details={"word": args.word})
+            raise SidecarError("no such word", code="not_found", details={"word": args.word})
         if args.word == "crash":
             raise RuntimeError("a secret the agent must not see")
         said = args.word * args.times

@@ -37,7 +37,7 @@ class _Dap(Protocol):
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]: ...
 
-    # frontends.register, which takes this bridge, forgets an MCP session's breakpoints.
+    # frontends.register, which takes this source, forgets an MCP session's breakpoints.
     async def forget_agent(self, identity: str) -> None: ...
 
 
@@ -46,7 +46,7 @@ class _Lsp(Protocol):
     def documents(self) -> DocumentStore: ...
 
 
-class DashboardBridge(Protocol):
+class DashboardSource(Protocol):
     """What the dashboard reads of `app.Sidecar`."""
 
     @property
@@ -123,21 +123,21 @@ def diagnostics_counts(documents: DocumentStore) -> list[dict[str, Any]]:
 
 
 async def state(
-    bridge: DashboardBridge, mcp_sessions: McpSessionList, events: int
+    source: DashboardSource, mcp_sessions: McpSessionList, events: int
 ) -> dict[str, Any]:
-    log = bridge.dap_session.events
-    documents = bridge.lsp_session.documents
+    log = source.dap_session.events
+    documents = source.lsp_session.documents
     return {
-        "status": bridge.status(),
+        "status": source.status(),
         "events": await log.read(max(log.latest - events, 0), 0.0, max(events, 1)),
-        "breakpoints": bridge.dap_session.breakpoints(None),
+        "breakpoints": source.dap_session.breakpoints(None),
         "documents": [doc.summary() for doc in documents.documents()],
         "diagnostics": diagnostics_counts(documents),
         "mcp_sessions": mcp_sessions(),
     }
 
 
-def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessionList) -> None:
+def register(routes: RouteTable, source: DashboardSource, mcp_sessions: McpSessionList) -> None:
     """Add `GET /`, `GET /dashboard` and `GET /dashboard/state`."""
 
     async def html(request: web.Request) -> web.Response:
@@ -148,7 +148,7 @@ def register(routes: RouteTable, bridge: DashboardBridge, mcp_sessions: McpSessi
         )
 
     async def dashboard_state(args: StateArguments, caller: Caller) -> dict[str, Any]:
-        return await state(bridge, mcp_sessions, min(max(args.events, 0), MAX_EVENTS))
+        return await state(source, mcp_sessions, min(max(args.events, 0), MAX_EVENTS))
 
     routes.add(
         "GET",

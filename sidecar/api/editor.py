@@ -46,7 +46,7 @@ class _Dap(Protocol):
     def stopped(self) -> object | None: ...
 
 
-class EditorBridge(Protocol):
+class EditorHost(Protocol):
     """What these endpoints need of `app.Sidecar` (a fake in unit tests)."""
 
     @property
@@ -129,10 +129,10 @@ def requested_paths(raw: list[str] | None, paths: ProjectPaths) -> list[str] | N
     return out
 
 
-async def run_action(bridge: EditorBridge, name: str, args: dict[str, Any], timeout: float) -> Any:
+async def run_action(host: EditorHost, name: str, args: dict[str, Any], timeout: float) -> Any:
     """The result of editor action `name`: 503 without an editor, 504 when it is late."""
     try:
-        return await bridge.editor_action(name, args, timeout)
+        return await host.editor_action(name, args, timeout)
     except (asyncio.TimeoutError, TimeoutError):  # one class from Python 3.11 on
         raise PeerTimeout(
             f"the editor did not finish '{name}' within {timeout:g} s; it may still be "
@@ -189,20 +189,20 @@ def _read_text(path: str) -> str:
         return fh.read()
 
 
-def register(routes: RouteTable, bridge: EditorBridge) -> None:
+def register(routes: RouteTable, host: EditorHost) -> None:
     """Serve `POST /execute/reload`."""
 
     async def reload(args: ReloadArguments, caller: Caller) -> dict[str, Any]:
-        lsp = bridge.lsp_session
+        lsp = host.lsp_session
         paths = requested_paths(args.paths, lsp.paths)
         action: dict[str, Any] = {} if paths is None else {"paths": paths}
-        result = await run_action(bridge, "reload_scripts", action, RELOAD_TIMEOUT)
+        result = await run_action(host, "reload_scripts", action, RELOAD_TIMEOUT)
         if not isinstance(result, dict):
             raise ProtocolError(f"the editor answered reload_scripts with {result!r}")
         touched = list(result.get("scripts") or [])
         touched += [e["path"] for e in result.get("errors") or [] if isinstance(e, dict)]
         result["documents"] = await refresh_documents(lsp, [p for p in touched if p])
-        when = game_reload(result, bridge.dap_session.stopped is not None)
+        when = game_reload(result, host.dap_session.stopped is not None)
         result["game_reload"] = when
         # Reloaded means applied: not yet while the game is stopped (issue 11).
         result["game_reloaded"] = when == "next_frame"

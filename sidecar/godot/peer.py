@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.errors import (
-    BridgeError,
     PeerTimeout,
     ProtocolError,
+    SidecarError,
     TransportError,
     Unverified,
     WrongEditor,
@@ -304,7 +304,7 @@ class Peer:
                 failures += 1
                 self._attempt_failed(exc, failures, starting)
                 delay = self.starting_probe if starting else self.backoff[0]
-            except BridgeError as exc:
+            except SidecarError as exc:
                 failures += 1
                 self._attempt_failed(exc, failures, starting)
                 if starting and not isinstance(exc, ProtocolError):
@@ -330,7 +330,7 @@ class Peer:
     def _supervising(self) -> bool:
         return asyncio.current_task() is self._supervisor
 
-    def _attempt_failed(self, exc: BridgeError, failures: int, starting: bool = False) -> None:
+    def _attempt_failed(self, exc: SidecarError, failures: int, starting: bool = False) -> None:
         self.status.retry_count = failures
         # The server answered but the handshake failed: worth telling apart from "absent".
         if isinstance(exc, ProtocolError):
@@ -380,9 +380,9 @@ class Peer:
             if link.lost.done():
                 raise TransportError(f"{self.what} closed the connection during the handshake")
         except BaseException as exc:
-            reason = exc.message if isinstance(exc, BridgeError) else repr(exc)
+            reason = exc.message if isinstance(exc, SidecarError) else repr(exc)
             await self._close_link(f"handshake failed: {reason}")
-            if isinstance(exc, BridgeError) or not isinstance(exc, Exception):
+            if isinstance(exc, SidecarError) or not isinstance(exc, Exception):
                 raise
             raise ProtocolError(f"{self.what} handshake failed: {reason}") from exc
         if self.ping_interval:
@@ -402,7 +402,7 @@ class Peer:
         assert self.identify is not None
         try:
             await self.identify(self)
-        except BridgeError:
+        except SidecarError:
             raise
         except Exception as exc:  # a bug in the check must not pass for a proof
             raise ProtocolError(f"{self.what}: identity check failed: {exc!r}") from exc
@@ -458,7 +458,7 @@ class Peer:
                 link.last_rx = time.monotonic()
                 self.status.touch()
                 self._route(msg)
-        except BridgeError as exc:
+        except SidecarError as exc:
             link.drop(exc.message)
         except Exception as exc:  # a bug here must not leave agents hanging
             log.exception("%s: reader failed", self.what)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.errors import BridgeError, RequestError
+from sidecar.errors import RequestError, SidecarError
 from sidecar.project.paths import ProjectFile, ProjectPaths
 
 # Sends one LSP notification (method, params) to Godot, in call order.
@@ -30,7 +30,7 @@ Sink = Callable[[str, dict[str, Any]], Awaitable[None]]
 SIDECAR_HOLDER = "<sidecar>"
 
 
-class Conflict(BridgeError):
+class Conflict(SidecarError):
     """The agent acted on an out-of-date view of a document or file."""
 
     status = 409

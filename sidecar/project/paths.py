@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from sidecar.errors import BridgeError, RequestError
+from sidecar.errors import RequestError, SidecarError
 
 SCRIPT_SUFFIX = ".gd"
 
 
-class Forbidden(BridgeError):
+class Forbidden(SidecarError):
     """The path is not one the bridge may touch."""
 
     status = 403
@@ -139,7 +139,7 @@ class ProjectPaths:
     def try_resolve(self, raw: Any) -> ProjectFile | None:
         try:
             return self.resolve(raw)
-        except BridgeError:
+        except SidecarError:
             return None
 
     def existing(self, raw: Any, field_name: str = "uri") -> ProjectFile:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.errors import BridgeError
+from sidecar.errors import SidecarError
 from sidecar.web.http import read_body
 
 Scope = MutableMapping[str, Any]
@@ -128,7 +128,7 @@ async def serve(app: AsgiApp, request: web.Request, state: dict[str, Any]) -> we
     finally:
         exchange.finish()
     if exchange.response is None:
-        raise BridgeError("the ASGI application sent no answer")
+        raise SidecarError("the ASGI application sent no answer")
     if not exchange.response.prepared:
         await exchange.response.prepare(request)
         await exchange.response.write_eof()

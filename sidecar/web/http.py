@@ -1,7 +1,7 @@
 """The agent-facing HTTP API: one route table, JSON in and out, errors in one shape.
 
 Handlers take the aiohttp request and return the `result` to send; they raise
-``BridgeError`` subclasses for anything else. Peer modules (dap, lsp, ...) add their
+``SidecarError`` subclasses for anything else. Peer modules (dap, lsp, ...) add their
 routes to the same ``RouteTable`` so the 404 listing (and later the OpenAPI document)
 cannot drift from what is served.
 """
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from sidecar.agents import Agent, AgentRegistry, clean_agent_name
-from sidecar.errors import BridgeError, RequestError
+from sidecar.errors import RequestError, SidecarError
 from sidecar.web import guard
 from sidecar.web.operation import ArgsT, Bound, Caller, Operation
 from sidecar.web.operation import Handler as OperationHandler
@@ -128,13 +128,6 @@ class RouteTable:
         """The operations served, with their handlers (MCP calls them directly)."""
         return list(self._bound.values())
 
-    def route(self, method: str, path: str, summary: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.add(method, path, handler, summary)
-            return handler
-
-        return register
-
     def endpoints(self) -> list[dict[str, Any]]:
         """Paths with their methods, for the 404 answer."""
         by_path: dict[str, list[str]] = {}
@@ -155,7 +148,7 @@ def ok_flat(result: dict[str, Any]) -> web.Response:
     return web.json_response({"status": "ok", **result}, dumps=_dumps)
 
 
-def error_response(err: BridgeError) -> web.Response:
+def error_response(err: SidecarError) -> web.Response:
     headers = dict(err.headers)
     close = headers.pop("Connection", "").lower() == "close"
     resp = web.json_response(err.body(), status=err.status, headers=headers, dumps=_dumps)
@@ -185,9 +178,7 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's arguments: the JSON object body of a POST, the query of a GET."""
-    if request.method == "GET":
-        return {k: _query_value(v) for k, v in request.query.items()}
+    """A POST's arguments: its JSON object body (nothing: {})."""
     raw = await read_body(request)
     if not raw.strip():
         return {}
@@ -229,42 +220,6 @@ def query_args(request: web.Request) -> dict[str, str]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _query_value(raw: str) -> Any:
-    """Query values are text; numbers and booleans are decoded as JSON would."""
-    try:
-        return json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return raw
-
-
-def require(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    """`body[name]`, or a 400 naming the field when it is missing or of the wrong type."""
-    if name not in body:
-        raise RequestError(f"missing field '{name}'", code="missing_field", details={"field": name})
-    value = body[name]
-    if not _is_kind(value, kind):
-        raise RequestError(
-            f"field '{name}' must be {_kind_name(kind)}, got {type(value).__name__}",
-            code="invalid_field",
-            details={"field": name},
-        )
-    return value
-
-
-def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        return False  # JSON true is not a number
-    return isinstance(value, kinds)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
-    names.update({dict: "an object", list: "an array"})
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def agent_of(request: web.Request) -> Agent | None:
@@ -351,7 +306,7 @@ def _error_middleware(routes: RouteTable) -> Any:
     async def errors(request: web.Request, handler: WebHandler) -> web.StreamResponse:
         try:
             return await handler(request)
-        except BridgeError as err:
+        except SidecarError as err:
             return error_response(err)
         except web.HTTPNotFound:
             return error_response(
@@ -389,6 +344,6 @@ def _error_middleware(routes: RouteTable) -> Any:
             return error_response(RequestError("the client went away", code="client_gone"))
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.path)
-            return error_response(BridgeError("internal error in the sidecar; see its log"))
+            return error_response(SidecarError("internal error in the sidecar; see its log"))
 
     return errors

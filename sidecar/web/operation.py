@@ -13,8 +13,8 @@ plain JSON); REST and MCP call the very same handler.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -148,24 +148,3 @@ class Bound(Generic[ArgsT]):
 
     async def call(self, raw: dict[str, Any], caller: Caller, *, from_query: bool = False) -> Any:
         return await self.handler(self.operation.parse(raw, from_query=from_query), caller)
-
-
-@dataclass
-class Operations:
-    """The operations this sidecar serves, each bound to its handler."""
-
-    _bound: dict[str, Bound[Any]] = field(default_factory=dict)
-
-    def bind(self, operation: Operation[ArgsT], handler: Handler[ArgsT]) -> None:
-        if operation.name in self._bound:
-            raise ValueError(f"operation {operation.name} bound twice")
-        self._bound[operation.name] = Bound(operation, handler)
-
-    def get(self, name: str) -> Bound[Any] | None:
-        return self._bound.get(name)
-
-    def __iter__(self) -> Iterator[Bound[Any]]:
-        return iter(self._bound.values())
-
-    def __len__(self) -> int:
-        return len(self._bound)

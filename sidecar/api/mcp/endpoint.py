@@ -60,7 +60,6 @@ class McpSession:
     identity: str
     client: str | None = None
     started_at: float = field(default_factory=time.time)
-    last_call: float = field(default_factory=time.time)
     calls: int = 0
     # For expiry and eviction: when a request last ended, and how many are being served.
     last_used: float = field(default_factory=time.monotonic)
@@ -109,7 +108,6 @@ class McpSessions:
             session = self._by_id[session_id] = McpSession(identity)
         session.identity = identity
         session.client = client or session.client
-        session.last_call = time.time()
         session.last_used = time.monotonic()
         session.calls += 1
 
@@ -144,7 +142,7 @@ class _Server(Protocol):
 
 
 class McpEndpoint:
-    """`/mcp`'s handler: builds the MCP server (server.McpBridge) on first use."""
+    """`/mcp`'s handler: builds the MCP server (server.McpService) on first use."""
 
     def __init__(self, routes: RouteTable, on_end: SessionEnd | None = None) -> None:
         self.routes = routes
@@ -162,7 +160,7 @@ class McpEndpoint:
                     server = await asyncio.to_thread(
                         importlib.import_module, ".server", __package__
                     )
-                    self._server = server.McpBridge(self.routes, self.sessions, self.on_end)
+                    self._server = server.McpService(self.routes, self.sessions, self.on_end)
         return self._server
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

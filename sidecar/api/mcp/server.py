@@ -117,7 +117,7 @@ class OperationServer(MCPServer[Any]):
         return await tool.call(arguments, caller)
 
 
-class McpBridge:
+class McpService:
     """The MCP server, its session manager, and the tools."""
 
     def __init__(

@@ -22,7 +22,7 @@ from mcp_types import Tool as McpTool
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from sidecar.errors import BridgeError
+from sidecar.errors import SidecarError
 from sidecar.web.http import RouteTable
 from sidecar.web.operation import Bound, Caller, Operation
 
@@ -47,17 +47,17 @@ class OperationTool:
         """The handler's answer, or the REST error body as the tool's error."""
         try:
             answer = to_jsonable_python(await self.bound.call(arguments, caller), by_alias=True)
-        except BridgeError as err:
+        except SidecarError as err:
             return error_result(err)
         except Exception:
             # As REST answers it (web/http.py): nothing of the exception reaches the agent.
             log.exception("unhandled error in MCP tool %s", self.tool.name)
-            return error_result(BridgeError("internal error in the sidecar; see its log"))
+            return error_result(SidecarError("internal error in the sidecar; see its log"))
         structured = {WRAPPED: answer} if self.wrapped else answer
         return CallToolResult(content=[_text(answer)], structured_content=structured)
 
 
-def error_result(err: BridgeError) -> CallToolResult:
+def error_result(err: SidecarError) -> CallToolResult:
     """A tool error carrying what REST would answer, with its HTTP status."""
     body = {"http_status": err.status, **err.body()}
     return CallToolResult(content=[_text(body)], is_error=True)

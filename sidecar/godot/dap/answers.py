@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.errors import BridgeError
+from sidecar.errors import SidecarError
 
 Args = dict[str, Any]
 
 
-class GodotError(BridgeError):
+class GodotError(SidecarError):
     """Godot answered a request with success=false."""
 
     status = 502

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.errors import BridgeError
+from sidecar.errors import SidecarError
 from sidecar.godot.dap.paths import to_res_path
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class BreakpointBook:
                 union = set_args(path, bps.union(line_count(path)))
                 try:
                     await self._send(agent or SIDECAR, union)
-                except BridgeError as err:
+                except SidecarError as err:
                     if strict:
                         raise
                     log.warning("could not take breakpoints out of %s: %s", res, err.message)

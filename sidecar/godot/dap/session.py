@@ -41,7 +41,7 @@ from typing import Any
 
 from sidecar.agents import Agent
 from sidecar.config import Config
-from sidecar.errors import BridgeError, PeerTimeout, ProtocolError, RequestError
+from sidecar.errors import PeerTimeout, ProtocolError, RequestError, SidecarError
 from sidecar.godot.dap.answers import as_dict, body_or_raise, godot_message
 from sidecar.godot.dap.breakpoints import (
     SIDECAR,
@@ -144,7 +144,7 @@ class DapSession:
         if self.peer.connected and self.book.files:
             # The editor keeps breakpoints after we leave; they would stop the user's runs.
             take_out = self.book.take_out(lambda args: self.peer.request("setBreakpoints", args))
-            with contextlib.suppress(BridgeError, asyncio.TimeoutError):
+            with contextlib.suppress(SidecarError, asyncio.TimeoutError):
                 await asyncio.wait_for(take_out, STOP_BUDGET)
         await self.peer.disconnect("sidecar stopping")
         await self.game.end_if_orphaned()
@@ -197,7 +197,7 @@ class DapSession:
         """
         # No `project`: Godot checks it before it sets the flag.
         args = {"godot/custom_data": True}
-        with contextlib.suppress(BridgeError):
+        with contextlib.suppress(SidecarError):
             peer.send(peer.correlation.request(0, "launch", args))
 
     async def _recover_stop(self) -> None:
@@ -227,7 +227,7 @@ class DapSession:
                 # Godot answers ahead of the events it has queued: give a stop that
                 # is just happening the time to announce itself.
                 await asyncio.sleep(0.2)
-        except BridgeError as err:
+        except SidecarError as err:
             log.info("could not look for a stopped game after connecting: %s", err.message)
             return
         drawn = any(e.event == "servers:drawn" for e in self.custom_data.after(since)[0])
@@ -344,7 +344,7 @@ class DapSession:
             return body
         try:
             trace = await asyncio.wait_for(self.inspector.trace(SIDECAR, THREAD_ID), HIT_WAIT)
-        except (BridgeError, asyncio.TimeoutError) as err:
+        except (SidecarError, asyncio.TimeoutError) as err:
             log.info("breakpoint stop announced without its place: %r", err)
             return body
         if self.game.stop is stop:  # else the trace may be the next stop's
@@ -424,7 +424,7 @@ class DapSession:
                 self.game.game_pid, self.game.pid_wanted = None, True
                 try:
                     launch = self.peer.issue("launch", arguments)
-                except BridgeError:
+                except SidecarError:
                     self.game.pid_wanted = False
                     raise
                 done = self._issue_quietly("configurationDone")
@@ -468,13 +468,13 @@ class DapSession:
     async def _resync_quietly(self) -> None:
         try:
             await self.book.sync(SIDECAR)
-        except BridgeError as err:
+        except SidecarError as err:
             log.warning("could not restore breakpoints after the game ended: %s", err.message)
 
     def _issue_quietly(self, command: str) -> Call | None:
         try:
             return self.peer.issue(command)
-        except BridgeError:
+        except SidecarError:
             return None  # the connection just dropped: launch's answer reports it
 
     async def _answer(self, call: Call | None) -> Args:
