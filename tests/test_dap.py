@@ -68,94 +68,82 @@ async def call(session: DapSession, command: str, agent: str, args: dict[str, An
 # -- parts, no Godot -------------------------------------------------------------------
 
 
-def test_event_log_numbers_bounds_and_reports_dropped_events() -> None:
-    async def scenario() -> None:
-        log = EventLog(capacity=3)
-        for i in range(5):
-            log.append("output", {"output": f"line {i}"})
-        page = await log.read(since=0, wait=0, limit=10)
-        assert [e["seq"] for e in page["events"]] == [3, 4, 5]
-        assert page["dropped"] == 2
-        assert page["next"] == 5 and page["latest"] == 5
-        page = await log.read(since=3, wait=0, limit=1)
-        assert [e["seq"] for e in page["events"]] == [4]
-        assert page["dropped"] == 0 and page["next"] == 4
-        # A number from before a restart is clamped rather than waiting forever.
-        page = await log.read(since=99, wait=0, limit=10)
-        assert page["events"] == [] and page["next"] == 5
-
-    asyncio.run(scenario())
+async def test_event_log_numbers_bounds_and_reports_dropped_events() -> None:
+    log = EventLog(capacity=3)
+    for i in range(5):
+        log.append("output", {"output": f"line {i}"})
+    page = await log.read(since=0, wait=0, limit=10)
+    assert [e["seq"] for e in page["events"]] == [3, 4, 5]
+    assert page["dropped"] == 2
+    assert page["next"] == 5 and page["latest"] == 5
+    page = await log.read(since=3, wait=0, limit=1)
+    assert [e["seq"] for e in page["events"]] == [4]
+    assert page["dropped"] == 0 and page["next"] == 4
+    # A number from before a restart is clamped rather than waiting forever.
+    page = await log.read(since=99, wait=0, limit=10)
+    assert page["events"] == [] and page["next"] == 5
 
 
-def test_event_log_long_poll_wakes_every_reader_on_append() -> None:
-    async def scenario() -> None:
-        log = EventLog()
-        log.append("process")
-        readers = [asyncio.create_task(log.read(since=1, wait=5, limit=10)) for _ in range(3)]
-        await asyncio.sleep(0.1)
-        assert not any(r.done() for r in readers)
-        start = time.monotonic()
-        log.append("stopped", {"reason": "breakpoint"})
-        pages = await asyncio.gather(*readers)
-        assert time.monotonic() - start < 0.5
-        for page in pages:
-            assert [(e["seq"], e["event"]) for e in page["events"]] == [(2, "stopped")]
-        start = time.monotonic()
-        page = await log.read(since=2, wait=0.3, limit=10)
-        assert page["events"] == [] and 0.25 < time.monotonic() - start < 1.0
-
-    asyncio.run(scenario())
+async def test_event_log_long_poll_wakes_every_reader_on_append() -> None:
+    log = EventLog()
+    log.append("process")
+    readers = [asyncio.create_task(log.read(since=1, wait=5, limit=10)) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    assert not any(r.done() for r in readers)
+    start = time.monotonic()
+    log.append("stopped", {"reason": "breakpoint"})
+    pages = await asyncio.gather(*readers)
+    assert time.monotonic() - start < 0.5
+    for page in pages:
+        assert [(e["seq"], e["event"]) for e in page["events"]] == [(2, "stopped")]
+    start = time.monotonic()
+    page = await log.read(since=2, wait=0.3, limit=10)
+    assert page["events"] == [] and 0.25 < time.monotonic() - start < 1.0
 
 
-def test_fair_scheduler_takes_agents_in_turn() -> None:
-    async def scenario() -> None:
-        sched = FairScheduler(window=1)
-        order: list[str] = []
-        gate = asyncio.Event()
+async def test_fair_scheduler_takes_agents_in_turn() -> None:
+    sched = FairScheduler(window=1)
+    order: list[str] = []
+    gate = asyncio.Event()
 
-        async def work(agent: str, hold: bool = False) -> None:
-            async with sched.slot(agent):
-                order.append(agent)
-                if hold:
-                    await gate.wait()
-
-        first = asyncio.create_task(work("busy", hold=True))
-        await asyncio.sleep(0)
-        tasks = [asyncio.create_task(work("busy")) for _ in range(4)]
-        await asyncio.sleep(0)
-        tasks += [asyncio.create_task(work("quiet")), asyncio.create_task(work("other"))]
-        await asyncio.sleep(0)
-        assert sched.waiting == 6
-        gate.set()
-        await asyncio.gather(first, *tasks)
-        # One turn each per round, not the busy agent's whole backlog first.
-        assert order == ["busy", "busy", "quiet", "other", "busy", "busy", "busy"]
-
-    asyncio.run(scenario())
-
-
-def test_fair_scheduler_survives_cancelled_waiters() -> None:
-    async def scenario() -> None:
-        sched = FairScheduler(window=1)
-        gate = asyncio.Event()
-
-        async def hold() -> None:
-            async with sched.slot("a"):
+    async def work(agent: str, hold: bool = False) -> None:
+        async with sched.slot(agent):
+            order.append(agent)
+            if hold:
                 await gate.wait()
 
-        holder = asyncio.create_task(hold())
-        await asyncio.sleep(0)
-        waiter = asyncio.create_task(hold())
-        await asyncio.sleep(0)
-        waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
-        gate.set()
-        await holder
-        async with sched.slot("b"):
-            pass  # the slot came back: nothing leaked
+    first = asyncio.create_task(work("busy", hold=True))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(work("busy")) for _ in range(4)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(work("quiet")), asyncio.create_task(work("other"))]
+    await asyncio.sleep(0)
+    assert sched.waiting == 6
+    gate.set()
+    await asyncio.gather(first, *tasks)
+    # One turn each per round, not the busy agent's whole backlog first.
+    assert order == ["busy", "busy", "quiet", "other", "busy", "busy", "busy"]
 
-    asyncio.run(scenario())
+
+async def test_fair_scheduler_survives_cancelled_waiters() -> None:
+    sched = FairScheduler(window=1)
+    gate = asyncio.Event()
+
+    async def hold() -> None:
+        async with sched.slot("a"):
+            await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    gate.set()
+    await holder
+    async with sched.slot("b"):
+        pass  # the slot came back: nothing leaked
 
 
 def test_paths_are_converted_and_confined_to_the_project(tmp_path: Path) -> None:
@@ -248,82 +236,70 @@ def test_issue_11_frames_compare_by_function_and_script() -> None:
     assert frame_keys([frame("g", "/p/c.gd", 9)]) != frame_keys(before[1:])
 
 
-def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> None:
+async def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> None:
     """A session that never connected: a malformed request is a 400 naming the field, a
     well-formed one the 503 of an absent adapter (and nothing of it is kept)."""
-
-    async def scenario() -> None:
-        config = Config(
-            project=str(REPO),
-            link_port=None,
-            link_token="",
-            serve_port=None,
-            lsp_port=0,
-            dap_port=free_port(),  # nothing listens there
-        )
-        session = DapSession(config)
-        for command, args, field in (
-            ("setBreakpoints", {"source": 5}, "source"),
-            ("evaluate", {"frameId": "x", "expression": "a"}, "frameId"),
-            ("variables", {}, "variablesReference"),
-            ("next", {"threadId": "1"}, "threadId"),
-        ):
-            with pytest.raises(RequestError) as err:
-                await call(session, command, "alice", args)
-            assert err.value.status == 400 and err.value.details["field"] == field, command
-        good = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
-        for command, args in (("setBreakpoints", good), ("terminate", {})):
-            with pytest.raises(TransportError) as unavailable:
-                await call(session, command, "alice", args)
-            assert unavailable.value.status == 503, command
-        assert session.breakpoints() == {}
-
-    asyncio.run(scenario())
+    config = Config(
+        project=str(REPO),
+        link_port=None,
+        link_token="",
+        serve_port=None,
+        lsp_port=0,
+        dap_port=free_port(),  # nothing listens there
+    )
+    session = DapSession(config)
+    for command, args, field in (
+        ("setBreakpoints", {"source": 5}, "source"),
+        ("evaluate", {"frameId": "x", "expression": "a"}, "frameId"),
+        ("variables", {}, "variablesReference"),
+        ("next", {"threadId": "1"}, "threadId"),
+    ):
+        with pytest.raises(RequestError) as err:
+            await call(session, command, "alice", args)
+        assert err.value.status == 400 and err.value.details["field"] == field, command
+    good = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+    for command, args in (("setBreakpoints", good), ("terminate", {})):
+        with pytest.raises(TransportError) as unavailable:
+            await call(session, command, "alice", args)
+        assert unavailable.value.status == 503, command
+    assert session.breakpoints() == {}
 
 
-def test_issue_12_bad_breakpoint_lines_are_400s_naming_the_field() -> None:
+async def test_issue_12_bad_breakpoint_lines_are_400s_naming_the_field() -> None:
     """Checked by the operation's declaration, whatever the adapter's state; DAP's older
     `lines` form names the item itself (it was `lines[0].line`)."""
-
-    async def scenario() -> None:
-        session = offline_session()
-        for body, field in (
-            ({"source": {"path": MAIN}, "breakpoints": [{"line": 0}]}, "breakpoints[0].line"),
-            ({"source": {"path": MAIN}, "breakpoints": [{"line": "3"}]}, "breakpoints[0].line"),
-            ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.5}]}, "breakpoints[0].line"),
-            ({"source": {"path": MAIN}, "lines": [SUM, 0]}, "lines[1]"),
-            ({"source": {"path": ""}}, "source.path"),
-        ):
-            with pytest.raises(RequestError) as err:
-                await call(session, "setBreakpoints", "alice", body)
-            assert err.value.status == 400 and err.value.details["field"] == field, body
-            assert field in err.value.message
-        assert session.breakpoints() == {}
-
-    asyncio.run(scenario())
+    session = offline_session()
+    for body, field in (
+        ({"source": {"path": MAIN}, "breakpoints": [{"line": 0}]}, "breakpoints[0].line"),
+        ({"source": {"path": MAIN}, "breakpoints": [{"line": "3"}]}, "breakpoints[0].line"),
+        ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.5}]}, "breakpoints[0].line"),
+        ({"source": {"path": MAIN}, "lines": [SUM, 0]}, "lines[1]"),
+        ({"source": {"path": ""}}, "source.path"),
+    ):
+        with pytest.raises(RequestError) as err:
+            await call(session, "setBreakpoints", "alice", body)
+        assert err.value.status == 400 and err.value.details["field"] == field, body
+        assert field in err.value.message
+    assert session.breakpoints() == {}
 
 
-def test_issue_12_conditions_are_refused_as_declared() -> None:
+async def test_issue_12_conditions_are_refused_as_declared() -> None:
     """The declaration says condition, hitCondition and logMessage are refused, and they
     are: for REST and MCP alike (one parse), before the adapter is asked for."""
     fields = debug_api.SourceBreakpoint.model_json_schema()["properties"]
-
-    async def scenario() -> None:
-        session = offline_session()
-        for name in ("condition", "hitCondition", "logMessage"):
-            assert "refused" in fields[name]["description"]
-            body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "x"}]}
-            with pytest.raises(RequestError) as err:
-                await call(session, "setBreakpoints", "alice", body)
-            assert err.value.status == 400
-            assert err.value.details["field"] == f"breakpoints[0].{name}"
-            assert "not supported" in err.value.message
-        # null is absent, as DAP clients send it.
-        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, "condition": None}]}
-        with pytest.raises(TransportError):
+    session = offline_session()
+    for name in ("condition", "hitCondition", "logMessage"):
+        assert "refused" in fields[name]["description"]
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "x"}]}
+        with pytest.raises(RequestError) as err:
             await call(session, "setBreakpoints", "alice", body)
-
-    asyncio.run(scenario())
+        assert err.value.status == 400
+        assert err.value.details["field"] == f"breakpoints[0].{name}"
+        assert "not supported" in err.value.message
+    # null is absent, as DAP clients send it.
+    body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, "condition": None}]}
+    with pytest.raises(TransportError):
+        await call(session, "setBreakpoints", "alice", body)
 
 
 def test_issue_12_the_dap_session_imports_nothing_of_the_web_or_api_layers() -> None:
@@ -359,22 +335,18 @@ def offline_session(**config: Any) -> DapSession:
     )
 
 
-def test_issue_11_negative_frame_and_reference_are_400_whatever_the_state() -> None:
+async def test_issue_11_negative_frame_and_reference_are_400_whatever_the_state() -> None:
     """Checked in the parse half: a 400 even where the adapter is away (or the game runs)."""
-
-    async def scenario() -> None:
-        session = offline_session()
-        for command, args, field in (
-            ("scopes", {"frameId": -1}, "frameId"),
-            ("evaluate", {"expression": "a", "frameId": -2}, "frameId"),
-            ("variables", {"variablesReference": 0}, "variablesReference"),
-            ("variables", {"variablesReference": -5}, "variablesReference"),
-        ):
-            with pytest.raises(RequestError) as err:
-                await call(session, command, "alice", args)
-            assert err.value.status == 400 and err.value.details["field"] == field, args
-
-    asyncio.run(scenario())
+    session = offline_session()
+    for command, args, field in (
+        ("scopes", {"frameId": -1}, "frameId"),
+        ("evaluate", {"expression": "a", "frameId": -2}, "frameId"),
+        ("variables", {"variablesReference": 0}, "variablesReference"),
+        ("variables", {"variablesReference": -5}, "variablesReference"),
+    ):
+        with pytest.raises(RequestError) as err:
+            await call(session, command, "alice", args)
+        assert err.value.status == 400 and err.value.details["field"] == field, args
 
 
 def stopped_at(line: int) -> dict[str, Any]:
@@ -382,119 +354,105 @@ def stopped_at(line: int) -> dict[str, Any]:
     return {"type": "event", "event": "stopped", "body": body}
 
 
-def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_place() -> None:
+async def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_place() -> (
+    None
+):
     """Stop 1's trace is still being read when stop 2 comes: stop 1 must not take stop 2's
     place, and stop 2 gets its own place (not Godot's raw event)."""
+    session = offline_session()
+    script = str(REPO / "demo" / "main.gd")
+    release = asyncio.Event()
 
-    async def scenario() -> None:
-        session = offline_session()
-        script = str(REPO / "demo" / "main.gd")
-        release = asyncio.Event()
+    async def trace(agent: str, thread: int) -> dict[str, Any]:
+        await release.wait()  # Godot answers after stop 2 came in
+        stop = session.game.stop
+        assert stop is not None
+        frame = {"name": "f", "line": stop.body["at"], "source": {"path": script}}
+        return {"stackFrames": [frame]}
 
-        async def trace(agent: str, thread: int) -> dict[str, Any]:
-            await release.wait()  # Godot answers after stop 2 came in
-            stop = session.game.stop
-            assert stop is not None
-            frame = {"name": "f", "line": stop.body["at"], "source": {"path": script}}
-            return {"stackFrames": [frame]}
-
-        session.inspector.trace = trace  # type: ignore[method-assign]
-        session._on_event(stopped_at(SUM))
-        session._on_event({"type": "event", "event": "output", "body": {"output": "x"}})
-        session._on_event(stopped_at(RETURN_SUM))
-        release.set()
-        for _ in range(100):
-            if session._held is None and session.events.latest >= 3:
-                break
-            await asyncio.sleep(0.01)
-        events = [(e.event, e.body) for e in session.events.after(0)[0]]
-        assert [name for name, _ in events] == ["stopped", "output", "stopped"]
-        first, last = events[0][1], events[2][1]
-        # Stop 1 ran on before its place could be read: announced without one.
-        assert "line" not in first and first["hitBreakpointIds"] == [] == first["hit_by"]
-        assert last["line"] == RETURN_SUM and last["source"]["path"] == MAIN
-        assert last["hitBreakpointIds"] == [session.book.breakpoint_id(script, RETURN_SUM)]
-
-    asyncio.run(scenario())
+    session.inspector.trace = trace  # type: ignore[method-assign]
+    session._on_event(stopped_at(SUM))
+    session._on_event({"type": "event", "event": "output", "body": {"output": "x"}})
+    session._on_event(stopped_at(RETURN_SUM))
+    release.set()
+    for _ in range(100):
+        if session._held is None and session.events.latest >= 3:
+            break
+        await asyncio.sleep(0.01)
+    events = [(e.event, e.body) for e in session.events.after(0)[0]]
+    assert [name for name, _ in events] == ["stopped", "output", "stopped"]
+    first, last = events[0][1], events[2][1]
+    # Stop 1 ran on before its place could be read: announced without one.
+    assert "line" not in first and first["hitBreakpointIds"] == [] == first["hit_by"]
+    assert last["line"] == RETURN_SUM and last["source"]["path"] == MAIN
+    assert last["hitBreakpointIds"] == [session.book.breakpoint_id(script, RETURN_SUM)]
 
 
-def test_issue_11_a_lost_link_cancels_the_search_for_its_stop() -> None:
-    async def scenario() -> None:
-        session = offline_session()
-        recovering = session._spawn(asyncio.sleep(30))
-        session._recovering = recovering
-        session._on_lost("gone")
-        await asyncio.sleep(0)
-        assert recovering.cancelled()
-
-    asyncio.run(scenario())
+async def test_issue_11_a_lost_link_cancels_the_search_for_its_stop() -> None:
+    session = offline_session()
+    recovering = session._spawn(asyncio.sleep(30))
+    session._recovering = recovering
+    session._on_lost("gone")
+    await asyncio.sleep(0)
+    assert recovering.cancelled()
 
 
-def test_issue_11_an_evaluation_error_is_found_past_the_redraws_of_a_stopped_game() -> None:
-    async def scenario() -> None:
-        session = offline_session()
-        data = session.custom_data
-        data.append("set_pid", {"data": [1]})
-        since = data.latest
-        data.append("evaluation_return", {"data": ["1 +", 0, "", None]})
-        data.append("servers:drawn", {"data": []})
-        data.append("performance:profile_frame", {"data": []})
-        data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "parse error", False]})
-        assert await session.inspector.evaluation_error("1 +", since) == "parse error"
-        # A real null: the game moved on to something else.
-        since = data.latest
-        data.append("evaluation_return", {"data": ["n", 0, "", None]})
-        data.append("servers:drawn", {"data": []})
-        data.append("output", {"data": []})
-        data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "later", False]})
-        assert await session.inspector.evaluation_error("n", since) is None
-
-    asyncio.run(scenario())
+async def test_issue_11_an_evaluation_error_is_found_past_the_redraws_of_a_stopped_game() -> None:
+    session = offline_session()
+    data = session.custom_data
+    data.append("set_pid", {"data": [1]})
+    since = data.latest
+    data.append("evaluation_return", {"data": ["1 +", 0, "", None]})
+    data.append("servers:drawn", {"data": []})
+    data.append("performance:profile_frame", {"data": []})
+    data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "parse error", False]})
+    assert await session.inspector.evaluation_error("1 +", since) == "parse error"
+    # A real null: the game moved on to something else.
+    since = data.latest
+    data.append("evaluation_return", {"data": ["n", 0, "", None]})
+    data.append("servers:drawn", {"data": []})
+    data.append("output", {"data": []})
+    data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "later", False]})
+    assert await session.inspector.evaluation_error("n", since) is None
 
 
-def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Path) -> None:
+async def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Path) -> None:
     """A setBreakpoints of a connection waiting on the file's lock when it closes."""
+    session = offline_session()
+    sent: list[dict[str, Any]] = []
 
-    async def scenario() -> None:
-        session = offline_session()
-        sent: list[dict[str, Any]] = []
+    async def godot(agent: str, command: str, arguments: Any) -> dict[str, Any]:
+        sent.append(arguments)
+        return {"breakpoints": []}
 
-        async def godot(agent: str, command: str, arguments: Any) -> dict[str, Any]:
-            sent.append(arguments)
-            return {"breakpoints": []}
-
-        session._godot = godot  # type: ignore[method-assign]
-        script = str(REPO / "demo" / "main.gd")
-        session.book.files[script] = bps = FileBreakpoints()
-        agent = Agent(7, "peer")
-        async with bps.lock:
-            wanted = [SourceBreakpoint(SUM)]
-            setting = asyncio.ensure_future(session.book.set(agent.identity, script, wanted))
-            await asyncio.sleep(0.05)
-            session.agent_left(agent)
-        await setting
-        for _ in range(50):
-            if not session._tasks:
-                break
-            await asyncio.sleep(0.01)
-        assert session.breakpoints() == {}
-        assert sent[-1]["breakpoints"] == []
-
-    asyncio.run(scenario())
+    session._godot = godot  # type: ignore[method-assign]
+    script = str(REPO / "demo" / "main.gd")
+    session.book.files[script] = bps = FileBreakpoints()
+    agent = Agent(7, "peer")
+    async with bps.lock:
+        wanted = [SourceBreakpoint(SUM)]
+        setting = asyncio.ensure_future(session.book.set(agent.identity, script, wanted))
+        await asyncio.sleep(0.05)
+        session.agent_left(agent)
+    await setting
+    for _ in range(50):
+        if not session._tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert session.breakpoints() == {}
+    assert sent[-1]["breakpoints"] == []
 
 
-def test_issue_11_an_end_nobody_saw_is_not_inferred() -> None:
+# slow: with no game to watch, the session waits out TERMINATE_WAIT (2 s) before giving up.
+@pytest.mark.slow
+async def test_issue_11_an_end_nobody_saw_is_not_inferred() -> None:
     """No `set_pid` and no editor pid to find the game by: the bridge cannot tell that the
     game ended, so it keeps saying it runs rather than announce an end that did not happen."""
-
-    async def scenario() -> None:
-        session = offline_session()
-        session.game.running = True
-        await session._confirm_end(session.events.latest, None, "alice", session.game.launches)
-        assert session.running
-        assert session.events.latest == 0
-
-    asyncio.run(scenario())
+    session = offline_session()
+    session.game.running = True
+    await session._confirm_end(session.events.latest, None, "alice", session.game.launches)
+    assert session.running
+    assert session.events.latest == 0
 
 
 def test_issue_11_only_this_editors_game_on_this_project_is_ended() -> None:
@@ -506,7 +464,7 @@ def test_issue_11_only_this_editors_game_on_this_project_is_ended() -> None:
     assert not is_game_of(game[:-2], str(REPO))
 
 
-def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyPatch) -> None:
     """The game went after SIGTERM and its pid went to another process: no SIGKILL."""
     game = ["/bin/godot", "--path", str(REPO), "--remote-debug", "tcp://127.0.0.1:6007"]
     lines = iter([game, ["/usr/bin/vim"], ["/usr/bin/vim"]])
@@ -514,7 +472,7 @@ def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(game_module, "GAME_KILL_WAIT", 0.05)
     monkeypatch.setattr(game_module.os, "kill", lambda pid, sig: signals.append(sig))
     signals: list[int] = []
-    assert asyncio.run(game_module.end_game_process(4242, str(REPO)))
+    assert await game_module.end_game_process(4242, str(REPO))
     assert signals == [signal.SIGTERM]
 
 
