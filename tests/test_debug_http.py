@@ -263,7 +263,7 @@ def editor_without_dap(tmp_path: Path, godot_bin: str) -> Iterator[tuple[Editor,
         ed.stop()
 
 
-def test_absent_debug_adapter_is_503_until_it_comes_up(
+async def test_absent_debug_adapter_is_503_until_it_comes_up(
     editor_without_dap: tuple[Editor, _Forwarder],
 ) -> None:
     ed, forwarder = editor_without_dap
@@ -293,14 +293,11 @@ def test_absent_debug_adapter_is_503_until_it_comes_up(
         assert status_now["debug_adapter"]["retry_count"] == 0
         assert (await dave.ok("GET", "/debug/threads"))["threads"][0]["id"] == 1
 
-    async def main() -> None:
-        async with aiohttp.ClientSession() as http:
-            await scenario(http)
-
-    asyncio.run(main())
+    async with aiohttp.ClientSession() as http:
+        await scenario(http)
 
 
-def test_issue_11_malformed_requests_are_400_while_the_adapter_is_away(
+async def test_issue_11_malformed_requests_are_400_while_the_adapter_is_away(
     editor_without_dap: tuple[Editor, _Forwarder],
 ) -> None:
     """Arguments are checked before the adapter's availability: a bad request is a 400
@@ -341,11 +338,8 @@ def test_issue_11_malformed_requests_are_400_while_the_adapter_is_away(
         # Nothing of the refused setBreakpoints was kept.
         assert (await erin.ok("GET", "/debug/breakpoints"))["breakpoints"] == {}
 
-    async def main() -> None:
-        async with aiohttp.ClientSession() as http:
-            await scenario(http)
-
-    asyncio.run(main())
+    async with aiohttp.ClientSession() as http:
+        await scenario(http)
 
 
 # -- issue 11 --------------------------------------------------------------------------
@@ -450,7 +444,7 @@ def test_issue_11_a_failed_evaluation_is_422_with_godots_message(editor: Editor)
         time.sleep(0.1)
 
 
-def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> None:
+async def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> None:
     ed = fresh_editor
     ed.start()
     games: list[psutil.Process] = []
@@ -465,7 +459,7 @@ def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> No
             await scenario(lambda name: Agent(http, ed.base_url, name))
 
     try:
-        asyncio.run(main())
+        await main()
         assert len(games) == 1, games
         os.kill(ed.pid, signal.SIGKILL)  # no quit path: only the sidecar can end the game
         _gone, alive = psutil.wait_procs(games, timeout=8)
@@ -476,7 +470,9 @@ def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> No
                 game.kill()
 
 
-def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: Editor) -> None:
+async def test_issue_11_a_respawned_bridge_finds_the_game_left_running(
+    fresh_editor: Editor,
+) -> None:
     """A sidecar that exits while its editor lives (the addon starts another) leaves the
     agents' game running, and the next sidecar finds it stopped where it was."""
     ed = fresh_editor
@@ -517,7 +513,7 @@ def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: E
             await scenario(lambda name: Agent(http, ed.base_url, name))
 
     try:
-        asyncio.run(main())
+        await main()
     finally:
         for game in games:
             with contextlib.suppress(psutil.Error):
