@@ -552,29 +552,25 @@ def godot(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[
 Scenario = Callable[[DapSession], Awaitable[None]]
 
 
-def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
+async def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
     """A fresh session for one scenario; the game is ended whatever happens."""
-
-    async def main() -> None:
-        config = Config(
-            project=str(godot.project),
-            link_port=None,
-            link_token="",
-            serve_port=None,
-            lsp_port=0,
-            dap_port=godot.port,
-        )
-        session = DapSession(config)
-        assert await session.connect(), session.status.as_json()
-        try:
-            await call(session, "terminate", "test", {})  # a game left by an earlier test
-            await asyncio.wait_for(scenario(session), timeout)
-        finally:
-            with contextlib.suppress(Exception):
-                await call(session, "terminate", "test", {})
-            await session.stop()
-
-    asyncio.run(main())
+    config = Config(
+        project=str(godot.project),
+        link_port=None,
+        link_token="",
+        serve_port=None,
+        lsp_port=0,
+        dap_port=godot.port,
+    )
+    session = DapSession(config)
+    assert await session.connect(), session.status.as_json()
+    try:
+        await call(session, "terminate", "test", {})  # a game left by an earlier test
+        await asyncio.wait_for(scenario(session), timeout)
+    finally:
+        with contextlib.suppress(Exception):
+            await call(session, "terminate", "test", {})
+        await session.stop()
 
 
 async def launch_and_stop(session: DapSession, agent: str = "alice") -> DebugEvent:
@@ -611,7 +607,7 @@ async def names_and_values(session: DapSession, ref: int) -> dict[str, str]:
     return {v["name"]: v["value"] for v in body["variables"]}
 
 
-def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> None:
+async def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         start = time.monotonic()
         (bp,) = await set_bps(session, "alice", [SUM])
@@ -650,10 +646,10 @@ def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> Non
         result = await call(session, "evaluate", "bob", {"expression": "a * 10 + b"})
         assert result["result"] == "23"
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -> None:
+async def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [DOUBLED])
         await launch_and_stop(session)
@@ -682,10 +678,10 @@ def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -
         await call(session, "next", "alice", {"threadId": 1})
         assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) -> None:
+async def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         before = session.events.latest
@@ -719,10 +715,10 @@ def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) 
         kinds = [e["event"] for e in (await session.wait_events(since, 0))["events"]]
         assert "continued" in kinds
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> None:
+async def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         alice = await set_bps(session, "alice", [SUM])
         bob = await set_bps(session, "bob", [DOUBLED, RETURN_DOUBLED])
@@ -765,10 +761,10 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
         assert [(b["line"], b["verified"]) for b in past] == [(SUM, True), (999, False)]
         assert "past the end" in past[1]["message"]
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None:
+async def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None:
     async def expect(
         session: DapSession, command: str, args: dict[str, Any], status: int, field: str = ""
     ) -> SidecarError:
@@ -829,10 +825,10 @@ def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None
         await call(session, "continue", "alice", {})
         assert session.stopped is None
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
+async def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await session.disconnect()
@@ -845,10 +841,10 @@ def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
         await launch_and_stop(session)
         assert (await where(session))[0] == ("add_numbers", SUM)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_relaunch_while_stopped_still_announces_stops(godot: GodotDap) -> None:
+async def test_relaunch_while_stopped_still_announces_stops(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await launch_and_stop(session)
@@ -857,10 +853,12 @@ def test_relaunch_while_stopped_still_announces_stops(godot: GodotDap) -> None:
         assert stop.body["reason"] == "breakpoint"
         assert (await where(session))[0] == ("add_numbers", SUM)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(godot: GodotDap) -> None:
+async def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(
+    godot: GodotDap,
+) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await session.stop()
@@ -888,7 +886,7 @@ def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(godot: God
                 await raw.request("terminate")
             await raw.disconnect()
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
 # -- issue 11 --------------------------------------------------------------------------
@@ -922,7 +920,7 @@ async def refused(session: DapSession, command: str, args: dict[str, Any]) -> Re
     return err.value
 
 
-def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_stopped(
+async def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_stopped(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
@@ -961,10 +959,10 @@ def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_s
         err = await refused(session, "variables", {"variablesReference": 2})
         assert err.status == 400
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
+async def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
@@ -990,10 +988,10 @@ def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
         assert "continued" not in kinds_since(session, since)
         assert session.stopped is not None and session.stopped.epoch == epoch
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: GodotDap) -> None:
+async def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: GodotDap) -> None:
     async def evaluate(session: DapSession, expression: str) -> dict[str, Any]:
         return await call(session, "evaluate", "alice", {"expression": expression, "frameId": 0})
 
@@ -1015,10 +1013,10 @@ def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: Godot
         # The game's own messages never reach the agents' log.
         assert "godot/custom_data" not in kinds_since(session, 0)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
+async def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await launch_and_stop(session)
@@ -1034,10 +1032,10 @@ def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -
         result = await call(session, "evaluate", "alice", {"expression": "a + b"})
         assert result["result"] == "5"
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
+async def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await launch_until_output(session)
         since = session.events.latest
@@ -1056,10 +1054,10 @@ def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) 
         await asyncio.sleep(1.5)  # the game runs again: its ticks are printed
         assert "output" in kinds_since(session, since)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
+async def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
@@ -1076,10 +1074,10 @@ def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
         assert "stopped" not in kinds_since(session, since)
         assert session.stopped is None
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: GodotDap) -> None:
+async def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "bob", [SUM])
         await set_bps(session, "alice", [SUM, DOUBLED])
@@ -1093,10 +1091,10 @@ def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: Godot
         stop = await next_stop(session, since)
         assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["alice", "carol"])
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap) -> None:
+async def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await set_bps(session, "bob", [DOUBLED])
@@ -1135,10 +1133,10 @@ def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap)
         await asyncio.sleep(2.5)
         assert "stopped" not in kinds_since(session, since)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> None:
+async def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         for name in ("condition", "hitCondition", "logMessage"):
             body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "false"}]}
@@ -1151,10 +1149,10 @@ def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> Non
         assert err.code == "not_a_script" and "not a GDScript file" in err.message
         assert session.breakpoints() == {}
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> None:
+async def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         start = godot.log.stat().st_size
         await set_bps(session, "alice", [SUM, DOUBLED])
@@ -1164,7 +1162,7 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
         printed = godot.log.read_bytes()[start:].decode("utf-8", "replace")
         assert "checksums" not in printed, printed
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
 async def launched_game(session: DapSession) -> psutil.Process:
@@ -1192,7 +1190,7 @@ class GoneEditor(ProcessWatch):
         return True
 
 
-def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap) -> None:
+async def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap) -> None:
     """Once the editor is gone, nobody else would end the game."""
 
     async def scenario(session: DapSession) -> None:
@@ -1205,10 +1203,10 @@ def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap
             with contextlib.suppress(psutil.Error):
                 game.kill()
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDap) -> None:
+async def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDap) -> None:
     """The addon starts a new sidecar when the link drops: a game of a live editor stays
     for it, and so does one when no editor pid is known (a sidecar served directly)."""
 
@@ -1227,10 +1225,10 @@ def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDa
             assert await session.connect(), session.status.as_json()
             await call(session, "terminate", "test", {})
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_relaunch_learns_the_new_games_pid(godot: GodotDap) -> None:
+async def test_issue_11_a_relaunch_learns_the_new_games_pid(godot: GodotDap) -> None:
     """The old game's end must not make the session ignore the new game's `set_pid`."""
 
     async def scenario(session: DapSession) -> None:
@@ -1240,7 +1238,7 @@ def test_issue_11_a_relaunch_learns_the_new_games_pid(godot: GodotDap) -> None:
         first.wait(timeout=5)  # the first game ended
         assert alive(second)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
 PROBE_GD = """extends Node
@@ -1264,7 +1262,7 @@ script = ExtResource("1")
 """
 
 
-def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
+async def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
     godot: GodotDap,
 ) -> None:
     (godot.project / "demo" / "static_probe.gd").write_text(PROBE_GD)
@@ -1289,10 +1287,10 @@ def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
         assert "continued" not in kinds_since(session, stop.seq)
         assert session.stopped is not None
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
+async def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
     """A breakpoint set by file:// URI (with the script's real path) stops the game."""
     uri = (godot.project / "demo" / "main.gd").resolve().as_uri()
 
@@ -1305,4 +1303,4 @@ def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
         assert stop.body["reason"] == "breakpoint" and stop.body["line"] == SUM
         assert stop.body["hit_by"] == ["alice"]
 
-    run(godot, scenario)
+    await run(godot, scenario)
