@@ -29,10 +29,8 @@ from sidecar.config import Config
 from sidecar.errors import RequestError, SidecarError, TransportError
 from sidecar.godot.dap.answers import GodotError, body_or_raise
 from sidecar.godot.dap.breakpoints import FileBreakpoints, SourceBreakpoint, never_stops
-from sidecar.godot.dap.events import DebugEvent, EventLog
+from sidecar.godot.dap.events import DebugEvent
 from sidecar.godot.dap.inspector import frame_keys
-from sidecar.godot.dap.paths import to_project_path, to_res_path
-from sidecar.godot.dap.scheduler import FairScheduler
 from sidecar.godot.dap.session import DapSession
 from sidecar.godot.identity import ProcessWatch, is_game_of
 from sidecar.godot.peer import DapCorrelation, Peer
@@ -66,122 +64,6 @@ async def call(session: DapSession, command: str, agent: str, args: dict[str, An
 
 
 # -- parts, no Godot -------------------------------------------------------------------
-
-
-async def test_event_log_numbers_bounds_and_reports_dropped_events() -> None:
-    log = EventLog(capacity=3)
-    for i in range(5):
-        log.append("output", {"output": f"line {i}"})
-    page = await log.read(since=0, wait=0, limit=10)
-    assert [e["seq"] for e in page["events"]] == [3, 4, 5]
-    assert page["dropped"] == 2
-    assert page["next"] == 5 and page["latest"] == 5
-    page = await log.read(since=3, wait=0, limit=1)
-    assert [e["seq"] for e in page["events"]] == [4]
-    assert page["dropped"] == 0 and page["next"] == 4
-    # A number from before a restart is clamped rather than waiting forever.
-    page = await log.read(since=99, wait=0, limit=10)
-    assert page["events"] == [] and page["next"] == 5
-
-
-async def test_event_log_long_poll_wakes_every_reader_on_append() -> None:
-    log = EventLog()
-    log.append("process")
-    readers = [asyncio.create_task(log.read(since=1, wait=5, limit=10)) for _ in range(3)]
-    await asyncio.sleep(0.1)
-    assert not any(r.done() for r in readers)
-    start = time.monotonic()
-    log.append("stopped", {"reason": "breakpoint"})
-    pages = await asyncio.gather(*readers)
-    assert time.monotonic() - start < 0.5
-    for page in pages:
-        assert [(e["seq"], e["event"]) for e in page["events"]] == [(2, "stopped")]
-    start = time.monotonic()
-    page = await log.read(since=2, wait=0.3, limit=10)
-    assert page["events"] == [] and 0.25 < time.monotonic() - start < 1.0
-
-
-async def test_fair_scheduler_takes_agents_in_turn() -> None:
-    sched = FairScheduler(window=1)
-    order: list[str] = []
-    gate = asyncio.Event()
-
-    async def work(agent: str, hold: bool = False) -> None:
-        async with sched.slot(agent):
-            order.append(agent)
-            if hold:
-                await gate.wait()
-
-    first = asyncio.create_task(work("busy", hold=True))
-    await asyncio.sleep(0)
-    tasks = [asyncio.create_task(work("busy")) for _ in range(4)]
-    await asyncio.sleep(0)
-    tasks += [asyncio.create_task(work("quiet")), asyncio.create_task(work("other"))]
-    await asyncio.sleep(0)
-    assert sched.waiting == 6
-    gate.set()
-    await asyncio.gather(first, *tasks)
-    # One turn each per round, not the busy agent's whole backlog first.
-    assert order == ["busy", "busy", "quiet", "other", "busy", "busy", "busy"]
-
-
-async def test_fair_scheduler_survives_cancelled_waiters() -> None:
-    sched = FairScheduler(window=1)
-    gate = asyncio.Event()
-
-    async def hold() -> None:
-        async with sched.slot("a"):
-            await gate.wait()
-
-    holder = asyncio.create_task(hold())
-    await asyncio.sleep(0)
-    waiter = asyncio.create_task(hold())
-    await asyncio.sleep(0)
-    waiter.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await waiter
-    gate.set()
-    await holder
-    async with sched.slot("b"):
-        pass  # the slot came back: nothing leaked
-
-
-def test_paths_are_converted_and_confined_to_the_project(tmp_path: Path) -> None:
-    project = tmp_path / "proj"
-    (project / "demo").mkdir(parents=True)
-    script = project / "demo" / "main.gd"
-    script.write_text("extends Node\n")
-    (tmp_path / "secret.gd").write_text("")
-    real = str(script.resolve())
-    assert to_project_path(str(project), "res://demo/main.gd") == real
-    assert to_project_path(str(project), "demo/main.gd") == real
-    assert to_project_path(str(project), str(script)) == real
-    assert to_project_path(str(project), "demo/../demo/main.gd") == real
-    assert to_res_path(str(project), real) == "res://demo/main.gd"
-    for outside in ("../secret.gd", str(tmp_path / "secret.gd"), "res://../secret.gd"):
-        with pytest.raises(SidecarError) as err:
-            to_project_path(str(project), outside)
-        assert err.value.status == 403 and err.value.code == "outside_project"
-    os.symlink(tmp_path / "secret.gd", project / "link.gd")
-    with pytest.raises(SidecarError) as err:
-        to_project_path(str(project), "res://link.gd")
-    assert err.value.status == 403
-    with pytest.raises(SidecarError) as err:
-        to_project_path(str(project), "res://demo/missing.gd")
-    assert err.value.status == 404 and err.value.code == "not_found"
-
-
-def test_issue_12_file_uris_name_breakpoint_files(tmp_path: Path) -> None:
-    """The README promises file:// everywhere; setBreakpoints refused it with a 400."""
-    script = tmp_path / "proj" / "my game" / "main.gd"
-    script.parent.mkdir(parents=True)
-    script.write_text("extends Node\n")
-    uri = "file://" + str(script).replace(" ", "%20")
-    assert to_project_path(str(tmp_path / "proj"), uri) == str(script.resolve())
-    with pytest.raises(SidecarError) as err:
-        to_project_path(str(tmp_path / "proj"), "res://my game/main.gd", script=False)
-        to_project_path(str(tmp_path / "proj"), "res://my game/scene.tscn", script=True)
-    assert (err.value.status, err.value.code) == (400, "not_a_script")
 
 
 def test_godot_failures_map_to_statuses_with_its_message() -> None:
