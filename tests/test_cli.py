@@ -614,6 +614,8 @@ def _shell(fake: FakeBridge, pipeline: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# slow: each starts bash and a Python process (a real pipe into a real `head`).
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [

@@ -29,10 +29,8 @@ from sidecar.config import Config
 from sidecar.errors import RequestError, SidecarError, TransportError
 from sidecar.godot.dap.answers import GodotError, body_or_raise
 from sidecar.godot.dap.breakpoints import FileBreakpoints, SourceBreakpoint, never_stops
-from sidecar.godot.dap.events import DebugEvent, EventLog
+from sidecar.godot.dap.events import DebugEvent
 from sidecar.godot.dap.inspector import frame_keys
-from sidecar.godot.dap.paths import to_project_path, to_res_path
-from sidecar.godot.dap.scheduler import FairScheduler
 from sidecar.godot.dap.session import DapSession
 from sidecar.godot.identity import ProcessWatch, is_game_of
 from sidecar.godot.peer import DapCorrelation, Peer
@@ -66,134 +64,6 @@ async def call(session: DapSession, command: str, agent: str, args: dict[str, An
 
 
 # -- parts, no Godot -------------------------------------------------------------------
-
-
-def test_event_log_numbers_bounds_and_reports_dropped_events() -> None:
-    async def scenario() -> None:
-        log = EventLog(capacity=3)
-        for i in range(5):
-            log.append("output", {"output": f"line {i}"})
-        page = await log.read(since=0, wait=0, limit=10)
-        assert [e["seq"] for e in page["events"]] == [3, 4, 5]
-        assert page["dropped"] == 2
-        assert page["next"] == 5 and page["latest"] == 5
-        page = await log.read(since=3, wait=0, limit=1)
-        assert [e["seq"] for e in page["events"]] == [4]
-        assert page["dropped"] == 0 and page["next"] == 4
-        # A number from before a restart is clamped rather than waiting forever.
-        page = await log.read(since=99, wait=0, limit=10)
-        assert page["events"] == [] and page["next"] == 5
-
-    asyncio.run(scenario())
-
-
-def test_event_log_long_poll_wakes_every_reader_on_append() -> None:
-    async def scenario() -> None:
-        log = EventLog()
-        log.append("process")
-        readers = [asyncio.create_task(log.read(since=1, wait=5, limit=10)) for _ in range(3)]
-        await asyncio.sleep(0.1)
-        assert not any(r.done() for r in readers)
-        start = time.monotonic()
-        log.append("stopped", {"reason": "breakpoint"})
-        pages = await asyncio.gather(*readers)
-        assert time.monotonic() - start < 0.5
-        for page in pages:
-            assert [(e["seq"], e["event"]) for e in page["events"]] == [(2, "stopped")]
-        start = time.monotonic()
-        page = await log.read(since=2, wait=0.3, limit=10)
-        assert page["events"] == [] and 0.25 < time.monotonic() - start < 1.0
-
-    asyncio.run(scenario())
-
-
-def test_fair_scheduler_takes_agents_in_turn() -> None:
-    async def scenario() -> None:
-        sched = FairScheduler(window=1)
-        order: list[str] = []
-        gate = asyncio.Event()
-
-        async def work(agent: str, hold: bool = False) -> None:
-            async with sched.slot(agent):
-                order.append(agent)
-                if hold:
-                    await gate.wait()
-
-        first = asyncio.create_task(work("busy", hold=True))
-        await asyncio.sleep(0)
-        tasks = [asyncio.create_task(work("busy")) for _ in range(4)]
-        await asyncio.sleep(0)
-        tasks += [asyncio.create_task(work("quiet")), asyncio.create_task(work("other"))]
-        await asyncio.sleep(0)
-        assert sched.waiting == 6
-        gate.set()
-        await asyncio.gather(first, *tasks)
-        # One turn each per round, not the busy agent's whole backlog first.
-        assert order == ["busy", "busy", "quiet", "other", "busy", "busy", "busy"]
-
-    asyncio.run(scenario())
-
-
-def test_fair_scheduler_survives_cancelled_waiters() -> None:
-    async def scenario() -> None:
-        sched = FairScheduler(window=1)
-        gate = asyncio.Event()
-
-        async def hold() -> None:
-            async with sched.slot("a"):
-                await gate.wait()
-
-        holder = asyncio.create_task(hold())
-        await asyncio.sleep(0)
-        waiter = asyncio.create_task(hold())
-        await asyncio.sleep(0)
-        waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
-        gate.set()
-        await holder
-        async with sched.slot("b"):
-            pass  # the slot came back: nothing leaked
-
-    asyncio.run(scenario())
-
-
-def test_paths_are_converted_and_confined_to_the_project(tmp_path: Path) -> None:
-    project = tmp_path / "proj"
-    (project / "demo").mkdir(parents=True)
-    script = project / "demo" / "main.gd"
-    script.write_text("extends Node\n")
-    (tmp_path / "secret.gd").write_text("")
-    real = str(script.resolve())
-    assert to_project_path(str(project), "res://demo/main.gd") == real
-    assert to_project_path(str(project), "demo/main.gd") == real
-    assert to_project_path(str(project), str(script)) == real
-    assert to_project_path(str(project), "demo/../demo/main.gd") == real
-    assert to_res_path(str(project), real) == "res://demo/main.gd"
-    for outside in ("../secret.gd", str(tmp_path / "secret.gd"), "res://../secret.gd"):
-        with pytest.raises(SidecarError) as err:
-            to_project_path(str(project), outside)
-        assert err.value.status == 403 and err.value.code == "outside_project"
-    os.symlink(tmp_path / "secret.gd", project / "link.gd")
-    with pytest.raises(SidecarError) as err:
-        to_project_path(str(project), "res://link.gd")
-    assert err.value.status == 403
-    with pytest.raises(SidecarError) as err:
-        to_project_path(str(project), "res://demo/missing.gd")
-    assert err.value.status == 404 and err.value.code == "not_found"
-
-
-def test_issue_12_file_uris_name_breakpoint_files(tmp_path: Path) -> None:
-    """The README promises file:// everywhere; setBreakpoints refused it with a 400."""
-    script = tmp_path / "proj" / "my game" / "main.gd"
-    script.parent.mkdir(parents=True)
-    script.write_text("extends Node\n")
-    uri = "file://" + str(script).replace(" ", "%20")
-    assert to_project_path(str(tmp_path / "proj"), uri) == str(script.resolve())
-    with pytest.raises(SidecarError) as err:
-        to_project_path(str(tmp_path / "proj"), "res://my game/main.gd", script=False)
-        to_project_path(str(tmp_path / "proj"), "res://my game/scene.tscn", script=True)
-    assert (err.value.status, err.value.code) == (400, "not_a_script")
 
 
 def test_godot_failures_map_to_statuses_with_its_message() -> None:
@@ -248,82 +118,70 @@ def test_issue_11_frames_compare_by_function_and_script() -> None:
     assert frame_keys([frame("g", "/p/c.gd", 9)]) != frame_keys(before[1:])
 
 
-def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> None:
+async def test_issue_11_bad_arguments_are_400_before_the_adapter_is_asked_for() -> None:
     """A session that never connected: a malformed request is a 400 naming the field, a
     well-formed one the 503 of an absent adapter (and nothing of it is kept)."""
-
-    async def scenario() -> None:
-        config = Config(
-            project=str(REPO),
-            link_port=None,
-            link_token="",
-            serve_port=None,
-            lsp_port=0,
-            dap_port=free_port(),  # nothing listens there
-        )
-        session = DapSession(config)
-        for command, args, field in (
-            ("setBreakpoints", {"source": 5}, "source"),
-            ("evaluate", {"frameId": "x", "expression": "a"}, "frameId"),
-            ("variables", {}, "variablesReference"),
-            ("next", {"threadId": "1"}, "threadId"),
-        ):
-            with pytest.raises(RequestError) as err:
-                await call(session, command, "alice", args)
-            assert err.value.status == 400 and err.value.details["field"] == field, command
-        good = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
-        for command, args in (("setBreakpoints", good), ("terminate", {})):
-            with pytest.raises(TransportError) as unavailable:
-                await call(session, command, "alice", args)
-            assert unavailable.value.status == 503, command
-        assert session.breakpoints() == {}
-
-    asyncio.run(scenario())
+    config = Config(
+        project=str(REPO),
+        link_port=None,
+        link_token="",
+        serve_port=None,
+        lsp_port=0,
+        dap_port=free_port(),  # nothing listens there
+    )
+    session = DapSession(config)
+    for command, args, field in (
+        ("setBreakpoints", {"source": 5}, "source"),
+        ("evaluate", {"frameId": "x", "expression": "a"}, "frameId"),
+        ("variables", {}, "variablesReference"),
+        ("next", {"threadId": "1"}, "threadId"),
+    ):
+        with pytest.raises(RequestError) as err:
+            await call(session, command, "alice", args)
+        assert err.value.status == 400 and err.value.details["field"] == field, command
+    good = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
+    for command, args in (("setBreakpoints", good), ("terminate", {})):
+        with pytest.raises(TransportError) as unavailable:
+            await call(session, command, "alice", args)
+        assert unavailable.value.status == 503, command
+    assert session.breakpoints() == {}
 
 
-def test_issue_12_bad_breakpoint_lines_are_400s_naming_the_field() -> None:
+async def test_issue_12_bad_breakpoint_lines_are_400s_naming_the_field() -> None:
     """Checked by the operation's declaration, whatever the adapter's state; DAP's older
     `lines` form names the item itself (it was `lines[0].line`)."""
-
-    async def scenario() -> None:
-        session = offline_session()
-        for body, field in (
-            ({"source": {"path": MAIN}, "breakpoints": [{"line": 0}]}, "breakpoints[0].line"),
-            ({"source": {"path": MAIN}, "breakpoints": [{"line": "3"}]}, "breakpoints[0].line"),
-            ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.5}]}, "breakpoints[0].line"),
-            ({"source": {"path": MAIN}, "lines": [SUM, 0]}, "lines[1]"),
-            ({"source": {"path": ""}}, "source.path"),
-        ):
-            with pytest.raises(RequestError) as err:
-                await call(session, "setBreakpoints", "alice", body)
-            assert err.value.status == 400 and err.value.details["field"] == field, body
-            assert field in err.value.message
-        assert session.breakpoints() == {}
-
-    asyncio.run(scenario())
+    session = offline_session()
+    for body, field in (
+        ({"source": {"path": MAIN}, "breakpoints": [{"line": 0}]}, "breakpoints[0].line"),
+        ({"source": {"path": MAIN}, "breakpoints": [{"line": "3"}]}, "breakpoints[0].line"),
+        ({"source": {"path": MAIN}, "breakpoints": [{"line": 3.5}]}, "breakpoints[0].line"),
+        ({"source": {"path": MAIN}, "lines": [SUM, 0]}, "lines[1]"),
+        ({"source": {"path": ""}}, "source.path"),
+    ):
+        with pytest.raises(RequestError) as err:
+            await call(session, "setBreakpoints", "alice", body)
+        assert err.value.status == 400 and err.value.details["field"] == field, body
+        assert field in err.value.message
+    assert session.breakpoints() == {}
 
 
-def test_issue_12_conditions_are_refused_as_declared() -> None:
+async def test_issue_12_conditions_are_refused_as_declared() -> None:
     """The declaration says condition, hitCondition and logMessage are refused, and they
     are: for REST and MCP alike (one parse), before the adapter is asked for."""
     fields = debug_api.SourceBreakpoint.model_json_schema()["properties"]
-
-    async def scenario() -> None:
-        session = offline_session()
-        for name in ("condition", "hitCondition", "logMessage"):
-            assert "refused" in fields[name]["description"]
-            body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "x"}]}
-            with pytest.raises(RequestError) as err:
-                await call(session, "setBreakpoints", "alice", body)
-            assert err.value.status == 400
-            assert err.value.details["field"] == f"breakpoints[0].{name}"
-            assert "not supported" in err.value.message
-        # null is absent, as DAP clients send it.
-        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, "condition": None}]}
-        with pytest.raises(TransportError):
+    session = offline_session()
+    for name in ("condition", "hitCondition", "logMessage"):
+        assert "refused" in fields[name]["description"]
+        body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "x"}]}
+        with pytest.raises(RequestError) as err:
             await call(session, "setBreakpoints", "alice", body)
-
-    asyncio.run(scenario())
+        assert err.value.status == 400
+        assert err.value.details["field"] == f"breakpoints[0].{name}"
+        assert "not supported" in err.value.message
+    # null is absent, as DAP clients send it.
+    body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, "condition": None}]}
+    with pytest.raises(TransportError):
+        await call(session, "setBreakpoints", "alice", body)
 
 
 def test_issue_12_the_dap_session_imports_nothing_of_the_web_or_api_layers() -> None:
@@ -359,22 +217,18 @@ def offline_session(**config: Any) -> DapSession:
     )
 
 
-def test_issue_11_negative_frame_and_reference_are_400_whatever_the_state() -> None:
+async def test_issue_11_negative_frame_and_reference_are_400_whatever_the_state() -> None:
     """Checked in the parse half: a 400 even where the adapter is away (or the game runs)."""
-
-    async def scenario() -> None:
-        session = offline_session()
-        for command, args, field in (
-            ("scopes", {"frameId": -1}, "frameId"),
-            ("evaluate", {"expression": "a", "frameId": -2}, "frameId"),
-            ("variables", {"variablesReference": 0}, "variablesReference"),
-            ("variables", {"variablesReference": -5}, "variablesReference"),
-        ):
-            with pytest.raises(RequestError) as err:
-                await call(session, command, "alice", args)
-            assert err.value.status == 400 and err.value.details["field"] == field, args
-
-    asyncio.run(scenario())
+    session = offline_session()
+    for command, args, field in (
+        ("scopes", {"frameId": -1}, "frameId"),
+        ("evaluate", {"expression": "a", "frameId": -2}, "frameId"),
+        ("variables", {"variablesReference": 0}, "variablesReference"),
+        ("variables", {"variablesReference": -5}, "variablesReference"),
+    ):
+        with pytest.raises(RequestError) as err:
+            await call(session, command, "alice", args)
+        assert err.value.status == 400 and err.value.details["field"] == field, args
 
 
 def stopped_at(line: int) -> dict[str, Any]:
@@ -382,119 +236,105 @@ def stopped_at(line: int) -> dict[str, Any]:
     return {"type": "event", "event": "stopped", "body": body}
 
 
-def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_place() -> None:
+async def test_issue_11_two_close_breakpoint_stops_are_each_announced_with_their_own_place() -> (
+    None
+):
     """Stop 1's trace is still being read when stop 2 comes: stop 1 must not take stop 2's
     place, and stop 2 gets its own place (not Godot's raw event)."""
+    session = offline_session()
+    script = str(REPO / "demo" / "main.gd")
+    release = asyncio.Event()
 
-    async def scenario() -> None:
-        session = offline_session()
-        script = str(REPO / "demo" / "main.gd")
-        release = asyncio.Event()
+    async def trace(agent: str, thread: int) -> dict[str, Any]:
+        await release.wait()  # Godot answers after stop 2 came in
+        stop = session.game.stop
+        assert stop is not None
+        frame = {"name": "f", "line": stop.body["at"], "source": {"path": script}}
+        return {"stackFrames": [frame]}
 
-        async def trace(agent: str, thread: int) -> dict[str, Any]:
-            await release.wait()  # Godot answers after stop 2 came in
-            stop = session.game.stop
-            assert stop is not None
-            frame = {"name": "f", "line": stop.body["at"], "source": {"path": script}}
-            return {"stackFrames": [frame]}
-
-        session.inspector.trace = trace  # type: ignore[method-assign]
-        session._on_event(stopped_at(SUM))
-        session._on_event({"type": "event", "event": "output", "body": {"output": "x"}})
-        session._on_event(stopped_at(RETURN_SUM))
-        release.set()
-        for _ in range(100):
-            if session._held is None and session.events.latest >= 3:
-                break
-            await asyncio.sleep(0.01)
-        events = [(e.event, e.body) for e in session.events.after(0)[0]]
-        assert [name for name, _ in events] == ["stopped", "output", "stopped"]
-        first, last = events[0][1], events[2][1]
-        # Stop 1 ran on before its place could be read: announced without one.
-        assert "line" not in first and first["hitBreakpointIds"] == [] == first["hit_by"]
-        assert last["line"] == RETURN_SUM and last["source"]["path"] == MAIN
-        assert last["hitBreakpointIds"] == [session.book.breakpoint_id(script, RETURN_SUM)]
-
-    asyncio.run(scenario())
+    session.inspector.trace = trace  # type: ignore[method-assign]
+    session._on_event(stopped_at(SUM))
+    session._on_event({"type": "event", "event": "output", "body": {"output": "x"}})
+    session._on_event(stopped_at(RETURN_SUM))
+    release.set()
+    for _ in range(100):
+        if session._held is None and session.events.latest >= 3:
+            break
+        await asyncio.sleep(0.01)
+    events = [(e.event, e.body) for e in session.events.after(0)[0]]
+    assert [name for name, _ in events] == ["stopped", "output", "stopped"]
+    first, last = events[0][1], events[2][1]
+    # Stop 1 ran on before its place could be read: announced without one.
+    assert "line" not in first and first["hitBreakpointIds"] == [] == first["hit_by"]
+    assert last["line"] == RETURN_SUM and last["source"]["path"] == MAIN
+    assert last["hitBreakpointIds"] == [session.book.breakpoint_id(script, RETURN_SUM)]
 
 
-def test_issue_11_a_lost_link_cancels_the_search_for_its_stop() -> None:
-    async def scenario() -> None:
-        session = offline_session()
-        recovering = session._spawn(asyncio.sleep(30))
-        session._recovering = recovering
-        session._on_lost("gone")
-        await asyncio.sleep(0)
-        assert recovering.cancelled()
-
-    asyncio.run(scenario())
+async def test_issue_11_a_lost_link_cancels_the_search_for_its_stop() -> None:
+    session = offline_session()
+    recovering = session._spawn(asyncio.sleep(30))
+    session._recovering = recovering
+    session._on_lost("gone")
+    await asyncio.sleep(0)
+    assert recovering.cancelled()
 
 
-def test_issue_11_an_evaluation_error_is_found_past_the_redraws_of_a_stopped_game() -> None:
-    async def scenario() -> None:
-        session = offline_session()
-        data = session.custom_data
-        data.append("set_pid", {"data": [1]})
-        since = data.latest
-        data.append("evaluation_return", {"data": ["1 +", 0, "", None]})
-        data.append("servers:drawn", {"data": []})
-        data.append("performance:profile_frame", {"data": []})
-        data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "parse error", False]})
-        assert await session.inspector.evaluation_error("1 +", since) == "parse error"
-        # A real null: the game moved on to something else.
-        since = data.latest
-        data.append("evaluation_return", {"data": ["n", 0, "", None]})
-        data.append("servers:drawn", {"data": []})
-        data.append("output", {"data": []})
-        data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "later", False]})
-        assert await session.inspector.evaluation_error("n", since) is None
-
-    asyncio.run(scenario())
+async def test_issue_11_an_evaluation_error_is_found_past_the_redraws_of_a_stopped_game() -> None:
+    session = offline_session()
+    data = session.custom_data
+    data.append("set_pid", {"data": [1]})
+    since = data.latest
+    data.append("evaluation_return", {"data": ["1 +", 0, "", None]})
+    data.append("servers:drawn", {"data": []})
+    data.append("performance:profile_frame", {"data": []})
+    data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "parse error", False]})
+    assert await session.inspector.evaluation_error("1 +", since) == "parse error"
+    # A real null: the game moved on to something else.
+    since = data.latest
+    data.append("evaluation_return", {"data": ["n", 0, "", None]})
+    data.append("servers:drawn", {"data": []})
+    data.append("output", {"data": []})
+    data.append("error", {"data": [0, 0, 0, 0, "", "", 0, "", "later", False]})
+    assert await session.inspector.evaluation_error("n", since) is None
 
 
-def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Path) -> None:
+async def test_issue_11_breakpoints_of_a_closing_connection_are_not_kept(tmp_path: Path) -> None:
     """A setBreakpoints of a connection waiting on the file's lock when it closes."""
+    session = offline_session()
+    sent: list[dict[str, Any]] = []
 
-    async def scenario() -> None:
-        session = offline_session()
-        sent: list[dict[str, Any]] = []
+    async def godot(agent: str, command: str, arguments: Any) -> dict[str, Any]:
+        sent.append(arguments)
+        return {"breakpoints": []}
 
-        async def godot(agent: str, command: str, arguments: Any) -> dict[str, Any]:
-            sent.append(arguments)
-            return {"breakpoints": []}
-
-        session._godot = godot  # type: ignore[method-assign]
-        script = str(REPO / "demo" / "main.gd")
-        session.book.files[script] = bps = FileBreakpoints()
-        agent = Agent(7, "peer")
-        async with bps.lock:
-            wanted = [SourceBreakpoint(SUM)]
-            setting = asyncio.ensure_future(session.book.set(agent.identity, script, wanted))
-            await asyncio.sleep(0.05)
-            session.agent_left(agent)
-        await setting
-        for _ in range(50):
-            if not session._tasks:
-                break
-            await asyncio.sleep(0.01)
-        assert session.breakpoints() == {}
-        assert sent[-1]["breakpoints"] == []
-
-    asyncio.run(scenario())
+    session._godot = godot  # type: ignore[method-assign]
+    script = str(REPO / "demo" / "main.gd")
+    session.book.files[script] = bps = FileBreakpoints()
+    agent = Agent(7, "peer")
+    async with bps.lock:
+        wanted = [SourceBreakpoint(SUM)]
+        setting = asyncio.ensure_future(session.book.set(agent.identity, script, wanted))
+        await asyncio.sleep(0.05)
+        session.agent_left(agent)
+    await setting
+    for _ in range(50):
+        if not session._tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert session.breakpoints() == {}
+    assert sent[-1]["breakpoints"] == []
 
 
-def test_issue_11_an_end_nobody_saw_is_not_inferred() -> None:
+# slow: with no game to watch, the session waits out TERMINATE_WAIT (2 s) before giving up.
+@pytest.mark.slow
+async def test_issue_11_an_end_nobody_saw_is_not_inferred() -> None:
     """No `set_pid` and no editor pid to find the game by: the bridge cannot tell that the
     game ended, so it keeps saying it runs rather than announce an end that did not happen."""
-
-    async def scenario() -> None:
-        session = offline_session()
-        session.game.running = True
-        await session._confirm_end(session.events.latest, None, "alice", session.game.launches)
-        assert session.running
-        assert session.events.latest == 0
-
-    asyncio.run(scenario())
+    session = offline_session()
+    session.game.running = True
+    await session._confirm_end(session.events.latest, None, "alice", session.game.launches)
+    assert session.running
+    assert session.events.latest == 0
 
 
 def test_issue_11_only_this_editors_game_on_this_project_is_ended() -> None:
@@ -506,7 +346,7 @@ def test_issue_11_only_this_editors_game_on_this_project_is_ended() -> None:
     assert not is_game_of(game[:-2], str(REPO))
 
 
-def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyPatch) -> None:
     """The game went after SIGTERM and its pid went to another process: no SIGKILL."""
     game = ["/bin/godot", "--path", str(REPO), "--remote-debug", "tcp://127.0.0.1:6007"]
     lines = iter([game, ["/usr/bin/vim"], ["/usr/bin/vim"]])
@@ -514,7 +354,7 @@ def test_issue_11_a_reused_pid_gets_no_second_signal(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(game_module, "GAME_KILL_WAIT", 0.05)
     monkeypatch.setattr(game_module.os, "kill", lambda pid, sig: signals.append(sig))
     signals: list[int] = []
-    assert asyncio.run(game_module.end_game_process(4242, str(REPO)))
+    assert await game_module.end_game_process(4242, str(REPO))
     assert signals == [signal.SIGTERM]
 
 
@@ -594,29 +434,25 @@ def godot(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[
 Scenario = Callable[[DapSession], Awaitable[None]]
 
 
-def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
+async def run(godot: GodotDap, scenario: Scenario, timeout: float = 40) -> None:
     """A fresh session for one scenario; the game is ended whatever happens."""
-
-    async def main() -> None:
-        config = Config(
-            project=str(godot.project),
-            link_port=None,
-            link_token="",
-            serve_port=None,
-            lsp_port=0,
-            dap_port=godot.port,
-        )
-        session = DapSession(config)
-        assert await session.connect(), session.status.as_json()
-        try:
-            await call(session, "terminate", "test", {})  # a game left by an earlier test
-            await asyncio.wait_for(scenario(session), timeout)
-        finally:
-            with contextlib.suppress(Exception):
-                await call(session, "terminate", "test", {})
-            await session.stop()
-
-    asyncio.run(main())
+    config = Config(
+        project=str(godot.project),
+        link_port=None,
+        link_token="",
+        serve_port=None,
+        lsp_port=0,
+        dap_port=godot.port,
+    )
+    session = DapSession(config)
+    assert await session.connect(), session.status.as_json()
+    try:
+        await call(session, "terminate", "test", {})  # a game left by an earlier test
+        await asyncio.wait_for(scenario(session), timeout)
+    finally:
+        with contextlib.suppress(Exception):
+            await call(session, "terminate", "test", {})
+        await session.stop()
 
 
 async def launch_and_stop(session: DapSession, agent: str = "alice") -> DebugEvent:
@@ -653,7 +489,7 @@ async def names_and_values(session: DapSession, ref: int) -> dict[str, str]:
     return {v["name"]: v["value"] for v in body["variables"]}
 
 
-def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> None:
+async def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         start = time.monotonic()
         (bp,) = await set_bps(session, "alice", [SUM])
@@ -692,10 +528,10 @@ def test_breakpoint_stop_stack_scopes_variables_evaluate(godot: GodotDap) -> Non
         result = await call(session, "evaluate", "bob", {"expression": "a * 10 + b"})
         assert result["result"] == "23"
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -> None:
+async def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [DOUBLED])
         await launch_and_stop(session)
@@ -724,10 +560,10 @@ def test_next_step_in_and_step_out_move_to_the_expected_lines(godot: GodotDap) -
         await call(session, "next", "alice", {"threadId": 1})
         assert (await where(session))[0] == ("twice", RETURN_DOUBLED)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) -> None:
+async def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         before = session.events.latest
@@ -761,10 +597,10 @@ def test_continue_resumes_and_game_output_reaches_every_reader(godot: GodotDap) 
         kinds = [e["event"] for e in (await session.wait_events(since, 0))["events"]]
         assert "continued" in kinds
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> None:
+async def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         alice = await set_bps(session, "alice", [SUM])
         bob = await set_bps(session, "bob", [DOUBLED, RETURN_DOUBLED])
@@ -807,10 +643,10 @@ def test_two_agents_breakpoints_in_one_file_do_not_clobber(godot: GodotDap) -> N
         assert [(b["line"], b["verified"]) for b in past] == [(SUM, True), (999, False)]
         assert "past the end" in past[1]["message"]
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None:
+async def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None:
     async def expect(
         session: DapSession, command: str, args: dict[str, Any], status: int, field: str = ""
     ) -> SidecarError:
@@ -871,10 +707,10 @@ def test_409_while_not_stopped_and_400_naming_the_field(godot: GodotDap) -> None
         await call(session, "continue", "alice", {})
         assert session.stopped is None
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
+async def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await session.disconnect()
@@ -887,10 +723,10 @@ def test_reconnect_puts_the_agents_breakpoints_back(godot: GodotDap) -> None:
         await launch_and_stop(session)
         assert (await where(session))[0] == ("add_numbers", SUM)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_relaunch_while_stopped_still_announces_stops(godot: GodotDap) -> None:
+async def test_relaunch_while_stopped_still_announces_stops(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await launch_and_stop(session)
@@ -899,10 +735,12 @@ def test_relaunch_while_stopped_still_announces_stops(godot: GodotDap) -> None:
         assert stop.body["reason"] == "breakpoint"
         assert (await where(session))[0] == ("add_numbers", SUM)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(godot: GodotDap) -> None:
+async def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(
+    godot: GodotDap,
+) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await session.stop()
@@ -930,7 +768,7 @@ def test_stopping_the_session_takes_its_breakpoints_out_of_the_editor(godot: God
                 await raw.request("terminate")
             await raw.disconnect()
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
 # -- issue 11 --------------------------------------------------------------------------
@@ -964,7 +802,7 @@ async def refused(session: DapSession, command: str, args: dict[str, Any]) -> Re
     return err.value
 
 
-def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_stopped(
+async def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_stopped(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
@@ -1003,10 +841,10 @@ def test_issue_11_bad_frame_or_reference_is_refused_at_once_and_the_game_stays_s
         err = await refused(session, "variables", {"variablesReference": 2})
         assert err.status == 400
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
+async def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
@@ -1032,10 +870,10 @@ def test_issue_11_a_pause_is_one_stop_and_evaluate_without_frames_is_409(
         assert "continued" not in kinds_since(session, since)
         assert session.stopped is not None and session.stopped.epoch == epoch
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: GodotDap) -> None:
+async def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: GodotDap) -> None:
     async def evaluate(session: DapSession, expression: str) -> dict[str, Any]:
         return await call(session, "evaluate", "alice", {"expression": expression, "frameId": 0})
 
@@ -1057,10 +895,10 @@ def test_issue_11_failed_evaluations_are_errors_with_godots_message(godot: Godot
         # The game's own messages never reach the agents' log.
         assert "godot/custom_data" not in kinds_since(session, 0)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
+async def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await launch_and_stop(session)
@@ -1076,10 +914,10 @@ def test_issue_11_a_stop_found_after_a_reconnect_is_announced(godot: GodotDap) -
         result = await call(session, "evaluate", "alice", {"expression": "a + b"})
         assert result["result"] == "5"
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
+async def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await launch_until_output(session)
         since = session.events.latest
@@ -1098,10 +936,10 @@ def test_issue_11_a_pause_found_after_a_reconnect_is_announced(godot: GodotDap) 
         await asyncio.sleep(1.5)  # the game runs again: its ticks are printed
         assert "output" in kinds_since(session, since)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
+async def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
     godot: GodotDap,
 ) -> None:
     async def scenario(session: DapSession) -> None:
@@ -1118,10 +956,10 @@ def test_issue_11_a_running_game_is_not_taken_for_stopped_after_a_reconnect(
         assert "stopped" not in kinds_since(session, since)
         assert session.stopped is None
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: GodotDap) -> None:
+async def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "bob", [SUM])
         await set_bps(session, "alice", [SUM, DOUBLED])
@@ -1135,10 +973,10 @@ def test_issue_11_stopped_names_the_agents_whose_breakpoint_was_hit(godot: Godot
         stop = await next_stop(session, since)
         assert (stop.body["line"], stop.body["hit_by"]) == (DOUBLED, ["alice", "carol"])
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap) -> None:
+async def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         await set_bps(session, "alice", [SUM])
         await set_bps(session, "bob", [DOUBLED])
@@ -1177,10 +1015,10 @@ def test_issue_11_forgotten_and_cleared_breakpoints_leave_godot(godot: GodotDap)
         await asyncio.sleep(2.5)
         assert "stopped" not in kinds_since(session, since)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> None:
+async def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         for name in ("condition", "hitCondition", "logMessage"):
             body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM, name: "false"}]}
@@ -1193,10 +1031,10 @@ def test_issue_11_conditions_and_non_scripts_are_refused(godot: GodotDap) -> Non
         assert err.code == "not_a_script" and "not a GDScript file" in err.message
         assert session.breakpoints() == {}
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> None:
+async def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> None:
     async def scenario(session: DapSession) -> None:
         start = godot.log.stat().st_size
         await set_bps(session, "alice", [SUM, DOUBLED])
@@ -1206,7 +1044,7 @@ def test_issue_11_set_breakpoints_sends_what_godot_reads(godot: GodotDap) -> Non
         printed = godot.log.read_bytes()[start:].decode("utf-8", "replace")
         assert "checksums" not in printed, printed
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
 async def launched_game(session: DapSession) -> psutil.Process:
@@ -1234,7 +1072,7 @@ class GoneEditor(ProcessWatch):
         return True
 
 
-def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap) -> None:
+async def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap) -> None:
     """Once the editor is gone, nobody else would end the game."""
 
     async def scenario(session: DapSession) -> None:
@@ -1247,10 +1085,10 @@ def test_issue_11_stopping_the_session_ends_the_game_it_launched(godot: GodotDap
             with contextlib.suppress(psutil.Error):
                 game.kill()
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDap) -> None:
+async def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDap) -> None:
     """The addon starts a new sidecar when the link drops: a game of a live editor stays
     for it, and so does one when no editor pid is known (a sidecar served directly)."""
 
@@ -1269,10 +1107,10 @@ def test_issue_11_a_sidecar_leaving_a_live_editor_leaves_the_game(godot: GodotDa
             assert await session.connect(), session.status.as_json()
             await call(session, "terminate", "test", {})
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_11_a_relaunch_learns_the_new_games_pid(godot: GodotDap) -> None:
+async def test_issue_11_a_relaunch_learns_the_new_games_pid(godot: GodotDap) -> None:
     """The old game's end must not make the session ignore the new game's `set_pid`."""
 
     async def scenario(session: DapSession) -> None:
@@ -1282,7 +1120,7 @@ def test_issue_11_a_relaunch_learns_the_new_games_pid(godot: GodotDap) -> None:
         first.wait(timeout=5)  # the first game ended
         assert alive(second)
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
 PROBE_GD = """extends Node
@@ -1306,7 +1144,7 @@ script = ExtResource("1")
 """
 
 
-def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
+async def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
     godot: GodotDap,
 ) -> None:
     (godot.project / "demo" / "static_probe.gd").write_text(PROBE_GD)
@@ -1331,10 +1169,10 @@ def test_issue_11_evaluate_in_a_static_frame_is_refused_without_resuming(
         assert "continued" not in kinds_since(session, stop.seq)
         assert session.stopped is not None
 
-    run(godot, scenario)
+    await run(godot, scenario)
 
 
-def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
+async def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
     """A breakpoint set by file:// URI (with the script's real path) stops the game."""
     uri = (godot.project / "demo" / "main.gd").resolve().as_uri()
 
@@ -1347,4 +1185,4 @@ def test_issue_12_file_uri_breakpoints_stop_the_game(godot: GodotDap) -> None:
         assert stop.body["reason"] == "breakpoint" and stop.body["line"] == SUM
         assert stop.body["hit_by"] == ["alice"]
 
-    run(godot, scenario)
+    await run(godot, scenario)

@@ -79,21 +79,18 @@ class Agent:
 Scenario = Callable[[Callable[[str], Agent]], Awaitable[None]]
 
 
-def run(base: str, scenario: Scenario) -> None:
-    async def main() -> None:
-        async with aiohttp.ClientSession() as http:
+async def run(base: str, scenario: Scenario) -> None:
+    async with aiohttp.ClientSession() as http:
 
-            def agent(name: str) -> Agent:
-                return Agent(http, base, name)
+        def agent(name: str) -> Agent:
+            return Agent(http, base, name)
 
-            try:
-                await wait_connected(agent("setup"))
-                await scenario(agent)
-            finally:
-                with contextlib.suppress(Exception):
-                    await agent("cleanup").call("POST", "/debug/terminate", {})
-
-    asyncio.run(main())
+        try:
+            await wait_connected(agent("setup"))
+            await scenario(agent)
+        finally:
+            with contextlib.suppress(Exception):
+                await agent("cleanup").call("POST", "/debug/terminate", {})
 
 
 async def wait_connected(agent: Agent, timeout: float = 30) -> dict[str, Any]:
@@ -106,7 +103,7 @@ async def wait_connected(agent: Agent, timeout: float = 30) -> dict[str, Any]:
     raise AssertionError(f"debug adapter never connected: {status['debug_adapter']}")
 
 
-def test_debugging_the_demo_over_http(editor: Editor) -> None:
+async def test_debugging_the_demo_over_http(editor: Editor) -> None:
     async def scenario(agent: Callable[[str], Agent]) -> None:
         alice, bob = agent("alice"), agent("bob")
         status = await alice.status()
@@ -171,10 +168,10 @@ def test_debugging_the_demo_over_http(editor: Editor) -> None:
         assert "demo: total=5" in output
         await alice.ok("POST", "/debug/terminate", {})
 
-    run(editor.base_url, scenario)
+    await run(editor.base_url, scenario)
 
 
-def test_disconnect_and_connect_on_request(editor: Editor) -> None:
+async def test_disconnect_and_connect_on_request(editor: Editor) -> None:
     async def scenario(agent: Callable[[str], Agent]) -> None:
         carol = agent("carol")
         # Agents of the earlier tests may still count as connected: say it is meant (issue 11).
@@ -194,7 +191,7 @@ def test_disconnect_and_connect_on_request(editor: Editor) -> None:
         status, answer, _ = await carol.call("POST", "/connect", {"service": "gdb"})
         assert status == 400 and answer["error"]["field"] == "service"
 
-    run(editor.base_url, scenario)
+    await run(editor.base_url, scenario)
 
 
 class _Forwarder:
@@ -263,7 +260,7 @@ def editor_without_dap(tmp_path: Path, godot_bin: str) -> Iterator[tuple[Editor,
         ed.stop()
 
 
-def test_absent_debug_adapter_is_503_until_it_comes_up(
+async def test_absent_debug_adapter_is_503_until_it_comes_up(
     editor_without_dap: tuple[Editor, _Forwarder],
 ) -> None:
     ed, forwarder = editor_without_dap
@@ -293,14 +290,11 @@ def test_absent_debug_adapter_is_503_until_it_comes_up(
         assert status_now["debug_adapter"]["retry_count"] == 0
         assert (await dave.ok("GET", "/debug/threads"))["threads"][0]["id"] == 1
 
-    async def main() -> None:
-        async with aiohttp.ClientSession() as http:
-            await scenario(http)
-
-    asyncio.run(main())
+    async with aiohttp.ClientSession() as http:
+        await scenario(http)
 
 
-def test_issue_11_malformed_requests_are_400_while_the_adapter_is_away(
+async def test_issue_11_malformed_requests_are_400_while_the_adapter_is_away(
     editor_without_dap: tuple[Editor, _Forwarder],
 ) -> None:
     """Arguments are checked before the adapter's availability: a bad request is a 400
@@ -341,11 +335,8 @@ def test_issue_11_malformed_requests_are_400_while_the_adapter_is_away(
         # Nothing of the refused setBreakpoints was kept.
         assert (await erin.ok("GET", "/debug/breakpoints"))["breakpoints"] == {}
 
-    async def main() -> None:
-        async with aiohttp.ClientSession() as http:
-            await scenario(http)
-
-    asyncio.run(main())
+    async with aiohttp.ClientSession() as http:
+        await scenario(http)
 
 
 # -- issue 11 --------------------------------------------------------------------------
@@ -373,7 +364,7 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what:
         await asyncio.sleep(0.1)
 
 
-def test_issue_11_breakpoints_of_a_connection_go_when_it_closes(editor: Editor) -> None:
+async def test_issue_11_breakpoints_of_a_connection_go_when_it_closes(editor: Editor) -> None:
     body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
 
     async def scenario(agent: Callable[[str], Agent]) -> None:
@@ -417,10 +408,10 @@ def test_issue_11_breakpoints_of_a_connection_go_when_it_closes(editor: Editor) 
         status, answer, _ = await dora.call("POST", "/debug/clearBreakpoints", {"everyone": True})
         assert status == 400 and answer["error"]["field"] == "source"
 
-    run(editor.base_url, scenario)
+    await run(editor.base_url, scenario)
 
 
-def test_issue_11_a_failed_evaluation_is_422_with_godots_message(editor: Editor) -> None:
+async def test_issue_11_a_failed_evaluation_is_422_with_godots_message(editor: Editor) -> None:
     body = {"source": {"path": MAIN}, "breakpoints": [{"line": SUM}]}
 
     async def scenario(agent: Callable[[str], Agent]) -> None:
@@ -443,14 +434,14 @@ def test_issue_11_a_failed_evaluation_is_422_with_godots_message(editor: Editor)
         finally:
             await gil.ok("POST", "/debug/setBreakpoints", {**body, "breakpoints": []})
 
-    run(editor.base_url, scenario)  # ends the game on its way out
+    await run(editor.base_url, scenario)  # ends the game on its way out
     deadline = time.monotonic() + 15
     while game_processes(editor):  # the next test starts without a game
         assert time.monotonic() < deadline, "the game outlived /debug/terminate"
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
 
 
-def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> None:
+async def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> None:
     ed = fresh_editor
     ed.start()
     games: list[psutil.Process] = []
@@ -465,7 +456,7 @@ def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> No
             await scenario(lambda name: Agent(http, ed.base_url, name))
 
     try:
-        asyncio.run(main())
+        await main()
         assert len(games) == 1, games
         os.kill(ed.pid, signal.SIGKILL)  # no quit path: only the sidecar can end the game
         _gone, alive = psutil.wait_procs(games, timeout=8)
@@ -476,7 +467,9 @@ def test_issue_11_the_game_ends_when_the_editor_dies(fresh_editor: Editor) -> No
                 game.kill()
 
 
-def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: Editor) -> None:
+async def test_issue_11_a_respawned_bridge_finds_the_game_left_running(
+    fresh_editor: Editor,
+) -> None:
     """A sidecar that exits while its editor lives (the addon starts another) leaves the
     agents' game running, and the next sidecar finds it stopped where it was."""
     ed = fresh_editor
@@ -517,14 +510,14 @@ def test_issue_11_a_respawned_bridge_finds_the_game_left_running(fresh_editor: E
             await scenario(lambda name: Agent(http, ed.base_url, name))
 
     try:
-        asyncio.run(main())
+        await main()
     finally:
         for game in games:
             with contextlib.suppress(psutil.Error):
                 game.kill()
 
 
-def test_issue_12_query_values_and_refused_fields_are_400s_naming_the_field(
+async def test_issue_12_query_values_and_refused_fields_are_400s_naming_the_field(
     editor: Editor,
 ) -> None:
     """`?threadId=AAA` was a 400 while `?all=banana` was taken as false; both are read by
@@ -560,4 +553,4 @@ def test_issue_12_query_values_and_refused_fields_are_400s_naming_the_field(
         }
         await ida.ok("POST", "/debug/setBreakpoints", {"source": {"path": uri}})
 
-    run(editor.base_url, scenario)
+    await run(editor.base_url, scenario)

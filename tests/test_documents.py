@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import os
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from harness import examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -25,17 +24,6 @@ from sidecar.project.documents import (
     offset_at,
 )
 from sidecar.project.paths import ProjectFile, ProjectPaths
-
-
-def run_async(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test on a fresh loop (no pytest-asyncio in this project)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(fn(*args, **kwargs))  # type: ignore[arg-type]
-
-    return wrapper
-
 
 # --- positions ---------------------------------------------------------------------------
 
@@ -141,7 +129,7 @@ _texts = st.lists(_alphabet, max_size=30).map("".join)
 _ranges = st.tuples(*(st.integers(0, 8) for _ in range(4)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_texts, st.lists(st.tuples(_ranges, _texts), min_size=1, max_size=5))
 def test_incremental_changes_match_the_utf16_reference(
     text: str, steps: list[tuple[tuple[int, int, int, int], str]]
@@ -158,7 +146,7 @@ def test_incremental_changes_match_the_utf16_reference(
     assert apply_changes(text, changes) == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_texts, st.lists(st.tuples(_ranges, _texts), max_size=4))
 def test_text_edits_match_the_reference_or_refuse_overlaps(
     text: str, edits: list[tuple[tuple[int, int, int, int], str]]
@@ -218,7 +206,6 @@ F = ProjectFile("a.gd")
 URI = "file:///p/a.gd"
 
 
-@run_async
 async def test_open_twice_by_two_agents_is_one_open_in_godot() -> None:
     store, godot = _store()
     doc, created = await store.open(F, "alice", "x = 1\n")
@@ -235,7 +222,6 @@ async def test_open_twice_by_two_agents_is_one_open_in_godot() -> None:
     assert store.get(F) is None
 
 
-@run_async
 async def test_godot_gets_full_text_with_increasing_versions() -> None:
     store, godot = _store()
     await store.open(F, "alice", "ab\n")
@@ -248,7 +234,6 @@ async def test_godot_gets_full_text_with_increasing_versions() -> None:
     assert [c["contentChanges"] for c in changes] == [[{"text": "aXb\n"}], [{"text": "aYXb\n"}]]
 
 
-@run_async
 async def test_stale_version_is_409_with_the_current_version() -> None:
     store, godot = _store()
     await store.open(F, "alice", "")
@@ -261,7 +246,6 @@ async def test_stale_version_is_409_with_the_current_version() -> None:
     assert len(godot.sent) == 2
 
 
-@run_async
 async def test_change_or_close_without_open_is_409() -> None:
     store, _ = _store()
     with pytest.raises(Conflict):
@@ -272,7 +256,6 @@ async def test_change_or_close_without_open_is_409() -> None:
     assert exc.value.code == "not_open_by_agent"
 
 
-@run_async
 async def test_reopening_after_close_keeps_versions_increasing() -> None:
     store, _ = _store()
     await store.open(F, "alice", "")
@@ -282,7 +265,6 @@ async def test_reopening_after_close_keeps_versions_increasing() -> None:
     assert doc.version == 3
 
 
-@run_async
 async def test_diagnostics_belong_to_the_version_that_caused_them() -> None:
     store, _ = _store()
     await store.open(F, "alice", "bad")
@@ -303,7 +285,6 @@ async def test_diagnostics_belong_to_the_version_that_caused_them() -> None:
     assert entry is not None and entry.items == [{"message": "v2"}]
 
 
-@run_async
 async def test_diagnostics_for_unknown_uris_are_ignored() -> None:
     store, _ = _store()
     store.on_diagnostics({"uri": "file:///", "diagnostics": []})
@@ -311,7 +292,6 @@ async def test_diagnostics_for_unknown_uris_are_ignored() -> None:
     assert store.diagnostics(F) is None
 
 
-@run_async
 async def test_reopen_all_replays_every_document() -> None:
     store, godot = _store()
     await store.open(F, "alice", "a")
@@ -324,9 +304,9 @@ async def test_reopen_all_replays_every_document() -> None:
     assert opened["file:///p/b.gd"]["text"] == "b"
 
 
-def test_sidecar_never_writes_outside_documents(tmp_path: Any) -> None:
+async def test_sidecar_never_writes_outside_documents(tmp_path: Any) -> None:
     # The store itself keeps text in memory only: nothing appears on disk.
     paths = ProjectPaths(str(tmp_path))
     store = DocumentStore(paths, FakeGodot().sink)
-    asyncio.run(store.open(ProjectFile("n.gd"), "a", "x"))
-    assert not os.path.exists(paths.path(ProjectFile("n.gd")))
+    await store.open(ProjectFile("n.gd"), "a", "x")
+    assert not await asyncio.to_thread(os.path.exists, paths.path(ProjectFile("n.gd")))

@@ -7,7 +7,6 @@ under the debugger. Then the endpoint alone, with a fake editor behind it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -303,35 +302,31 @@ class FakeBridge:
         return self.reply
 
 
-def serve(bridge: Any, body: Any, *, setup: Any = None) -> tuple[int, dict[str, Any]]:
+async def serve(bridge: Any, body: Any, *, setup: Any = None) -> tuple[int, dict[str, Any]]:
     routes = RouteTable()
     register(routes, bridge)
-
-    async def main() -> tuple[int, dict[str, Any]]:
-        if setup is not None:
-            await setup()
-        async with TestClient(TestServer(make_app(routes, AgentRegistry()))) as client:
-            resp = await client.post("/execute/reload", json=body)
-            return resp.status, await resp.json()
-
-    return asyncio.run(main())
+    if setup is not None:
+        await setup()
+    async with TestClient(TestServer(make_app(routes, AgentRegistry()))) as client:
+        resp = await client.post("/execute/reload", json=body)
+        return resp.status, await resp.json()
 
 
 REPLY = {"rescanned": True, "scripts": [], "game_reloaded": False, "errors": []}
 
 
-def test_paths_reach_the_editor_as_res_paths(tmp_path: Path) -> None:
+async def test_paths_reach_the_editor_as_res_paths(tmp_path: Path) -> None:
     fake = FakeBridge(tmp_path, dict(REPLY))
     body = {
         "paths": [str(tmp_path / "a.gd"), (tmp_path / "b c.gd").as_uri(), "a.gd", "res://d/e.gd"]
     }
-    status, answer = serve(fake, body)
+    status, answer = await serve(fake, body)
     assert status == 200, answer
     assert fake.actions[0][:2] == (
         "reload_scripts",
         {"paths": ["res://a.gd", "res://b c.gd", "res://d/e.gd"]},
     )
-    assert serve(fake, {})[0] == 200 and fake.actions[1][1] == {}  # the editor looks itself
+    assert (await serve(fake, {}))[0] == 200 and fake.actions[1][1] == {}  # the editor looks itself
 
 
 @pytest.mark.parametrize(
@@ -343,14 +338,14 @@ def test_paths_reach_the_editor_as_res_paths(tmp_path: Path) -> None:
         (ConnectionResetError("link gone"), 503, "no_editor"),
     ],
 )
-def test_editor_trouble_maps_to_http(
+async def test_editor_trouble_maps_to_http(
     tmp_path: Path, error: Exception, status: int, code: str
 ) -> None:
-    got, answer = serve(FakeBridge(tmp_path, error), {})
+    got, answer = await serve(FakeBridge(tmp_path, error), {})
     assert (got, answer["error"]["code"]) == (status, code), answer
 
 
-def test_open_document_takes_the_reloaded_text(tmp_path: Path) -> None:
+async def test_open_document_takes_the_reloaded_text(tmp_path: Path) -> None:
     (tmp_path / "a.gd").write_text("extends Node\n# new\n")
     fake = FakeBridge(tmp_path, dict(REPLY, scripts=["res://a.gd"]))
     store = fake.lsp_session.documents
@@ -358,14 +353,14 @@ def test_open_document_takes_the_reloaded_text(tmp_path: Path) -> None:
     async def open_old() -> None:
         await store.open(ProjectFile("a.gd"), "agent", "extends Node\n# old\n")
 
-    status, answer = serve(fake, {}, setup=open_old)
+    status, answer = await serve(fake, {}, setup=open_old)
     assert status == 200 and answer["result"]["documents"] == ["res://a.gd"], answer
     method, params = fake.sent[-1]
     assert method == "textDocument/didChange"
     assert params["contentChanges"] == [{"text": "extends Node\n# new\n"}]
 
 
-def test_bridge_without_an_editor_answers_503(tmp_path: Path) -> None:
+async def test_bridge_without_an_editor_answers_503(tmp_path: Path) -> None:
     config = Config(
         project=str(tmp_path),
         link_port=None,
@@ -375,13 +370,10 @@ def test_bridge_without_an_editor_answers_503(tmp_path: Path) -> None:
         dap_port=1,
     )
     sidecar = Sidecar(config)  # not started: no link to an addon, no Godot
-
-    async def main() -> tuple[int, dict[str, Any], str | None]:
-        async with TestClient(TestServer(sidecar.app)) as client:
-            resp = await client.post("/execute/reload", json={})
-            return resp.status, await resp.json(), resp.headers.get("Retry-After")
-
-    status, answer, retry = asyncio.run(main())
+    async with TestClient(TestServer(sidecar.app)) as client:
+        resp = await client.post("/execute/reload", json={})
+        status, answer = resp.status, await resp.json()
+        retry = resp.headers.get("Retry-After")
     assert status == 503 and retry and answer["error"]["code"] == "no_editor", answer
 
 
@@ -394,12 +386,12 @@ def test_bridge_without_an_editor_answers_503(tmp_path: Path) -> None:
         ({"game_running": True, "game_reloaded": True}, True, False, "pending_until_resume"),
     ],
 )
-def test_issue_11_reload_says_when_the_game_takes_it(
+async def test_issue_11_reload_says_when_the_game_takes_it(
     tmp_path: Path, reply: dict[str, Any], stopped: bool, reloaded: bool, when: str
 ) -> None:
     fake = FakeBridge(tmp_path, dict(REPLY, **reply))
     fake.dap_session.stopped = object() if stopped else None
-    status, answer = serve(fake, {})
+    status, answer = await serve(fake, {})
     assert status == 200, answer
     assert answer["result"]["game_reloaded"] is reloaded
     assert answer["result"]["game_reload"] == when

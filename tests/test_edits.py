@@ -210,18 +210,14 @@ def test_overlapping_edits_are_400_nothing_written(project: Path) -> None:
 # --- two agents at once --------------------------------------------------------------------------
 
 
-def test_two_agents_with_the_same_base_hash_one_wins(project: Path) -> None:
+async def test_two_agents_with_the_same_base_hash_one_wins(project: Path) -> None:
     editor = Editor(ProjectPaths(str(project)))
     base = _sha(ORIGINAL)
-
-    async def both() -> list[Any]:
-        return await asyncio.gather(
-            editor.apply(_req(uri="demo/main.gd", text="alice\n", expected_sha256=base)),
-            editor.apply(_req(uri="res://demo/main.gd", text="bob\n", expected_sha256=base)),
-            return_exceptions=True,
-        )
-
-    results = asyncio.run(both())
+    results = await asyncio.gather(
+        editor.apply(_req(uri="demo/main.gd", text="alice\n", expected_sha256=base)),
+        editor.apply(_req(uri="res://demo/main.gd", text="bob\n", expected_sha256=base)),
+        return_exceptions=True,
+    )
     conflicts = [r for r in results if isinstance(r, Conflict)]
     wins = [r for r in results if not isinstance(r, BaseException)]
     assert len(conflicts) == 1 and len(wins) == 1

@@ -730,7 +730,7 @@ def test_issue_12_answers_follow_their_declared_models(sidecar: Sidecar, godot: 
 # --- many agents at once -------------------------------------------------------------------
 
 
-def test_twenty_agents_each_get_their_own_answer(sidecar: Sidecar) -> None:
+async def test_twenty_agents_each_get_their_own_answer(sidecar: Sidecar) -> None:
     agents = 20
 
     async def one(session: aiohttp.ClientSession, i: int) -> tuple[int, str, list[str]]:
@@ -752,11 +752,9 @@ def test_twenty_agents_each_get_their_own_answer(sidecar: Sidecar) -> None:
         await post("/lsp/didClose", {"textDocument": {"uri": uri}})
         return i, hover["contents"]["value"], [c["label"] for c in completion["items"]]
 
-    async def everyone() -> list[tuple[int, str, list[str]]]:
-        async with aiohttp.ClientSession() as session:
-            return await asyncio.gather(*(one(session, i) for i in range(agents)))
-
-    for i, hover, labels in asyncio.run(everyone()):
+    async with aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(*(one(session, i) for i in range(agents)))
+    for i, hover, labels in answers:
         assert f"var marker_{i}: int = {i}" in hover
         assert labels[0] == f"marker_{i}"
         assert not any(re.fullmatch(rf"marker_(?!{i}$)\d+", label) for label in labels)
@@ -866,7 +864,9 @@ async def _with_fake(
         await fake.stop()
 
 
-def test_silent_godot_is_504_and_float_ids_still_match(tmp_path: Path) -> None:
+# slow: the 504 comes only once the 0.5 s request timeout has run out.
+@pytest.mark.slow
+async def test_silent_godot_is_504_and_float_ids_still_match(tmp_path: Path) -> None:
     (tmp_path / "a.gd").write_text("extends Node\n")  # a missing file is 404 (issue 12)
 
     async def check(client: Any, session: LspSession, fake: FakeLsp) -> None:
@@ -883,10 +883,12 @@ def test_silent_godot_is_504_and_float_ids_still_match(tmp_path: Path) -> None:
         assert resp.status == 502
         assert (await resp.json())["error"]["lsp_error"]["message"] == "boom"
 
-    asyncio.run(_with_fake(check, tmp_path))
+    await _with_fake(check, tmp_path)
 
 
-def test_reconnect_replays_open_documents(tmp_path: Path) -> None:
+# slow: the peer backs off ~1 s before it reconnects.
+@pytest.mark.slow
+async def test_reconnect_replays_open_documents(tmp_path: Path) -> None:
     async def check(client: Any, session: LspSession, fake: FakeLsp) -> None:
         body = {"textDocument": {"uri": "res://kept.gd", "text": "extends Node\n"}}
         resp = await client.post("/lsp/didOpen", json=body, headers={"X-Agent-Id": "a"})
@@ -899,28 +901,25 @@ def test_reconnect_replays_open_documents(tmp_path: Path) -> None:
         assert fake.opened[1] == [f"file://{_alias(tmp_path)}/kept.gd"]
         assert session.peer.connected
 
-    asyncio.run(_with_fake(check, tmp_path))
+    await _with_fake(check, tmp_path)
 
 
-def test_not_connected_is_503_with_retry_after(tmp_path: Path) -> None:
-    async def check() -> None:
-        config = _config(tmp_path, free_port(), 0.5)
-        session = LspSession(config, ServiceStatus("language_server", config.lsp_port))
-        routes = RouteTable()
-        register(routes, session)
-        (tmp_path / "a.gd").write_text("extends Node\n")  # a missing file is 404 (issue 12)
-        async with TestClient(TestServer(make_app(routes, AgentRegistry()))) as client:
-            for path in ("/lsp/hover", "/lsp/didOpen"):
-                resp = await client.post(path, json=at("res://a.gd", 0, 0))
-                assert resp.status == 503
-                assert "Retry-After" in resp.headers
-            # Writing files does not need the language server.
-            resp = await client.post("/edit/applyChanges", json={"uri": "a.gd", "text": "x"})
-            assert resp.status == 200
-            assert (await resp.json())["result"]["lsp"] == "not_connected"
-        assert (tmp_path / "a.gd").read_text() == "x"
-
-    asyncio.run(check())
+async def test_not_connected_is_503_with_retry_after(tmp_path: Path) -> None:
+    config = _config(tmp_path, free_port(), 0.5)
+    session = LspSession(config, ServiceStatus("language_server", config.lsp_port))
+    routes = RouteTable()
+    register(routes, session)
+    (tmp_path / "a.gd").write_text("extends Node\n")  # a missing file is 404 (issue 12)
+    async with TestClient(TestServer(make_app(routes, AgentRegistry()))) as client:
+        for path in ("/lsp/hover", "/lsp/didOpen"):
+            resp = await client.post(path, json=at("res://a.gd", 0, 0))
+            assert resp.status == 503
+            assert "Retry-After" in resp.headers
+        # Writing files does not need the language server.
+        resp = await client.post("/edit/applyChanges", json={"uri": "a.gd", "text": "x"})
+        assert resp.status == 200
+        assert (await resp.json())["result"]["lsp"] == "not_connected"
+    assert (tmp_path / "a.gd").read_text() == "x"
 
 
 # --- the whole stack: editor + addon + sidecar (tests/harness.py) ----------------------------
@@ -963,7 +962,7 @@ def test_bridge_hover_and_diagnostics_through_the_addon(editor: Any) -> None:
     assert (editor.project / "demo" / "via_bridge.gd").read_text() == GOOD
 
 
-def test_bridge_twenty_agents_each_get_their_own_hover(editor: Any) -> None:
+async def test_bridge_twenty_agents_each_get_their_own_hover(editor: Any) -> None:
     _wait_connected(editor)
     base = editor.base_url
 
@@ -981,16 +980,14 @@ def test_bridge_twenty_agents_each_get_their_own_hover(editor: Any) -> None:
             assert resp.status == 200
         return value
 
-    async def everyone() -> list[str]:
-        # One connection per agent: each is its own client of the addon.
-        sessions = [aiohttp.ClientSession() for _ in range(20)]
-        try:
-            return await asyncio.gather(*(agent(s, i) for i, s in enumerate(sessions)))
-        finally:
-            for s in sessions:
-                await s.close()
-
-    for i, value in enumerate(asyncio.run(everyone())):
+    # One connection per agent: each is its own client of the addon.
+    sessions = [aiohttp.ClientSession() for _ in range(20)]
+    try:
+        values = await asyncio.gather(*(agent(s, i) for i, s in enumerate(sessions)))
+    finally:
+        for s in sessions:
+            await s.close()
+    for i, value in enumerate(values):
         assert f"var marker_{i}: int = {i}" in value
 
 
@@ -1021,24 +1018,20 @@ def test_edit_hot_reloads_the_running_game(editor: Any) -> None:
         _through(editor, "/debug/terminate", {}, "runner")
 
 
-def test_issue_11_lsp_of_another_project_is_wrong_editor(tmp_path: Path) -> None:
+async def test_issue_11_lsp_of_another_project_is_wrong_editor(tmp_path: Path) -> None:
     """Godot names a project root that is not ours: the session says so and stays out."""
-
-    async def main() -> None:
-        other = tmp_path / "other-game"
-        other.mkdir()
-        fake = FakeLsp(str(other))
-        port = await fake.start()
-        session = LspSession(_config(tmp_path, port, 0.5), ServiceStatus("language_server", port))
-        try:
-            assert not await session.connect(wait=5)
-            shown = session.status.as_json()
-            assert shown["state"] == "wrong_editor" and shown["ready"] is False, shown
-            assert str(other) in shown["message"] and str(tmp_path) in shown["message"]
-            assert session.identified is False
-            assert fake.opened == [[]]  # no document was replayed to the other editor
-        finally:
-            await session.stop()
-            await fake.stop()
-
-    asyncio.run(main())
+    other = tmp_path / "other-game"
+    other.mkdir()
+    fake = FakeLsp(str(other))
+    port = await fake.start()
+    session = LspSession(_config(tmp_path, port, 0.5), ServiceStatus("language_server", port))
+    try:
+        assert not await session.connect(wait=5)
+        shown = session.status.as_json()
+        assert shown["state"] == "wrong_editor" and shown["ready"] is False, shown
+        assert str(other) in shown["message"] and str(tmp_path) in shown["message"]
+        assert session.identified is False
+        assert fake.opened == [[]]  # no document was replayed to the other editor
+    finally:
+        await session.stop()
+        await fake.stop()

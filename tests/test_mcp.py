@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import httpx2
+import pytest
 from aiohttp.test_utils import TestServer
 from harness import REPO, Editor, get_json
 from mcp import Client
@@ -93,42 +94,37 @@ def at(path: str, line: int, character: int) -> dict[str, Any]:
     return {"textDocument": {"uri": path}, "position": {"line": line, "character": character}}
 
 
-def test_mcp_sessions_are_agents_with_their_own_breakpoints(editor: Editor) -> None:
+async def test_mcp_sessions_are_agents_with_their_own_breakpoints(editor: Editor) -> None:
     url = editor.base_url + "/mcp"
 
-    async def scenario() -> None:
-        async with Client(url) as alice, Client(url) as bob:
-            assert alice.protocol_version == "2025-11-25"  # a session, not stateless
-            listed = await alice.list_tools()
-            assert TOOLS <= {t.name for t in listed.tools}
-            status = await wait_ready(alice)
-            assert status["debug_adapter"]["service"] == "debug_adapter"
+    async with Client(url) as alice, Client(url) as bob:
+        assert alice.protocol_version == "2025-11-25"  # a session, not stateless
+        listed = await alice.list_tools()
+        assert TOOLS <= {t.name for t in listed.tools}
+        status = await wait_ready(alice)
+        assert status["debug_adapter"]["service"] == "debug_adapter"
 
-            lines = [{"line": COUNTER_LINE}]
-            bps = await call(alice, "set_breakpoints", **source(MAIN), breakpoints=lines)
-            assert [(b["line"], b["verified"]) for b in bps["breakpoints"]] == [
-                (COUNTER_LINE, True)
-            ]
-            mine = await call(alice, "breakpoints")
-            theirs = await call(bob, "breakpoints")
-            assert mine["agent"].startswith("mcp-") and theirs["agent"].startswith("mcp-")
-            assert mine["agent"] != theirs["agent"]
-            assert mine["breakpoints"] == {MAIN: {mine["agent"]: [{"line": COUNTER_LINE}]}}
-            assert theirs["breakpoints"] == {}
-            everyone = await call(bob, "breakpoints", all=True)
-            assert mine["agent"] in everyone["breakpoints"][MAIN]
-            # The REST side sees the MCP session's breakpoint under the same identity.
-            rest = get_json(editor.base_url + "/debug/breakpoints?all=true")["result"]
-            assert rest["breakpoints"][MAIN] == {mine["agent"]: [{"line": COUNTER_LINE}]}
-            sessions = get_json(editor.base_url + "/dashboard/state")["result"]["mcp_sessions"]
-            assert {mine["agent"], theirs["agent"]} <= {s["identity"] for s in sessions}
+        lines = [{"line": COUNTER_LINE}]
+        bps = await call(alice, "set_breakpoints", **source(MAIN), breakpoints=lines)
+        assert [(b["line"], b["verified"]) for b in bps["breakpoints"]] == [(COUNTER_LINE, True)]
+        mine = await call(alice, "breakpoints")
+        theirs = await call(bob, "breakpoints")
+        assert mine["agent"].startswith("mcp-") and theirs["agent"].startswith("mcp-")
+        assert mine["agent"] != theirs["agent"]
+        assert mine["breakpoints"] == {MAIN: {mine["agent"]: [{"line": COUNTER_LINE}]}}
+        assert theirs["breakpoints"] == {}
+        everyone = await call(bob, "breakpoints", all=True)
+        assert mine["agent"] in everyone["breakpoints"][MAIN]
+        # The REST side sees the MCP session's breakpoint under the same identity.
+        rest = get_json(editor.base_url + "/debug/breakpoints?all=true")["result"]
+        assert rest["breakpoints"][MAIN] == {mine["agent"]: [{"line": COUNTER_LINE}]}
+        sessions = get_json(editor.base_url + "/dashboard/state")["result"]["mcp_sessions"]
+        assert {mine["agent"], theirs["agent"]} <= {s["identity"] for s in sessions}
 
-            await debug_through_mcp(alice, bob)
-            await language_through_mcp(bob)
-            await call(alice, "set_breakpoints", **source(MAIN), breakpoints=[])
-            await call(alice, "terminate")
-
-    asyncio.run(scenario())
+        await debug_through_mcp(alice, bob)
+        await language_through_mcp(bob)
+        await call(alice, "set_breakpoints", **source(MAIN), breakpoints=[])
+        await call(alice, "terminate")
 
 
 async def debug_through_mcp(alice: Client, bob: Client) -> None:
@@ -166,12 +162,10 @@ async def language_through_mcp(bob: Client) -> None:
     assert (await error_of(bob, "diagnostics", **outside))["http_status"] == 403
 
 
-def test_mcp_client_named_by_x_agent_id(editor: Editor) -> None:
-    async def scenario() -> str:
-        async with named_client(editor.base_url + "/mcp", "dave") as dave:
-            return (await call(dave, "breakpoints"))["agent"]
-
-    assert asyncio.run(scenario()) == "dave"
+async def test_mcp_client_named_by_x_agent_id(editor: Editor) -> None:
+    async with named_client(editor.base_url + "/mcp", "dave") as dave:
+        agent = (await call(dave, "breakpoints"))["agent"]
+    assert agent == "dave"
 
 
 def test_mcp_refuses_web_pages(editor: Editor) -> None:
@@ -248,38 +242,30 @@ async def one_shot(http: aiohttp.ClientSession, url: str, tool: str | None = Non
     return session
 
 
-def test_issue_11_one_shot_sessions_never_lock_mcp_out(editor: Editor) -> None:
+async def test_issue_11_one_shot_sessions_never_lock_mcp_out(editor: Editor) -> None:
     url = editor.base_url + "/mcp"
-
-    async def scenario() -> None:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(MAX_SESSIONS + 5):
-                await one_shot(http, url, "events")
-        async with Client(url) as late:
-            assert (await call(late, "events"))["latest"] >= 0
-
-    asyncio.run(scenario())
+    async with aiohttp.ClientSession() as http:
+        for _ in range(MAX_SESSIONS + 5):
+            await one_shot(http, url, "events")
+    async with Client(url) as late:
+        assert (await call(late, "events"))["latest"] >= 0
     sessions = get_json(editor.base_url + "/dashboard/state")["result"]["mcp_sessions"]
     assert 0 < len(sessions) <= MAX_SESSIONS
 
 
-def test_issue_11_a_session_that_ends_takes_its_breakpoints_along(editor: Editor) -> None:
+async def test_issue_11_a_session_that_ends_takes_its_breakpoints_along(editor: Editor) -> None:
     url = editor.base_url + "/mcp"
 
     def everyone() -> dict[str, Any]:
         answer = get_json(editor.base_url + "/debug/breakpoints?all=true")
         return answer["result"]["breakpoints"].get(MAIN, {})
 
-    async def scenario() -> str:
-        async with Client(url) as alice:  # the SDK's client DELETEs its session on exit
-            lines = [{"line": COUNTER_LINE}]
-            mine = await call(alice, "set_breakpoints", **source(MAIN), breakpoints=lines)
-            assert mine["breakpoints"][0]["line"] == COUNTER_LINE
-            agent = (await call(alice, "breakpoints"))["agent"]
-            assert everyone()[agent] == [{"line": COUNTER_LINE}]
-        return agent
-
-    agent = asyncio.run(scenario())
+    async with Client(url) as alice:  # the SDK's client DELETEs its session on exit
+        lines = [{"line": COUNTER_LINE}]
+        mine = await call(alice, "set_breakpoints", **source(MAIN), breakpoints=lines)
+        assert mine["breakpoints"][0]["line"] == COUNTER_LINE
+        agent = (await call(alice, "breakpoints"))["agent"]
+        assert everyone()[agent] == [{"line": COUNTER_LINE}]
     assert agent not in everyone()
 
 
@@ -298,47 +284,43 @@ def _in_process(idle: float, ended: list[str], routes: RouteTable | None = None)
     return make_app(routes, AgentRegistry()), mcp_api.MCP_PATH
 
 
-def test_issue_11_full_session_table_evicts_the_least_recently_used() -> None:
+async def test_issue_11_full_session_table_evicts_the_least_recently_used() -> None:
     ended: list[str] = []
     app, path = _in_process(600.0, ended)
 
-    async def scenario() -> None:
-        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
-            url = str(server.make_url(path))
-            ids = [await one_shot(http, url) for _ in range(MAX_SESSIONS)]
-            ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
-            assert (await mcp_post(http, url, ping, ids[0]))[0] == 200  # ids[1] is now oldest
-            newcomer = await one_shot(http, url)
-            assert newcomer not in ids
-            assert ended == [session_identity(ids[1])]
-            assert (await mcp_post(http, url, ping, ids[1]))[0] == 404  # the client re-inits
-            assert (await mcp_post(http, url, ping, ids[0]))[0] == 200
-            assert (await mcp_post(http, url, ping, newcomer))[0] == 200
-
-    asyncio.run(scenario())
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        url = str(server.make_url(path))
+        ids = [await one_shot(http, url) for _ in range(MAX_SESSIONS)]
+        ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
+        assert (await mcp_post(http, url, ping, ids[0]))[0] == 200  # ids[1] is now oldest
+        newcomer = await one_shot(http, url)
+        assert newcomer not in ids
+        assert ended == [session_identity(ids[1])]
+        assert (await mcp_post(http, url, ping, ids[1]))[0] == 404  # the client re-inits
+        assert (await mcp_post(http, url, ping, ids[0]))[0] == 200
+        assert (await mcp_post(http, url, ping, newcomer))[0] == 200
 
 
-def test_issue_11_idle_sessions_expire_and_deleted_ones_are_forgotten() -> None:
+# slow: it waits out a 0.5 s idle timeout.
+@pytest.mark.slow
+async def test_issue_11_idle_sessions_expire_and_deleted_ones_are_forgotten() -> None:
     ended: list[str] = []
     app, path = _in_process(0.5, ended)
 
-    async def scenario() -> None:
-        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
-            url = str(server.make_url(path))
-            idle = await one_shot(http, url)
-            deadline = time.monotonic() + 10
-            while session_identity(idle) not in ended:
-                assert time.monotonic() < deadline, "the idle session never expired"
-                await asyncio.sleep(0.05)
-            ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
-            assert (await mcp_post(http, url, ping, idle))[0] == 404
-            deleted = await one_shot(http, url)
-            headers = {"Mcp-Session-Id": deleted, "MCP-Protocol-Version": "2025-11-25"}
-            async with http.delete(url, headers=headers) as resp:
-                assert resp.status == 200
-            assert ended == [session_identity(idle), session_identity(deleted)]
-
-    asyncio.run(scenario())
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        url = str(server.make_url(path))
+        idle = await one_shot(http, url)
+        deadline = time.monotonic() + 10
+        while session_identity(idle) not in ended:
+            assert time.monotonic() < deadline, "the idle session never expired"
+            await asyncio.sleep(0.05)
+        ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
+        assert (await mcp_post(http, url, ping, idle))[0] == 404
+        deleted = await one_shot(http, url)
+        headers = {"Mcp-Session-Id": deleted, "MCP-Protocol-Version": "2025-11-25"}
+        async with http.delete(url, headers=headers) as resp:
+            assert resp.status == 200
+        assert ended == [session_identity(idle), session_identity(deleted)]
 
 
 def test_issue_11_idle_timeout_is_configurable(monkeypatch: Any) -> None:
@@ -358,7 +340,7 @@ def test_issue_11_idle_timeout_is_configurable(monkeypatch: Any) -> None:
 # -- the tools are the operations (issue 12) ----------------------------------------------
 
 
-def test_issue_12_mcp_tools_are_the_served_operations(editor: Editor) -> None:
+async def test_issue_12_mcp_tools_are_the_served_operations(editor: Editor) -> None:
     """Each served operation is a tool with its declaration's schema and defaults (the
     events limit is 500 as on REST, not MCP's own 100), and a tool's answers and errors
     are REST's, to the field its 400 names."""
@@ -376,30 +358,25 @@ def test_issue_12_mcp_tools_are_the_served_operations(editor: Editor) -> None:
         except urllib.error.HTTPError as err:
             return {"http_status": err.code, **json.loads(err.read())}
 
-    async def scenario() -> None:
-        async with Client(url) as agent:
-            listed = {t.name: t for t in (await agent.list_tools()).tools}
-            assert set(listed) == TOOLS
-            events = listed["events"]
-            assert events.input_schema == inline_refs(EVENTS.arguments.model_json_schema())
-            assert events.input_schema["properties"]["limit"]["default"] == 500
-            assert events.description == EVENTS.summary
-            assert events.output_schema is not None
-            assert {"events", "next", "latest"} <= set(events.output_schema["properties"])
-            assert listed["status"].annotations and listed["status"].annotations.read_only_hint
+    async with Client(url) as agent:
+        listed = {t.name: t for t in (await agent.list_tools()).tools}
+        assert set(listed) == TOOLS
+        events = listed["events"]
+        assert events.input_schema == inline_refs(EVENTS.arguments.model_json_schema())
+        assert events.input_schema["properties"]["limit"]["default"] == 500
+        assert events.description == EVENTS.summary
+        assert events.output_schema is not None
+        assert {"events", "next", "latest"} <= set(events.output_schema["properties"])
+        assert listed["status"].annotations and listed["status"].annotations.read_only_hint
 
-            page = await call(agent, "events", since=0, wait=0)
-            assert page["latest"] == rest({})["result"]["latest"]
-            status = await call(agent, "status")
-            assert (
-                status["sidecar"]["pid"] == get_json(editor.base_url + "/status")["sidecar"]["pid"]
-            )
-            for wrong in ({"since": -1}, {"since": "3"}, {"wait": True}):
-                refused = await error_of(agent, "events", **wrong)
-                assert refused == rest(wrong), wrong
-                assert refused["error"]["field"] == next(iter(wrong))
-
-    asyncio.run(scenario())
+        page = await call(agent, "events", since=0, wait=0)
+        assert page["latest"] == rest({})["result"]["latest"]
+        status = await call(agent, "status")
+        assert status["sidecar"]["pid"] == get_json(editor.base_url + "/status")["sidecar"]["pid"]
+        for wrong in ({"since": -1}, {"since": "3"}, {"wait": True}):
+            refused = await error_of(agent, "events", **wrong)
+            assert refused == rest(wrong), wrong
+            assert refused["error"]["field"] == next(iter(wrong))
 
 
 class _Place(Arguments):
@@ -466,78 +443,75 @@ def _echo_routes(calls: list[Caller]) -> RouteTable:
     return routes
 
 
-def test_issue_12_an_operation_declared_once_is_an_mcp_tool() -> None:
+async def test_issue_12_an_operation_declared_once_is_an_mcp_tool() -> None:
     calls: list[Caller] = []
     app, path = _in_process(600.0, [], _echo_routes(calls))
 
-    async def scenario() -> None:
-        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
-            url = str(server.make_url(path))
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        url = str(server.make_url(path))
 
-            async def rest(body: dict[str, Any]) -> dict[str, Any]:
-                async with http.post(server.make_url(ECHO.path), json=body) as resp:
-                    return {"http_status": resp.status, **await resp.json()}
+        async def rest(body: dict[str, Any]) -> dict[str, Any]:
+            async with http.post(server.make_url(ECHO.path), json=body) as resp:
+                return {"http_status": resp.status, **await resp.json()}
 
-            async with Client(url) as alice, Client(url) as bob:
-                tools = {t.name: t for t in (await alice.list_tools()).tools}
-                assert set(tools) == {"echo", "letters"}  # `hidden` is tool=False
-                echo = tools["echo"]
-                assert echo.description == "say it back\n\nTwice unless told."
-                schema = echo.input_schema
-                assert "$defs" not in json.dumps(schema) and "$ref" not in json.dumps(schema)
-                assert schema["required"] == ["word"]
-                assert schema["properties"]["times"] == {
-                    "default": 2,
-                    "description": "how many times",
-                    "minimum": 1,
-                    "title": "Times",
-                    "type": "integer",
-                }
-                place = schema["properties"]["places"]["items"]
-                assert place["properties"]["line"]["minimum"] == 1
-                assert place["required"] == ["line"]
-                assert echo.output_schema is not None
-                assert echo.output_schema["required"] == ["said", "identity", "connection_scoped"]
-                assert echo.annotations is None  # a POST may change things
-                letters = tools["letters"]
-                assert letters.output_schema == {
-                    "type": "object",
-                    "properties": {"result": {"items": {"type": "string"}, "type": "array"}},
-                    "required": ["result"],
-                }
-                assert letters.annotations and letters.annotations.read_only_hint
+        async with Client(url) as alice, Client(url) as bob:
+            tools = {t.name: t for t in (await alice.list_tools()).tools}
+            assert set(tools) == {"echo", "letters"}  # `hidden` is tool=False
+            echo = tools["echo"]
+            assert echo.description == "say it back\n\nTwice unless told."
+            schema = echo.input_schema
+            assert "$defs" not in json.dumps(schema) and "$ref" not in json.dumps(schema)
+            assert schema["required"] == ["word"]
+            assert schema["properties"]["times"] == {
+                "default": 2,
+                "description": "how many times",
+                "minimum": 1,
+                "title": "Times",
+                "type": "integer",
+            }
+            place = schema["properties"]["places"]["items"]
+            assert place["properties"]["line"]["minimum"] == 1
+            assert place["required"] == ["line"]
+            assert echo.output_schema is not None
+            assert echo.output_schema["required"] == ["said", "identity", "connection_scoped"]
+            assert echo.annotations is None  # a POST may change things
+            letters = tools["letters"]
+            assert letters.output_schema == {
+                "type": "object",
+                "properties": {"result": {"items": {"type": "string"}, "type": "array"}},
+                "required": ["result"],
+            }
+            assert letters.annotations and letters.annotations.read_only_hint
 
-                said = await call(alice, "echo", word="hi")
-                assert said["said"] == "hihi" and said["identity"].startswith("mcp-")
-                assert said["connection_scoped"] is False
-                assert (await call(alice, "echo", word="o", times=3))["said"] == "ooo"
-                theirs = await call(bob, "echo", word="x")
-                assert theirs["identity"].startswith("mcp-")
-                assert theirs["identity"] != said["identity"]
-                assert calls[-1] == Caller(theirs["identity"], connection_scoped=False)
-                assert await call(alice, "letters", word="ab") == {"result": ["a", "b"]}
+            said = await call(alice, "echo", word="hi")
+            assert said["said"] == "hihi" and said["identity"].startswith("mcp-")
+            assert said["connection_scoped"] is False
+            assert (await call(alice, "echo", word="o", times=3))["said"] == "ooo"
+            theirs = await call(bob, "echo", word="x")
+            assert theirs["identity"].startswith("mcp-")
+            assert theirs["identity"] != said["identity"]
+            assert calls[-1] == Caller(theirs["identity"], connection_scoped=False)
+            assert await call(alice, "letters", word="ab") == {"result": ["a", "b"]}
 
-                for wrong in (
-                    {},
-                    {"word": ""},
-                    {"word": "x", "times": "2"},
-                    {"word": "x", "places": [{"line": 3}, {"line": 0}]},
-                    {"word": "nowhere"},
-                ):
-                    assert await error_of(alice, "echo", **wrong) == await rest(wrong), wrong
-                crash = await error_of(alice, "echo", word="crash")
-                assert crash == await rest({"word": "crash"})
-                assert crash["http_status"] == 500 and "secret" not in json.dumps(crash)
-                unknown = await alice.call_tool("set_breakpoints", {})
-                assert unknown.is_error
+            for wrong in (
+                {},
+                {"word": ""},
+                {"word": "x", "times": "2"},
+                {"word": "x", "places": [{"line": 3}, {"line": 0}]},
+                {"word": "nowhere"},
+            ):
+                assert await error_of(alice, "echo", **wrong) == await rest(wrong), wrong
+            crash = await error_of(alice, "echo", word="crash")
+            assert crash == await rest({"word": "crash"})
+            assert crash["http_status"] == 500 and "secret" not in json.dumps(crash)
+            unknown = await alice.call_tool("set_breakpoints", {})
+            assert unknown.is_error
 
-            async with named_client(url, "dave") as dave:
-                assert (await call(dave, "echo", word="d"))["identity"] == "dave"
-
-    asyncio.run(scenario())
+        async with named_client(url, "dave") as dave:
+            assert (await call(dave, "echo", word="d"))["identity"] == "dave"
 
 
-def test_issue_12_tools_follow_operations_served_later() -> None:
+async def test_issue_12_tools_follow_operations_served_later() -> None:
     """The tool list is read from the route table, so it grows as operations are served.
 
     Served after the aiohttp app was built, `echo` has no HTTP route at all: its tool
@@ -548,15 +522,12 @@ def test_issue_12_tools_follow_operations_served_later() -> None:
     async def echo(args: EchoArguments, caller: Caller) -> Echo:
         return Echo(said=args.word, identity=caller.identity, connection_scoped=False)
 
-    async def scenario() -> None:
-        async with TestServer(app, host="127.0.0.1") as server:
-            async with Client(str(server.make_url(path))) as agent:
-                assert (await agent.list_tools()).tools == []
-                routes.serve(ECHO, echo)
-                assert [t.name for t in (await agent.list_tools()).tools] == ["echo"]
-                assert (await call(agent, "echo", word="late"))["said"] == "late"
-
-    asyncio.run(scenario())
+    async with TestServer(app, host="127.0.0.1") as server:
+        async with Client(str(server.make_url(path))) as agent:
+            assert (await agent.list_tools()).tools == []
+            routes.serve(ECHO, echo)
+            assert [t.name for t in (await agent.list_tools()).tools] == ["echo"]
+            assert (await call(agent, "echo", word="late"))["said"] == "late"
 
 
 def test_issue_12_recursive_schemas_keep_their_references() -> None:
@@ -589,7 +560,7 @@ async def _toy_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert (await receive())["type"] == "http.disconnect"
 
 
-def test_asgi_adapter_streams_an_asgi_answer() -> None:
+async def test_asgi_adapter_streams_an_asgi_answer() -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -598,11 +569,9 @@ def test_asgi_adapter_streams_an_asgi_answer() -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         return await asgi.serve(_toy_app, request, {})
 
-    async def main() -> tuple[int, str, str]:
-        app = web.Application()
-        app.router.add_post("/toy", handler)
-        async with TestClient(TestServer(app)) as client:
-            resp = await client.post("/toy", data=b"hello")
-            return resp.status, await resp.text(), resp.headers["x-path"]
-
-    assert asyncio.run(main()) == (201, "hello|one|two", "/toy")
+    app = web.Application()
+    app.router.add_post("/toy", handler)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/toy", data=b"hello")
+        answer = resp.status, await resp.text(), resp.headers["x-path"]
+    assert answer == (201, "hello|one|two", "/toy")

@@ -8,7 +8,6 @@ against a real editor.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from typing import Any
@@ -47,10 +46,13 @@ def _codes(response: dict[str, Any]) -> list[str]:
     return list(schema["properties"]["error"]["properties"]["code"]["enum"])
 
 
-def test_the_document_is_valid_openapi_3_1_and_lists_every_route(
-    routes: RouteTable, doc: dict[str, Any]
-) -> None:
+# slow: openapi_spec_validator takes seconds over the whole document.
+@pytest.mark.slow
+def test_the_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
     validate(doc)  # raises with the offending part
+
+
+def test_the_document_lists_every_route(routes: RouteTable, doc: dict[str, Any]) -> None:
     assert doc["openapi"] == "3.1.0"
     assert doc["info"]["title"] and doc["servers"] == [{"url": openapi.DEFAULT_SERVER}]
     assert set(openapi.documented(doc)) == {(r.method, r.path) for r in routes}
@@ -58,6 +60,8 @@ def test_the_document_is_valid_openapi_3_1_and_lists_every_route(
     assert len(ids) == len(set(ids))
 
 
+# slow: a fresh Python process, so that no other test's imports hide a cycle.
+@pytest.mark.slow
 def test_issue_12_the_document_needs_only_the_catalog() -> None:
     """No import cycle: building the document imports neither the app nor the frontends."""
     code = (
@@ -173,7 +177,9 @@ def test_issue_12_http_api_md_lists_the_vocabulary_and_line_bases(doc: dict[str,
     assert "| `limit` | integer ≥ 1 |  | `500` | most events in one answer |" in text
 
 
-def test_served_document_is_built_from_the_declarations(tmp_path: Any) -> None:
+# slow: openapi_spec_validator takes seconds over the served document.
+@pytest.mark.slow
+async def test_served_document_is_built_from_the_declarations(tmp_path: Any) -> None:
     config = Config(
         project=str(tmp_path),
         link_port=None,
@@ -182,15 +188,11 @@ def test_served_document_is_built_from_the_declarations(tmp_path: Any) -> None:
         lsp_port=9,
         dap_port=9,
     )
-
-    async def main() -> tuple[dict[str, Any], dict[str, Any], int]:
-        sidecar = Sidecar(config)
-        async with TestClient(TestServer(sidecar.app)) as client:
-            doc = await (await client.get("/openapi.json")).json()
-            missing = await client.get("/no/such/endpoint")
-            return doc, await missing.json(), missing.status
-
-    doc, missing, status = asyncio.run(main())
+    sidecar = Sidecar(config)
+    async with TestClient(TestServer(sidecar.app)) as client:
+        doc = await (await client.get("/openapi.json")).json()
+        answer = await client.get("/no/such/endpoint")
+        missing, status = await answer.json(), answer.status
     validate(doc)
     assert doc["servers"][0]["url"].startswith("http://127.0.0.1:")
     assert doc["paths"] == openapi.build()["paths"]
@@ -200,6 +202,8 @@ def test_served_document_is_built_from_the_declarations(tmp_path: Any) -> None:
     assert listed == set(openapi.documented(doc))
 
 
+# slow: it also starts the module as a Python process.
+@pytest.mark.slow
 def test_cli_writes_the_same_markdown(tmp_path: Any, doc: dict[str, Any]) -> None:
     out = tmp_path / "api.md"
     assert openapi.main(["--markdown", "-o", str(out)]) == 0
