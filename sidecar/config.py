@@ -18,10 +18,10 @@ class Config:
     godot_host: str = "127.0.0.1"
     request_timeout: float = 10.0
     max_clients: int = 100
-    # Agents must send `Authorization: Bearer <token>` when set (sidecar/guard.py).
+    # Agents must send `Authorization: Bearer <token>` when set (sidecar/web/guard.py).
     token: str = ""
     # The editor that started us (the addon passes OS.get_process_id()): a port must be served
-    # by this process before any handshake (sidecar/identity.py). None: cannot be checked.
+    # by this process before any handshake (sidecar/godot/identity.py). None: cannot be checked.
     editor_pid: int | None = None
 
 

@@ -1,4 +1,4 @@
-"""`POST /execute/reload` (sidecar/editor_api.py + the addon's `reload_scripts` action).
+"""`POST /execute/reload` (sidecar/api/editor.py + the addon's `reload_scripts` action).
 
 Against the real stack: a headless editor with the addon and its sidecar, files written
 straight to disk as an agent working without the bridge would, the demo game running

@@ -1,4 +1,4 @@
-"""sidecar/frames.py against tests/fixtures/frames.json (made by tools/gen_frame_fixtures.py
+"""sidecar/link/frames.py against tests/fixtures/frames.json (made by tools/gen_frame_fixtures.py
 from msgpack-python) and against random input: only FrameError may ever come out."""
 
 from __future__ import annotations

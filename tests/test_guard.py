@@ -1,4 +1,4 @@
-"""sidecar/guard.py: loopback Host and Origin only, JSON bodies, the optional token.
+"""sidecar/web/guard.py: loopback Host and Origin only, JSON bodies, the optional token.
 
 Most checks run against the aiohttp application in this process; the last tests start a
 real editor whose project setting holds a token (the addon hands it to the sidecar through

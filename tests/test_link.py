@@ -1,4 +1,4 @@
-"""sidecar/link.py against a small fake addon: frames in, HTTP out, per client id."""
+"""sidecar/link/editor_link.py against a small fake addon: frames in, HTTP out, per client id."""
 
 from __future__ import annotations
 

@@ -283,11 +283,11 @@ def test_both_sides_reject_the_same_bytes(godot_bin: str, batch: list[bytes]) ->
     assert 0 < accepted < len(records)
 
 
-# Frame streams: the GDScript FrameDecoder against sidecar/frames.py, fed in chunks.
+# Frame streams: the GDScript FrameDecoder against sidecar/link/frames.py, fed in chunks.
 
 
 def python_frames(stream: bytes, chunk: int) -> tuple[list[str], str, int]:
-    """What sidecar/frames.py makes of `stream` fed `chunk` bytes at a time, as
+    """What sidecar/link/frames.py makes of `stream` fed `chunk` bytes at a time, as
     tests/gd/fuzz_frames.gd reports it: frames re-encoded as Godot holds them, the error
     code (or ""), the bytes left buffered."""
     decoder = FrameDecoder()

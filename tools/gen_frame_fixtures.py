@@ -2,7 +2,7 @@
 """Write tests/fixtures/frames.json: frames both codecs must decode, re-encode and reject.
 
 Run from the repository root: `.venv/bin/python tools/gen_frame_fixtures.py`.
-Frames come from msgpack-python itself (not from sidecar/frames.py) so the tests compare our
+Frames come from msgpack-python itself (not from sidecar/link/frames.py) so the tests compare our
 codecs with the reference implementation.
 
 File format (an object):

@@ -12,7 +12,7 @@ const MsgPack = preload("res://addons/godot_debug_connection/msgpack.gd")
 ## Largest payload a frame may carry, in bytes.
 const MAX_FRAME: int = 16777216
 
-## Error codes of [method FrameDecoder.get_error_code], the same as sidecar/frames.py uses.
+## Error codes of [method FrameDecoder.get_error_code], the same as sidecar/link/frames.py uses.
 const ERR_EMPTY: String = "empty"
 const ERR_TOO_LARGE: String = "too_large"
 const ERR_MSGPACK: String = "msgpack"

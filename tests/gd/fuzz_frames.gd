@@ -1,6 +1,7 @@
 extends SceneTree
 ## Feeds byte streams to frame_codec.gd's FrameDecoder for tests/test_msgpack.py, which
-## generates them (random, truncated, damaged) and checks the answers against sidecar/frames.py.
+## generates them (random, truncated, damaged) and checks the answers against
+## sidecar/link/frames.py.
 ##
 ## godot --headless --path . --script res://tests/gd/fuzz_frames.gd -- <in> <out>
 ## <in>: records of u32 big-endian stream length, u32 big-endian chunk size, stream bytes.
