@@ -671,13 +671,13 @@ def test_issue_12_diagnostics_without_uri_is_400_naming_uri(
     sidecar: Sidecar, body: dict[str, Any] | None
 ) -> None:
     """`uri` is required (the document said optional) and the GET's error named textDocument;
-    a POST may still name the script LSP's way, `textDocument.uri`."""
+    LSP's `textDocument.uri` is not a second spelling of it here (the document has one)."""
     status, answer = call(sidecar, "/lsp/diagnostics", body)
     assert status == 400, answer
     assert answer["error"]["code"] == "missing_field" and answer["error"]["field"] == "uri"
     assert "'uri'" in answer["error"]["message"]
-    lsp_shaped = ok(sidecar, "/lsp/diagnostics", {"textDocument": {"uri": MAIN}})
-    assert lsp_shaped["path"] == MAIN
+    lsp_shaped, answer = call(sidecar, "/lsp/diagnostics", {"textDocument": {"uri": MAIN}})
+    assert (lsp_shaped, answer["error"]["field"]) == (400, "uri")
 
 
 def test_issue_12_apply_changes_with_both_text_and_edits_is_400(

@@ -15,11 +15,10 @@ that is neither on disk nor open 404 `not_found`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
-from pydantic.json_schema import SkipJsonSchema
 
 from sidecar.api.shapes import SCRIPT_PATTERN, Position, TextDocument
 from sidecar.errors import RequestError
@@ -217,51 +216,23 @@ class FileArguments(Arguments):
         return self.textDocument.uri, "textDocument.uri"
 
 
-def _no_default(schema: JsonDict) -> None:
-    """A required field has no default to show (None only means "not given here")."""
-    schema.pop("default", None)
-
-
-def _query_uri(description: str, **schema: Any) -> Any:
-    """`uri` as a GET's query carries it: a non-empty string, required (the model's
-    `required` says so; its Python default None lets a POST spell it LSP's way)."""
-    return WithJsonSchema({"type": "string", "minLength": 1, "description": description, **schema})
-
-
 class QueryFileArguments(Arguments):
-    """A file by `uri`, which a GET's query can carry, so it is required.
+    """A file by `uri`, which a GET's query can carry: required, also in a POST."""
 
-    A POST written LSP's way (`textDocument.uri`, as the MCP tools and older agents send)
-    is still understood: the uri is taken from there when `uri` is absent.
-    """
-
-    model_config = ConfigDict(json_schema_extra={"required": ["uri"]})
-
-    uri: Annotated[str | None, _query_uri(_URI_DOC, examples=["res://a.gd"])] = Field(
-        None, min_length=1, json_schema_extra=_no_default
-    )
-    textDocument: SkipJsonSchema[TextDocument | None] = None
-
-    @model_validator(mode="after")
-    def _named(self) -> QueryFileArguments:
-        if self.uri is None and self.textDocument is None:
-            raise RequestError(
-                f"missing field 'uri' ({_URI_DOC})", code="missing_field", details={"field": "uri"}
-            )
-        return self
+    uri: str = Field(min_length=1, description=_URI_DOC, examples=["res://a.gd"])
 
     def named(self) -> tuple[str, str]:
         """The file as the agent spelled it, and the field that carries it."""
-        if self.uri is not None:
-            return self.uri, "uri"
-        assert self.textDocument is not None  # _named
-        return self.textDocument.uri, "textDocument.uri"
+        return self.uri, "uri"
 
 
 class DiagnosticsArguments(QueryFileArguments):
-    uri: Annotated[
-        str | None, _query_uri(_SCRIPT_DOC, examples=["res://player.gd"], **_SCRIPT_PATTERN)
-    ] = Field(None, min_length=1, json_schema_extra=_no_default)
+    uri: str = Field(
+        min_length=1,
+        description=_SCRIPT_DOC,
+        examples=["res://player.gd"],
+        json_schema_extra=_SCRIPT_PATTERN,
+    )
     wait: float = Field(
         0.0,
         description=f"seconds to wait for diagnostics newer than the document's version "
