@@ -155,10 +155,9 @@ async def language_through_mcp(bob: Client) -> None:
     assert "add_numbers" in json.dumps(hover)
     found = json.dumps(await call(bob, "definition", **at(MAIN, line, character)))
     assert "/demo/main.gd" in found
-    document = {"textDocument": {"uri": MAIN}}
-    diagnostics = await call(bob, "diagnostics", **document, wait=5)
+    diagnostics = await call(bob, "diagnostics", uri=MAIN, wait=5)
     assert diagnostics["diagnostics"] == []
-    outside = {"textDocument": {"uri": "res://../outside.gd"}}
+    outside = {"uri": "res://../outside.gd"}
     assert (await error_of(bob, "diagnostics", **outside))["http_status"] == 403
 
 
