@@ -226,7 +226,7 @@ class SceneNode:
     path: str
     scene_file: str | None
     view_flags: int | None  # None: a Godot before 4.5 sends none
-    children: tuple[SceneNode, ...] = field(default=())
+    children: tuple[SceneNode, ...] = field(default=(), repr=False)
 
     @property
     def script(self) -> str | None:
@@ -251,9 +251,12 @@ class SceneNode:
 
     def walk(self) -> list[SceneNode]:
         """This node and all below it, depth first (the order Godot sends them in)."""
-        nodes = [self]
-        for child in self.children:
-            nodes.extend(child.walk())
+        nodes: list[SceneNode] = []
+        stack: list[SceneNode] = [self]
+        while stack:  # no recursion: a game's tree may be thousands of levels deep
+            node = stack.pop()
+            nodes.append(node)
+            stack.extend(reversed(node.children))
         return nodes
 
     def find(self, path: str) -> SceneNode | None:
