@@ -255,6 +255,13 @@ def test_engine_error_has_message_and_description() -> None:
     assert err.script_location == messages.StackFrame("res://demo/capture.gd", "_process", 30)
 
 
+def test_a_script_error_names_the_script_itself() -> None:
+    err = messages.parse_error(data("error_script"))
+    assert (err.source_file, err.function, err.line) == ("res://demo/capture.gd", "_process", 33)
+    assert "get_name" in err.message and not err.is_warning
+    assert err.script_location == messages.StackFrame("res://demo/capture.gd", "_process", 33)
+
+
 def test_an_error_outside_scripts_has_no_stack() -> None:
     err = messages.parse_error(data("error_no_stack"))
     assert err.stack == () and err.script_location is None
@@ -300,3 +307,21 @@ def test_malformed_profile_frame() -> None:
         messages.parse_profile_frame([1.0, "fast"])
     with pytest.raises(MalformedMessage):
         messages.parse_profile_names([["ok"], 3])
+
+
+# --- screenshots -------------------------------------------------------------------------
+
+
+def test_screenshot_answer_names_the_png_the_game_wrote() -> None:
+    shot = messages.parse_screenshot(data("game_view_get_screenshot"))
+    assert shot.request_id == 7  # sent as 7, back as 7.0
+    assert (shot.width, shot.height) == (1152, 648)  # the demo's default window
+    assert shot.png_path.endswith(".png") and "/scr-" in shot.png_path
+
+
+@pytest.mark.parametrize(
+    "raw", [[7, 1152, 648], [7.5, 1, 1, "/tmp/x.png"], [7, "1152", 648, "/tmp/x.png"]]
+)
+def test_malformed_screenshot(raw: Any) -> None:
+    with pytest.raises(MalformedMessage):
+        messages.parse_screenshot(raw)

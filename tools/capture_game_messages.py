@@ -6,7 +6,10 @@ connects straight to the editor's DAP port (no sidecar in between), launches tha
 with `"godot/custom_data": true`, asks the game for its scene tree and for a few objects
 (`godot/put_msg`), and writes what came back as JSON fixtures:
 
-    PYTHONPATH=. GODOT=... .venv/bin/python tools/capture_game_messages.py [out_dir]
+    PYTHONPATH=. GODOT=... .venv/bin/python tools/capture_game_messages.py [--display] [out_dir]
+
+`--display` runs the game rendered on an Xvfb of its own (`--rendering-driver opengl3`,
+the addon left out so that nothing adds `--headless`) and asks for a screenshot too.
 
 Every `godot/custom_data` event body is kept verbatim (`{"message": ..., "data": [...]}`).
 """
@@ -14,7 +17,9 @@ Every `godot/custom_data` event body is kept verbatim (`{"message": ..., "data":
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +85,9 @@ func _process(_delta: float) -> void:
 		push_error("capture: a pushed error")
 		push_warning("capture: a pushed warning")
 		get_node("Missing")
+	if frames == 45:
+		var nothing: Node = null
+		nothing.get_name()
 """
 
 MOVER_SCRIPT = """extends Node2D
@@ -137,8 +145,14 @@ class Dap:
         self.send("godot/put_msg", {"message": message, "data": data})
 
 
-def make_project(root: Path) -> Path:
+def make_project(root: Path, display: bool) -> Path:
     project = make_demo_project(root / "project")
+    if display:
+        # Without the addon nothing appends --headless to the game's arguments.
+        settings = project / "project.godot"
+        text = settings.read_text().split("[editor_plugins]")[0]
+        text += '\n[editor]\n\nrun/main_run_args="--rendering-driver opengl3"\n'
+        settings.write_text(text)
     (project / "demo" / "capture.tscn").write_text(CAPTURE_SCENE)
     (project / "demo" / "capture.gd").write_text(CAPTURE_SCRIPT)
     (project / "demo" / "mover.gd").write_text(MOVER_SCRIPT)
@@ -166,6 +180,12 @@ def write_fixtures(dap: Dap, out: Path) -> None:
     warned = [e for e in errors if e["data"][5] == "push_warning"]
     engine = [e for e in errors if e["data"][5] == "get_node"]
     stackless = [e for e in errors if e["data"][10] == 0]
+    script = [e for e in errors if str(e["data"][4]).startswith("res://")]
+    if script:
+        save(out, "error_script", script[0])
+    shots = dap.custom("game_view:get_screenshot")
+    if shots:
+        save(out, "game_view_get_screenshot", shots[0])
     save(out, "set_pid", dap.custom("set_pid")[0])
     save(out, "scene_tree", dap.custom("scene:scene_tree")[0])
     objects = dap.custom("scene:inspect_objects")
@@ -186,39 +206,101 @@ def write_fixtures(dap: Dap, out: Path) -> None:
     print("custom_data messages:", names)
 
 
+def free_display() -> int:
+    number = 90
+    while Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists():
+        number += 1
+    return number
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"no DAP server on port {port}")
+
+
+def stopped_continue(dap: Dap) -> None:
+    """A script error stops the game in the debugger: let it go on."""
+    for m in dap.messages:
+        if m.get("event") == "stopped" and not m.get("_continued"):
+            m["_continued"] = True
+            dap.send("continue", {"threadId": 1})
+
+
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
+    args = [a for a in sys.argv[1:] if a != "--display"]
+    display = "--display" in sys.argv[1:]
+    out = Path(args[0]) if args else OUT
     out.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="capture-"))
-    editor = Editor(make_project(root))
-    editor.start()
+    xvfb: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = {}
+    if display:
+        number = free_display()
+        xvfb = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x720x24"])
+        env["DISPLAY"] = f":{number}"
+        time.sleep(1)
+    editor = Editor(make_project(root, display), env=env)
     try:
-        dap = Dap(editor.dap_port)
-        dap.send("initialize", {"clientID": "capture", "adapterID": "godot"})
-        dap.pump(1)
-        dap.send("launch", {"scene": "res://demo/capture.tscn", "godot/custom_data": True})
-        dap.send("configurationDone", {})
-        deadline = time.monotonic() + 30
-        while not dap.custom("set_pid") and time.monotonic() < deadline:
-            dap.pump(0.5)
-        dap.pump(3)  # past frame 30: the errors
-        dap.put_msg("scene:request_scene_tree", [])
-        dap.pump(2)
-        tree = dap.custom("scene:scene_tree")[-1]["data"]
-        ids = tree_ids(tree)
-        dap.put_msg("scene:inspect_objects", [[ids["Capture"]], False])
-        dap.pump(2)
-        dap.put_msg("scene:inspect_objects", [[ids["Mover"], ids["Box"]], False])
-        dap.pump(2)
-        dap.put_msg("scene:inspect_object", [ids["Label"]])  # the pre-4.5 message
-        dap.pump(2)
-        dap.put_msg("scene:inspect_objects", [[123456789], False])  # no such object
-        dap.pump(2)
-        dap.send("terminate", {})
-        dap.pump(2)
-        write_fixtures(dap, out)
+        if display:
+            editor.spawn()
+            wait_for_port(editor.dap_port, 120)
+        else:
+            editor.start()
+        capture(editor, out, display)
     finally:
         editor.stop()
+        if xvfb is not None:
+            xvfb.kill()
+            xvfb.wait()
+        os.environ.pop("DISPLAY", None)
+
+
+def pump_continuing(dap: Dap, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        dap.pump(0.25)
+        stopped_continue(dap)
+
+
+def capture(editor: Editor, out: Path, display: bool) -> None:
+    dap = Dap(editor.dap_port)
+    dap.send("initialize", {"clientID": "capture", "adapterID": "godot"})
+    dap.pump(1)
+    dap.send("launch", {"scene": "res://demo/capture.tscn", "godot/custom_data": True})
+    dap.send("configurationDone", {})
+    deadline = time.monotonic() + 30
+    while not dap.custom("set_pid") and time.monotonic() < deadline:
+        dap.pump(0.5)
+    pump_continuing(dap, 4)  # past frames 30 and 45: the errors
+    dap.put_msg("scene:request_scene_tree", [])
+    pump_continuing(dap, 2)
+    tree = dap.custom("scene:scene_tree")[-1]["data"]
+    ids = tree_ids(tree)
+    dap.put_msg("scene:inspect_objects", [[ids["Capture"]], False])
+    pump_continuing(dap, 2)
+    dap.put_msg("scene:inspect_objects", [[ids["Mover"], ids["Box"]], False])
+    pump_continuing(dap, 2)
+    dap.put_msg("scene:inspect_object", [ids["Label"]])  # the pre-4.5 message
+    pump_continuing(dap, 2)
+    dap.put_msg("scene:inspect_objects", [[123456789], False])  # no such object
+    pump_continuing(dap, 2)
+    if display:
+        dap.put_msg("scene:rq_screenshot", [7])
+        pump_continuing(dap, 3)
+        for shot in dap.custom("game_view:get_screenshot"):
+            png = Path(shot["data"][3])
+            print("screenshot", shot["data"], png.exists() and png.read_bytes()[:8])
+    dap.send("terminate", {})
+    dap.pump(2)
+    write_fixtures(dap, out)
+    stops = [m["body"] for m in dap.messages if m.get("event") == "stopped"]
+    print("stopped events:", stops)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ INSPECT_OBJECT = "scene:inspect_object"  # before 4.5 (still answered by 4.6): [
 ERROR = "error"
 PROFILE_FRAME = "performance:profile_frame"
 PROFILE_NAMES = "performance:profile_names"
+SCREENSHOT = "game_view:get_screenshot"  # the answer to `scene:rq_screenshot [request id]`
 
 
 class MalformedMessage(ProtocolError):
@@ -617,3 +618,39 @@ def parse_profile_names(data: Any) -> tuple[str, ...]:
     if len(items) == 2 and all(isinstance(i, list) for i in items):
         items = items[0]
     return tuple(_str(PROFILE_NAMES, f"data[{i}]", name) for i, name in enumerate(items))
+
+
+# --- game_view:get_screenshot ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    """The game's answer to `put_msg "scene:rq_screenshot" [request_id]` (4.5+).
+
+    The game saves a PNG in its own temp directory (OS.get_temp_path(): TMPDIR or /tmp,
+    `scr-<datetime><usec>.png`) and sends the path; it never deletes the file. A headless
+    game cannot: it answers an `error` "Cannot get an image from a viewport texture of
+    the main screen" instead, and no screenshot message.
+    """
+
+    request_id: int  # as sent; Godot's JSON reader made it a float on the way in
+    width: int
+    height: int
+    png_path: str
+
+
+def parse_screenshot(data: Any) -> Screenshot:
+    items = _list(SCREENSHOT, "data", data)
+    if len(items) != 4:
+        raise MalformedMessage(
+            SCREENSHOT, "data", f"[id, width, height, path] needs 4 items, got {len(items)}"
+        )
+    request = items[0]
+    if isinstance(request, float) and request.is_integer():
+        request = int(request)
+    return Screenshot(
+        request_id=_int(SCREENSHOT, "data[0]", request),
+        width=_int(SCREENSHOT, "data[1]", items[1]),
+        height=_int(SCREENSHOT, "data[2]", items[2]),
+        png_path=_str(SCREENSHOT, "data[3]", items[3]),
+    )
