@@ -296,6 +296,7 @@ def capture(editor: Editor, out: Path, display: bool) -> None:
         for shot in dap.custom("game_view:get_screenshot"):
             png = Path(shot["data"][3])
             print("screenshot", shot["data"], png.exists() and png.read_bytes()[:8])
+            png.unlink(missing_ok=True)  # the game never deletes it
     dap.send("terminate", {})
     dap.pump(2)
     write_fixtures(dap, out)

@@ -356,7 +356,9 @@ class Property:
     usage: int
     raw: Any  # the value as it came through the DAP
     category: str | None  # the inspector section (class or script file) it sits under
-    group: str | None  # the inspector group inside that section, if any
+    # The inspector group inside that section. Godot 4.6 sends no group rows (they lack
+    # PROPERTY_USAGE_EDITOR, which the game's filter keeps), so this is None there.
+    group: str | None
 
     @property
     def type_name(self) -> str:
