@@ -627,7 +627,7 @@ def parse_profile_names(data: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Screenshot:
-    """The game's answer to `put_msg "scene:rq_screenshot" [request_id]` (4.5+).
+    """The game's answer to `put_msg "scene:rq_screenshot" [request_id]` (recent 4.x).
 
     The game saves a PNG in its own temp directory (OS.get_temp_path(): TMPDIR or /tmp,
     `scr-<datetime><usec>.png`) and sends the path; it never deletes the file. A headless
