@@ -102,6 +102,7 @@ class VirtualDisplay:
         self.ready_timeout = ready_timeout
         self.number: int | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
 
     @property
     def display(self) -> str | None:
@@ -161,7 +162,7 @@ class VirtualDisplay:
                 self._process, self.number = process, number
                 # Nobody reads its complaints from now on: a full pipe must never block it.
                 if process.stderr is not None:
-                    asyncio.ensure_future(_drain(process.stderr))
+                    self._drain = asyncio.ensure_future(_drain(process.stderr))
                 return Started(f":{number}", process.pid)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(process.wait(), POLL)
@@ -175,6 +176,9 @@ class VirtualDisplay:
         if process is None:
             return
         await _end(process)
+        if self._drain is not None:
+            await self._drain
+            self._drain = None
         if number is not None:
             # Only ours: a lock naming our (now dead) pid, left by a hard kill.
             lock = _lock_path(number)
