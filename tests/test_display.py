@@ -13,9 +13,11 @@ Skipped only when Xvfb is not installed (`make test` installs it with tools/ensu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import struct
+import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -238,3 +240,67 @@ def test_issue_13_xvfb_missing_is_a_reason_naming_the_install(
     outcome = asyncio.run(VirtualDisplay().start())
     assert isinstance(outcome, Unavailable)
     assert "not installed" in outcome.reason and "ensure_xvfb" in outcome.reason
+
+
+@needs_xvfb
+def test_issue_13_displays_skip_taken_numbers_and_free_theirs() -> None:
+    """A number with a lock file (a stale one here) is skipped; two displays never share one;
+    a stopped display leaves neither its lock nor its socket."""
+    first = 400 + os.getpid() % 500  # away from the numbers other tests and desktops use
+    stale = Path(f"/tmp/.X{first}-lock")
+    stale.write_text("99999999\n")
+    try:
+        shown = asyncio.run(_two_displays(first))
+    finally:
+        stale.unlink()
+    assert shown == [f":{first + 1}", f":{first + 2}"]
+    for number in (first + 1, first + 2):
+        assert not Path(f"/tmp/.X{number}-lock").exists()
+        assert not Path(f"/tmp/.X11-unix/X{number}").exists()
+
+
+async def _two_displays(first: int) -> list[str]:
+    """The displays two VirtualDisplays searching from `first` got, both stopped again."""
+    one, two = VirtualDisplay(first_number=first), VirtualDisplay(first_number=first)
+    try:
+        started = [await one.start(), await two.start()]
+        return [s.display if isinstance(s, Started) else s.reason for s in started]
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+PARENT = """
+import asyncio, sys
+from sidecar.godot.display import VirtualDisplay
+
+async def main() -> None:
+    started = await VirtualDisplay(first_number=int(sys.argv[1])).start()
+    print(started.pid, flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+@needs_xvfb
+async def test_issue_13_xvfb_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """The sidecar killed with SIGKILL (no clean-up of its own) takes its Xvfb with it."""
+    first = 400 + (os.getpid() + 250) % 500
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PARENT, str(first), stdout=asyncio.subprocess.PIPE
+    )
+    assert parent.stdout is not None
+    line = await asyncio.wait_for(parent.stdout.readline(), 30)
+    xvfb = psutil.Process(int(line))
+    assert "Xvfb" in xvfb.name()
+    parent.kill()
+    await parent.wait()
+    try:
+        xvfb.wait(10)  # it is not our child: psutil polls until it is gone or a zombie
+    except psutil.TimeoutExpired:
+        raise AssertionError("Xvfb outlived the process that started it") from None
+    finally:
+        with contextlib.suppress(psutil.Error):
+            if xvfb.status() != psutil.STATUS_ZOMBIE:
+                xvfb.kill()
