@@ -243,6 +243,7 @@ def test_issue_13_xvfb_missing_is_a_reason_naming_the_install(
 
 
 @needs_xvfb
+@pytest.mark.slow
 def test_issue_13_displays_skip_taken_numbers_and_free_theirs() -> None:
     """A number with a lock file (a stale one here) is skipped; two displays never share one;
     a stopped display leaves neither its lock nor its socket."""
@@ -284,6 +285,7 @@ asyncio.run(main())
 
 
 @needs_xvfb
+@pytest.mark.slow
 async def test_issue_13_xvfb_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
     """The sidecar killed with SIGKILL (no clean-up of its own) takes its Xvfb with it."""
     first = 400 + (os.getpid() + 250) % 500
