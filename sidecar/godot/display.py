@@ -6,7 +6,9 @@ and answers screenshots with real pixels. The bridge starts the Xvfb itself and 
 
 If the sidecar dies without stopping it, the kernel ends the Xvfb too: it is started with
 the parent-death signal (prctl PR_SET_PDEATHSIG) set to SIGTERM, so it never outlives the
-sidecar, whatever way the sidecar ends (even SIGKILL). An Xvfb killed hard leaves its lock
+sidecar, whatever way the sidecar ends (even SIGKILL). The kernel ties that signal to the
+thread that started the Xvfb: start it from the event loop's thread, which lives as long as
+the sidecar, never from a worker thread that may end first. An Xvfb killed hard leaves its lock
 file behind; `stop` removes it, and the display search skips numbers whose lock or socket
 exists, so a stale one costs a number, never a failure.
 """
