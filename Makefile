@@ -9,7 +9,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint setup godot browser clean bench
+.PHONY: run test unit lint setup godot browser display clean bench
 
 setup: $(STAMP) godot
 
@@ -26,6 +26,10 @@ godot:
 browser:
 	@tools/ensure_chromium
 
+# Debian's Xvfb + Mesa llvmpipe, so launched games render for screenshots (apt-get, as root).
+display:
+	@tools/ensure_xvfb
+
 run: setup
 	@exec tools/run
 
@@ -40,7 +44,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	GDB_UNIT_ONLY=1 $(VPY) -m pytest -q -m "not godot and not slow" $(PYTEST_ARGS)
 
-test: setup browser lint
+test: setup browser display lint
 	GODOT="$$(tools/install_godot)" $(VPY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -36,7 +36,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sidecar.agents import Agent
@@ -741,6 +741,35 @@ class DapSession:
                 "debugger session had not started yet): announced by the bridge",
             },
         )
+
+    async def put_msg(
+        self,
+        agent: str,
+        message: str,
+        data: list[Any],
+        answer: str,
+        *,
+        matches: Callable[[list[Any]], bool] | None = None,
+        timeout: float | None = None,
+    ) -> DebugEvent | None:
+        """Send `message` to the running game (`godot/put_msg`) and wait for its `answer`
+        among the game's messages (`godot/custom_data`): the first one whose data
+        `matches` (any, without it), or None when none came within `timeout`."""
+        self._require_connected()
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        # Looked for from before the send: the game may answer ahead of Godot's response.
+        since = self.custom_data.latest
+        await self._godot(agent, "godot/put_msg", {"message": message, "data": data})
+        kinds = frozenset({answer})
+        while True:
+            event = await self.custom_data.next_of(since, kinds, deadline - time.monotonic())
+            if event is None:
+                return None
+            since = event.seq
+            got = event.body.get("data")
+            if matches is None or (isinstance(got, list) and matches(got)):
+                return event
 
     async def wait_events(self, since: int = 0, wait: float = 0.0, limit: int = 500) -> Args:
         return await self.events.read(since, wait, limit)

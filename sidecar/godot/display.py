@@ -1,0 +1,209 @@
+"""A virtual X display (Xvfb) for games launched by a headless editor, so they can render.
+
+A game started without `--headless` needs a display; with `DISPLAY` naming an Xvfb and
+`--rendering-driver opengl3` it renders on Mesa's software OpenGL (llvmpipe), invisible,
+and answers screenshots with real pixels. The bridge starts the Xvfb itself and stops it.
+
+If the sidecar dies without stopping it, the kernel ends the Xvfb too: it is started with
+the parent-death signal (prctl PR_SET_PDEATHSIG) set to SIGTERM, so it never outlives the
+sidecar, whatever way the sidecar ends (even SIGKILL). The kernel ties that signal to the
+thread that started the Xvfb: start it from the event loop's thread, which lives as long as
+the sidecar, never from a worker thread that may end first. An Xvfb killed hard leaves its lock
+file behind; `stop` removes it, and the display search skips numbers whose lock or socket
+exists, so a stale one costs a number, never a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+INSTALL_HINT = (
+    "install Debian's xvfb and libgl1-mesa-dri (as root: tools/ensure_xvfb, or "
+    "apt-get install xvfb libgl1-mesa-dri)"
+)
+# Where X servers of this machine announce themselves.
+SOCKET_DIR = Path("/tmp/.X11-unix")
+LOCK_DIR = Path("/tmp")
+FIRST_NUMBER = 90  # above what desktops and CI services usually take
+NUMBER_ATTEMPTS = 20
+READY_TIMEOUT = 10.0  # seconds for an Xvfb to accept connections
+STOP_TIMEOUT = 3.0  # seconds between SIGTERM and SIGKILL
+POLL = 0.05
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Started:
+    """An Xvfb is up: `display` is what `DISPLAY` must say, `pid` its process."""
+
+    display: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """No virtual display could be started; `reason` says why and what to do."""
+
+    reason: str
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM when the sidecar (its parent) dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _socket_path(number: int) -> Path:
+    return SOCKET_DIR / f"X{number}"
+
+
+def _lock_path(number: int) -> Path:
+    return LOCK_DIR / f".X{number}-lock"
+
+
+def _taken(number: int) -> bool:
+    return _socket_path(number).exists() or _lock_path(number).exists()
+
+
+def _accepts(number: int) -> bool:
+    """True when the X server of `number` accepts a connection on its socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.connect(str(_socket_path(number)))
+        except OSError:
+            return False
+        return True
+
+
+class VirtualDisplay:
+    """One Xvfb, started and stopped by its owner (the sidecar, or a test)."""
+
+    def __init__(
+        self,
+        *,
+        width: int = 1280,
+        height: int = 720,
+        depth: int = 24,
+        first_number: int = FIRST_NUMBER,
+        attempts: int = NUMBER_ATTEMPTS,
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> None:
+        self.screen = f"{width}x{height}x{depth}"
+        self.first_number = first_number
+        self.attempts = attempts
+        self.ready_timeout = ready_timeout
+        self.number: int | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def display(self) -> str | None:
+        """`:N` while the Xvfb runs, else None."""
+        return f":{self.number}" if self.number is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def env(self) -> dict[str, str]:
+        """The environment a game needs to render here (empty when not started)."""
+        return {"DISPLAY": self.display} if self.display is not None else {}
+
+    async def start(self) -> Started | Unavailable:
+        """Start an Xvfb on the first free display number; say why not when it cannot."""
+        if self._process is not None and self.display is not None:
+            return Started(self.display, self._process.pid)
+        xvfb = shutil.which("Xvfb")
+        if xvfb is None:
+            return Unavailable(f"Xvfb is not installed: {INSTALL_HINT}")
+        last = "every display number tried was taken"
+        for number in range(self.first_number, self.first_number + self.attempts):
+            if _taken(number):
+                continue
+            outcome = await self._try(xvfb, number)
+            if isinstance(outcome, Started):
+                return outcome
+            last = outcome.reason
+        return Unavailable(
+            f"no Xvfb could start on displays :{self.first_number} to "
+            f":{self.first_number + self.attempts - 1}: {last}"
+        )
+
+    async def _try(self, xvfb: str, number: int) -> Started | Unavailable:
+        process = await asyncio.create_subprocess_exec(
+            xvfb,
+            f":{number}",
+            "-screen",
+            "0",
+            self.screen,
+            "-nolisten",
+            "tcp",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                # Lost a race for the number, or cannot run at all: its words say which.
+                err = b"" if process.stderr is None else await process.stderr.read()
+                words = err.decode("utf-8", "replace").strip().splitlines()
+                return Unavailable(f"Xvfb :{number} exited ({words[-1] if words else 'no output'})")
+            if _accepts(number):
+                self._process, self.number = process, number
+                # Nobody reads its complaints from now on: a full pipe must never block it.
+                if process.stderr is not None:
+                    self._drain = asyncio.ensure_future(_drain(process.stderr))
+                return Started(f":{number}", process.pid)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), POLL)
+        await _end(process)
+        return Unavailable(f"Xvfb :{number} did not accept connections in {self.ready_timeout} s")
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period; the display number is free again."""
+        process, number = self._process, self.number
+        self._process, self.number = None, None
+        if process is None:
+            return
+        await _end(process)
+        if self._drain is not None:
+            await self._drain
+            self._drain = None
+        if number is not None:
+            # Only ours: a lock naming our (now dead) pid, left by a hard kill.
+            lock = _lock_path(number)
+            with contextlib.suppress(OSError, ValueError):
+                if int(lock.read_text().strip()) == process.pid:
+                    lock.unlink()
+                    _socket_path(number).unlink(missing_ok=True)
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    with contextlib.suppress(Exception):
+        while await stream.read(65536):
+            pass
