@@ -1,0 +1,9 @@
+extends Node2D
+## A node that keeps moving while the game runs, so tests see its position change.
+
+## Pixels a second along x.
+@export var speed: float = 60.0
+
+
+func _process(delta: float) -> void:
+	position.x += speed * delta

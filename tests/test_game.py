@@ -1,0 +1,181 @@
+"""/game/tree and /game/node against a real headless editor, its sidecar and the launched
+demo game (demo/main.tscn: `Main` with main.gd, and `Mover`, a Node2D that moves)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from harness import Editor, call_json, ok_json
+
+from sidecar.api.game import absolute, node_json
+from sidecar.godot.game.messages import parse_scene_tree
+
+MAIN = "res://demo/main.gd"
+MOVER = "res://demo/mover.gd"
+
+
+def query(endpoint: str, **args: Any) -> str:
+    return endpoint + "?" + "&".join(f"{k}={v}" for k, v in args.items()) if args else endpoint
+
+
+def wait_for_tree(editor: Editor, timeout: float = 30.0) -> dict[str, Any]:
+    """The tree once the launched game answers with its Main scene in it."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        status, answer = call_json(editor, "GET", "/game/tree")
+        last = (status, answer)
+        if status == 200 and any(c["name"] == "Main" for c in answer["result"]["root"]["children"]):
+            return answer["result"]  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"the game's tree never came: {last}")
+
+
+@pytest.fixture
+def game(editor: Editor) -> Iterator[Editor]:
+    """The demo game, launched through the bridge, ended afterwards."""
+    deadline = time.monotonic() + 60
+    while ok_json(editor, "GET", "/status")["debug_adapter"]["state"] != "connected":
+        assert time.monotonic() < deadline, "the debug adapter never connected"
+        time.sleep(0.2)
+    ok_json(editor, "POST", "/debug/launch", {})
+    try:
+        wait_for_tree(editor)
+        yield editor
+    finally:
+        call_json(editor, "POST", "/debug/terminate", {})
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the next test may want no game
+            if call_json(editor, "GET", "/game/tree")[0] == 409:
+                break
+            time.sleep(0.2)
+
+
+def child(node: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in node["children"] if c["name"] == name)
+
+
+def prop(answer: dict[str, Any], name: str) -> dict[str, Any]:
+    for section in answer["sections"]:
+        if name in section["properties"]:
+            return section["properties"][name]  # type: ignore[no-any-return]
+    raise AssertionError(f"no property {name!r} in {answer}")
+
+
+def test_issue_13_no_game_is_409(editor: Editor) -> None:
+    for path in ("/game/tree", "/game/node?path=Main"):
+        status, answer = call_json(editor, "GET", path)
+        assert status == 409, answer
+        assert answer["error"]["code"] == "not_running"
+
+
+def test_issue_13_tree_has_the_demo_nodes_and_scripts(game: Editor) -> None:
+    tree = ok_json(game, "GET", "/game/tree")
+    root = tree["root"]
+    assert (root["name"], root["path"], root["class"]) == ("root", "/root", "Window")
+    assert tree["depth"] == 3 and tree["truncated"] == 0
+    main = child(root, "Main")
+    assert main["path"] == "/root/Main" and main["script"] == MAIN
+    assert main["class"] is None  # main.gd has no class_name: the tree tells only the script
+    assert int(main["id"]) > 0 and isinstance(main["id"], str)
+    mover = child(main, "Mover")
+    assert mover["path"] == "/root/Main/Mover" and mover["script"] == MOVER
+    assert mover["visible"] is True
+    assert mover["children"] == [] and mover["child_count"] == 0
+    assert tree["node_count"] >= 3
+
+
+def test_issue_13_tree_depth_and_path_limit_it(game: Editor) -> None:
+    top = ok_json(game, "GET", query("/game/tree", depth=0))
+    assert top["root"]["children"] == [] and top["root"]["child_count"] >= 1
+    assert top["root"]["truncated"] == top["truncated"] == top["node_count"] - 1
+    one = ok_json(game, "POST", "/game/tree", {"depth": 1})
+    main = child(one["root"], "Main")
+    assert main["children"] == [] and main["truncated"] == 1 and main["child_count"] == 1
+    for spelling in ("Main", "/root/Main", "/root/Main/"):
+        sub = ok_json(game, "GET", query("/game/tree", path=spelling, depth=1))
+        assert sub["root"]["path"] == "/root/Main"
+        assert [c["name"] for c in sub["root"]["children"]] == ["Mover"]
+    status, answer = call_json(game, "GET", query("/game/tree", path="Main/Nope"))
+    assert status == 404 and answer["error"]["code"] == "not_found", answer
+    status, answer = call_json(game, "GET", query("/game/tree", depth=-1))
+    assert status == 400 and answer["error"]["field"] == "depth", answer
+
+
+def test_issue_13_node_properties_are_typed(game: Editor) -> None:
+    node = ok_json(game, "GET", query("/game/node", path="Main/Mover"))
+    assert node["class"] == "Node2D" and node["path"] == "/root/Main/Mover"
+    assert node["script"] == MOVER
+    categories = [s["category"] for s in node["sections"]]
+    assert categories[0] is None and "Node2D" in categories and "Node" in categories
+    assert next(s for s in node["sections"] if s.get("script") == MOVER)["category"] == ("mover.gd")
+    assert prop(node, "speed") == {"type": "float", "value": 60.0}
+    position = prop(node, "position")
+    assert position["type"] == "Vector2" and set(position["value"]) == {"x", "y"}
+    assert position["value"]["y"] == 20.0
+    assert prop(node, "visible") == {"type": "bool", "value": True}
+    assert prop(node, "Node/path")["value"] == "/root/Main/Mover"
+    # By id, and only the properties asked for.
+    tree = ok_json(game, "GET", query("/game/tree", path="Main/Mover", depth=0))
+    by_id = ok_json(
+        game, "POST", "/game/node", {"id": tree["root"]["id"], "properties": ["position"]}
+    )
+    assert by_id["id"] == tree["root"]["id"] == node["id"]
+    assert [list(s["properties"]) for s in by_id["sections"]] == [["position"]]
+
+
+def test_issue_13_position_changes_while_the_game_runs(game: Editor) -> None:
+    def x() -> float:
+        node = ok_json(game, "POST", "/game/node", {"path": "/root/Main/Mover"})
+        return float(prop(node, "position")["value"]["x"])
+
+    first = x()
+    time.sleep(0.5)
+    assert x() > first
+
+
+def test_issue_13_node_errors(game: Editor) -> None:
+    cases = [
+        ({"path": "Main/Nope"}, 404, "not_found"),
+        ({"id": "123456"}, 404, "not_found"),  # no object has it
+        ({}, 400, "invalid_field"),
+        ({"path": "Main", "id": "1"}, 400, "invalid_field"),
+        ({"id": "12x"}, 400, "invalid_field"),
+        ({"id": str(2**60)}, 400, "invalid_field"),  # not exact through Godot's JSON
+    ]
+    for body, status, code in cases:
+        got, answer = call_json(game, "POST", "/game/node", body)
+        assert (got, answer["error"]["code"]) == (status, code), (body, answer)
+
+
+def test_issue_13_agents_asking_at_once_all_get_the_tree(game: Editor) -> None:
+    def ask(i: int) -> Any:
+        return ok_json(game, "GET", "/game/tree", agent=f"agent{i}")["root"]["id"]
+
+    with ThreadPoolExecutor(12) as pool:
+        ids = list(pool.map(ask, range(24)))
+    assert len(set(ids)) == 1
+
+
+def test_issue_13_tree_shaping_units() -> None:
+    # [child_count, name, type, id, scene_file, view_flags] per node, depth first.
+    data = [2, "root", "Window", 1, "", 0]
+    data += [1, "A", "res://a.gd", 2, "res://a.tscn", 14, 0, "B", "Label", 3, "", 2]
+    data += [0, "C", "Node", 4, "", 0]
+    tree = parse_scene_tree(data)
+    shown, hidden = node_json(tree, 1)
+    assert hidden == 1
+    a = shown["children"][0]
+    assert (a["script"], a["class"], a["scene_file"], a["visible"]) == (
+        "res://a.gd",
+        None,
+        "res://a.tscn",
+        True,
+    )
+    assert a["truncated"] == 1 and a["children"] == []
+    assert "visible" not in shown["children"][1] and "truncated" not in shown["children"][1]
+    assert absolute("A/B") == "/root/A/B" and absolute("/root/") == "/root"
