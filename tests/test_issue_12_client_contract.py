@@ -81,6 +81,9 @@ SAMPLES: dict[str, Any] = {
     "resume_after": 1.5,
     "everyone": True,
     "events": 6,
+    "depth": 19,
+    "id": "4711",
+    "properties": ["zz_property"],
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs
@@ -101,10 +104,14 @@ CLIENT_CHOSEN: dict[tuple[str, str], str] = {
 
 # What a cross-field rule needs besides the required parameters (method → arguments), and
 # what it needs with a parameter ((method, parameter) → arguments).
-BASE: dict[str, dict[str, Any]] = {"apply_changes": {"text": "extends Node # zz base\n"}}
+BASE: dict[str, dict[str, Any]] = {
+    "apply_changes": {"text": "extends Node # zz base\n"},
+    "game_node": {"path": SAMPLES["path"]},  # exactly one of path and id
+}
 WITH: dict[tuple[str, str], dict[str, Any]] = {
     ("apply_changes", "edits"): {"text": None},  # exactly one of text and edits
     ("clear_breakpoints", "everyone"): {"path": SAMPLES["path"]},  # everyone's in one file
+    ("game_node", "id"): {"path": None},  # exactly one of path and id
 }
 
 

@@ -798,6 +798,8 @@ ENDPOINTS: dict[str, str] = {
     "/debug/variables": "vars",
     "/debug/evaluate": "eval",
     "/debug/events": "events",
+    "/game/tree": "call",  # no command of its own yet: `gdbridge call GET /game/tree`
+    "/game/node": "call",
     "/lsp/completion": "complete",
     "/lsp/hover": "hover",
     "/lsp/definition": "definition",

@@ -336,6 +336,21 @@ class BridgeClient:
         body = given(expression=expression, frameId=frame_id)
         return self._object("/debug/evaluate", body)
 
+    # -- the running game -----------------------------------------------------------------
+
+    def game_tree(self, path: str | None = None, depth: int | None = None) -> dict[str, Any]:
+        """The running game's scene tree below `path` (a node path), `depth` levels deep."""
+        return self._object("/game/tree", given(path=path, depth=depth))
+
+    def game_node(
+        self,
+        path: str | None = None,
+        id: str | None = None,
+        properties: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """One node of the running game (by `path` or `id`) and its typed properties."""
+        return self._object("/game/node", given(path=path, id=id, properties=properties))
+
     # -- events ---------------------------------------------------------------------------
 
     def events(
