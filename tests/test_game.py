@@ -126,6 +126,11 @@ def test_issue_13_node_properties_are_typed(game: Editor) -> None:
     )
     assert by_id["id"] == tree["root"]["id"] == node["id"]
     assert [list(s["properties"]) for s in by_id["sections"]] == [["position"]]
+    both = {"id": node["id"], "path": "/root/Main/Mover", "properties": "position,speed"}
+    picked = ok_json(game, "GET", query("/game/node", **both))
+    assert [n for s in picked["sections"] for n in s["properties"]] == ["speed", "position"]
+    root = ok_json(game, "GET", "/game/node")
+    assert (root["class"], root["path"]) == ("Window", "/root")
 
 
 def test_issue_13_position_changes_while_the_game_runs(game: Editor) -> None:
@@ -142,8 +147,7 @@ def test_issue_13_node_errors(game: Editor) -> None:
     cases = [
         ({"path": "Main/Nope"}, 404, "not_found"),
         ({"id": "123456"}, 404, "not_found"),  # no object has it
-        ({}, 400, "invalid_field"),
-        ({"path": "Main", "id": "1"}, 400, "invalid_field"),
+        ({"path": "Main", "id": "1"}, 404, "not_found"),  # the node at path has another id
         ({"id": "12x"}, 400, "invalid_field"),
         ({"id": str(2**60)}, 400, "invalid_field"),  # not exact through Godot's JSON
     ]

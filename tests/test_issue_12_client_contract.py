@@ -104,14 +104,10 @@ CLIENT_CHOSEN: dict[tuple[str, str], str] = {
 
 # What a cross-field rule needs besides the required parameters (method → arguments), and
 # what it needs with a parameter ((method, parameter) → arguments).
-BASE: dict[str, dict[str, Any]] = {
-    "apply_changes": {"text": "extends Node # zz base\n"},
-    "game_node": {"path": SAMPLES["path"]},  # exactly one of path and id
-}
+BASE: dict[str, dict[str, Any]] = {"apply_changes": {"text": "extends Node # zz base\n"}}
 WITH: dict[tuple[str, str], dict[str, Any]] = {
     ("apply_changes", "edits"): {"text": None},  # exactly one of text and edits
     ("clear_breakpoints", "everyone"): {"path": SAMPLES["path"]},  # everyone's in one file
-    ("game_node", "id"): {"path": None},  # exactly one of path and id
 }
 
 

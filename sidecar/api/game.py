@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from sidecar.errors import RequestError
 from sidecar.godot.dap.session import DapSession
@@ -58,27 +58,39 @@ class TreeArguments(Arguments):
 
 
 class NodeArguments(Arguments):
-    path: str | None = Field(
-        None, min_length=1, description=f"the node, {_GAME_PATH_DOC}", examples=["Main/Mover"]
+    path: str = Field(
+        ROOT,
+        min_length=1,
+        description=f"the node, {_GAME_PATH_DOC}; left out: `/root`, or the node of `id`",
+        examples=["Main/Mover"],
     )
     id: str | None = Field(
         None,
         pattern=r"^[0-9]{1,20}$",
-        description="the node's (or object's) id from /game/tree, a decimal string",
+        description="the node's (or object's) id from /game/tree, a decimal string; with "
+        "`path` too, the node at `path` must have this id (404 otherwise)",
         examples=["26826769865"],
     )
-    properties: list[str] | None = Field(
+    properties: str | None = Field(
         None,
-        description="only these properties (Godot's names: `position`, `Members/speed`); "
-        "left out: all",
-        examples=[["position", "rotation"]],
+        min_length=1,
+        description="only these properties, comma-separated Godot names "
+        "(`position,Members/speed`; a JSON body may give a list of names); left out: all",
+        examples=["position,rotation"],
     )
 
-    @model_validator(mode="after")
-    def _one_target(self) -> NodeArguments:
-        if (self.path is None) == (self.id is None):
-            raise ValueError("give the node by exactly one of 'path' and 'id'")
-        return self
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _names_as_text(cls, value: Any) -> Any:
+        # A JSON body's list of names reads as the query's comma-separated text.
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return ",".join(value)
+        return value
+
+    def wanted(self) -> list[str] | None:
+        if self.properties is None:
+            return None
+        return [name.strip() for name in self.properties.split(",") if name.strip()]
 
 
 # -- answers -------------------------------------------------------------------------
@@ -160,13 +172,13 @@ GAME_NODE = Operation(
     path="/game/node",
     methods=_READ,
     summary="one node of the running game and its properties, with typed values",
-    description="By `path` or `id` (from /game/tree); `properties` keeps only the named "
-    "ones. Values are typed JSON: a Vector2 is {x, y}, a Color {r, g, b, a}, an object "
-    "{object: true} (its id does not survive Godot's debugger). 409 without a game, 404 "
+    description="By `path` or `id` (from /game/tree; neither: `/root`); `properties` keeps "
+    "only the named ones. Values are typed JSON: a Vector2 is {x, y}, a Color {r, g, b, a}, "
+    "an object {object: true} (its id does not survive Godot's debugger). 409 without a game, 404 "
     "for a node that does not exist, 504 when the game does not answer.",
     arguments=NodeArguments,
     answer=NodeAnswer,
-    errors=(*_GAME, "missing_field", "not_found", "bad_peer_message"),
+    errors=(*_GAME, "not_found", "bad_peer_message"),
     tags=("game",),
 )
 
@@ -269,22 +281,26 @@ class _Game:
         }
 
     async def node(self, args: NodeArguments, caller: Caller) -> Any:
-        if args.id is not None:
-            object_id = int(args.id)
-            field = "id"
-        else:
-            assert args.path is not None  # the arguments' validator: one of the two
+        by_path = args.id is None or "path" in args.model_fields_set
+        object_id = int(args.id) if args.id is not None else 0
+        if by_path:
             whole = await self.channel.tree(caller.identity)
-            object_id = self._find(whole, args.path).object_id
-            field = "path"
+            found_id = self._find(whole, args.path).object_id
+            if args.id is not None and found_id != object_id:
+                raise RequestError(
+                    f"the node at {absolute(args.path)!r} has id {found_id}, not {object_id}",
+                    code="not_found",
+                    details={"field": "id"},
+                )
+            object_id = found_id
         found = await self.channel.inspect(caller.identity, object_id)
         if found is None:
             raise RequestError(
                 f"the game has no object with id {object_id} (any more)",
                 code="not_found",
-                details={"field": field},
+                details={"field": "path" if by_path else "id"},
             )
-        return object_json(found, args.properties)
+        return object_json(found, args.wanted())
 
     @staticmethod
     def _find(tree: SceneNode, path: str) -> SceneNode:

@@ -349,7 +349,8 @@ class BridgeClient:
         properties: list[str] | None = None,
     ) -> dict[str, Any]:
         """One node of the running game (by `path` or `id`) and its typed properties."""
-        return self._object("/game/node", given(path=path, id=id, properties=properties))
+        names = ",".join(properties) if properties is not None else None
+        return self._object("/game/node", given(path=path, id=id, properties=names))
 
     # -- events ---------------------------------------------------------------------------
 
