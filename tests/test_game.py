@@ -3,15 +3,21 @@ demo game (demo/main.tscn: `Main` with main.gd, and `Mover`, a Node2D that moves
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import Editor, call_json, ok_json
 
 from sidecar.api.game import absolute, node_json
+from sidecar.errors import PeerTimeout, RequestError
+from sidecar.godot.game import channel as channel_module
+from sidecar.godot.game.channel import GameChannel
 from sidecar.godot.game.messages import parse_scene_tree
 
 MAIN = "res://demo/main.gd"
@@ -154,6 +160,14 @@ def test_issue_13_node_errors(game: Editor) -> None:
     for body, status, code in cases:
         got, answer = call_json(game, "POST", "/game/node", body)
         assert (got, answer["error"]["code"]) == (status, code), (body, answer)
+    # Asking for an id the game does not have makes it log an engine error: the game runs on.
+    events = ok_json(game, "GET", "/debug/events")
+    assert not any(e["event"] == "stopped" for e in events["events"]), events
+    first = prop(ok_json(game, "GET", "/game/node?path=Main/Mover"), "position")["value"]["x"]
+    time.sleep(0.3)
+    assert (
+        prop(ok_json(game, "GET", "/game/node?path=Main/Mover"), "position")["value"]["x"] > first
+    )
 
 
 def test_issue_13_agents_asking_at_once_all_get_the_tree(game: Editor) -> None:
@@ -183,3 +197,91 @@ def test_issue_13_tree_shaping_units() -> None:
     assert a["truncated"] == 1 and a["children"] == []
     assert "visible" not in shown["children"][1] and "truncated" not in shown["children"][1]
     assert absolute("A/B") == "/root/A/B" and absolute("/root/") == "/root"
+
+
+# -- the channel's matching, sharing and fallback, answered with captured game messages -----
+
+FIXTURES = Path(__file__).parent / "fixtures" / "game_messages"
+
+
+def captured(name: str) -> list[Any]:
+    data: list[Any] = json.loads((FIXTURES / f"{name}.json").read_text())["data"]
+    return data
+
+
+class ScriptedGame:
+    """A session whose game answers `put_msg`s with captured messages (or stays silent)."""
+
+    def __init__(self, answers: dict[str, list[tuple[str, list[Any]]]]) -> None:
+        self.answers = answers
+        self.sent: list[tuple[str, list[Any]]] = []
+        self.running = True
+        self.channel = GameChannel(self)
+
+    async def put_msg(
+        self, agent: str, message: str, data: list[Any], answer: str, **_: Any
+    ) -> None:
+        self.sent.append((message, data))
+        replies = self.answers.get(message, [])
+        loop = asyncio.get_running_loop()
+        for reply in replies:  # as the game would: a little later, through the DAP
+            loop.call_later(0.05, self.channel.feed, *reply)
+
+
+def test_issue_13_channel_shares_one_tree_among_agents_asking_at_once() -> None:
+    async def scenario() -> None:
+        game = ScriptedGame(
+            {"scene:request_scene_tree": [("scene:scene_tree", captured("scene_tree"))]}
+        )
+        trees = await asyncio.gather(*(game.channel.tree(f"a{i}") for i in range(10)))
+        assert len(game.sent) == 1 and all(t == trees[0] for t in trees)
+        await game.channel.tree("later")  # a later question is asked anew
+        assert len(game.sent) == 2
+
+    asyncio.run(scenario())
+
+
+def test_issue_13_channel_falls_back_to_the_older_inspect_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(channel_module, "PROBE_WAIT", 0.3)
+    legacy = captured("inspect_object_legacy")
+
+    async def scenario() -> None:
+        # A Godot before 4.5: `scene:inspect_objects` goes unanswered.
+        game = ScriptedGame({"scene:inspect_object": [("scene:inspect_object", legacy)]})
+        found = await game.channel.inspect("a", legacy[0])
+        assert found is not None and found.node_path == "/root/Capture/Mover/Label"
+        assert [m for m, _ in game.sent] == ["scene:inspect_objects", "scene:inspect_object"]
+        await game.channel.inspect("a", legacy[0])  # learnt: the older one straight away
+        assert [m for m, _ in game.sent][2:] == ["scene:inspect_object"]
+        # A known version decides without probing.
+        newer = ScriptedGame({})
+        newer.channel.godot_version = (4, 6)
+        with pytest.raises(PeerTimeout):
+            await newer.channel.inspect("a", 5)
+        assert [m for m, _ in newer.sent] == ["scene:inspect_objects"]
+
+    monkeypatch.setattr(channel_module, "INSPECT_WAIT", 0.3)
+    asyncio.run(scenario())
+
+
+def test_issue_13_channel_unknown_id_silence_and_no_game(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(channel_module, "TREE_WAIT", 0.3)
+    invalidated = captured("remote_selection_invalidated")
+
+    async def scenario() -> None:
+        asked = invalidated[0][0]
+        game = ScriptedGame(
+            {"scene:inspect_objects": [("remote_selection_invalidated", invalidated)]}
+        )
+        assert await game.channel.inspect("a", asked) is None
+        with pytest.raises(PeerTimeout) as silent:  # the game says nothing: 504
+            await game.channel.tree("a")
+        assert silent.value.status == 504 and silent.value.code == "timeout"
+        game.running = False
+        with pytest.raises(RequestError) as none:
+            await game.channel.tree("a")
+        assert (none.value.status, none.value.code) == (409, "not_running")
+
+    asyncio.run(scenario())
