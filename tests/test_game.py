@@ -139,14 +139,15 @@ def test_issue_13_node_properties_are_typed(game: Editor) -> None:
     assert (root["class"], root["path"]) == ("Window", "/root")
 
 
-def test_issue_13_position_changes_while_the_game_runs(game: Editor) -> None:
-    def x() -> float:
-        node = ok_json(game, "POST", "/game/node", {"path": "/root/Main/Mover"})
-        return float(prop(node, "position")["value"]["x"])
+def mover_x(game: Editor) -> float:
+    node = ok_json(game, "POST", "/game/node", {"path": "/root/Main/Mover"})
+    return float(prop(node, "position")["value"]["x"])
 
-    first = x()
+
+def test_issue_13_position_changes_while_the_game_runs(game: Editor) -> None:
+    first = mover_x(game)
     time.sleep(0.5)
-    assert x() > first
+    assert mover_x(game) > first
 
 
 def test_issue_13_node_errors(game: Editor) -> None:
@@ -163,11 +164,9 @@ def test_issue_13_node_errors(game: Editor) -> None:
     # Asking for an id the game does not have makes it log an engine error: the game runs on.
     events = ok_json(game, "GET", "/debug/events")
     assert not any(e["event"] == "stopped" for e in events["events"]), events
-    first = prop(ok_json(game, "GET", "/game/node?path=Main/Mover"), "position")["value"]["x"]
+    first = mover_x(game)
     time.sleep(0.3)
-    assert (
-        prop(ok_json(game, "GET", "/game/node?path=Main/Mover"), "position")["value"]["x"] > first
-    )
+    assert mover_x(game) > first
 
 
 def test_issue_13_agents_asking_at_once_all_get_the_tree(game: Editor) -> None:
