@@ -41,13 +41,17 @@ def wait_for_tree(editor: Editor, timeout: float = 30.0) -> dict[str, Any]:
     raise AssertionError(f"the game's tree never came: {last}")
 
 
-@pytest.fixture
-def game(editor: Editor) -> Iterator[Editor]:
-    """The demo game, launched through the bridge, ended afterwards."""
+def wait_connected(editor: Editor) -> None:
     deadline = time.monotonic() + 60
     while ok_json(editor, "GET", "/status")["debug_adapter"]["state"] != "connected":
         assert time.monotonic() < deadline, "the debug adapter never connected"
         time.sleep(0.2)
+
+
+@pytest.fixture
+def game(editor: Editor) -> Iterator[Editor]:
+    """The demo game, launched through the bridge, ended afterwards."""
+    wait_connected(editor)
     ok_json(editor, "POST", "/debug/launch", {})
     try:
         wait_for_tree(editor)
@@ -73,10 +77,19 @@ def prop(answer: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_issue_13_no_game_is_409(editor: Editor) -> None:
+    wait_connected(editor)
     for path in ("/game/tree", "/game/node?path=Main"):
         status, answer = call_json(editor, "GET", path)
         assert status == 409, answer
         assert answer["error"]["code"] == "not_running"
+    # Without the debug adapter nobody knows whether a game runs: 503, as on /debug/*.
+    ok_json(editor, "POST", "/disconnect", {"service": "dap"})
+    try:
+        status, answer = call_json(editor, "GET", "/game/tree")
+        assert (status, answer["error"]["code"]) == (503, "not_connected"), answer
+    finally:
+        ok_json(editor, "POST", "/connect", {"service": "dap"})
+        wait_connected(editor)
 
 
 def test_issue_13_tree_has_the_demo_nodes_and_scripts(game: Editor) -> None:

@@ -187,7 +187,7 @@ OPERATIONS: tuple[Operation[Any], ...] = (GAME_TREE, GAME_NODE)
 
 def register(routes: RouteTable, session: DapSession) -> None:
     """Serve the game operations on the session's game channel."""
-    game = _Game(session.game_channel)
+    game = _Game(session)
     routes.serve(GAME_TREE, game.tree)
     routes.serve(GAME_NODE, game.node)
 
@@ -266,10 +266,17 @@ def _script_category(obj: InspectedObject) -> str | None:
 
 
 class _Game:
-    def __init__(self, channel: GameChannel) -> None:
-        self.channel = channel
+    def __init__(self, session: DapSession) -> None:
+        self.session = session
+        self.channel: GameChannel = session.game_channel
+
+    def _require_connected(self) -> None:
+        # Without the debug adapter there is no telling whether a game runs: 503, not 409.
+        if not self.session.peer.connected:
+            raise self.session.peer.unavailable()
 
     async def tree(self, args: TreeArguments, caller: Caller) -> Any:
+        self._require_connected()
         whole = await self.channel.tree(caller.identity)
         top = self._find(whole, args.path)
         root, left_out = node_json(top, args.depth)
@@ -281,6 +288,7 @@ class _Game:
         }
 
     async def node(self, args: NodeArguments, caller: Caller) -> Any:
+        self._require_connected()
         by_path = args.id is None or "path" in args.model_fields_set
         object_id = int(args.id) if args.id is not None else 0
         if by_path:
