@@ -14,6 +14,7 @@ from sidecar.agents import AgentRegistry
 from sidecar.api.debug import register as register_debug
 from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
+from sidecar.api.game_records import register as register_game_records
 from sidecar.api.lsp import register as register_lsp
 from sidecar.api.status import STATUS
 from sidecar.config import Config
@@ -59,6 +60,7 @@ class Sidecar:
             others=self._others,
             announce=self._announce,
         )
+        register_game_records(self.routes, self.dap_session)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp
@@ -165,6 +167,7 @@ class Sidecar:
                 "editor_pid": self.identity.editor_pid,
                 "uptime_s": round(time.time() - self.started_at, 3),
             },
+            "game": self.dap_session.game_records.summary(),
         }
 
     def _add_status_routes(self) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.api import dashboard, debug, editor, lsp, status
+from sidecar.api import dashboard, debug, editor, game_records, lsp, status
 from sidecar.web.operation import Operation
 
 OPERATIONS: tuple[Operation[Any], ...] = (
     *status.OPERATIONS,
     *debug.OPERATIONS,
+    *game_records.OPERATIONS,
     *lsp.OPERATIONS,
     *editor.OPERATIONS,
     *dashboard.OPERATIONS,
