@@ -761,6 +761,7 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
 
     fake.routes["/dashboard/state"] = fake.routes["/openapi.json"] = lambda b: ok({})
     fake.routes["/lsp/didChange"] = lambda b: ok({"version": 2})
+    fake.routes["/game/errors"] = fake.routes["/game/monitors"] = lambda b: ok({})
     c = BridgeClient(fake.url, agent="carol")
     calls: list[Callable[[], Any]] = [
         c.status, c.health, c.openapi, c.dashboard_state, c.connect, c.disconnect,
@@ -775,6 +776,7 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
         lambda: c.did_open(MAIN), lambda: c.did_change(MAIN, 2, [{"text": ""}]),
         lambda: c.did_save(MAIN), lambda: c.did_close(MAIN),
         lambda: c.read_file(MAIN), lambda: c.apply_changes(MAIN, text=""), c.reload,
+        c.game_errors, c.game_monitors,
     ]  # fmt: skip
     for call in calls:
         call()

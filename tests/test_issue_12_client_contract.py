@@ -81,6 +81,9 @@ SAMPLES: dict[str, Any] = {
     "resume_after": 1.5,
     "everyone": True,
     "events": 6,
+    "warnings": False,
+    "names": "zz_monitor",
+    "history": 3,
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs

@@ -798,6 +798,8 @@ ENDPOINTS: dict[str, str] = {
     "/debug/variables": "vars",
     "/debug/evaluate": "eval",
     "/debug/events": "events",
+    "/game/errors": "call",  # commands of their own once issue 13's game tools settle
+    "/game/monitors": "call",
     "/lsp/completion": "complete",
     "/lsp/hover": "hover",
     "/lsp/definition": "definition",
