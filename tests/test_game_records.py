@@ -24,6 +24,11 @@ PUSH_LINE = next(
     for i, text in enumerate((REPO / "demo" / "errors.gd").read_text().splitlines())
     if "push_error(" in text
 )
+NULL_CALL_LINE = next(
+    i + 1
+    for i, text in enumerate((REPO / "demo" / "errors.gd").read_text().splitlines())
+    if "missing.get_name()" in text
+)
 PUSHED_AT = re.compile(r"demo-error #\d+ at (\d+\.\d+)")
 
 
@@ -152,11 +157,9 @@ async def test_pushed_errors_arrive_at_their_line_within_a_second(editor: Editor
         print(f"\ngame error latency: received {received:.3f} s, long-poll woke {latency:.3f} s")
         assert received < 1.0 and latency < 1.0
 
-        # A second reader, long-polling from the first page on, wakes on the next second's.
-        page2 = await ben.ok("GET", "/game/errors", since=page["next"], wait=5)
-        assert page2["errors"], page2
-        assert any(e["is_warning"] for e in page2["errors"]), "warnings were not asked out"
-        assert any(e["file"] == ERRORS_GD for e in page2["errors"])
+        # Another reader, who did not leave warnings out, reads them from there on.
+        warning = await next_error(ben, page["next"], lambda e: e["is_warning"], timeout=5)
+        assert warning["message"].startswith("demo-warning #") and warning["file"] == ERRORS_GD
 
         status = await ann.status()
         game = status["game"]
@@ -191,3 +194,44 @@ async def test_monitors_of_the_running_game(editor: Editor) -> None:
         await cal.ok("POST", "/debug/terminate", {})
 
     await run(editor.base_url, scenario)
+
+
+async def test_a_script_error_is_recorded_and_the_game_goes_on_after_continue(
+    editor: Editor,
+) -> None:
+    async def scenario(agent: Callable[[str], Agent]) -> None:
+        dee = agent("dee")
+        since = (await dee.ok("GET", "/game/errors"))["latest"]
+        events = (await dee.ok("GET", "/debug/events"))["latest"]
+        body = {"playArgs": ["--demo-script-error", "--demo-error"]}
+        await dee.ok("POST", "/debug/launch", body)
+        script_error = await next_error(dee, since, lambda e: e["source"]["file"] == ERRORS_GD)
+        assert (script_error["file"], script_error["line"]) == (ERRORS_GD, NULL_CALL_LINE)
+        assert script_error["function"] == "_call_on_null" and not script_error["is_warning"]
+        assert "null" in script_error["message"], script_error
+        assert [f["function"] for f in script_error["stack"]][:2] == ["_call_on_null", "_process"]
+        stop = await dee.next_stop(events)
+        assert stop["body"]["reason"] == "exception", stop
+        await dee.ok("POST", "/debug/continue", {})
+        # Going on: the pushed errors keep coming, from the same game.
+        pushed = await next_error(
+            dee, script_error["seq"], lambda e: PUSHED_AT.match(e["message"]) is not None
+        )
+        assert pushed["game"] == script_error["game"]
+        await dee.ok("POST", "/debug/terminate", {})
+
+    await run(editor.base_url, scenario)
+
+
+async def next_error(
+    agent: Agent, since: int, wanted: Callable[[dict[str, Any]], bool], timeout: float = 15
+) -> dict[str, Any]:
+    """The first game error after `since` that is `wanted`, read with long-polls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = await agent.ok("GET", "/game/errors", since=since, wait=2)
+        for error in page["errors"]:
+            if wanted(error):
+                return error
+        since = page["next"]
+    raise AssertionError("no such game error")
