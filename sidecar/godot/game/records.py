@@ -114,11 +114,10 @@ class GameRecords:
     ) -> Args:
         """Records numbered above `since` (without warnings unless asked), waiting up to
         `wait` s for the first one that qualifies: the page shape of /debug/events."""
-        log_ = self.errors
-        since = min(max(since, 0), log_.latest)  # a number from before a restart
+        since = min(max(since, 0), self.errors.latest)  # a number from before a restart
         kinds = None if warnings else ERROR_KINDS
-        await log_.next_of(since, kinds, min(max(wait, 0.0), MAX_WAIT))
-        events, dropped = log_.after(since)
+        await self.errors.next_of(since, kinds, min(max(wait, 0.0), MAX_WAIT))
+        events, dropped = self.errors.after(since)
         chosen = [e for e in events if kinds is None or e.event in kinds][:limit]
         if len(chosen) == limit:
             next_ = chosen[-1].seq  # more may follow: read on right after the last given
@@ -127,7 +126,7 @@ class GameRecords:
         return {
             "errors": [_as_json(e) for e in chosen],
             "next": next_,
-            "latest": log_.latest,
+            "latest": self.errors.latest,
             "dropped": dropped,
         }
 
