@@ -15,6 +15,7 @@ from sidecar.api.debug import register as register_debug
 from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
 from sidecar.api.game import register as register_game
+from sidecar.api.game_records import register as register_game_records
 from sidecar.api.lsp import register as register_lsp
 from sidecar.api.status import STATUS
 from sidecar.config import Config
@@ -61,6 +62,7 @@ class Sidecar:
             announce=self._announce,
         )
         register_game(self.routes, self.dap_session)
+        register_game_records(self.routes, self.dap_session)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp
@@ -167,6 +169,7 @@ class Sidecar:
                 "editor_pid": self.identity.editor_pid,
                 "uptime_s": round(time.time() - self.started_at, 3),
             },
+            "game": self.dap_session.game_records.summary(),
         }
 
     def _add_status_routes(self) -> None:

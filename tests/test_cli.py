@@ -762,6 +762,7 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
     fake.routes["/dashboard/state"] = fake.routes["/openapi.json"] = lambda b: ok({})
     fake.routes["/lsp/didChange"] = lambda b: ok({"version": 2})
     fake.routes["/game/tree"] = fake.routes["/game/node"] = lambda b: ok({})
+    fake.routes["/game/errors"] = fake.routes["/game/monitors"] = lambda b: ok({})
     c = BridgeClient(fake.url, agent="carol")
     calls: list[Callable[[], Any]] = [
         c.status, c.health, c.openapi, c.dashboard_state, c.connect, c.disconnect,
@@ -777,6 +778,7 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
         lambda: c.did_save(MAIN), lambda: c.did_close(MAIN),
         lambda: c.read_file(MAIN), lambda: c.apply_changes(MAIN, text=""), c.reload,
         c.game_tree, lambda: c.game_node("Main"),
+        c.game_errors, c.game_monitors,
     ]  # fmt: skip
     for call in calls:
         call()

@@ -38,6 +38,7 @@ FLAGS = (
     "--window-size=1400,1100",
 )
 MAIN = "res://demo/main.gd"
+ERRORS_GD = "res://demo/errors.gd"
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
 COUNTER_LINE = next(i + 1 for i, t in enumerate(MAIN_GD) if "counter += 1" in t)
 
@@ -122,3 +123,26 @@ def test_issue_12_dashboard_state_is_declared_with_its_events_count() -> None:
     with pytest.raises(RequestError) as exc:
         DASHBOARD_STATE.parse({"events": "many"}, from_query=True)
     assert (exc.value.status, exc.value.details["field"]) == (400, "events")
+
+
+def test_dashboard_counts_the_games_errors_per_file(
+    editor: Editor, browser: webdriver.Chrome
+) -> None:
+    bridge = BridgeClient(editor.base_url, agent="dashboard-game", timeout=30)
+    assert bridge.wait_ready(60)["overall_ready"]
+    browser.get(editor.base_url + "/")
+    wait_text(browser, "#overall", "ready")
+    bridge.launch(play_args=["--demo-error"])  # demo/errors.gd pushes one of each a second
+    try:
+        wait_text(browser, "#game-errors", ERRORS_GD)
+        assert "game " in text_of(browser, "#game-count")
+
+        def both_counted(d: webdriver.Chrome) -> bool:
+            after = text_of(d, "#game-errors").split(ERRORS_GD)[1].split()[:2]
+            return [n.isdigit() and int(n) >= 1 for n in after] == [True, True]
+
+        WebDriverWait(browser, 10, poll_frequency=0.2).until(
+            both_counted, message="no error and warning counts for " + ERRORS_GD
+        )
+    finally:
+        bridge.terminate()

@@ -84,6 +84,9 @@ SAMPLES: dict[str, Any] = {
     "depth": 19,
     "id": "4711",
     "properties": ["zz_property"],
+    "warnings": False,
+    "names": "zz_monitor",
+    "history": 3,
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs

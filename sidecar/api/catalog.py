@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.api import dashboard, debug, editor, game, lsp, status
+from sidecar.api import dashboard, debug, editor, game, game_records, lsp, status
 from sidecar.web.operation import Operation
 
 OPERATIONS: tuple[Operation[Any], ...] = (
     *status.OPERATIONS,
     *debug.OPERATIONS,
     *game.OPERATIONS,
+    *game_records.OPERATIONS,
     *lsp.OPERATIONS,
     *editor.OPERATIONS,
     *dashboard.OPERATIONS,

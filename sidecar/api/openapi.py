@@ -60,6 +60,7 @@ TAGS: dict[str, str] = {
     "lsp": "Godot's language server (LSP), shared documents",
     "edit": "Files and the editor",
     "editor": "Files and the editor",
+    "game": "The running game: its runtime errors and performance monitors",
     "mcp": "Model Context Protocol",
     "meta": "Discovery and the dashboard",
     "dashboard": "Discovery and the dashboard",

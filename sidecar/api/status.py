@@ -24,12 +24,26 @@ class SidecarInfo(Answer):
     uptime_s: float
 
 
+class GameSummary(Answer):
+    game: int = Field(description="games started since the bridge began; 0: none yet")
+    errors: int = Field(description="errors of this game")
+    warnings: int = Field(description="warnings of this game")
+    errors_by_file: dict[str, int] = Field(
+        description="this game's errors per file (res:// when a script's)"
+    )
+    warnings_by_file: dict[str, int]
+    latest_error: int = Field(description="newest /game/errors record number")
+
+
 class Status(Answer):
     overall_ready: bool = Field(description="both services connected")
     debug_adapter: ServiceStatus
     language_server: ServiceStatus
     clients: Clients
     sidecar: SidecarInfo
+    game: GameSummary | None = Field(
+        None, description="the running game's runtime errors (see /game/errors)"
+    )
 
 
 STATUS = Operation(

@@ -800,6 +800,8 @@ ENDPOINTS: dict[str, str] = {
     "/debug/events": "events",
     "/game/tree": "call",  # no command of its own yet: `gdbridge call GET /game/tree`
     "/game/node": "call",
+    "/game/errors": "call",  # commands of their own once issue 13's game tools settle
+    "/game/monitors": "call",
     "/lsp/completion": "complete",
     "/lsp/hover": "hover",
     "/lsp/definition": "definition",

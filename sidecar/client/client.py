@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypedDict, cast
 
 DEFAULT_PORT = 8080
@@ -368,6 +368,29 @@ class BridgeClient:
             page = self.events(cursor, wait)
             yield from page["events"]
             cursor = page["next"]
+
+    # -- the running game -----------------------------------------------------------------
+
+    def game_errors(
+        self,
+        since: int | None = None,
+        wait: float | None = None,
+        limit: int | None = None,
+        warnings: bool | None = None,
+    ) -> dict[str, Any]:
+        """The game's runtime errors numbered above `since` ({"errors", "next", "latest",
+        "dropped"}), waiting up to `wait` s for the first; `warnings=False`: errors only."""
+        body = given(since=since, wait=wait, limit=limit, warnings=warnings)
+        return self._object("/game/errors", body)
+
+    def game_monitors(
+        self, names: str | Sequence[str] | None = None, history: int | None = None
+    ) -> dict[str, Any]:
+        """The game's latest monitor values by name ({"values", "history", ...}); `names`:
+        only these (a list or a comma-separated string); `history`: the last frames too."""
+        if names is not None and not isinstance(names, str):
+            names = ",".join(names)
+        return self._object("/game/monitors", given(names=names, history=history))
 
     def wait_for(self, kind: str, since: int, timeout: float = 30.0) -> DebugEvent | None:
         """The first `kind` event numbered above `since`, or None after `timeout` s."""

@@ -55,6 +55,7 @@ from sidecar.godot.dap.inspector import THREAD_ID, Inspector, frame_keys
 from sidecar.godot.dap.paths import shown, to_project_path, to_res_path
 from sidecar.godot.dap.scheduler import FairScheduler
 from sidecar.godot.game.channel import GameChannel
+from sidecar.godot.game.records import GameRecords
 from sidecar.godot.identity import ProcessWatch
 from sidecar.godot.peer import Call, DapCorrelation, Peer
 from sidecar.godot.service import ServiceStatus
@@ -103,6 +104,7 @@ class DapSession:
         # The game's debugger messages (`godot/custom_data`), kept apart from the log.
         self.custom_data = EventLog(256)
         self.game_channel = GameChannel(self)  # the scene tree and inspection (issue 13)
+        self.game_records = GameRecords()  # its errors and monitors, read by agents
         editor = config.editor_pid
         self.game = GameState(
             self.project,
@@ -380,6 +382,7 @@ class DapSession:
             self.game.took_pid(data)
         self.custom_data.append(message, {"data": data})
         self.game_channel.feed(message, data)
+        self.game_records.feed(message, data)
 
     # -- talking to Godot ------------------------------------------------------------
 
