@@ -233,7 +233,10 @@ def test_issue_12_reload_lines_are_1_based_diagnostics_0_based_and_both_say_so(
     assert "0-based" in str(Diagnostic.model_fields["range"].description)
     assert "0-based" in DIAGNOSTICS.description and "/execute/reload" in DIAGNOSTICS.description
     if not godot_has_logger(editor):
-        pytest.skip("before Godot 4.5 the addon cannot catch a parse error's line")
+        pytest.skip(
+            "this Godot is older than 4.5: it has no script Logger, so the addon cannot catch a "
+            "parse error's line (the declared line bases were checked above)"
+        )
     broken = editor.project / "demo" / "broken_lines.gd"
     res = "res://demo/broken_lines.gd"
     broken.write_text("extends Node\n\nfunc broken(:\n\tpass\n")

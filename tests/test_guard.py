@@ -278,7 +278,10 @@ def token_editor(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> It
     with (project / "project.godot").open("a") as f:
         f.write(f'\n[godot_debug_connection]\n\ntoken="{TOKEN}"\n')
     if os.environ.get("GODOT_BRIDGE_TOKEN"):
-        pytest.skip("GODOT_BRIDGE_TOKEN is set in this environment")
+        pytest.skip(
+            "GODOT_BRIDGE_TOKEN is set in this environment and would override the project "
+            "setting this test checks; unset it to run the test"
+        )
     ed = Editor(project, token=TOKEN)
     try:
         ed.start()
