@@ -324,6 +324,36 @@ def _read_fields(items: list[Any], at: int, stride: int) -> dict[str, Any]:
         raise MalformedMessage(
             SCENE_TREE, f"data[{at}]", f"a node needs {stride} items, {len(items) - at} left"
         )
+    child_count, name, type_name, object_id, scene_file = items[at : at + 5]
+    view_flags = items[at + 5] if stride == 6 else None
+    # Checked in one go; only a bad node pays for naming the item that is wrong (a tree
+    # has thousands of nodes and is read on every request).
+    if not (
+        _is_int(child_count)
+        and child_count >= 0
+        and isinstance(name, str)
+        and isinstance(type_name, str)
+        and _is_int(object_id)
+        and isinstance(scene_file, str)
+        and (view_flags is None or _is_int(view_flags))
+    ):
+        _explain_bad_node(items, at, stride)
+    return {
+        "child_count": child_count,
+        "name": name,
+        "type_name": type_name,
+        "object_id": object_id,
+        "scene_file": scene_file or None,
+        "view_flags": view_flags,
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _explain_bad_node(items: list[Any], at: int, stride: int) -> None:
+    """Raise the MalformedMessage naming the first wrong item of the node at `at`."""
 
     def where(i: int) -> str:
         return f"data[{at + i}]"
@@ -331,15 +361,12 @@ def _read_fields(items: list[Any], at: int, stride: int) -> dict[str, Any]:
     child_count = _int(SCENE_TREE, where(0), items[at])
     if child_count < 0:
         raise MalformedMessage(SCENE_TREE, where(0), f"negative child count {child_count}")
-    scene_file = _str(SCENE_TREE, where(4), items[at + 4])
-    return {
-        "child_count": child_count,
-        "name": _str(SCENE_TREE, where(1), items[at + 1]),
-        "type_name": _str(SCENE_TREE, where(2), items[at + 2]),
-        "object_id": _int(SCENE_TREE, where(3), items[at + 3]),
-        "scene_file": scene_file or None,
-        "view_flags": _int(SCENE_TREE, where(5), items[at + 5]) if stride == 6 else None,
-    }
+    _str(SCENE_TREE, where(1), items[at + 1])
+    _str(SCENE_TREE, where(2), items[at + 2])
+    _int(SCENE_TREE, where(3), items[at + 3])
+    _str(SCENE_TREE, where(4), items[at + 4])
+    if stride == 6:
+        _int(SCENE_TREE, where(5), items[at + 5])
 
 
 # --- scene:inspect_objects / scene:inspect_object -------------------------------------------
