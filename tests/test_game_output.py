@@ -88,24 +88,32 @@ class Reading:
             self.unexplained.append((last, FLOOD_LINES + 1))
 
 
-async def read_flood(agent: Agent, since: int) -> Reading:
-    """Long-polls the log from `since` until the game says the flood is done."""
+async def read_flood(agent: Agent, since: int, flooding: asyncio.Event) -> Reading:
+    """Long-polls the log from `since` until the game says the flood is done; sets
+    `flooding` at the first numbered line."""
     reading = Reading()
     deadline = time.monotonic() + FLOOD_WAIT
     while not reading.done:
         assert time.monotonic() < deadline, f"no '{DONE}' within {FLOOD_WAIT:g} s"
         page = await agent.ok("GET", "/debug/events", since=since, wait=5, limit=500)
         reading.page(page)
+        if reading.numbers:
+            flooding.set()
         since = page["next"]
     reading.finish()
     return reading
 
 
-async def keep_asking(agent: Agent, until: asyncio.Event) -> list[float]:
-    """Seconds each of another agent's requests took while the flood ran."""
+async def keep_asking(agent: Agent, flooding: asyncio.Event, until: asyncio.Event) -> list[float]:
+    """Seconds each of another agent's requests took while the flood ran. The game's tree
+    is asked for once the flood has begun: a request that reaches a game still starting
+    is lost (Godot drops messages its scene debugger is not there yet to take)."""
     took: list[float] = []
     while not until.is_set():
-        for path in ("/status", "/debug/breakpoints", "/game/errors"):
+        paths = ["/status", "/debug/breakpoints", "/game/errors"]
+        if flooding.is_set():
+            paths.append("/game/tree?depth=1")
+        for path in paths:
             start = time.monotonic()
             status, answer, _ = await agent.call("GET", path)
             took.append(time.monotonic() - start)
@@ -152,11 +160,11 @@ async def flood(editor: Editor) -> tuple[Reading, list[float], list[str]]:
         reader, other = agent("reader"), agent("other")
         since = (await reader.ok("GET", "/debug/events"))["latest"]
         direct_since = session.events.latest
-        done = asyncio.Event()
-        asking = asyncio.create_task(keep_asking(other, done))
+        flooding, done = asyncio.Event(), asyncio.Event()
+        asking = asyncio.create_task(keep_asking(other, flooding, done))
         try:
             await reader.ok("POST", "/debug/launch", {"playArgs": ["--demo-flood"]})
-            results["reading"] = await read_flood(reader, since)
+            results["reading"] = await read_flood(reader, since, flooding)
         finally:
             done.set()
             results["took"] = await asking

@@ -981,10 +981,28 @@ def bench_screenshot(plan: Plan, g1: Figure, editor: Editor) -> None:
         end_game(editor)
 
 
-def bridge_tree(port: int, depth: int | None) -> tuple[float, int, dict[str, Any]]:
+class Keepalive:
+    """Sequential GETs on one keep-alive connection to the bridge."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = _connect(port)
+        self.buf = bytearray()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def get(self, path: str) -> tuple[Any, float]:
+        """(response, ms)."""
+        t0 = time.perf_counter()
+        self.sock.sendall(http_get(self.port, path, {"X-Agent-Id": "bench"}))
+        resp = read_response(self.sock, self.buf)
+        return resp, (time.perf_counter() - t0) * 1000
+
+
+def bridge_tree(bridge: Keepalive, depth: int | None) -> tuple[float, int, dict[str, Any]]:
     """One `GET /game/tree` (depth left out: the default): ms, answer bytes, result."""
-    query = "" if depth is None else f"?depth={depth}"
-    resp, ms = http_call(port, "/game/tree" + query, {"X-Agent-Id": "bench"})
+    resp, ms = bridge.get("/game/tree" + ("" if depth is None else f"?depth={depth}"))
     if resp.status != 200:
         raise SystemExit(f"GET /game/tree answered {resp.status}: {resp.body[:300]!r}")
     return ms, len(resp.body), json.loads(resp.body)["result"]
@@ -1001,9 +1019,10 @@ def bench_tree(plan: Plan, g2: Figure, editor: Editor) -> None:
     say(f"\nG2: GET /game/tree of a 1,000-node game, {plan.tree_n} requests per run and kind")
     launch_game(editor, {"scene": NODES_SCENE})
     dap = DapClient(editor.dap_port)
+    bridge = Keepalive(editor.bridge_port)
     try:
         deadline = time.monotonic() + GAME_WAIT
-        while bridge_tree(editor.bridge_port, 0)[2]["node_count"] < 1000:
+        while bridge_tree(bridge, 0)[2]["node_count"] < 1000:
             if time.monotonic() > deadline:
                 raise SystemExit("the game's tree never reached 1,000 nodes")
             time.sleep(0.2)
@@ -1013,9 +1032,9 @@ def bench_tree(plan: Plan, g2: Figure, editor: Editor) -> None:
         for run in range(plan.runs):
             short, full, direct = [], [], []
             for _ in range(plan.tree_n):
-                ms, sizes["default"], _ = bridge_tree(editor.bridge_port, None)
+                ms, sizes["default"], _ = bridge_tree(bridge, None)
                 short.append(ms)
-                ms, sizes["full"], result = bridge_tree(editor.bridge_port, FULL_DEPTH)
+                ms, sizes["full"], result = bridge_tree(bridge, FULL_DEPTH)
                 full.append(ms)
                 count = result["node_count"]
                 ms, sizes["godot"] = direct_tree_ms(dap)
@@ -1036,6 +1055,7 @@ def bench_tree(plan: Plan, g2: Figure, editor: Editor) -> None:
             f"straight on DAP p50 {fmt_runs(direct50, ' ms', 1)}, {sizes['godot']} bytes",
         ]
     finally:
+        bridge.close()
         dap.close()
         end_game(editor)
 
