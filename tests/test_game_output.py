@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp.test_utils import TestServer
 from harness import Editor, make_demo_project
 from test_debug_http import Agent, run
 
-from sidecar.config import Config
+from sidecar.app import Sidecar
+from sidecar.client.client import BridgeClient
+from sidecar.config import Config, parse_args
 from sidecar.godot.dap.events import EventLog
 from sidecar.godot.dap.session import DapSession
 
@@ -219,6 +222,30 @@ async def test_issue_13_a_paging_reader_accounts_for_every_event() -> None:
         since = page["next"]
     assert read == sorted(set(read))
     assert len(read) + dropped == log.latest and dropped > 0
+
+
+async def test_issue_13_following_the_log_announces_what_fell_out(tmp_path: Path) -> None:
+    """`Client.follow` (and `gdbridge events --follow`) read on from a cursor; events that
+    fell out of the bridge's log before they were read used to be skipped without a word."""
+    sidecar = Sidecar(parse_args(["--link-port", "1", "--project", str(tmp_path)]))
+    log = sidecar.dap_session.events
+    assert log.latest == 0
+    for n in range(2100):  # the log keeps the newest 2,000
+        log.append("output", {"output": f"line {n + 1}\r\n"})
+    async with TestServer(sidecar.app) as server:
+        client = BridgeClient(f"http://127.0.0.1:{server.port}", agent="follower")
+
+        def first(count: int) -> list[Any]:
+            events = client.follow(since=0, wait=0)
+            return [next(events) for _ in range(count)]
+
+        got = await asyncio.to_thread(first, 3)
+    assert got[0]["event"] == "dropped" and got[0]["body"]["dropped"] == 100, got[0]
+    assert got[0]["seq"] == 100
+    assert [(e["seq"], e["body"]["output"]) for e in got[1:]] == [
+        (101, "line 101\r\n"),
+        (102, "line 102\r\n"),
+    ]
 
 
 # -- real editor, real game -----------------------------------------------------------------

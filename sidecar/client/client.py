@@ -362,10 +362,19 @@ class BridgeClient:
         return cast(EventsPage, page)
 
     def follow(self, since: int | None = None, wait: float = 10.0) -> Iterator[DebugEvent]:
-        """Every event after `since` (default: from now on), as it happens."""
+        """Every event after `since` (default: from now on), as it happens. Events that fell
+        out of the bridge's bounded log before they were read come as one `dropped` event
+        in their place (numbered as the last of them; its body says how many): a gap is
+        never silent."""
         cursor = self.events()["latest"] if since is None else since
         while True:
             page = self.events(cursor, wait)
+            missed = page["dropped"]
+            if missed:
+                text = f"{missed} events fell out of the bridge's log before they were read"
+                body = {"dropped": missed, "text": text}
+                now = time.time()
+                yield {"seq": cursor + missed, "time": now, "event": "dropped", "body": body}
             yield from page["events"]
             cursor = page["next"]
 
