@@ -1,11 +1,17 @@
-"""Benchmarks P1-P7 (docs/BENCHMARKS.md): each figure a ratio of two things measured side by
-side in one run, printed with the raw numbers behind it.
+"""Benchmarks P1-P7 and G1-G3 (docs/BENCHMARKS.md): each figure a ratio of two things measured
+side by side in one run (or, for G3, a latency), printed with the raw numbers behind it.
+
+G1-G3 are issue 13's figures on a running game (launched through the bridge on the bench's
+copy of the demo project): G1 a screenshot through the bridge ÷ the same `put_msg` sent
+straight on a DAP socket of the bench's own; G2 the scene tree of a 1,000-node game (a
+generated scene in the copy), time and bytes, through the bridge ÷ straight; G3 the time
+from the game's `push_error` to the record being read through a `/game/errors` long-poll.
 
 Starts its own headless editors (and a sidecar served directly, the baseline of P1 and P4) on
 copies of the demo project, on free loopback ports, and stops every process it started, by pid.
 Each figure is the median of several runs. Not a test: it prints, it does not assert.
 
-    .venv/bin/python tools/bench.py [--quick] [--runs N] [--only P1,P3] [--idle-seconds S]
+    .venv/bin/python tools/bench.py [--quick] [--runs N] [--only P1,P3,G2] [--idle-seconds S]
 
 `make bench` runs it with the defaults (P7 over 60 s windows); `--quick` uses fewer requests,
 shorter throughput runs and 10 s idle windows.
@@ -60,7 +66,7 @@ PARK_WAIT = 1.3  # a little over the pump's WARM_USEC (godot_bridge.gd)
 class Figure:
     ident: str
     measure: str
-    limit: float
+    limit: float | None  # None: reported, no target
     at_least: bool = False  # the ratio must reach the limit (P4), else stay under it
     unit: str = ""
     ratios: list[float] = field(default_factory=list)
@@ -73,11 +79,13 @@ class Figure:
 
     @property
     def target(self) -> str:
+        if self.limit is None:
+            return "—"
         return f"{'≥' if self.at_least else '≤'} {self.limit:g}{self.unit}"
 
     def verdict(self) -> str:
         r = self.ratio
-        if r is None:
+        if r is None or self.limit is None:
             return "—"
         return "met" if (r >= self.limit if self.at_least else r <= self.limit) else "MISSED"
 
@@ -91,7 +99,11 @@ FIGURES = (
     Figure("P5", "added RSS per idle agent (editor + sidecar), 0 → 100 agents", 16, unit=" KiB"),
     Figure("P6", "default /lsp/completion answer bytes ÷ Godot's raw answer", 0.1),
     Figure("P7", "idle CPU time with the addon (editor + sidecar) ÷ without", 1.05),
+    Figure("G1", "screenshot p50, GET /game/screenshot (PNG) ÷ put_msg straight on DAP", 1.2),
+    Figure("G2", "GET /game/tree p50 of a 1,000-node game, full depth ÷ put_msg straight", None),
+    Figure("G3", "push_error → readable through a /game/errors long-poll, p50", 50, unit=" ms"),
 )
+GAME_FIGURES = ("G1", "G2", "G3")
 
 
 def pct(times: list[float], q: float) -> float:
@@ -506,6 +518,9 @@ class Plan:
     idle_pairs: int
     idle_reference: bool
     only: set[str]
+    shot_n: int = 20
+    tree_n: int = 10
+    errors_n: int = 15
 
     def wants(self, *idents: str) -> bool:
         return not self.only or bool(self.only.intersection(idents))
@@ -734,6 +749,372 @@ def bench_idle_cpu(
     return ours[0]
 
 
+# --- issue 13: the running game (G1-G3) -----------------------------------------------------
+
+BRANCHES, TWIGS, LEAVES = 9, 10, 10  # 1 + 9 + 90 + 900 = 1,000 nodes
+NODES_SCENE = "res://bench/nodes.tscn"
+FULL_DEPTH = 100
+SHOT_IDS = 1_000_000  # the bench's own screenshot request ids, well apart from the bridge's
+GAME_WAIT = 60.0  # seconds for a launched game to be up (first frames on a loaded machine)
+PUSHED_AT = re.compile(r"demo-error #\d+ at (\d+\.\d+)")
+ERROR_PERIOD = 0.2  # seconds between the demo game's errors in G3 (--demo-error-period)
+
+
+def nodes_scene() -> str:
+    """The 1,000-node scene of G2: a root Node2D, 9 branches of 10 twigs of 10 leaves."""
+    out = ["[gd_scene format=3]", "", '[node name="Nodes" type="Node2D"]']
+    for b in range(BRANCHES):
+        out += ["", f'[node name="Branch{b}" type="Node2D" parent="."]']
+        for t in range(TWIGS):
+            out += ["", f'[node name="Twig{t}" type="Node2D" parent="Branch{b}"]']
+            for leaf in range(LEAVES):
+                out += [
+                    "",
+                    f'[node name="Leaf{leaf}" type="Node2D" parent="Branch{b}/Twig{t}"]',
+                    f"position = Vector2({leaf * 10}, {t * 10})",
+                ]
+    return "\n".join(out) + "\n"
+
+
+def start_game_editor(procs: Processes, root: Path, env: dict[str, str]) -> Editor:
+    """An editor on a copy of the demo project that also holds G2's 1,000-node scene."""
+    project = make_demo_project(root / "game")
+    (project / "bench").mkdir()
+    (project / "bench" / "nodes.tscn").write_text(nodes_scene())
+    editor = procs.editor(Editor(project, env=env))
+    editor.start()
+    wait_ready(editor.base_url)
+    return editor
+
+
+class DapClient:
+    """A DAP connection of the bench's own to the editor, the baseline of G1 and G2: it asks
+    for the game's messages (`godot/custom_data`) and sends `godot/put_msg` as any DAP client
+    would, with nothing in between."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = _connect(port)
+        self.buf = bytearray()
+        self.seq = 0
+        init = {"clientID": "bench", "adapterID": "godot", "pathFormat": "path"}
+        self.request("initialize", {**init, "linesStartAt1": True, "columnsStartAt1": True})
+        # Only `launch` sets the flag; without `configurationDone` it launches nothing.
+        self.send("launch", {"godot/custom_data": True})
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, command: str, arguments: Any) -> int:
+        self.seq += 1
+        msg = {"seq": self.seq, "type": "request", "command": command, "arguments": arguments}
+        body = json.dumps(msg).encode()
+        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return self.seq
+
+    def read(self) -> tuple[dict[str, Any], int]:
+        """One message and its size on the wire (header included)."""
+        while b"\r\n\r\n" not in self.buf:
+            self._recv()
+        head, _, _ = bytes(self.buf).partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: *(\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+        start = len(head) + 4
+        while len(self.buf) < start + length:
+            self._recv()
+        body = bytes(self.buf[start : start + length])
+        del self.buf[: start + length]
+        return json.loads(body), start + length
+
+    def _recv(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("Godot's debug adapter closed the connection")
+        self.buf += chunk
+
+    def drain(self, quiet: float = 0.02) -> None:
+        """Reads and forgets what is waiting (the game sends every DAP client the answers to
+        the bridge's requests too), until the socket stays quiet for `quiet` seconds."""
+        self.sock.settimeout(quiet)
+        try:
+            while True:
+                self._recv()
+        except (TimeoutError, BlockingIOError):
+            pass
+        finally:
+            self.sock.settimeout(None)
+        while b"\r\n\r\n" in self.buf:
+            head, _, _ = bytes(self.buf).partition(b"\r\n\r\n")
+            m = re.search(rb"Content-Length: *(\d+)", head, re.I)
+            end = len(head) + 4 + (int(m.group(1)) if m else 0)
+            if len(self.buf) < end:
+                break
+            del self.buf[:end]
+
+    def request(self, command: str, arguments: Any, timeout: float = 30) -> dict[str, Any]:
+        seq = self.send(command, arguments)
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                msg, _ = self.read()
+                if msg.get("type") == "response" and msg.get("request_seq") in (seq, float(seq)):
+                    return msg
+        finally:
+            self.sock.settimeout(None)
+
+    def put_msg(
+        self, message: str, data: list[Any], answer: str, first: Any = None, timeout: float = 30
+    ) -> tuple[list[Any], int]:
+        """Sends `message` to the game and waits for its `answer` (whose first datum is
+        `first`, when given): the answer's data and its size on the DAP wire."""
+        self.send("godot/put_msg", {"message": message, "data": data})
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                msg, size = self.read()
+                body = msg.get("body") or {}
+                if msg.get("event") != "godot/custom_data" or body.get("message") != answer:
+                    continue
+                got = body.get("data") or []
+                if first is None or (got and got[0] == first):
+                    return got, size
+        finally:
+            self.sock.settimeout(None)
+
+
+def http_call(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[Any, float]:
+    """One GET on a connection of its own: (response, ms)."""
+    with _connect(port) as s:
+        t0 = time.perf_counter()
+        s.sendall(http_get(port, path, headers))
+        resp = read_response(s)
+        return resp, (time.perf_counter() - t0) * 1000
+
+
+def launch_game(editor: Editor, body: dict[str, Any]) -> None:
+    """Launches the game through the bridge and waits until it runs its main loop (it has
+    sent a frame of monitors: a screenshot asked for earlier is dropped)."""
+    before = harness.ok_json(editor, "GET", "/game/monitors", agent="bench")["game"]
+    harness.ok_json(editor, "POST", "/debug/launch", body, agent="bench")
+    deadline = time.monotonic() + GAME_WAIT
+    while time.monotonic() < deadline:
+        monitors = harness.ok_json(editor, "GET", "/game/monitors", agent="bench")
+        if monitors["game"] > before and monitors["frames"] >= 1:
+            return
+        time.sleep(0.2)
+    raise SystemExit("the launched game never reported a frame")
+
+
+def end_game(editor: Editor) -> None:
+    harness.call_json(editor, "POST", "/debug/terminate", {}, agent="bench")
+    time.sleep(0.5)
+
+
+def bridge_shot_ms(port: int, n: int, warmup: int = 2) -> list[float]:
+    """`GET /game/screenshot` as PNG, sequential on one keep-alive connection."""
+    times = []
+    req = http_get(port, "/game/screenshot", {"Accept": "image/png", "X-Agent-Id": "bench"})
+    buf = bytearray()
+    with _connect(port) as s:
+        for k in range(warmup + n):
+            t0 = time.perf_counter()
+            s.sendall(req)
+            resp = read_response(s, buf)
+            dt = (time.perf_counter() - t0) * 1000
+            if resp.status != 200 or not resp.body.startswith(b"\x89PNG"):
+                raise SystemExit(
+                    f"GET /game/screenshot answered {resp.status}: {resp.body[:200]!r}"
+                )
+            if k >= warmup:
+                times.append(dt)
+    return times
+
+
+def direct_shot_ms(dap: DapClient, n: int, first_id: int, warmup: int = 2) -> list[float]:
+    """`scene:rq_screenshot` straight on our DAP socket, the answer awaited and its PNG read
+    (and removed: the game leaves it in /tmp), as the bridge does."""
+    times = []
+    for k in range(warmup + n):
+        dap.drain()
+        shot = first_id + k
+        t0 = time.perf_counter()
+        data, _ = dap.put_msg("scene:rq_screenshot", [shot], "game_view:get_screenshot", shot)
+        png = Path(str(data[3])).read_bytes()
+        dt = (time.perf_counter() - t0) * 1000
+        Path(str(data[3])).unlink(missing_ok=True)
+        if not png.startswith(b"\x89PNG"):
+            raise SystemExit(f"the game's screenshot {data[3]} is not a PNG")
+        if k >= warmup:
+            times.append(dt)
+    return times
+
+
+def bench_screenshot(plan: Plan, g1: Figure, editor: Editor) -> None:
+    say(f"\nG1: screenshot of the running demo game, {plan.shot_n} sequential requests per run")
+    launch_game(editor, {})
+    try:
+        resp, _ = http_call(editor.bridge_port, "/game/screenshot", {"Accept": "image/png"})
+        if resp.status != 200:
+            g1.note = f"not run: GET /game/screenshot answered {resp.status} {resp.body[:160]!r}"
+            say(f"  {g1.note}")
+            return
+        dap = DapClient(editor.dap_port)
+        bridged50, direct50 = [], []
+        try:
+            for run in range(plan.runs):
+                d = direct_shot_ms(dap, plan.shot_n, SHOT_IDS + run * 1000)
+                b = bridge_shot_ms(editor.bridge_port, plan.shot_n)
+                bridged50.append(pct(b, 0.5))
+                direct50.append(pct(d, 0.5))
+                g1.ratios.append(bridged50[-1] / direct50[-1])
+                say(
+                    f"  run {run + 1}: bridge p50 {pct(b, 0.5):.1f} p99 {pct(b, 0.99):.1f} ms "
+                    f"({len(resp.body)} bytes) | straight p50 {pct(d, 0.5):.1f} "
+                    f"p99 {pct(d, 0.99):.1f} ms"
+                )
+        finally:
+            dap.close()
+        g1.raw = [
+            f"bridge p50 {fmt_runs(bridged50, ' ms', 1)}",
+            f"straight on DAP p50 {fmt_runs(direct50, ' ms', 1)}",
+            f"PNG {len(resp.body)} bytes",
+        ]
+    finally:
+        end_game(editor)
+
+
+class Keepalive:
+    """Sequential GETs on one keep-alive connection to the bridge."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = _connect(port)
+        self.buf = bytearray()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def get(self, path: str) -> tuple[Any, float]:
+        """(response, ms)."""
+        t0 = time.perf_counter()
+        self.sock.sendall(http_get(self.port, path, {"X-Agent-Id": "bench"}))
+        resp = read_response(self.sock, self.buf)
+        return resp, (time.perf_counter() - t0) * 1000
+
+
+def bridge_tree(bridge: Keepalive, depth: int | None) -> tuple[float, int, dict[str, Any]]:
+    """One `GET /game/tree` (depth left out: the default): ms, answer bytes, result."""
+    resp, ms = bridge.get("/game/tree" + ("" if depth is None else f"?depth={depth}"))
+    if resp.status != 200:
+        raise SystemExit(f"GET /game/tree answered {resp.status}: {resp.body[:300]!r}")
+    return ms, len(resp.body), json.loads(resp.body)["result"]
+
+
+def direct_tree_ms(dap: DapClient) -> tuple[float, int]:
+    dap.drain()
+    t0 = time.perf_counter()
+    _, size = dap.put_msg("scene:request_scene_tree", [], "scene:scene_tree")
+    return (time.perf_counter() - t0) * 1000, size
+
+
+def bench_tree(plan: Plan, g2: Figure, editor: Editor) -> None:
+    say(f"\nG2: GET /game/tree of a 1,000-node game, {plan.tree_n} requests per run and kind")
+    launch_game(editor, {"scene": NODES_SCENE})
+    dap = DapClient(editor.dap_port)
+    bridge = Keepalive(editor.bridge_port)
+    try:
+        deadline = time.monotonic() + GAME_WAIT
+        while bridge_tree(bridge, 0)[2]["node_count"] < 1000:
+            if time.monotonic() > deadline:
+                raise SystemExit("the game's tree never reached 1,000 nodes")
+            time.sleep(0.2)
+        short50, full50, direct50 = [], [], []
+        sizes: dict[str, int] = {}
+        count = 0
+        for run in range(plan.runs):
+            short, full, direct = [], [], []
+            for _ in range(plan.tree_n):
+                ms, sizes["default"], _ = bridge_tree(bridge, None)
+                short.append(ms)
+                ms, sizes["full"], result = bridge_tree(bridge, FULL_DEPTH)
+                full.append(ms)
+                count = result["node_count"]
+                ms, sizes["godot"] = direct_tree_ms(dap)
+                direct.append(ms)
+            short50.append(pct(short, 0.5))
+            full50.append(pct(full, 0.5))
+            direct50.append(pct(direct, 0.5))
+            g2.ratios.append(full50[-1] / direct50[-1])
+            say(
+                f"  run {run + 1}: default depth p50 {short50[-1]:.1f} ms, {sizes['default']} B "
+                f"| full depth p50 {full50[-1]:.1f} ms, {sizes['full']} B | straight p50 "
+                f"{direct50[-1]:.1f} ms, Godot's answer {sizes['godot']} B on the DAP wire"
+            )
+        g2.raw = [
+            f"{count} nodes in the game's tree",
+            f"default depth p50 {fmt_runs(short50, ' ms', 1)}, {sizes['default']} bytes",
+            f"full depth p50 {fmt_runs(full50, ' ms', 1)}, {sizes['full']} bytes",
+            f"straight on DAP p50 {fmt_runs(direct50, ' ms', 1)}, {sizes['godot']} bytes",
+        ]
+    finally:
+        bridge.close()
+        dap.close()
+        end_game(editor)
+
+
+def error_latencies_ms(port: int, n: int, since: int) -> tuple[list[float], list[float]]:
+    """`n` errors read by a `/game/errors` long-poll, each re-armed as soon as the last
+    answered: for each, ms from the game's push_error (the Unix time in its message) to the
+    answer being read, and to the bridge receiving the record."""
+    readable: list[float] = []
+    received: list[float] = []
+    buf = bytearray()
+    with _connect(port) as s:
+        while len(readable) < n:
+            path = f"/game/errors?since={since}&wait=10&warnings=false"
+            s.sendall(http_get(port, path, {"X-Agent-Id": "bench"}))
+            resp = read_response(s, buf)
+            now = time.time()
+            if resp.status != 200:
+                raise SystemExit(f"GET /game/errors answered {resp.status}: {resp.body[:300]!r}")
+            page = json.loads(resp.body)["result"]
+            since = page["next"]
+            for error in page["errors"]:
+                pushed = PUSHED_AT.match(error["message"])
+                if pushed:
+                    readable.append((now - float(pushed.group(1))) * 1000)
+                    received.append((error["time"] - float(pushed.group(1))) * 1000)
+    return readable, received
+
+
+def bench_errors(plan: Plan, g3: Figure, editor: Editor) -> None:
+    say(
+        f"\nG3: the game pushes an error every {ERROR_PERIOD:g} s; {plan.errors_n} read per run "
+        "through a /game/errors long-poll"
+    )
+    since = harness.ok_json(editor, "GET", "/game/errors", agent="bench")["latest"]
+    launch_game(editor, {"playArgs": [f"--demo-error-period={ERROR_PERIOD}"]})
+    try:
+        # The first ones, pushed while the game was starting, are not what is measured.
+        error_latencies_ms(editor.bridge_port, 2, since)
+        since = harness.ok_json(editor, "GET", "/game/errors", agent="bench")["latest"]
+        readable50, received50 = [], []
+        for run in range(plan.runs):
+            readable, received = error_latencies_ms(editor.bridge_port, plan.errors_n, since)
+            since = harness.ok_json(editor, "GET", "/game/errors", agent="bench")["latest"]
+            readable50.append(pct(readable, 0.5))
+            received50.append(pct(received, 0.5))
+            g3.ratios.append(readable50[-1])
+            say(
+                f"  run {run + 1}: readable p50 {readable50[-1]:.1f} p99 {pct(readable, 0.99):.1f}"
+                f" ms | received by the bridge p50 {received50[-1]:.1f} ms"
+            )
+        g3.raw = [
+            f"readable p50 {fmt_runs(readable50, ' ms', 1)}",
+            f"received by the bridge p50 {fmt_runs(received50, ' ms', 1)}",
+        ]
+    finally:
+        end_game(editor)
+
+
 def print_table(figures: list[Figure]) -> None:
     say("\n| id | ratio (median) | target | verdict | raw numbers (median, runs) |")
     say("|---|---|---|---|---|")
@@ -779,6 +1160,9 @@ def main() -> int:
         idle_pairs=2 if quick else 3,
         idle_reference=args.idle_reference,
         only={s.strip().upper() for s in args.only.split(",") if s.strip()},
+        shot_n=20 if quick else 50,
+        tree_n=10 if quick else 30,
+        errors_n=15 if quick else 40,
     )
     figures = {f.ident: f for f in FIGURES}
     say(f"cores: {os.cpu_count()}  load average at start: {load_average()}")
@@ -833,6 +1217,15 @@ def main() -> int:
                 if plan.wants("P5"):
                     say("\nP5, one more run: an editor with the addon after P7's idle windows")
                     bench_memory(figures["P5"], kept, deltas)
+                procs.stop_all()
+            if plan.wants(*GAME_FIGURES):
+                game = start_game_editor(procs, root, focused)
+                if plan.wants("G1"):
+                    bench_screenshot(plan, figures["G1"], game)
+                if plan.wants("G2"):
+                    bench_tree(plan, figures["G2"], game)
+                if plan.wants("G3"):
+                    bench_errors(plan, figures["G3"], game)
     finally:
         procs.stop_all()
     say(f"\nload average at end: {load_average()}")

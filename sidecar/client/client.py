@@ -186,10 +186,15 @@ class BridgeClient:
         return _result_of(method, path, answer)
 
     def _send(self, req: urllib.request.Request) -> Any:
-        """The one place a request leaves: its answer as JSON, or the error raised."""
+        """Where every JSON request leaves: its answer as JSON, or the error raised."""
+        return json.loads(self._fetch(req)[1] or b"null")
+
+    def _fetch(self, req: urllib.request.Request) -> tuple[str, bytes]:
+        """The one place a request leaves: the answer's Content-Type and bytes, or the
+        error raised."""
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"null")
+                return resp.headers.get("Content-Type", ""), resp.read()
         except urllib.error.HTTPError as exc:
             raise BridgeHTTPError(exc.code, _error_of(exc)) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
@@ -352,6 +357,26 @@ class BridgeClient:
         names = ",".join(properties) if properties is not None else None
         return self._object("/game/node", given(path=path, id=id, properties=names))
 
+    def game_screenshot(self, max_width: int | None = None) -> dict[str, Any]:
+        """A PNG of the running game's window as JSON: {width, height, format, data (the
+        PNG, base64), png_bytes, game_width, game_height, ...}; `max_width` scales it down."""
+        return self._object("/game/screenshot", given(max_width=max_width))
+
+    def game_screenshot_png(self, max_width: int | None = None) -> bytes:
+        """The same screenshot as the PNG's bytes (`Accept: image/png`)."""
+        url = self.url + "/game/screenshot"
+        if max_width is not None:
+            url += "?" + urllib.parse.urlencode({"max_width": max_width})
+        headers = {"Accept": "image/png"}
+        if self.agent:
+            headers["X-Agent-Id"] = self.agent
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        kind, data = self._fetch(urllib.request.Request(url, headers=headers))
+        if not kind.startswith("image/png"):
+            raise BridgeError(f"expected a PNG from {url}, got {kind or 'no Content-Type'}")
+        return data
+
     # -- events ---------------------------------------------------------------------------
 
     def events(
@@ -362,10 +387,19 @@ class BridgeClient:
         return cast(EventsPage, page)
 
     def follow(self, since: int | None = None, wait: float = 10.0) -> Iterator[DebugEvent]:
-        """Every event after `since` (default: from now on), as it happens."""
+        """Every event after `since` (default: from now on), as it happens. Events that fell
+        out of the bridge's bounded log before they were read come as one `dropped` event
+        in their place (numbered as the last of them; its body says how many): a gap is
+        never silent."""
         cursor = self.events()["latest"] if since is None else since
         while True:
             page = self.events(cursor, wait)
+            missed = page["dropped"]
+            if missed:
+                text = f"{missed} events fell out of the bridge's log before they were read"
+                body = {"dropped": missed, "text": text}
+                now = time.time()
+                yield {"seq": cursor + missed, "time": now, "event": "dropped", "body": body}
             yield from page["events"]
             cursor = page["next"]
 
