@@ -33,6 +33,9 @@ TWICE_RETURN = 29
 # No single answer may take longer than this (a game that answers nothing is a 504 after
 # 5 s; a lost answer would hang a client until its own timeout).
 ANSWER_BOUND = 10.0
+# How long the stepping agent looks at each stop before its next command, as an agent
+# reading the stack would: the readers' questions reach a game held stopped, too.
+THINK = 0.4
 # Nodes the reader of /game/node asks for in turn, and the class each must come back with.
 ASKED_NODES = {
     "/root/Main/Mover": "Node2D",
@@ -134,21 +137,28 @@ class Reads:
 
     answers: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    spans: list[tuple[float, float]] = field(default_factory=list)  # (asked, answered)
 
-    def saw(self, kind: str) -> None:
+    def saw(self, kind: str, asked: float) -> None:
         self.answers += 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        self.spans.append((asked, time.monotonic()))
+
+    def within(self, stops: list[tuple[float, float]]) -> int:
+        """How many reads were asked and answered while the game was held stopped."""
+        return sum(any(a <= s and e <= b for a, b in stops) for s, e in self.spans)
 
 
 async def read_trees(agent: Agent, until: asyncio.Event, reads: Reads) -> None:
     """GET /game/tree in a loop: every answer is a tree with the demo's Main in it."""
     while not until.is_set():
+        asked = time.monotonic()
         tree = await agent.ok("GET", "/game/tree", depth=2)
         assert set(tree) >= {"root", "node_count", "depth"}, tree
         assert "sections" not in tree and tree["root"]["path"] == "/root", tree
         main = next(c for c in tree["root"]["children"] if c["name"] == "Main")
         assert [c["name"] for c in main["children"]] == ["Mover", "Errors"], main
-        reads.saw("tree")
+        reads.saw("tree", asked)
 
 
 async def read_nodes(agent: Agent, until: asyncio.Event, reads: Reads) -> None:
@@ -156,41 +166,55 @@ async def read_nodes(agent: Agent, until: asyncio.Event, reads: Reads) -> None:
     that was asked, with that node's class."""
     while not until.is_set():
         for path, cls in ASKED_NODES.items():
+            asked = time.monotonic()
             answer = await agent.ok("GET", "/game/node", path=path, properties="name")
             assert "root" not in answer, answer  # never a tree
             assert (answer["path"], answer["class"]) == (path, cls), (path, answer)
-            reads.saw(path)
+            reads.saw(path, asked)
 
 
-async def step_rounds(cal: Agent, rounds: int) -> list[tuple[str, str, int]]:
+async def step_rounds(
+    cal: Agent, rounds: int, held: list[tuple[float, float]]
+) -> list[tuple[str, str, int]]:
     """Breakpoint, step in, step over, continue, `rounds` times; every stop and continue
-    is awaited in cal's own event log. Answers what each stop was (event, reason, line)."""
+    is awaited in cal's own event log. Answers what each stop was (event, reason, line);
+    `held` gets the spans the game was surely stopped (a stop seen, its step not sent)."""
     seen: list[tuple[str, str, int]] = []
+    since_stop = 0.0
 
     async def stopped_after(since: int, command: str, body: dict[str, Any]) -> None:
+        nonlocal since_stop
+        held.append((since_stop, time.monotonic()))
         await cal.ok("POST", f"/debug/{command}", body)
         stop = await cal.events_after(since, {"stopped", "terminated", "exited"})
+        since_stop = time.monotonic()
         assert stop["event"] == "stopped", stop
         trace = await cal.ok("POST", "/debug/stackTrace", {"threadId": 1})
         top = trace["stackFrames"][0]
         seen.append((command, stop["body"]["reason"], top["line"]))
+        await asyncio.sleep(THINK)
 
     latest = (await cal.ok("GET", "/debug/events"))["latest"]
     bp = {"source": {"path": MAIN}, "breakpoints": [{"line": TWICE_CALL}]}
     await cal.ok("POST", "/debug/setBreakpoints", bp)
     stop = await cal.events_after(latest, {"stopped"})
+    since_stop = time.monotonic()
     seen.append(("setBreakpoints", stop["body"]["reason"], TWICE_CALL))
+    await asyncio.sleep(THINK)
     for round_ in range(rounds):
         for command in ("stepIn", "next"):
             latest = (await cal.ok("GET", "/debug/events"))["latest"]
             await stopped_after(latest, command, {"threadId": 1})
         latest = (await cal.ok("GET", "/debug/events"))["latest"]
+        held.append((since_stop, time.monotonic()))
         await cal.ok("POST", "/debug/continue", {"threadId": 1})
         await cal.events_after(latest, {"continued"})
         seen.append(("continue", "continued", 0))
         if round_ < rounds - 1:  # the breakpoint stops the game again a second later
             stop = await cal.events_after(latest, {"stopped"})
+            since_stop = time.monotonic()
             seen.append(("breakpoint", stop["body"]["reason"], TWICE_CALL))
+            await asyncio.sleep(THINK)
     await cal.ok("POST", "/debug/setBreakpoints", {"source": {"path": MAIN}, "breakpoints": []})
     return seen
 
@@ -203,20 +227,23 @@ async def test_issue_13_readers_get_their_own_answers_while_another_agent_steps(
         await cal.ok("POST", "/debug/launch", {})
         try:
             await wait_for_main(ann)
+            ann.slowest = 0.0  # the first asks of wait_for_main may wait out a 504
             until = asyncio.Event()
             trees, nodes = Reads(), Reads()
+            held: list[tuple[float, float]] = []
             readers = [
                 asyncio.create_task(read_trees(ann, until, trees)),
                 asyncio.create_task(read_nodes(ben, until, nodes)),
             ]
             try:
-                seen = await asyncio.wait_for(step_rounds(cal, rounds=3), 120)
+                seen = await asyncio.wait_for(step_rounds(cal, 3, held), 120)
             finally:
                 until.set()
                 # A reader that failed says why here; one that hangs fails the bound.
                 await asyncio.wait_for(asyncio.gather(*readers), ANSWER_BOUND + 5)
             print(
-                f"\ntrees {trees.answers}, nodes {nodes.answers}; slowest answer: "
+                f"\ntrees {trees.answers} ({trees.within(held)} while stopped), nodes "
+                f"{nodes.answers} ({nodes.within(held)} while stopped); slowest answer: "
                 f"ann {ann.slowest:.2f} s, ben {ben.slowest:.2f} s, cal {cal.slowest:.2f} s"
             )
             assert seen == [
@@ -233,9 +260,11 @@ async def test_issue_13_readers_get_their_own_answers_while_another_agent_steps(
                 ("next", "step", TWICE_RETURN),
                 ("continue", "continued", 0),
             ], seen
-            # Both kept reading all along, stopped game or running.
-            assert trees.answers >= 5, trees
+            # Both kept reading all along, the game stopped (a stopped game answers too)
+            # or running.
+            assert trees.answers >= 5 and trees.within(held) >= 1, (trees, held)
             assert set(nodes.kinds) == set(ASKED_NODES), nodes
+            assert nodes.within(held) >= 1, (nodes, held)
         finally:
             await end_game(cal)
 
