@@ -157,7 +157,7 @@ async def read_trees(agent: Agent, until: asyncio.Event, reads: Reads) -> None:
         assert set(tree) >= {"root", "node_count", "depth"}, tree
         assert "sections" not in tree and tree["root"]["path"] == "/root", tree
         main = next(c for c in tree["root"]["children"] if c["name"] == "Main")
-        assert [c["name"] for c in main["children"]] == ["Mover", "Errors"], main
+        assert [c["name"] for c in main["children"]] == ["Mover", "Errors", "Marker"], main
         reads.saw("tree", asked)
 
 

@@ -11,14 +11,19 @@ that moves, runtime errors an agent adds to its scripts through the bridge's edi
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import REAL_PROJECTS, Editor, call_json, game_processes, make_real_project, ok_json
+from PIL import Image
 
 GAME = REAL_PROJECTS / "dodge_the_creeps"
 AGENT = "creeps-watcher"
@@ -148,10 +153,19 @@ def node(ed: Editor, path: str, *properties: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def creeps(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[Editor]:
-    """A headless editor on a copy of the game, started with Godot's port flags only."""
+def game_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The game's temp dir (TMPDIR), where it writes each screenshot for the bridge."""
+    return tmp_path_factory.mktemp("creeps-tmp")
+
+
+@pytest.fixture(scope="module")
+def creeps(
+    tmp_path_factory: pytest.TempPathFactory, godot_bin: str, game_tmp: Path
+) -> Iterator[Editor]:
+    """A headless editor on a copy of the game, started with Godot's port flags only. Its
+    sidecar gives the games a virtual display (Xvfb) of its own: they render."""
     project = make_real_project("dodge_the_creeps", tmp_path_factory.mktemp("creeps"))
-    ed = Editor(project, flags_only=True)
+    ed = Editor(project, flags_only=True, env={"TMPDIR": str(game_tmp)})
     try:
         ed.start()
         ed.wait_until_ready()
@@ -262,9 +276,20 @@ def test_issue_13_real_game_node_properties_are_typed(running: Editor) -> None:
     assert prop(main, "mob_scene")["value"] == {"resource": "res://mob.tscn"}
 
 
-def mobs(ed: Editor) -> list[dict[str, Any]]:
-    """The mobs on screen: Main's children with mob.gd, oldest first."""
-    main = ok(ed, "GET", query("/game/tree", path="Main", depth=1))["root"]
+def mobs(ed: Editor, busy_for: float = 30) -> list[dict[str, Any]]:
+    """The mobs on screen: Main's children with mob.gd, oldest first.
+
+    Right after new_game() the rendering game is busy for a while (its first frames with
+    the player's particles and the mobs compile their shaders on a software renderer): a
+    frame may take longer than the bridge waits for an answer (a 504, as documented), so
+    that is asked again, for up to `busy_for` seconds."""
+    deadline = time.monotonic() + busy_for
+    while True:
+        status, answer = call(ed, "GET", query("/game/tree", path="Main", depth=1))
+        if status == 200:
+            break
+        assert status == 504 and time.monotonic() < deadline, answer
+    main = answer["result"]["root"]
     return [c for c in main["children"] if c.get("script") == "res://mob.gd"]
 
 
@@ -332,10 +357,17 @@ def test_issue_13_real_game_an_added_push_error_arrives_at_its_line(creeps: Edit
         warning_line = next(i + 1 for i, t in enumerate(edited) if "push_warning(" in t)
         since = ok(ed, "GET", "/game/errors")["latest"]
         ok(ed, "POST", "/debug/launch", {"scene": "main"})
-        page = ok(ed, "GET", query("/game/errors", since=since, wait=20, warnings="false"))
-        woke = time.time()
-        assert page["errors"], page
-        first = page["errors"][0]
+        # The long-poll wakes on each new error; a rendering game has errors of its own
+        # too (no sound card: ALSA's), left aside here.
+        first: dict[str, Any] | None = None
+        deadline = time.monotonic() + 30
+        while first is None:
+            assert time.monotonic() < deadline, "the added push_error never arrived"
+            page = ok(ed, "GET", query("/game/errors", since=since, wait=5, warnings="false"))
+            woke = time.time()
+            ours = [e for e in page["errors"] if PUSHED_AT.match(e["message"])]
+            first = ours[0] if ours else None
+            since = page["next"]
         assert (first["file"], first["line"], first["function"]) == (
             "res://main.gd",
             error_line,
@@ -350,7 +382,9 @@ def test_issue_13_real_game_an_added_push_error_arrives_at_its_line(creeps: Edit
         assert received < 1.0 and read < 1.0
 
         # The warning, for a reader who did not leave warnings out.
-        warning = wait_error(ed, page["next"] - 1, lambda e: e["is_warning"])
+        warning = wait_error(
+            ed, first["seq"], lambda e: e["is_warning"] and PUSHED_AT.match(e["message"])
+        )
         assert (warning["file"], warning["line"]) == ("res://main.gd", warning_line)
         assert warning["message"].startswith("creeps-warning at ")
         game = ok_json(ed, "GET", "/status")["game"]
@@ -371,3 +405,73 @@ def wait_error(ed: Editor, since: int, wanted: Any, timeout: float = 15) -> dict
                 return dict(error)
         since = page["next"]
     raise AssertionError("no such game error")
+
+
+# --- screenshots ---------------------------------------------------------------------------
+
+WINDOW = (480, 720)  # project.godot's [display] window size
+BACKGROUND = (56, 95, 97)  # main.tscn's ColorRect, Color(0.219608, 0.372549, 0.380392)
+RENDER_WAIT = 60.0  # seconds for the first frames on a software renderer, under load
+
+
+def near(pixel: Any, colour: tuple[int, int, int], slack: int = 8) -> bool:
+    return all(abs(a - b) <= slack for a, b in zip(pixel[:3], colour, strict=True))
+
+
+def png_of(shot: dict[str, Any]) -> Image.Image:
+    data = base64.b64decode(shot["data"])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) == shot["png_bytes"]
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image.convert("RGB")
+
+
+def shown_screenshot(ed: Editor) -> dict[str, Any]:
+    """A screenshot once the game shows its scene (the first frames may come before)."""
+    deadline = time.monotonic() + RENDER_WAIT
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = call(ed, "GET", "/game/screenshot")
+        status, answer = last
+        if status == 200 and near(png_of(answer["result"]).getpixel((5, 5)), BACKGROUND):
+            return dict(answer["result"])
+        time.sleep(0.3)
+    raise AssertionError(f"no screenshot showing the scene: {str(last)[:500]}")
+
+
+def share(image: Image.Image, box: tuple[int, int, int, int], test: Any) -> float:
+    """The share of the pixels in `box` (left, top, right, bottom) that pass `test`."""
+    data = image.crop(box).tobytes()  # RGB
+    pixels = [data[i : i + 3] for i in range(0, len(data), 3)]
+    return sum(1 for p in pixels if test(p)) / len(pixels)
+
+
+def test_issue_13_real_game_screenshot_shows_the_scene(running: Editor, game_tmp: Path) -> None:
+    shot = shown_screenshot(running)
+    assert (shot["width"], shot["height"]) == (shot["game_width"], shot["game_height"]) == WINDOW
+    image = png_of(shot)
+    assert image.size == WINDOW
+    image.save(game_tmp.parent / "creeps-screenshot.png")  # for a human who looks
+    # The background fills the window where nothing is drawn.
+    for corner in ((5, 5), (474, 5), (5, 714), (474, 714)):
+        assert near(image.getpixel(corner), BACKGROUND), (corner, image.getpixel(corner))
+    white = lambda p: min(p) > 200  # noqa: E731
+    background = lambda p: near(p, BACKGROUND)  # noqa: E731
+    # The HUD's title, "Dodge the / Creeps" in white, across the middle of the window.
+    assert share(image, (0, 280, 480, 440), white) > 0.05
+    # The score "0" in white at the top, centred.
+    assert share(image, (200, 0, 280, 78), white) > 0.05
+    assert share(image, (0, 0, 150, 78), white) == 0
+    # The Start button (180x100, 100 px above the bottom): its box, not the background.
+    assert share(image, (155, 525, 325, 615), background) < 0.2
+    assert share(image, (0, 525, 140, 615), background) > 0.95
+
+    # Accept: image/png is the PNG itself.
+    req = urllib.request.Request(
+        running.base_url + "/game/screenshot", headers={"Accept": "image/png", "X-Agent-Id": AGENT}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.headers["Content-Type"] == "image/png"
+        assert Image.open(io.BytesIO(resp.read())).size == WINDOW
+    assert not list(game_tmp.glob("scr-*.png"))  # the bridge leaves no file behind
+    assert "--headless" not in game_processes(running)[0].cmdline()
