@@ -392,6 +392,19 @@ def test_issue_13_real_game_an_added_push_error_arrives_at_its_line(creeps: Edit
         read = woke - float(pushed.group(1))
         print(f"\ncreeps error: recorded {received * 1000:.0f} ms, read {read * 1000:.0f} ms")
         assert received < 1.0 and read < 1.0
+        # And the next ones, pushed every half second, each recorded within the second too.
+        delays = [received]
+        since = first["seq"]
+        while len(delays) < 5:
+            later = wait_error(ed, since, lambda e: e["message"].startswith("creeps-error at "))
+            assert (later["file"], later["line"]) == ("res://main.gd", error_line), later
+            pushed = PUSHED_AT.match(later["message"])
+            assert pushed, later
+            delays.append(later["time"] - float(pushed.group(1)))
+            since = later["seq"]
+        delays.sort()
+        print(f"creeps errors recorded after (ms): {[round(d * 1000) for d in delays]}")
+        assert delays[-1] < 1.0, delays
 
         # The warning, for a reader who did not leave warnings out.
         warning = wait_error(
