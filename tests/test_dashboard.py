@@ -4,17 +4,25 @@ by selenium with the system binaries: no browser is downloaded), against a real 
 The page loads, lists an agent that connects during the test, shows the `stopped` event
 of a breakpoint hit, the breakpoint and the diagnostics counts. A screenshot is saved
 under the test's tmp dir.
+
+The live game panel (issue 13), against the launched demo game: its scene tree (with a
+node whose name is HTML, shown as text), its errors with file:line read on with the
+`since` cursor, its screenshot; and a hidden page asks nothing.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from harness import REPO, Editor
+from harness import REPO, Editor, make_demo_project
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -41,6 +49,44 @@ MAIN = "res://demo/main.gd"
 ERRORS_GD = "res://demo/errors.gd"
 MAIN_GD = (REPO / "demo" / "main.gd").read_text().splitlines()
 COUNTER_LINE = next(i + 1 for i, t in enumerate(MAIN_GD) if "counter += 1" in t)
+ERRORS_LINES = (REPO / "demo" / "errors.gd").read_text().splitlines()
+PUSH_ERROR_LINE = next(i + 1 for i, t in enumerate(ERRORS_LINES) if "push_error(" in t)
+PUSH_WARNING_LINE = next(i + 1 for i, t in enumerate(ERRORS_LINES) if "push_warning(" in t)
+# Untrusted text from the game: a node name and an error message that are HTML. Godot
+# forbids `. : @ / " %` in node names, so the closing tag is spelt `<_script>`.
+EVIL_NAME = "<script>pwned=1<_script><img src=x onerror=pwned=2>"
+EVIL_MESSAGE = "<img src=x onerror=pwned=3> evil message"
+EVIL_GD = f"""extends Node
+## Test only: a node with an HTML name that pushes an HTML error message once.
+
+
+func _ready() -> void:
+	push_error("{EVIL_MESSAGE}")
+"""
+SHOT_MAX_WIDTH = 640  # what the page asks for (dashboard.html SHOT_MAX_WIDTH)
+FAR = 1e12  # ms: a performance.now() no test reaches
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[Editor]:
+    """The demo project plus one node whose name (and error message) is HTML."""
+    project = make_demo_project(tmp_path_factory.mktemp("project"))
+    (project / "demo" / "evil.gd").write_text(EVIL_GD, encoding="utf-8")
+    scene = project / "demo" / "main.tscn"
+    text = scene.read_text(encoding="utf-8").replace("load_steps=4", "load_steps=5")
+    text = text.replace(
+        '[ext_resource type="Script" path="res://demo/errors.gd" id="3"]',
+        '[ext_resource type="Script" path="res://demo/errors.gd" id="3"]\n'
+        '[ext_resource type="Script" path="res://demo/evil.gd" id="4"]',
+    )
+    text += f'\n[node name="{EVIL_NAME}" type="Node" parent="."]\nscript = ExtResource("4")\n'
+    scene.write_text(text, encoding="utf-8")
+    ed = Editor(project)
+    try:
+        ed.start()
+        yield ed
+    finally:
+        ed.stop()
 
 
 @pytest.fixture
@@ -146,3 +192,170 @@ def test_dashboard_counts_the_games_errors_per_file(
         )
     finally:
         bridge.terminate()
+
+
+# -- the live game panel (issue 13) ------------------------------------------------------
+
+
+def open_dashboard(driver: webdriver.Chrome, editor: Editor) -> None:
+    """Open the page; the browser records every request it sends (resource timing)."""
+    driver.get(editor.base_url + "/")
+    driver.execute_script("performance.setResourceTimingBufferSize(100000)")
+    wait_text(driver, "#overall", "ready")
+
+
+def requests_to(
+    driver: webdriver.Chrome, part: str, after: float = 0.0, before: float = FAR
+) -> list[str]:
+    """URLs the page asked for that contain `part`, begun between the two page times (ms)."""
+    found: list[str] = driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => "
+        "e.name.includes(arguments[0]) && e.startTime > arguments[1] && "
+        "e.startTime < arguments[2]).map(e => e.name)",
+        part,
+        after,
+        before,
+    )
+    return found
+
+
+def page_now(driver: webdriver.Chrome) -> float:
+    return float(driver.execute_script("return performance.now()"))
+
+
+def wait_requests(driver: webdriver.Chrome, part: str, after: float, timeout: float = 20) -> None:
+    WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        lambda d: requests_to(d, part, after), message=f"the page never asked for {part}"
+    )
+
+
+@pytest.fixture
+def demo_game(editor: Editor) -> Iterator[BridgeClient]:
+    """The demo game pushing an error and a warning every second (--demo-error)."""
+    bridge = BridgeClient(editor.base_url, agent="dashboard-panel", timeout=30)
+    assert bridge.wait_ready(60)["overall_ready"]
+    bridge.launch(play_args=["--demo-error"])
+    try:
+        yield bridge
+    finally:
+        bridge.terminate()
+
+
+def test_issue_13_dashboard_panel_shows_the_games_tree_and_errors(
+    editor: Editor, browser: webdriver.Chrome, demo_game: BridgeClient, tmp_path: Path
+) -> None:
+    open_dashboard(browser, editor)
+    wait_text(browser, "#game-state", "running")
+    tree = wait_text(browser, "#game-tree", "Mover", timeout=30)
+    for shown in ("Main", "Mover", "Errors", "Window", MAIN, "res://demo/mover.gd"):
+        assert shown in tree, f"{shown!r} not in the tree panel: {tree}"
+
+    # The HTML name is text: no element made of it, nothing of it run.
+    assert EVIL_NAME in tree
+    assert browser.find_elements(By.CSS_SELECTOR, "#game-tree img, #game-tree script") == []
+    assert browser.execute_script("return typeof window.pwned") == "undefined"
+
+    # The demo's runtime error and warning, each with its res:// file and line.
+    log = wait_text(browser, "#game-log", f"{ERRORS_GD}:{PUSH_ERROR_LINE}", timeout=20)
+    wait_text(browser, "#game-log", f"{ERRORS_GD}:{PUSH_WARNING_LINE}")
+    log = wait_text(browser, "#game-log", "demo-warning #")
+    assert "demo-error #" in log
+    log = wait_text(browser, "#game-log", EVIL_MESSAGE)
+    assert browser.find_elements(By.CSS_SELECTOR, "#game-log img") == []
+    assert browser.execute_script("return typeof window.pwned") == "undefined"
+
+    # Nodes fold and stay folded across refreshes of the tree.
+    main = browser.find_element(By.CSS_SELECTOR, "#game-tree li[data-path='/root/Main'] summary")
+    mover = "#game-tree li[data-path='/root/Main/Mover']"
+    main.click()
+    assert not browser.find_element(By.CSS_SELECTOR, mover).is_displayed()
+    before = text_of(browser, "#game-tree-meta")
+    since = page_now(browser)
+    browser.find_element(By.ID, "game-tree-refresh").click()
+    wait_requests(browser, "/game/tree", since)
+    WebDriverWait(browser, 15, poll_frequency=0.2).until(
+        lambda d: text_of(d, "#game-tree-meta") != before, message="the tree never refreshed"
+    )
+    assert not browser.find_element(By.CSS_SELECTOR, mover).is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "#game-tree li[data-path='/root/Main'] summary").click()
+    assert browser.find_element(By.CSS_SELECTOR, mover).is_displayed()
+
+    # Errors are read on with the cursor: each asked for once, each row once.
+    wait_text(browser, "#game-log", "demo-error #3 ", timeout=20)
+    cursors = [
+        int(parse_qs(urlsplit(url).query)["since"][0])
+        for url in requests_to(browser, "/game/errors")
+    ]
+    assert len(cursors) >= 2 and cursors == sorted(set(cursors)), cursors
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#game-log tbody tr")]
+    assert len(rows) == len(set(rows)), rows
+
+    shot = tmp_path / "dashboard-game.png"
+    assert browser.save_screenshot(str(shot))
+    print(f"\ndashboard screenshot: {shot}")
+
+
+def test_issue_13_dashboard_asks_nothing_while_hidden_or_without_a_game(
+    editor: Editor, browser: webdriver.Chrome, demo_game: BridgeClient
+) -> None:
+    open_dashboard(browser, editor)
+    wait_text(browser, "#game-state", "running")
+    wait_requests(browser, "/game/screenshot", 0.0)
+    browser.execute_script(
+        "window.visibility = [];"
+        "document.addEventListener('visibilitychange', () => "
+        "visibility.push([document.visibilityState, performance.now()]))"
+    )
+    dashboard = browser.current_window_handle
+    browser.switch_to.new_window("tab")  # the dashboard's tab is hidden behind it
+    time.sleep(6)  # six refreshes' worth
+    browser.switch_to.window(dashboard)
+    wait_requests(browser, "/game/screenshot", 0.0)
+    changes = browser.execute_script("return window.visibility")
+    assert [state for state, _ in changes] == ["hidden", "visible"], changes
+    hidden_at, visible_at = changes[0][1], changes[1][1]
+    assert visible_at - hidden_at > 5000
+    for part in ("/game/", "/dashboard/state"):
+        assert requests_to(browser, part, hidden_at, visible_at) == [], part
+    # Seen again: it asks again (within a refresh or a retry after an error).
+    wait_requests(browser, "/game/screenshot", visible_at)
+    wait_requests(browser, "/dashboard/state", visible_at)
+
+    # The game ends: no more screenshots nor trees, though the page keeps watching.
+    demo_game.terminate()
+    wait_text(browser, "#game-state", "no game running")
+    ended = page_now(browser)
+    wait_requests(browser, "/dashboard/state", ended + 3000)  # 3 s of the page polling on
+    for part in ("/game/screenshot", "/game/tree"):
+        assert requests_to(browser, part, ended) == [], part
+    assert "no game running" in text_of(browser, "#game-shot-why")
+    assert "no game running" in text_of(browser, "#game-tree")
+
+
+def test_issue_13_dashboard_says_why_there_is_no_picture(
+    editor: Editor, browser: webdriver.Chrome, demo_game: BridgeClient
+) -> None:
+    """Whatever the bridge answers instead of a picture, the page shows its message."""
+    open_dashboard(browser, editor)
+    wait_text(browser, "#game-state", "running")
+    wait_requests(browser, "/game/screenshot", 0.0)
+    status, answer = screenshot_json(editor)
+    if status == 200:
+        pytest.skip("this bridge gives the game a display: the picture test covers it")
+    message = answer["error"]["message"]
+    wait_text(browser, "#game-shot-why", message)
+    assert not browser.find_element(By.ID, "game-screenshot").is_displayed()
+
+
+def screenshot_json(editor: Editor) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", editor.bridge_port, timeout=30)
+    try:
+        conn.request(
+            "GET",
+            f"/game/screenshot?max_width={SHOT_MAX_WIDTH}",
+            headers={"X-Agent-Id": "dashboard-test", "Accept": "application/json"},
+        )
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read())
+    finally:
+        conn.close()
