@@ -67,20 +67,22 @@ SHOT_MAX_WIDTH = 640  # what the page asks for (dashboard.html SHOT_MAX_WIDTH)
 FAR = 1e12  # ms: a performance.now() no test reaches
 
 
+def add_evil_node(scene: Path) -> None:
+    """A child of the scene's root named EVIL_NAME, with evil.gd (its resource goes before
+    the first node, as the format wants)."""
+    text = scene.read_text(encoding="utf-8")
+    first_node = text.index("[node ")
+    resource = '[ext_resource type="Script" path="res://demo/evil.gd" id="evil_gd"]\n\n'
+    node = f'\n[node name="{EVIL_NAME}" type="Node" parent="."]\nscript = ExtResource("evil_gd")\n'
+    scene.write_text(text[:first_node] + resource + text[first_node:] + node, encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def editor(tmp_path_factory: pytest.TempPathFactory, godot_bin: str) -> Iterator[Editor]:
     """The demo project plus one node whose name (and error message) is HTML."""
     project = make_demo_project(tmp_path_factory.mktemp("project"))
     (project / "demo" / "evil.gd").write_text(EVIL_GD, encoding="utf-8")
-    scene = project / "demo" / "main.tscn"
-    text = scene.read_text(encoding="utf-8").replace("load_steps=4", "load_steps=5")
-    text = text.replace(
-        '[ext_resource type="Script" path="res://demo/errors.gd" id="3"]',
-        '[ext_resource type="Script" path="res://demo/errors.gd" id="3"]\n'
-        '[ext_resource type="Script" path="res://demo/evil.gd" id="4"]',
-    )
-    text += f'\n[node name="{EVIL_NAME}" type="Node" parent="."]\nscript = ExtResource("4")\n'
-    scene.write_text(text, encoding="utf-8")
+    add_evil_node(project / "demo" / "main.tscn")
     ed = Editor(project)
     try:
         ed.start()
