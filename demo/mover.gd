@@ -7,3 +7,8 @@ extends Node2D
 
 func _process(delta: float) -> void:
 	position.x += speed * delta
+
+
+## Its body: a green square, so screenshots show it move.
+func _draw() -> void:
+	draw_rect(Rect2(0, 0, 24, 24), Color(0, 1, 0))

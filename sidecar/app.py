@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -16,11 +19,13 @@ from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
 from sidecar.api.game import register as register_game
 from sidecar.api.game_records import register as register_game_records
+from sidecar.api.game_screenshot import register as register_game_screenshot
 from sidecar.api.lsp import register as register_lsp
 from sidecar.api.status import STATUS
 from sidecar.config import Config
 from sidecar.errors import TransportError, Unverified, WrongEditor
 from sidecar.godot.dap.session import DapSession
+from sidecar.godot.display import GameDisplay, Started, VirtualDisplay
 from sidecar.godot.identity import EditorIdentity, editor_of_link, mismatch_message
 from sidecar.godot.lsp.session import LspSession
 from sidecar.godot.peer import Peer
@@ -28,6 +33,14 @@ from sidecar.godot.service import UNVERIFIED, ServiceStatus, State
 from sidecar.link.editor_link import EditorActions
 from sidecar.web.http import SERVER_LIMITS, RouteTable, make_app
 from sidecar.web.operation import Caller, NoArguments
+
+log = logging.getLogger(__name__)
+
+# A display the user names for a headless editor's games (`:N`), or `off`: no display.
+GAME_DISPLAY_VARIABLE = "GODOT_BRIDGE_GAME_DISPLAY"
+# A launch waits at most this long for the games' display to be decided once linked.
+DISPLAY_SETUP_WAIT = 15.0
+UNDECIDED = GameDisplay("unknown", None, "the editor has not said yet whether it is headless")
 
 # Without the editor's pid, one DAP attempt waits this long for the LSP's word on whose editor
 # it is; then it stays unverified (not connected) and asks again: never trusted by default.
@@ -63,13 +76,20 @@ class Sidecar:
         )
         register_game(self.routes, self.dap_session)
         register_game_records(self.routes, self.dap_session)
+        register_game_screenshot(self.routes, self.dap_session, lambda: self.game_display)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp
         self.app = make_app(self.routes, self.agents, token=config.token or None)
         self._runner: web.AppRunner | None = None
         # Set by the link once the addon is connected; None when serving directly.
-        self.editor_link: EditorActions | None = None
+        self._editor_link: EditorActions | None = None
+        # Where launched games render (decided once the editor says whether it is headless).
+        self.game_display = UNDECIDED
+        self.virtual_display: VirtualDisplay | None = None  # the Xvfb this sidecar started
+        self._display_decided = asyncio.Event()
+        self._display_setup: asyncio.Task[None] | None = None
+        self.dap_session.before_launch = self._display_ready
 
     async def start(self) -> None:
         self._runner = web.AppRunner(
@@ -82,6 +102,12 @@ class Sidecar:
     async def stop(self) -> None:
         await self.dap_session.stop()
         await self.lsp_session.stop()
+        if self._display_setup is not None:
+            self._display_setup.cancel()
+            with contextlib.suppress(BaseException):
+                await self._display_setup
+        if self.virtual_display is not None:
+            await self.virtual_display.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -104,6 +130,71 @@ class Sidecar:
                 code="no_editor",
             )
         return await self.editor_link.action(name, args, timeout)
+
+    @property
+    def editor_link(self) -> EditorActions | None:
+        return self._editor_link
+
+    @editor_link.setter
+    def editor_link(self, link: EditorActions | None) -> None:
+        """The link came up (or went): a new addon learns where its games render."""
+        self._editor_link = link
+        if link is not None:
+            self._display_decided.clear()
+            self._display_setup = asyncio.ensure_future(self._set_up_game_display())
+
+    async def _display_ready(self) -> None:
+        """Before a launch: the games' display decided (bounded; served directly: nothing
+        to decide)."""
+        if self._editor_link is None:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._display_decided.wait(), DISPLAY_SETUP_WAIT)
+
+    async def _set_up_game_display(self) -> None:
+        """Learn the editor's Godot version and whether it is headless; a headless one's
+        games get a display: the one GODOT_BRIDGE_GAME_DISPLAY names, else an Xvfb of
+        our own (started here, on the event loop's thread: see godot/display.py)."""
+        try:
+            info = await self.editor_action("editor_info", {}, timeout=10.0)
+            self.dap_session.game_channel.godot_version = godot_version(
+                str(info.get("godot_version", ""))
+            )
+            if not info.get("headless"):
+                self.game_display = GameDisplay(
+                    "window", None, "the editor has a display: games open their window"
+                )
+            else:
+                self.game_display = await self._headless_editor_display()
+                if self.game_display.display is not None:
+                    told = await self.editor_action(
+                        "game_display", {"display": self.game_display.display}, timeout=10.0
+                    )
+                    if not (isinstance(told, dict) and told.get("applied")):
+                        why = told.get("reason") if isinstance(told, dict) else told
+                        self.game_display = GameDisplay(
+                            "headless", None, f"games stay headless: {why}"
+                        )
+        except Exception as err:  # the link went, an older addon: games stay as they were
+            log.warning("could not give the editor's games a display: %s", err)
+            self.game_display = GameDisplay("headless", None, f"not set up: {err}")
+        finally:
+            self._display_decided.set()
+        log.info("games of this editor: %s", self.game_display.as_json())
+
+    async def _headless_editor_display(self) -> GameDisplay:
+        named = os.environ.get(GAME_DISPLAY_VARIABLE, "").strip()
+        if named.lower() == "off":
+            return GameDisplay("headless", None, f"{GAME_DISPLAY_VARIABLE}=off")
+        if named:
+            return GameDisplay("virtual", named, f"named by {GAME_DISPLAY_VARIABLE}")
+        if self.virtual_display is None:
+            self.virtual_display = VirtualDisplay()
+        started = await self.virtual_display.start()
+        if isinstance(started, Started):
+            return GameDisplay("virtual", started.display, f"the bridge's Xvfb (pid {started.pid})")
+        self.virtual_display = None
+        return GameDisplay("headless", None, started.reason)
 
     async def _identify_lsp(self, peer: Peer) -> None:
         # Unproven here, the LSP handshake still compares Godot's project root with ours.
@@ -170,6 +261,7 @@ class Sidecar:
                 "uptime_s": round(time.time() - self.started_at, 3),
             },
             "game": self.dap_session.game_records.summary(),
+            "game_display": self.game_display.as_json(),
         }
 
     def _add_status_routes(self) -> None:
@@ -177,3 +269,9 @@ class Sidecar:
             return self.status()
 
         self.routes.serve(STATUS, get_status)
+
+
+def godot_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of Godot's version string (`4.6.3.stable.official`), None if none."""
+    found = re.match(r"(\d+)\.(\d+)", text)
+    return (int(found[1]), int(found[2])) if found else None

@@ -8,6 +8,7 @@ line saying so, `| head -1` ends quietly and errors exit non-zero with a message
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -156,6 +157,33 @@ SYMBOLS = [
 ]
 
 
+FAKE_PNG = b"\x89PNG\r\n\x1a\nnot really"
+GAME_TREE = {
+    "root": {
+        "name": "root",
+        "class": "Window",
+        "id": "1",
+        "children": [
+            {"name": "Main", "class": None, "script": "res://demo/main.gd", "id": "2",
+             "children": [], "truncated": 3},
+        ],
+    },
+    "node_count": 5,
+}  # fmt: skip
+GAME_NODE = {
+    "id": "7",
+    "class": "Node2D",
+    "path": "/root/Main/Mover",
+    "script": "res://demo/mover.gd",
+    "sections": [
+        {"category": None, "properties": {"Members/speed": {"type": "float", "value": 60.0}}},
+        {"category": "Node2D", "properties": {
+            "position": {"type": "Vector2", "value": {"x": 1.0, "y": 2.0}}}},
+    ],
+}  # fmt: skip
+GAME_ERROR = {"seq": 3, "file": MAIN, "line": 12, "message": "boom", "is_warning": False}
+
+
 class FakeBridge:
     """Canned answers per path, the requests it got, and one file to read and edit."""
 
@@ -249,6 +277,23 @@ class FakeBridge:
             ),
             "/edit/read": self.read,
             "/edit/applyChanges": self.apply_changes,
+            "/game/screenshot": lambda b: ok(
+                {
+                    "width": int(b.get("max_width", 4)),
+                    "height": 2,
+                    "format": "png",
+                    "data": base64.b64encode(FAKE_PNG).decode(),
+                    "png_bytes": len(FAKE_PNG),
+                    "game_width": 4,
+                    "game_height": 2,
+                }
+            ),
+            "/game/tree": lambda b: ok(GAME_TREE),
+            "/game/node": lambda b: ok(GAME_NODE),
+            "/game/errors": lambda b: ok(
+                {"errors": [GAME_ERROR], "next": 3, "latest": 3, "dropped": 0}
+            ),
+            "/game/monitors": lambda b: ok({"values": {"fps": 60.0, "draw_calls": 3.0}}),
             "/execute/reload": lambda b: ok(
                 {
                     "rescanned": True,
@@ -482,6 +527,18 @@ HUMAN: list[tuple[list[str], str]] = [
         f"{MAIN}:3-4 (of 6 lines) sha256 {_sha(MAIN_TEXT)}\n     3\tvar counter := 0\n     4\t",
     ),
     (["reload"], f"{MAIN} reloaded\ngame_running=no game_reloaded=no"),
+    (["screenshot"], "4x2 PNG, 18 bytes of the game's 4x2 window (-o FILE saves it)"),
+    (
+        ["tree"],
+        "root: Window #1\n  Main: res://demo/main.gd #2 (+3 below)\n5 nodes in the game",
+    ),
+    (
+        ["node", "--path", "Main/Mover"],
+        "/root/Main/Mover: Node2D (res://demo/mover.gd)\n  Members/speed = 60.0\n[Node2D]\n"
+        '  position = {"x": 1.0, "y": 2.0}',
+    ),
+    (["errors"], f"#3 {MAIN}:12: error: boom"),
+    (["monitors"], "fps = 60.0\ndraw_calls = 3.0"),
 ]
 
 
@@ -761,8 +818,6 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
 
     fake.routes["/dashboard/state"] = fake.routes["/openapi.json"] = lambda b: ok({})
     fake.routes["/lsp/didChange"] = lambda b: ok({"version": 2})
-    fake.routes["/game/tree"] = fake.routes["/game/node"] = lambda b: ok({})
-    fake.routes["/game/errors"] = fake.routes["/game/monitors"] = lambda b: ok({})
     c = BridgeClient(fake.url, agent="carol")
     calls: list[Callable[[], Any]] = [
         c.status, c.health, c.openapi, c.dashboard_state, c.connect, c.disconnect,
@@ -778,9 +833,22 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
         lambda: c.did_save(MAIN), lambda: c.did_close(MAIN),
         lambda: c.read_file(MAIN), lambda: c.apply_changes(MAIN, text=""), c.reload,
         c.game_tree, lambda: c.game_node("Main"),
-        c.game_errors, c.game_monitors,
+        c.game_errors, c.game_monitors, c.game_screenshot,
     ]  # fmt: skip
     for call in calls:
         call()
     served = {route.path for route in offline_routes()} | {"/edit/read", "/debug/clearBreakpoints"}
     assert served - {"/", "/dashboard", "/mcp"} - {p for _, p, _ in fake.requests} == set()
+
+
+def test_issue_13_cli_screenshot_writes_the_png(
+    fake: FakeBridge, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "game.png"
+    status, text, err = gdbridge(capsys, "screenshot", "-o", str(out), "--max-width", "3")
+    assert (status, err) == (0, "")
+    assert out.read_bytes() == FAKE_PNG
+    assert text == f"{out}: 3x2 PNG, 18 bytes of the game's 4x2 window\n"
+    assert fake.bodies("/game/screenshot")[-1] == {"max_width": 3}
+    status, text, err = gdbridge(capsys, "--json", "screenshot")
+    assert status == 0 and "data" not in json.loads(text)  # the PNG only into a file

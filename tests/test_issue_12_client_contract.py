@@ -87,6 +87,7 @@ SAMPLES: dict[str, Any] = {
     "warnings": False,
     "names": "zz_monitor",
     "history": 3,
+    "max_width": 321,
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs
@@ -409,6 +410,7 @@ CLI_OWN: dict[str, str] = {
     "follow": "keep reading events",
     "until": "stop following at this event",
     "raw": "print only the file's text",
+    "output": "where screenshot writes the PNG",
     "delete": "break -d removes instead of adding",
     "text_file": "where edit's new text comes from",
     "if_unchanged": "edit sends the sha256 `read` remembered",

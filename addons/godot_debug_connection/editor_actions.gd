@@ -6,6 +6,7 @@ extends RefCounted
 ## reference goes is dropped with it.
 
 const GameReloader := preload("res://addons/godot_debug_connection/game_reloader.gd")
+const GameDisplay := preload("res://addons/godot_debug_connection/game_display.gd")
 ## Loaded only where Godot has the Logger class (4.5+).
 const SCRIPT_ERROR_LOG_PATH: String = "res://addons/godot_debug_connection/script_error_log.gd"
 ## The bridge's own scripts are never reloaded: they are the code doing the reloading.
@@ -64,6 +65,14 @@ func _run(rid: int, name: String, args: Dictionary) -> void:
 				frame["ok"] = false
 				frame["result"] = null
 				frame["error"] = "reload_scripts: 'paths' must be an array of res:// paths"
+		"game_display":
+			var display: Variant = args.get("display")
+			if display is String and not str(display).is_empty():
+				frame["result"] = GameDisplay.use_display(display)
+			else:
+				frame["ok"] = false
+				frame["result"] = null
+				frame["error"] = "game_display: 'display' must name an X display (':90')"
 		_:
 			frame["ok"] = false
 			frame["result"] = null

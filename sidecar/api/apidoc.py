@@ -193,7 +193,7 @@ class _Entry:
             return ""  # JSON-RPC: the statuses below say it
         props = schema.get("properties", {})
         if "result" in props:
-            return f"\nAnswer `result`: {type_name(props['result'])}.\n"
+            return f"\nAnswer `result`: {type_name(props['result'])}.\n" + _binary(content)
         if "allOf" in schema:
             shape = type_name(schema["allOf"][-1])
             return f"\nAnswer: the fields of {shape} at the top level, beside `status`.\n"
@@ -214,6 +214,16 @@ class _Entry:
         if not own:
             return ""
         return "\nErrors (beyond those any endpoint answers): " + "; ".join(own) + ".\n"
+
+
+def _binary(content: dict[str, Any]) -> str:
+    """The answers other than JSON a request can pick with its Accept header."""
+    out = ""
+    for media_type, spec in content.items():
+        if media_type != "application/json":
+            what = spec.get("schema", {}).get("description", "")
+            out += f"\nWith `Accept: {media_type}`: {what}.\n"
+    return out
 
 
 def _codes(response: dict[str, Any]) -> list[str] | None:

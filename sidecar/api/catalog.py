@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.api import dashboard, debug, editor, game, game_records, lsp, status
+from sidecar.api import (
+    dashboard,
+    debug,
+    editor,
+    game,
+    game_records,
+    game_screenshot,
+    lsp,
+    status,
+)
 from sidecar.web.operation import Operation
 
 OPERATIONS: tuple[Operation[Any], ...] = (
     *status.OPERATIONS,
     *debug.OPERATIONS,
     *game.OPERATIONS,
+    *game_screenshot.OPERATIONS,
     *game_records.OPERATIONS,
     *lsp.OPERATIONS,
     *editor.OPERATIONS,

@@ -206,7 +206,12 @@ def _success(op: Operation[Any], answer: Schema) -> dict[str, Any]:
         }
     else:  # the answer's fields at the top level, beside "status": "ok"
         schema = {"allOf": [{"type": "object", "required": ["status"], "properties": ok}, answer]}
-    return {"description": op.summary, "content": {"application/json": {"schema": schema}}}
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if op.binary is not None:  # chosen by Accept: the bytes as they are
+        content[op.binary.media_type] = {
+            "schema": {"type": "string", "format": "binary", "description": op.binary.description}
+        }
+    return {"description": op.summary, "content": content}
 
 
 def declared_codes(op: Operation[Any], *, has_arguments: bool) -> list[str]:

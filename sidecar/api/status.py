@@ -35,6 +35,17 @@ class GameSummary(Answer):
     latest_error: int = Field(description="newest /game/errors record number")
 
 
+class GameDisplayStatus(Answer):
+    mode: str = Field(
+        description="where launched games render: `virtual` (an X display of the bridge's "
+        "own Xvfb, or one GODOT_BRIDGE_GAME_DISPLAY names), `window` (a GUI editor's games "
+        "open their window), `headless` (no display: no screenshots), `unknown` (the "
+        "editor has not said yet)"
+    )
+    display: str | None = Field(description="the X display games use (`:90`), if virtual")
+    reason: str = Field(description="why this mode (and how to get a display when headless)")
+
+
 class Status(Answer):
     overall_ready: bool = Field(description="both services connected")
     debug_adapter: ServiceStatus
@@ -43,6 +54,9 @@ class Status(Answer):
     sidecar: SidecarInfo
     game: GameSummary | None = Field(
         None, description="the running game's runtime errors (see /game/errors)"
+    )
+    game_display: GameDisplayStatus | None = Field(
+        None, description="where launched games render (screenshots need a display)"
     )
 
 

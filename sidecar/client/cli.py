@@ -9,6 +9,8 @@
     gdbridge complete res://demo/main.gd:10:5
     gdbridge read res://demo/main.gd:1-20
     gdbridge edit res://demo/main.gd --if-unchanged < main.gd
+    gdbridge screenshot -o game.png
+    gdbridge tree --path Main --depth 2
 
 Positions on the command line and in what it prints are 1-based `FILE:LINE[:COLUMN]`, as
 editors and compilers print them, and files are always printed as `res://` paths. An empty
@@ -25,6 +27,7 @@ are yours in the next.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -390,6 +393,36 @@ def cmd_reload(x: Ctx) -> Any:
     return x.client.reload(x.args.paths or None)
 
 
+def cmd_tree(x: Ctx) -> Any:
+    return x.client.game_tree(x.args.path, x.args.depth)
+
+
+def cmd_node(x: Ctx) -> Any:
+    a = x.args
+    names = a.properties.split(",") if a.properties else None
+    return x.client.game_node(a.path, a.id, names)
+
+
+def cmd_errors(x: Ctx) -> Any:
+    a = x.args
+    return x.client.game_errors(a.since, a.wait, a.limit, a.warnings)
+
+
+def cmd_monitors(x: Ctx) -> Any:
+    return x.client.game_monitors(x.args.names, x.args.history)
+
+
+def cmd_screenshot(x: Ctx) -> Any:
+    """The screenshot's size; with -o the PNG written to that file as well."""
+    shot = x.client.game_screenshot(x.args.max_width)
+    png = base64.b64decode(shot.pop("data"))
+    if x.args.output:
+        out = Path(x.args.output)
+        (sys.stdout.buffer.write(png) if x.args.output == "-" else out.write_bytes(png))
+        shot["file"] = x.args.output
+    return shot
+
+
 def cmd_call(x: Ctx) -> Any:
     body = json.loads(x.args.body) if x.args.body else None
     return x.client.request(x.args.method.upper(), x.args.path, body)
@@ -726,6 +759,54 @@ def _reload_text(r: Any, x: Ctx) -> str:
     return "\n".join([*lines, rest] if rest else lines)
 
 
+def _tree_lines(node: dict[str, Any], depth: int) -> list[str]:
+    kind = node.get("class") or node.get("script") or "?"
+    more = f" (+{node['truncated']} below)" if node.get("truncated") else ""
+    lines = ["  " * depth + f"{node['name']}: {kind} #{node['id']}{more}"]
+    for child in node.get("children", []):
+        lines += _tree_lines(child, depth + 1)
+    return lines
+
+
+def _tree_text(r: Any, x: Ctx) -> str:
+    lines = _tree_lines(r["root"], 0)
+    return "\n".join([*lines, f"{r['node_count']} nodes in the game"])
+
+
+def _node_text(r: Any, x: Ctx) -> str:
+    script = f" ({r['script']})" if r.get("script") else ""
+    lines = [f"{r.get('path') or '#' + r['id']}: {r['class']}{script}"]
+    for section in r["sections"]:
+        if section.get("category"):
+            lines.append(f"[{section['category']}]")
+        for name, value in section["properties"].items():
+            lines.append(f"  {name} = {json.dumps(value['value'], ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def _game_errors_text(r: Any, x: Ctx) -> str:
+    lines = []
+    for e in r["errors"]:
+        where = location(x.paths.res(e["file"]), e.get("line")) if e.get("file") else "?"
+        kind = "warning" if e.get("is_warning") else "error"
+        lines.append(f"#{e['seq']} {where}: {kind}: {e['message']}")
+    return "\n".join(lines) or "no errors"
+
+
+def _monitors_text(r: Any, x: Ctx) -> str:
+    values = r["values"]
+    return "\n".join(f"{k} = {_scalar(v)}" for k, v in values.items()) or "no monitors yet"
+
+
+def _screenshot_text(r: Any, x: Ctx) -> str:
+    size = f"{r['width']}x{r['height']} PNG, {r['png_bytes']} bytes"
+    if r.get("file") == "-":
+        return ""
+    where = f"{r['file']}: " if r.get("file") else ""
+    hint = "" if r.get("file") else " (-o FILE saves it)"
+    return f"{where}{size} of the game's {r['game_width']}x{r['game_height']} window{hint}"
+
+
 def _health_text(r: Any, x: Ctx) -> str:
     return "healthy" if r.get("healthy") else "not healthy"
 
@@ -757,6 +838,11 @@ RENDER: dict[str, Callable[[Any, Ctx], str]] = {
     "read": _read_text,
     "edit": _edit_text,
     "reload": _reload_text,
+    "tree": _tree_text,
+    "node": _node_text,
+    "errors": _game_errors_text,
+    "monitors": _monitors_text,
+    "screenshot": _screenshot_text,
 }
 ACTIONS: dict[str, Callable[[BridgeClient], Any]] = {
     "continue": BridgeClient.continue_,
@@ -798,10 +884,11 @@ ENDPOINTS: dict[str, str] = {
     "/debug/variables": "vars",
     "/debug/evaluate": "eval",
     "/debug/events": "events",
-    "/game/tree": "call",  # no command of its own yet: `gdbridge call GET /game/tree`
-    "/game/node": "call",
-    "/game/errors": "call",  # commands of their own once issue 13's game tools settle
-    "/game/monitors": "call",
+    "/game/tree": "tree",
+    "/game/node": "node",
+    "/game/errors": "errors",
+    "/game/monitors": "monitors",
+    "/game/screenshot": "screenshot",
     "/lsp/completion": "complete",
     "/lsp/hover": "hover",
     "/lsp/definition": "definition",
@@ -865,6 +952,7 @@ def parser() -> argparse.ArgumentParser:
     _debug_commands(add)
     _lsp_commands(add)
     _file_commands(add)
+    _game_commands(add)
     return p
 
 
@@ -964,6 +1052,35 @@ def _file_commands(add: Add) -> None:
     )
     s = add("reload", cmd_reload, "reload scripts changed on disk (all, or PATH ...)")
     s.add_argument("paths", nargs="*")
+
+
+def _game_commands(add: Add) -> None:
+    s = add("screenshot", cmd_screenshot, "a PNG of the running game's window")
+    s.add_argument("-o", "--output", metavar="FILE", help="write the PNG there (- : stdout)")
+    s.add_argument("--max-width", type=int, metavar="PX", help="scale it down to this width")
+    s = add("tree", cmd_tree, "the running game's scene tree")
+    s.add_argument("--path", help="only this node and below (a node path: Main/Player)")
+    s.add_argument("--depth", type=int, help="levels below it (default: the bridge's)")
+    s = add("node", cmd_node, "a node of the running game and its properties")
+    s.add_argument("--path", help="its node path (Main/Player; default /root)")
+    s.add_argument("--id", help="its object id (from tree)")
+    s.add_argument("--properties", help="only these, comma-separated (position,speed)")
+    s = add("errors", cmd_errors, "the game's runtime errors and warnings")
+    s.add_argument("--since", type=int, help="after this record number")
+    s.add_argument("--wait", type=float, metavar="S", help="wait up to S s for the first")
+    s.add_argument("--limit", type=int, help="most records (default: the bridge's)")
+    s.add_argument("--warnings", type=_yes_no, metavar="yes|no", help="no: errors only")
+    s = add("monitors", cmd_monitors, "the game's performance monitors")
+    s.add_argument("--names", help="only these, comma-separated (fps,process_time)")
+    s.add_argument("--history", type=int, help="the last N frames too")
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1"):
+        return True
+    if text.lower() in ("no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"yes or no, not {text!r}")
 
 
 # -- main --------------------------------------------------------------------------------

@@ -186,10 +186,15 @@ class BridgeClient:
         return _result_of(method, path, answer)
 
     def _send(self, req: urllib.request.Request) -> Any:
-        """The one place a request leaves: its answer as JSON, or the error raised."""
+        """Where every JSON request leaves: its answer as JSON, or the error raised."""
+        return json.loads(self._fetch(req)[1] or b"null")
+
+    def _fetch(self, req: urllib.request.Request) -> tuple[str, bytes]:
+        """The one place a request leaves: the answer's Content-Type and bytes, or the
+        error raised."""
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"null")
+                return resp.headers.get("Content-Type", ""), resp.read()
         except urllib.error.HTTPError as exc:
             raise BridgeHTTPError(exc.code, _error_of(exc)) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
@@ -351,6 +356,26 @@ class BridgeClient:
         """One node of the running game (by `path` or `id`) and its typed properties."""
         names = ",".join(properties) if properties is not None else None
         return self._object("/game/node", given(path=path, id=id, properties=names))
+
+    def game_screenshot(self, max_width: int | None = None) -> dict[str, Any]:
+        """A PNG of the running game's window as JSON: {width, height, format, data (the
+        PNG, base64), png_bytes, game_width, game_height, ...}; `max_width` scales it down."""
+        return self._object("/game/screenshot", given(max_width=max_width))
+
+    def game_screenshot_png(self, max_width: int | None = None) -> bytes:
+        """The same screenshot as the PNG's bytes (`Accept: image/png`)."""
+        url = self.url + "/game/screenshot"
+        if max_width is not None:
+            url += "?" + urllib.parse.urlencode({"max_width": max_width})
+        headers = {"Accept": "image/png"}
+        if self.agent:
+            headers["X-Agent-Id"] = self.agent
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        kind, data = self._fetch(urllib.request.Request(url, headers=headers))
+        if not kind.startswith("image/png"):
+            raise BridgeError(f"expected a PNG from {url}, got {kind or 'no Content-Type'}")
+        return data
 
     # -- events ---------------------------------------------------------------------------
 

@@ -207,3 +207,17 @@ async def _drain(stream: asyncio.StreamReader) -> None:
     with contextlib.suppress(Exception):
         while await stream.read(65536):
             pass
+
+
+@dataclass(frozen=True)
+class GameDisplay:
+    """Where the games of this sidecar's editor show their window (for /status and the
+    screenshot's 409): `virtual` on the bridge's own Xvfb (or a display the user named),
+    `window` as usual (a GUI editor), `headless` nowhere, `unknown` before the editor said."""
+
+    mode: str  # "virtual" | "window" | "headless" | "unknown"
+    display: str | None
+    reason: str
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"mode": self.mode, "display": self.display, "reason": self.reason}

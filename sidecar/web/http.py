@@ -9,6 +9,7 @@ cannot drift from what is served.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,7 +25,7 @@ from pydantic_core import to_jsonable_python
 from sidecar.agents import Agent, AgentRegistry, clean_agent_name
 from sidecar.errors import RequestError, SidecarError
 from sidecar.web import guard
-from sidecar.web.operation import ArgsT, Bound, Caller, Operation
+from sidecar.web.operation import ArgsT, BinaryForm, Bound, Caller, Operation
 from sidecar.web.operation import Handler as OperationHandler
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,11 @@ class RouteTable:
         async def serve(request: web.Request) -> Any:
             query = request.method == "GET"
             raw = query_args(request) if query else await json_body(request)
-            return await bound.call(raw, caller_of(request), from_query=query)
+            result = await bound.call(raw, caller_of(request), from_query=query)
+            binary = operation.binary
+            if binary is not None and prefers(request.headers.get("Accept"), binary.media_type):
+                return binary_response(result, binary)
+            return result
 
         serve.__name__ = operation.name
         for method in operation.methods:
@@ -137,6 +142,55 @@ class RouteTable:
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes)
+
+
+JSON_TYPE = "application/json"
+
+
+def prefers(accept: str | None, media_type: str) -> bool:
+    """True when an `Accept` header ranks `media_type` above JSON (a tie goes to JSON, the
+    default answer): `image/png` and `image/*` pick PNG, `*/*` or none JSON."""
+    if not accept:
+        return False
+    return _quality(accept, media_type) > _quality(accept, JSON_TYPE)
+
+
+def _quality(accept: str, media_type: str) -> float:
+    """The q of the most specific range in `accept` that covers `media_type` (RFC 9110)."""
+    kind, _, sub = media_type.partition("/")
+    best, best_rank = 0.0, -1
+    for item in accept.split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        want_kind, _, want_sub = name.lower().partition("/")
+        if want_kind == kind and want_sub == sub:
+            rank = 2
+        elif want_kind == kind and want_sub == "*":
+            rank = 1
+        elif want_kind == "*" and want_sub == "*":
+            rank = 0
+        else:
+            continue
+        if rank > best_rank:
+            best, best_rank = _q(params), rank
+    return best
+
+
+def _q(params: list[str]) -> float:
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def binary_response(result: Any, form: BinaryForm) -> web.Response:
+    """The bytes an answer carries base64-encoded in `form.field`, as they are."""
+    answer = result.model_dump(by_alias=True) if isinstance(result, BaseModel) else result
+    data = base64.b64decode(answer[form.field])
+    return web.Response(body=data, content_type=form.media_type)
 
 
 def ok(result: Any) -> web.Response:

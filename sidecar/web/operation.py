@@ -60,6 +60,20 @@ Handler = Callable[[ArgsT, Caller], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
+class BinaryForm:
+    """An answer an operation can also give as raw bytes rather than JSON.
+
+    The JSON answer carries the bytes base64-encoded in its field `field`; a request whose
+    `Accept` prefers `media_type` (`Accept: image/png`) gets those bytes as they are, with
+    that Content-Type. MCP hands them over as a content block of that type.
+    """
+
+    media_type: str
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Operation(Generic[ArgsT]):
     """One operation: where it is served, what it takes, answers and can fail with."""
 
@@ -77,6 +91,8 @@ class Operation(Generic[ArgsT]):
     envelope: bool = True
     tool: bool = True  # offered as an MCP tool
     tags: tuple[str, ...] = ()
+    # The answer's bytes as they are, chosen by the request's Accept (None: JSON only).
+    binary: BinaryForm | None = None
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.errors if c not in CODES]

@@ -17,14 +17,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from mcp_types import Tool as McpTool
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from sidecar.errors import SidecarError
 from sidecar.web.http import RouteTable
-from sidecar.web.operation import Bound, Caller, Operation
+from sidecar.web.operation import BinaryForm, Bound, Caller, Operation
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,23 @@ class OperationTool:
             # As REST answers it (web/http.py): nothing of the exception reaches the agent.
             log.exception("unhandled error in MCP tool %s", self.tool.name)
             return error_result(SidecarError("internal error in the sidecar; see its log"))
+        binary = self.bound.operation.binary
+        if binary is not None and isinstance(answer, dict) and binary.field in answer:
+            return _with_binary(answer, binary)
         structured = {WRAPPED: answer} if self.wrapped else answer
         return CallToolResult(content=[_text(answer)], structured_content=structured)
+
+
+def _with_binary(answer: dict[str, Any], binary: BinaryForm) -> CallToolResult:
+    """An answer carrying bytes (a PNG) as a content block of their type (an image a model
+    can look at) and the rest as text and structured content."""
+    rest = {k: v for k, v in answer.items() if k != binary.field}
+    block: ImageContent | TextContent
+    if binary.media_type.startswith("image/"):
+        block = ImageContent(type="image", data=answer[binary.field], mime_type=binary.media_type)
+    else:  # no operation answers other bytes yet
+        block = _text({binary.field: answer[binary.field]})
+    return CallToolResult(content=[block, _text(rest)], structured_content=rest)
 
 
 def error_result(err: SidecarError) -> CallToolResult:
@@ -90,9 +105,17 @@ def input_schema(op: Operation[Any]) -> Schema:
 def output_schema(op: Operation[Any]) -> tuple[Schema, bool]:
     """The answer's schema as MCP takes it (an object), and whether it had to be wrapped."""
     schema = inline_refs(TypeAdapter(op.answer).json_schema(mode="serialization", by_alias=True))
+    if op.binary is not None:  # its bytes go in a content block of their own (_with_binary)
+        schema = _without(schema, op.binary.field)
     if schema.get("type") == "object":
         return schema, False
     return {"type": "object", "properties": {WRAPPED: schema}, "required": [WRAPPED]}, True
+
+
+def _without(schema: Schema, field: str) -> Schema:
+    properties = {k: v for k, v in schema.get("properties", {}).items() if k != field}
+    required = [name for name in schema.get("required", []) if name != field]
+    return {**schema, "properties": properties, "required": required}
 
 
 def inline_refs(schema: Schema) -> Schema:

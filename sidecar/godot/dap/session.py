@@ -105,6 +105,7 @@ class DapSession:
         self.custom_data = EventLog(256)
         self.game_channel = GameChannel(self)  # the scene tree and inspection (issue 13)
         self.game_records = GameRecords()  # its errors and monitors, read by agents
+        self.before_launch: Callable[[], Awaitable[None]] | None = None  # awaited first
         editor = config.editor_pid
         self.game = GameState(
             self.project,
@@ -406,6 +407,8 @@ class DapSession:
         """Run `scene` (main, current or a scene file) under the debugger."""
         scene = self._scene(scene)
         self._require_connected()
+        if self.before_launch is not None:  # the games' display, say
+            await self.before_launch()
         play_args = [*play_args, *(a for a in self.play_args if a not in play_args)]
         arguments: Args = {
             "project": self.project,

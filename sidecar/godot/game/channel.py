@@ -11,26 +11,42 @@ request id (docs/GAME_MESSAGES.md), so:
   (the tree is the same tree; 100 agents must not make 100 round trips);
 - an inspect answer is matched by the object ids inside it, as well.
 
+Screenshots (`scene:rq_screenshot`) do carry a request id: each answer is matched by it.
+The game writes the PNG to a temp file and sends its path; the channel reads the file and
+deletes it, and deletes the files of answers to its own requests that nobody awaits any
+more (a retried request answered late), so no `scr-*.png` is left behind.
+
 Every wait is bounded: a silent game is a 504 `timeout`, no game a 409 `not_running`.
+A message the editor's Godot version does not have is a 501 `unsupported_by_godot`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sidecar.errors import PeerTimeout, RequestError
+from sidecar.errors import PeerTimeout, ProtocolError, RequestError, SidecarError
+from sidecar.godot.display import INSTALL_HINT
 from sidecar.godot.game.messages import (
+    ERROR,
     INSPECT_OBJECT,
     INSPECT_OBJECTS,
     SCENE_TREE,
+    SCREENSHOT,
     InspectedObject,
     SceneNode,
+    parse_error,
     parse_inspect_object,
     parse_inspect_objects,
     parse_scene_tree,
+    parse_screenshot,
 )
 
 TREE_WAIT = 5.0  # seconds a game may take to send its tree (thousands of nodes: ~100 ms)
@@ -44,7 +60,46 @@ SELECTION_INVALIDATED = "remote_selection_invalidated"
 # would reach the game as another number.
 MAX_EXACT_ID = 2**53
 
+RQ_SCREENSHOT = "scene:rq_screenshot"
+SCREENSHOT_WAIT = 10.0  # seconds for a screenshot, retries included (software GL, busy cores)
+# A request sent before the game's first frame is dropped without a word: sent again when
+# this long passes without an answer, the wait doubling each time.
+SCREENSHOT_RETRY = 0.5
+# Ids of the bridge's screenshot requests start here: the editor's own Game view numbers
+# its requests from 0 on the same game.
+FIRST_SCREENSHOT_ID = 1 << 40
+SENT_SCREENSHOTS_KEPT = 256  # ids of unanswered requests remembered, to delete late files
+# Where the game fails to take one (a headless game has no image), in its `error` message.
+SCREENSHOT_FUNCTION = "_msg_rq_screenshot"
+NO_DISPLAY_MESSAGE = (
+    "the game runs without a display (headless), so it has no picture to take. A headless "
+    "editor's games get a virtual display from the bridge when Xvfb is installed: "
+    f"{INSTALL_HINT}; then restart the editor. GODOT_BRIDGE_GAME_DISPLAY=off turns that off"
+)
+# The first Godot release whose game answers each message the bridge sends (read in
+# Godot's scene/debugger/scene_debugger.cpp; docs/GAME_MESSAGES.md). Older games ignore
+# a message silently, so the version decides, not a wait.
+SINCE: dict[str, tuple[int, int]] = {
+    "scene:request_scene_tree": (4, 0),
+    INSPECT_OBJECT: (4, 0),
+    INSPECT_OBJECTS: (4, 5),
+    RQ_SCREENSHOT: (4, 5),
+    "performance:profile_frame": (4, 0),
+}
+
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A screenshot of the running game: the PNG the game wrote, read and deleted."""
+
+    width: int
+    height: int
+    png: bytes
+    taken_at: float  # time.time() when its answer came
+    round_trip_ms: float  # from the first request sent to the file read
+    attempts: int  # requests sent (a game still starting drops the first ones)
 
 
 class GameSession(Protocol):
@@ -89,16 +144,34 @@ class GameChannel:
         self.godot_version: tuple[int, int] | None = None
         self._old_inspect: bool | None = None  # learnt by probing when the version is unknown
         self.latest_tree: SceneNode | None = None  # the last tree the game sent, asked or not
+        self._screenshot_ids = itertools.count(FIRST_SCREENSHOT_ID)
+        # Ids of requests sent and not answered yet (an OrderedDict used as a bounded set).
+        self._sent_screenshots: OrderedDict[int, None] = OrderedDict()
 
     # -- the seam with DapSession ------------------------------------------------------
 
     def feed(self, message: str, data: list[Any]) -> None:
         """One `godot/custom_data` message of the game (called for every one)."""
+        taken = False
         for waiter in list(self._waiters):
             if message in waiter.kinds and not waiter.future.done():
                 with contextlib.suppress(Exception):  # a malformed one is not ours
                     if waiter.accepts(message, data):
                         waiter.future.set_result((message, data))
+                        taken = True
+        if message == SCREENSHOT:
+            self._answered(data, delete=not taken)
+
+    def _answered(self, data: list[Any], *, delete: bool) -> None:
+        """A screenshot answer came: forget its request; delete the file of one of ours
+        that nobody awaits any more (another game's or the editor's are left alone)."""
+        with contextlib.suppress(SidecarError):
+            shot = parse_screenshot(data)
+            if shot.request_id in self._sent_screenshots:
+                del self._sent_screenshots[shot.request_id]
+                if delete:
+                    with contextlib.suppress(OSError, ValueError):
+                        _screenshot_file(shot.png_path).unlink()
 
     # -- questions ---------------------------------------------------------------------
 
@@ -117,6 +190,25 @@ class GameChannel:
             )
         return await self._shared_answer(
             ("inspect", object_id), lambda: self._ask_inspect(agent, object_id)
+        )
+
+    async def screenshot(self, agent: str) -> Shot:
+        """A PNG of the game's window as it is now (agents asking at once share one)."""
+        self.require_message(RQ_SCREENSHOT, "a screenshot of the running game")
+        return await self._shared_answer(("screenshot",), lambda: self._ask_screenshot(agent))
+
+    def require_message(self, message: str, what: str) -> None:
+        """A 501 when the editor's Godot is known to be older than `message`."""
+        since = SINCE.get(message)
+        version = self.godot_version
+        if since is None or version is None or version >= since:
+            return
+        raise SidecarError(
+            f"{what} needs Godot {since[0]}.{since[1]} or later (the game message "
+            f"'{message}'); this editor runs Godot {version[0]}.{version[1]}: use a newer "
+            "Godot for it",
+            code="unsupported_by_godot",
+            details={"godot_version": f"{version[0]}.{version[1]}", "godot_message": message},
         )
 
     async def _shared_answer(self, key: Any, ask: Callable[[], Awaitable[T]]) -> T:
@@ -204,6 +296,63 @@ class GameChannel:
         )
         return parse_inspect_object(data)
 
+    async def _ask_screenshot(self, agent: str) -> Shot:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + SCREENSHOT_WAIT
+        asked: set[int] = set()
+
+        def ours(message: str, data: list[Any]) -> bool:
+            if message == SCREENSHOT:
+                return parse_screenshot(data).request_id in asked
+            return parse_error(data).function == SCREENSHOT_FUNCTION
+
+        waiter = _Waiter(frozenset({SCREENSHOT, ERROR}), ours)
+        self._waiters.append(waiter)  # before sending: the game may answer first
+        try:
+            retry = SCREENSHOT_RETRY
+            while True:
+                request_id = next(self._screenshot_ids)
+                asked.add(request_id)
+                self._sent(request_id)
+                await self._session.put_msg(
+                    agent, RQ_SCREENSHOT, [request_id], SCREENSHOT, timeout=0.0
+                )
+                left = deadline - loop.time()
+                try:
+                    message, data = await asyncio.wait_for(
+                        asyncio.shield(waiter.future), max(min(retry, left), 0.0)
+                    )
+                    break
+                except asyncio.TimeoutError:
+                    self._require_running()  # the game ended meanwhile: say that instead
+                    if loop.time() >= deadline:
+                        raise PeerTimeout(
+                            f"the game did not answer '{RQ_SCREENSHOT}' within "
+                            f"{SCREENSHOT_WAIT:g} s ({len(asked)} requests sent)",
+                            details={"godot_message": RQ_SCREENSHOT},
+                        ) from None
+                    retry *= 2
+        finally:
+            self._waiters.remove(waiter)
+        if message == ERROR:
+            raise RequestError(NO_DISPLAY_MESSAGE, code="no_display")
+        shot = parse_screenshot(data)
+        png = await asyncio.to_thread(_take_file, shot.png_path)
+        return Shot(
+            width=shot.width,
+            height=shot.height,
+            png=png,
+            taken_at=time.time(),
+            round_trip_ms=round((loop.time() - started) * 1000, 1),
+            attempts=len(asked),
+        )
+
+    def _sent(self, request_id: int) -> None:
+        self._sent_screenshots[request_id] = None
+        while len(self._sent_screenshots) > SENT_SCREENSHOTS_KEPT:
+            self._sent_screenshots.popitem(last=False)
+
     async def _ask(
         self,
         agent: str,
@@ -229,3 +378,31 @@ class GameChannel:
                 ) from None
         finally:
             self._waiters.remove(waiter)
+
+
+def _screenshot_file(path: str) -> Path:
+    """The game's screenshot file; only a `scr-*.png` the game names may be read and
+    deleted (whatever else a message says is refused)."""
+    file = Path(path)
+    if not (file.is_absolute() and file.name.startswith("scr-") and file.suffix == ".png"):
+        raise ValueError(f"not a screenshot file of the game: {path!r}")
+    return file
+
+
+def _take_file(path: str) -> bytes:
+    """The PNG's bytes; the file is gone afterwards (the game never deletes it)."""
+    try:
+        file = _screenshot_file(path)
+    except ValueError as err:
+        raise ProtocolError(str(err), details={"godot_message": SCREENSHOT}) from None
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        raise ProtocolError(
+            f"the game's screenshot {path} cannot be read here ({err.strerror}): the bridge "
+            "reads the file the game writes, so it must run on the game's machine",
+            details={"godot_message": SCREENSHOT},
+        ) from None
+    with contextlib.suppress(OSError):
+        file.unlink()
+    return data
