@@ -13,6 +13,7 @@ node whose name is HTML, shown as text), its errors with file:line read on with 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import shutil
 import time
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from harness import REPO, Editor, make_demo_project
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -64,7 +66,10 @@ func _ready() -> void:
 	push_error("{EVIL_MESSAGE}")
 """
 SHOT_MAX_WIDTH = 640  # what the page asks for (dashboard.html SHOT_MAX_WIDTH)
-FAR = 1e12  # ms: a performance.now() no test reaches
+SHOT_WAIT = 90  # seconds for the game's first picture on a software renderer, under load
+MARKER = (100, 120, 200, 80)  # x, y, width, height of demo/main.tscn's magenta ColorRect
+MAGENTA = (255, 0, 255)
+FAR = 1e12  # Unix seconds no test reaches
 
 
 def add_evil_node(scene: Path) -> None:
@@ -102,6 +107,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # Sent reads it
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         yield driver
@@ -200,35 +206,39 @@ def test_dashboard_counts_the_games_errors_per_file(
 
 
 def open_dashboard(driver: webdriver.Chrome, editor: Editor) -> None:
-    """Open the page; the browser records every request it sends (resource timing)."""
     driver.get(editor.base_url + "/")
     driver.execute_script("performance.setResourceTimingBufferSize(100000)")
     wait_text(driver, "#overall", "ready")
 
 
-def requests_to(
-    driver: webdriver.Chrome, part: str, after: float = 0.0, before: float = FAR
-) -> list[str]:
-    """URLs the page asked for that contain `part`, begun between the two page times (ms)."""
-    found: list[str] = driver.execute_script(
-        "return performance.getEntriesByType('resource').filter(e => "
-        "e.name.includes(arguments[0]) && e.startTime > arguments[1] && "
-        "e.startTime < arguments[2]).map(e => e.name)",
-        part,
-        after,
-        before,
-    )
-    return found
+class Sent:
+    """The requests the browser sends, each with the wall-clock time it began, from
+    Chromium's DevTools log: it covers every tab, hidden ones too, and requests that never
+    got an answer."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+        self.seen: list[tuple[float, str]] = []
+
+    def to(self, part: str, after: float = 0.0, before: float = FAR) -> list[str]:
+        """URLs containing `part` begun between the two times (Unix seconds)."""
+        log = self.driver.get_log("performance")  # type: ignore[no-untyped-call]
+        for entry in log:
+            message = json.loads(entry["message"])["message"]
+            if message.get("method") == "Network.requestWillBeSent":
+                params = message["params"]
+                self.seen.append((params["wallTime"], params["request"]["url"]))
+        return [url for when, url in self.seen if part in url and after < when < before]
+
+    def wait(self, part: str, after: float, timeout: float = 30) -> None:
+        WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(
+            lambda d: self.to(part, after), message=f"the page never asked for {part}"
+        )
 
 
-def page_now(driver: webdriver.Chrome) -> float:
-    return float(driver.execute_script("return performance.now()"))
-
-
-def wait_requests(driver: webdriver.Chrome, part: str, after: float, timeout: float = 20) -> None:
-    WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        lambda d: requests_to(d, part, after), message=f"the page never asked for {part}"
-    )
+@pytest.fixture
+def sent(browser: webdriver.Chrome) -> Sent:
+    return Sent(browser)
 
 
 @pytest.fixture
@@ -244,7 +254,7 @@ def demo_game(editor: Editor) -> Iterator[BridgeClient]:
 
 
 def test_issue_13_dashboard_panel_shows_the_games_tree_and_errors(
-    editor: Editor, browser: webdriver.Chrome, demo_game: BridgeClient, tmp_path: Path
+    editor: Editor, browser: webdriver.Chrome, sent: Sent, demo_game: BridgeClient, tmp_path: Path
 ) -> None:
     open_dashboard(browser, editor)
     wait_text(browser, "#game-state", "running")
@@ -272,9 +282,9 @@ def test_issue_13_dashboard_panel_shows_the_games_tree_and_errors(
     main.click()
     assert not browser.find_element(By.CSS_SELECTOR, mover).is_displayed()
     before = text_of(browser, "#game-tree-meta")
-    since = page_now(browser)
+    since = time.time()
     browser.find_element(By.ID, "game-tree-refresh").click()
-    wait_requests(browser, "/game/tree", since)
+    sent.wait("/game/tree", since)
     WebDriverWait(browser, 15, poll_frequency=0.2).until(
         lambda d: text_of(d, "#game-tree-meta") != before, message="the tree never refreshed"
     )
@@ -284,13 +294,13 @@ def test_issue_13_dashboard_panel_shows_the_games_tree_and_errors(
 
     # Errors are read on with the cursor: each asked for once, each row once.
     wait_text(browser, "#game-log", "demo-error #3 ", timeout=20)
-    cursors = [
-        int(parse_qs(urlsplit(url).query)["since"][0])
-        for url in requests_to(browser, "/game/errors")
-    ]
+    cursors = [int(parse_qs(urlsplit(url).query)["since"][0]) for url in sent.to("/game/errors")]
     assert len(cursors) >= 2 and cursors == sorted(set(cursors)), cursors
-    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#game-log tbody tr")]
-    assert len(rows) == len(set(rows)), rows
+    rows = [
+        int(r.get_attribute("data-seq") or 0)
+        for r in browser.find_elements(By.CSS_SELECTOR, "#game-log tbody tr")
+    ]
+    assert rows == sorted(set(rows), reverse=True) and 0 not in rows, rows  # newest first
 
     shot = tmp_path / "dashboard-game.png"
     assert browser.save_screenshot(str(shot))
@@ -298,55 +308,143 @@ def test_issue_13_dashboard_panel_shows_the_games_tree_and_errors(
 
 
 def test_issue_13_dashboard_asks_nothing_while_hidden_or_without_a_game(
-    editor: Editor, browser: webdriver.Chrome, demo_game: BridgeClient
+    editor: Editor, browser: webdriver.Chrome, sent: Sent, demo_game: BridgeClient
 ) -> None:
     open_dashboard(browser, editor)
     wait_text(browser, "#game-state", "running")
-    wait_requests(browser, "/game/screenshot", 0.0)
+    sent.wait("/game/screenshot", 0.0)
     browser.execute_script(
         "window.visibility = [];"
         "document.addEventListener('visibilitychange', () => "
-        "visibility.push([document.visibilityState, performance.now()]))"
+        "visibility.push([document.visibilityState, Date.now() / 1000]))"
     )
     dashboard = browser.current_window_handle
     browser.switch_to.new_window("tab")  # the dashboard's tab is hidden behind it
     time.sleep(6)  # six refreshes' worth
     browser.switch_to.window(dashboard)
-    wait_requests(browser, "/game/screenshot", 0.0)
     changes = browser.execute_script("return window.visibility")
     assert [state for state, _ in changes] == ["hidden", "visible"], changes
     hidden_at, visible_at = changes[0][1], changes[1][1]
-    assert visible_at - hidden_at > 5000
+    assert visible_at - hidden_at > 5
+    # Seen again: it asks again (the state at once, then what it shows of the game).
+    sent.wait("/dashboard/state", visible_at)
+    sent.wait("/game/screenshot", visible_at)
     for part in ("/game/", "/dashboard/state"):
-        assert requests_to(browser, part, hidden_at, visible_at) == [], part
-    # Seen again: it asks again (within a refresh or a retry after an error).
-    wait_requests(browser, "/game/screenshot", visible_at)
-    wait_requests(browser, "/dashboard/state", visible_at)
+        assert sent.to(part, hidden_at, visible_at) == [], part
 
     # The game ends: no more screenshots nor trees, though the page keeps watching.
     demo_game.terminate()
     wait_text(browser, "#game-state", "no game running")
-    ended = page_now(browser)
-    wait_requests(browser, "/dashboard/state", ended + 3000)  # 3 s of the page polling on
+    ended = time.time()
+    sent.wait("/dashboard/state", ended + 3)  # 3 s of the page polling on
     for part in ("/game/screenshot", "/game/tree"):
-        assert requests_to(browser, part, ended) == [], part
+        assert sent.to(part, ended) == [], part
     assert "no game running" in text_of(browser, "#game-shot-why")
     assert "no game running" in text_of(browser, "#game-tree")
 
 
-def test_issue_13_dashboard_says_why_there_is_no_picture(
-    editor: Editor, browser: webdriver.Chrome, demo_game: BridgeClient
+def image_state(driver: webdriver.Chrome) -> dict[str, Any]:
+    state: dict[str, Any] = driver.execute_script(
+        "const i = document.getElementById('game-screenshot');"
+        "return {shown: !i.hidden && i.complete && i.naturalWidth > 0, src: i.src,"
+        " width: i.naturalWidth, height: i.naturalHeight}"
+    )
+    return state
+
+
+def shown_pixel(driver: webdriver.Chrome, x: int, y: int) -> tuple[int, int, int]:
+    """The colour of the page's picture at (x, y) of its own pixels."""
+    rgba = driver.execute_script(
+        "const i = document.getElementById('game-screenshot');"
+        "const c = document.createElement('canvas');"
+        "c.width = i.naturalWidth; c.height = i.naturalHeight;"
+        "const g = c.getContext('2d'); g.drawImage(i, 0, 0);"
+        "return Array.from(g.getImageData(arguments[0], arguments[1], 1, 1).data)",
+        x,
+        y,
+    )
+    return rgba[0], rgba[1], rgba[2]
+
+
+def test_issue_13_dashboard_shows_the_games_screenshot(
+    editor: Editor, browser: webdriver.Chrome, sent: Sent, demo_game: BridgeClient
 ) -> None:
-    """Whatever the bridge answers instead of a picture, the page shows its message."""
+    """The bridge gives this headless editor's games its Xvfb: the page shows their picture,
+    scaled as the page asks, refreshed about once a second, one request at a time."""
     open_dashboard(browser, editor)
     wait_text(browser, "#game-state", "running")
-    wait_requests(browser, "/game/screenshot", 0.0)
+    try:
+        WebDriverWait(browser, SHOT_WAIT, poll_frequency=0.5).until(
+            lambda d: image_state(d)["shown"]
+        )
+    except TimeoutException:
+        raise AssertionError(
+            "the page never showed a picture: " + text_of(browser, "#game-shot-why")
+        ) from None
     status, answer = screenshot_json(editor)
-    if status == 200:
-        pytest.skip("this bridge gives the game a display: the picture test covers it")
-    message = answer["error"]["message"]
-    wait_text(browser, "#game-shot-why", message)
-    assert not browser.find_element(By.ID, "game-screenshot").is_displayed()
+    assert status == 200, answer
+    shot = answer["result"]
+    shown = image_state(browser)
+    assert (shown["width"], shown["height"]) == (shot["width"], shot["height"])
+    assert shot["width"] == SHOT_MAX_WIDTH < shot["game_width"]
+    assert f"{shot['width']}×{shot['height']}" in text_of(browser, "#game-shot-meta")
+    assert not browser.find_element(By.ID, "game-shot-why").is_displayed()
+
+    # It is the game's picture: demo/main.tscn's magenta Marker where the scene puts it.
+    scale = shot["width"] / shot["game_width"]
+    x, y, w, h = MARKER
+    pixel = shown_pixel(browser, round((x + w / 2) * scale), round((y + h / 2) * scale))
+    assert all(abs(a - b) <= 8 for a, b in zip(pixel, MAGENTA, strict=True)), pixel
+
+    # Refreshed: a new picture about every second, never two requests at once.
+    first = shown["src"]
+    WebDriverWait(browser, 20, poll_frequency=0.2).until(
+        lambda d: image_state(d)["src"] != first, message="the picture was never refreshed"
+    )
+    sent.wait("/game/screenshot", time.time() + 3)
+    timings: list[list[float]] = browser.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => "
+        "e.name.includes('/game/screenshot')).map(e => [e.startTime, e.responseEnd])"
+    )
+    assert len(timings) >= 4, timings
+    for (start, end), (next_start, _) in itertools.pairwise(timings):
+        assert next_start >= end, f"overlapping screenshot requests: {timings}"
+        assert next_start - start >= 950, f"asked more often than once a second: {timings}"
+
+
+@pytest.fixture
+def headless_games(tmp_path: Path, godot_bin: str) -> Iterator[Editor]:
+    """An editor whose games get no display (GODOT_BRIDGE_GAME_DISPLAY=off)."""
+    ed = Editor(make_demo_project(tmp_path / "project"), env={"GODOT_BRIDGE_GAME_DISPLAY": "off"})
+    try:
+        ed.start()
+        yield ed
+    finally:
+        ed.stop()
+
+
+def test_issue_13_dashboard_says_why_there_is_no_picture(
+    headless_games: Editor, browser: webdriver.Chrome, sent: Sent
+) -> None:
+    """A game without a display: the page shows the bridge's 409, which says how to get one,
+    and does not ask again during that game."""
+    bridge = BridgeClient(headless_games.base_url, agent="dashboard-headless", timeout=30)
+    assert bridge.wait_ready(60)["overall_ready"]
+    bridge.launch()
+    try:
+        open_dashboard(browser, headless_games)
+        wait_text(browser, "#game-state", "running")
+        status, answer = screenshot_json(headless_games)
+        assert (status, answer["error"]["code"]) == (409, "no_display"), answer
+        message = answer["error"]["message"]
+        assert "Xvfb" in message
+        wait_text(browser, "#game-shot-why", message)
+        assert not browser.find_element(By.ID, "game-screenshot").is_displayed()
+        told = time.time()
+        sent.wait("/dashboard/state", told + 6)  # a retry's worth of polling
+        assert sent.to("/game/screenshot", told) == []
+    finally:
+        bridge.terminate()
 
 
 def screenshot_json(editor: Editor) -> tuple[int, Any]:
