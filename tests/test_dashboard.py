@@ -241,11 +241,28 @@ def sent(browser: webdriver.Chrome) -> Sent:
     return Sent(browser)
 
 
+def wait_display_decided(bridge: BridgeClient) -> str:
+    """Where the editor's games render, once the sidecar has decided it (it does when the
+    addon's link comes up, which can be after both services are ready): a game launched
+    before renders nowhere."""
+    deadline = time.monotonic() + 60
+    while (mode := str(game_display(bridge).get("mode"))) == "unknown":
+        assert time.monotonic() < deadline, "the games' display was never decided"
+        time.sleep(0.2)
+    return mode
+
+
+def game_display(bridge: BridgeClient) -> dict[str, Any]:
+    status: dict[str, Any] = dict(bridge.status())
+    return status["game_display"]  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def demo_game(editor: Editor) -> Iterator[BridgeClient]:
     """The demo game pushing an error and a warning every second (--demo-error)."""
     bridge = BridgeClient(editor.base_url, agent="dashboard-panel", timeout=30)
     assert bridge.wait_ready(60)["overall_ready"]
+    wait_display_decided(bridge)
     bridge.launch(play_args=["--demo-error"])
     try:
         yield bridge
@@ -378,8 +395,10 @@ def test_issue_13_dashboard_shows_the_games_screenshot(
             lambda d: image_state(d)["shown"]
         )
     except TimeoutException:
+        where = game_display(demo_game)
         raise AssertionError(
-            "the page never showed a picture: " + text_of(browser, "#game-shot-why")
+            f"the page never showed a picture: {text_of(browser, '#game-shot-why')} "
+            f"(the bridge's games render: {where})"
         ) from None
     status, answer = screenshot_json(editor)
     assert status == 200, answer
@@ -430,6 +449,7 @@ def test_issue_13_dashboard_says_why_there_is_no_picture(
     and does not ask again during that game."""
     bridge = BridgeClient(headless_games.base_url, agent="dashboard-headless", timeout=30)
     assert bridge.wait_ready(60)["overall_ready"]
+    assert wait_display_decided(bridge) == "headless"
     bridge.launch()
     try:
         open_dashboard(browser, headless_games)
