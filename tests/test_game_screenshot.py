@@ -8,20 +8,28 @@ own here): the bridge must leave no `scr-*.png` behind.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
 import os
 import shutil
+import signal
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import psutil
 import pytest
 from harness import Editor, call_json, game_processes, make_demo_project, ok_json
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import ImageContent, TextContent
 from PIL import Image
 
 from sidecar.godot.display import INSTALL_HINT
@@ -98,6 +106,55 @@ def shown_screenshot(editor: Editor, **query: Any) -> dict[str, Any]:
     raise AssertionError(f"no screenshot showing the scene: {str(last)[:500]}")
 
 
+# A scene the step test walks through: its yellow square is moved by two lines of
+# `_process`, one step each, while the game is stopped at a breakpoint on the first.
+STEP_GD = """extends Node2D
+## A yellow square that two steps move.
+
+var frames: int = 0
+
+
+func _draw() -> void:
+	draw_rect(Rect2(0, 0, 60, 60), Color(1, 1, 0))
+
+
+func _process(_delta: float) -> void:
+	frames += 1
+	if frames == 20:
+		position = Vector2(100, 300)
+		position = Vector2(700, 300)
+		print("step: moved")
+"""
+STEP_LINE = 14  # `position = Vector2(100, 300)`
+STEP_TSCN = """[gd_scene load_steps=2 format=3]
+
+[ext_resource type="Script" path="res://shot/step.gd" id="1"]
+
+[node name="Step" type="Node2D"]
+position = Vector2(400, 300)
+script = ExtResource("1")
+"""
+YELLOW = (255, 255, 0)
+SQUARE = 60
+
+
+def yellow_at(image: Image.Image, x: int) -> bool:
+    """Whether the square (60x60, top at y=300) is drawn with its left edge at `x`."""
+    return near(image.getpixel((x + SQUARE // 2, 300 + SQUARE // 2)), YELLOW)
+
+
+def launch(editor: Editor, body: dict[str, Any] | None = None) -> None:
+    """POST /debug/launch, again after a 503 (a fresh editor busy importing may miss the
+    debug adapter's liveness probe, and the bridge says to retry)."""
+    deadline = time.monotonic() + 60
+    while True:
+        status, answer = call_json(editor, "POST", "/debug/launch", body or {})
+        if status == 200:
+            return
+        assert status == 503 and time.monotonic() < deadline, answer
+        time.sleep(1.0)
+
+
 def leftovers(tmp: Path) -> list[str]:
     return sorted(p.name for p in tmp.glob("scr-*.png"))
 
@@ -113,6 +170,9 @@ def shot_editor(
 ) -> Iterator[Editor]:
     """A headless editor on the demo project; no GODOT_BRIDGE_GAME_DISPLAY anywhere."""
     project = make_demo_project(tmp_path_factory.mktemp("project"))
+    (project / "shot").mkdir()
+    (project / "shot" / "step.gd").write_text(STEP_GD, encoding="utf-8")
+    (project / "shot" / "step.tscn").write_text(STEP_TSCN, encoding="utf-8")
     saved = os.environ.pop("GODOT_BRIDGE_GAME_DISPLAY", None)
     ed = Editor(project, env={"TMPDIR": str(game_tmp)})
     try:
@@ -127,7 +187,7 @@ def shot_editor(
 @pytest.fixture
 def game(shot_editor: Editor) -> Iterator[Editor]:
     wait_connected(shot_editor)
-    ok_json(shot_editor, "POST", "/debug/launch", {})
+    launch(shot_editor)
     try:
         yield shot_editor
     finally:
@@ -194,3 +254,120 @@ def test_issue_13_png_when_asked_for_and_max_width(game: Editor, game_tmp: Path)
     status, answer = call_json(game, "GET", "/game/screenshot?max_width=3")
     assert status == 400 and answer["error"]["field"] == "max_width", answer
     assert leftovers(game_tmp) == []
+
+
+def next_stop(editor: Editor, since: int, timeout: float = 60.0) -> tuple[dict[str, Any], int]:
+    """The next `stopped` event after `since`, and the cursor after it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = ok_json(editor, "GET", f"/debug/events?since={since}&wait=2")
+        for event in page["events"]:
+            if event["event"] == "stopped":
+                return event, event["seq"]
+        since = page["next"]
+    raise AssertionError("the game never stopped")
+
+
+def test_issue_13_screenshot_while_stopped_and_after_each_step(
+    shot_editor: Editor, game_tmp: Path
+) -> None:
+    """Stopped at a breakpoint, the game still answers; each step's change is in the next
+    screenshot (the bridge has the stopped game redraw before it takes one)."""
+    editor = shot_editor
+    wait_connected(editor)
+    source = {"source": {"path": "res://shot/step.gd"}}
+    ok_json(
+        editor, "POST", "/debug/setBreakpoints", {**source, "breakpoints": [{"line": STEP_LINE}]}
+    )
+    since = ok_json(editor, "GET", "/debug/events")["latest"]
+    launch(editor, {"scene": "res://shot/step.tscn"})
+    try:
+        stop, since = next_stop(editor, since)
+        assert stop["body"].get("line") == STEP_LINE, stop
+        before = png_of(ok_json(editor, "GET", "/game/screenshot"))
+        assert yellow_at(before, 400) and not yellow_at(before, 100)
+        ok_json(editor, "POST", "/debug/next", {})
+        _, since = next_stop(editor, since)
+        one = png_of(ok_json(editor, "GET", "/game/screenshot"))
+        assert yellow_at(one, 100) and not yellow_at(one, 400), "the step's move is not shown"
+        ok_json(editor, "POST", "/debug/next", {})
+        _, since = next_stop(editor, since)
+        two = png_of(ok_json(editor, "GET", "/game/screenshot"))
+        assert yellow_at(two, 700) and not yellow_at(two, 100)
+        assert leftovers(game_tmp) == []
+    finally:
+        ok_json(editor, "POST", "/debug/setBreakpoints", {**source, "breakpoints": []})
+        call_json(editor, "POST", "/debug/terminate", {})
+
+
+def test_issue_13_agents_asking_at_once_share_one_screenshot(game: Editor) -> None:
+    shown_screenshot(game)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: ok_json(game, "GET", "/game/screenshot"), range(4)))
+    taken = {a["taken_at"] for a in answers}
+    assert len(taken) < len(answers), taken  # at least two shared one request's answer
+    assert all(png_of(a).size == GAME_SIZE for a in answers)
+
+
+async def _mcp_screenshot(url: str) -> Any:
+    http = httpx2.AsyncClient(headers={"X-Agent-Id": "looker"}, timeout=60)
+    async with Client(streamable_http_client(url, http_client=http)) as client:
+        return await client.call_tool("game_screenshot", {"max_width": 320})
+
+
+def test_issue_13_mcp_screenshot_is_an_image_block(game: Editor) -> None:
+    shown_screenshot(game)
+    result = asyncio.run(_mcp_screenshot(game.base_url + "/mcp"))
+    assert not result.is_error, result.content
+    image, text = result.content
+    assert isinstance(image, ImageContent) and image.mime_type == "image/png"
+    png = base64.b64decode(image.data)
+    assert Image.open(io.BytesIO(png)).size == (320, 180)
+    assert isinstance(text, TextContent)
+    said = json.loads(text.text)
+    assert (said["width"], said["height"], said["png_bytes"]) == (320, 180, len(png))
+    assert "data" not in said and "data" not in (result.structured_content or {})
+    assert result.structured_content is not None
+    assert result.structured_content["game_width"] == GAME_SIZE[0]
+
+
+def test_issue_13_without_a_display_the_screenshot_says_how_to_get_one(
+    tmp_path: Path, godot_bin: str
+) -> None:
+    editor = Editor(
+        make_demo_project(tmp_path / "project"), env={"GODOT_BRIDGE_GAME_DISPLAY": "off"}
+    )
+    try:
+        editor.start()
+        status = wait_connected(editor)
+        assert status["game_display"]["mode"] == "headless", status["game_display"]
+        assert "GODOT_BRIDGE_GAME_DISPLAY=off" in status["game_display"]["reason"]
+        assert not [
+            p for p in psutil.Process(editor.sidecar_pids()[0]).children() if p.name() == "Xvfb"
+        ]
+        launch(editor)
+        deadline = time.monotonic() + 30
+        while not game_processes(editor):
+            assert time.monotonic() < deadline, "no game"
+            time.sleep(0.1)
+        assert "--headless" in game_processes(editor)[0].cmdline()
+        status_code, answer = call_json(editor, "GET", "/game/screenshot")
+        assert status_code == 409 and answer["error"]["code"] == "no_display", answer
+        message = answer["error"]["message"]
+        assert "headless" in message and INSTALL_HINT in message, message
+    finally:
+        editor.stop()
+
+
+def test_issue_13_the_xvfb_ends_with_its_sidecar(tmp_path: Path, godot_bin: str) -> None:
+    editor = Editor(make_demo_project(tmp_path / "project"))
+    try:
+        editor.start()
+        assert wait_connected(editor)["game_display"]["mode"] == "virtual"
+        sidecar = psutil.Process(editor.sidecar_pids()[0])
+        (xvfb,) = [p for p in sidecar.children() if p.name() == "Xvfb"]
+        sidecar.send_signal(signal.SIGTERM)  # a clean stop: the sidecar stops its Xvfb
+        gone, _ = psutil.wait_procs([sidecar, xvfb], timeout=20)
+        assert {p.pid for p in gone} == {sidecar.pid, xvfb.pid}
+    finally:
+        editor.stop()
