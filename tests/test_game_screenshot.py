@@ -32,9 +32,24 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ImageContent, TextContent
 from PIL import Image
 
+from sidecar.api import openapi
+from sidecar.api.game_screenshot import GAME_SCREENSHOT, scaled
+from sidecar.api.mcp.tools import output_schema
+from sidecar.app import godot_version
+from sidecar.errors import PeerTimeout, ProtocolError, RequestError, SidecarError
 from sidecar.godot.display import INSTALL_HINT
+from sidecar.godot.game import channel as channel_module
+from sidecar.godot.game.channel import (
+    REDRAW,
+    RQ_SCREENSHOT,
+    SCREENSHOT_FUNCTION,
+    GameChannel,
+)
+from sidecar.godot.game.messages import SCREENSHOT
+from sidecar.web.http import prefers
 
-pytestmark = pytest.mark.skipif(
+# Only when Xvfb is not installed (`make test` installs it with tools/ensure_xvfb).
+needs_xvfb = pytest.mark.skipif(
     shutil.which("Xvfb") is None, reason=f"Xvfb is not installed: {INSTALL_HINT}"
 )
 
@@ -199,6 +214,7 @@ def game(shot_editor: Editor) -> Iterator[Editor]:
             time.sleep(0.2)
 
 
+@needs_xvfb
 def test_issue_13_the_sidecar_gives_a_headless_editor_s_games_a_display(
     shot_editor: Editor,
 ) -> None:
@@ -212,12 +228,14 @@ def test_issue_13_the_sidecar_gives_a_headless_editor_s_games_a_display(
     assert len(xvfb) == 1 and display["display"] in xvfb[0].cmdline()
 
 
+@needs_xvfb
 def test_issue_13_no_game_is_409(shot_editor: Editor) -> None:
     wait_connected(shot_editor)
     status, answer = call_json(shot_editor, "GET", "/game/screenshot")
     assert status == 409 and answer["error"]["code"] == "not_running", answer
 
 
+@needs_xvfb
 def test_issue_13_screenshot_shows_the_game(game: Editor, game_tmp: Path) -> None:
     shot = shown_screenshot(game)
     assert (shot["width"], shot["height"]) == GAME_SIZE
@@ -233,6 +251,7 @@ def test_issue_13_screenshot_shows_the_game(game: Editor, game_tmp: Path) -> Non
     assert leftovers(game_tmp) == []
 
 
+@needs_xvfb
 def test_issue_13_png_when_asked_for_and_max_width(game: Editor, game_tmp: Path) -> None:
     shown_screenshot(game)
     status, headers, body = raw_get(game, "/game/screenshot", "image/png")
@@ -268,6 +287,7 @@ def next_stop(editor: Editor, since: int, timeout: float = 60.0) -> tuple[dict[s
     raise AssertionError("the game never stopped")
 
 
+@needs_xvfb
 def test_issue_13_screenshot_while_stopped_and_after_each_step(
     shot_editor: Editor, game_tmp: Path
 ) -> None:
@@ -300,6 +320,7 @@ def test_issue_13_screenshot_while_stopped_and_after_each_step(
         call_json(editor, "POST", "/debug/terminate", {})
 
 
+@needs_xvfb
 def test_issue_13_agents_asking_at_once_share_one_screenshot(game: Editor) -> None:
     shown_screenshot(game)
     with ThreadPoolExecutor(4) as pool:
@@ -315,6 +336,7 @@ async def _mcp_screenshot(url: str) -> Any:
         return await client.call_tool("game_screenshot", {"max_width": 320})
 
 
+@needs_xvfb
 def test_issue_13_mcp_screenshot_is_an_image_block(game: Editor) -> None:
     shown_screenshot(game)
     result = asyncio.run(_mcp_screenshot(game.base_url + "/mcp"))
@@ -359,6 +381,7 @@ def test_issue_13_without_a_display_the_screenshot_says_how_to_get_one(
         editor.stop()
 
 
+@needs_xvfb
 def test_issue_13_the_xvfb_ends_with_its_sidecar(tmp_path: Path, godot_bin: str) -> None:
     editor = Editor(make_demo_project(tmp_path / "project"))
     try:
@@ -371,3 +394,185 @@ def test_issue_13_the_xvfb_ends_with_its_sidecar(tmp_path: Path, godot_bin: str)
         assert {p.pid for p in gone} == {sidecar.pid, xvfb.pid}
     finally:
         editor.stop()
+
+
+# -- unit tests: no editor ------------------------------------------------------------------
+
+
+class FakeGame:
+    """A DAP session whose game answers screenshot requests as the test says."""
+
+    def __init__(self, tmp: Path, drop_first: int = 0, stopped: bool = False) -> None:
+        self.tmp = tmp
+        self.drop_first = drop_first
+        self.running = True
+        self.stopped: Any = object() if stopped else None
+        self.sent: list[tuple[str, list[Any]]] = []
+        self.channel: GameChannel | None = None
+        self.answer_with: str = "screenshot"
+
+    async def put_msg(
+        self, agent: str, message: str, data: list[Any], answer: str, **_: Any
+    ) -> Any:
+        self.sent.append((message, data))
+        if message != RQ_SCREENSHOT:
+            return None
+        assert self.channel is not None
+        if len([m for m, _ in self.sent if m == RQ_SCREENSHOT]) <= self.drop_first:
+            return None  # a game still starting drops it
+        if self.answer_with == "error":
+            # [h, m, s, ms, file, function, line, error, description, warning, stack size]
+            error = [0, 0, 1, 2, "scene/debugger/scene_debugger.cpp", SCREENSHOT_FUNCTION, 120]
+            error += ['Condition "img.is_null()" is true.', "Cannot get an image", False, 0]
+            asyncio.get_running_loop().call_soon(self.channel.feed, "error", error)
+            return None
+        path = self.tmp / f"scr-{data[0]}.png"
+        path.write_bytes(_tiny_png())
+        request_id = float(data[0])  # as Godot sends it back
+        answer_data = [request_id, 4, 2, str(path)]
+        asyncio.get_running_loop().call_soon(self.channel.feed, SCREENSHOT, answer_data)
+        return None
+
+
+def _tiny_png(size: tuple[int, int] = (4, 2)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (255, 0, 255)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _channel(game: FakeGame) -> GameChannel:
+    channel = GameChannel(game)
+    game.channel = channel
+    return channel
+
+
+async def test_issue_13_a_dropped_request_is_sent_again_and_its_late_file_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(channel_module, "SCREENSHOT_RETRY", 0.05)
+    game = FakeGame(tmp_path, drop_first=2)
+    channel = _channel(game)
+    shot = await channel.screenshot("a")
+    assert shot.attempts == 3 and (shot.width, shot.height) == (4, 2)
+    assert shot.png == _tiny_png()
+    assert leftovers(tmp_path) == []  # read and deleted
+    # A late answer to one of the dropped requests: nobody awaits it, its file goes too.
+    late = tmp_path / "scr-late.png"
+    late.write_bytes(b"x")
+    channel.feed(SCREENSHOT, [float(game.sent[0][1][0]), 4, 2, str(late)])
+    assert not late.exists()
+    # Someone else's (the editor's Game view numbers its own from 0): left alone.
+    theirs = tmp_path / "scr-theirs.png"
+    theirs.write_bytes(b"x")
+    channel.feed(SCREENSHOT, [0.0, 4, 2, str(theirs)])
+    assert theirs.exists()
+
+
+async def test_issue_13_only_scr_png_files_are_read_or_deleted(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    game = FakeGame(tmp_path)
+    channel = _channel(game)
+    channel._sent(7)
+    channel.feed(SCREENSHOT, [7.0, 4, 2, str(precious)])
+    assert precious.read_text() == "keep me"
+    with pytest.raises(ProtocolError):
+        channel_module._take_file(str(precious))
+
+
+async def test_issue_13_a_game_that_cannot_render_is_409_no_display(tmp_path: Path) -> None:
+    game = FakeGame(tmp_path)
+    game.answer_with = "error"
+    with pytest.raises(RequestError) as err:
+        await _channel(game).screenshot("a")
+    assert err.value.code == "no_display" and err.value.status == 409
+    assert INSTALL_HINT in err.value.message
+
+
+async def test_issue_13_a_stopped_game_is_redrawn_before_its_screenshot(tmp_path: Path) -> None:
+    game = FakeGame(tmp_path, stopped=True)
+    await _channel(game).screenshot("a")
+    assert [m for m, _ in game.sent] == [REDRAW, RQ_SCREENSHOT]
+    running = FakeGame(tmp_path)
+    await _channel(running).screenshot("a")
+    assert [m for m, _ in running.sent] == [RQ_SCREENSHOT]
+
+
+async def test_issue_13_a_silent_game_is_504(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(channel_module, "SCREENSHOT_WAIT", 0.3)
+    monkeypatch.setattr(channel_module, "SCREENSHOT_RETRY", 0.05)
+    game = FakeGame(tmp_path, drop_first=1000)
+    with pytest.raises(PeerTimeout) as err:
+        await _channel(game).screenshot("a")
+    assert err.value.status == 504 and "rq_screenshot" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("version", "allowed"), [((4, 3), False), ((4, 4), False), ((4, 5), True), ((4, 7), True)]
+)
+async def test_issue_13_screenshots_need_godot_4_5(
+    tmp_path: Path, version: tuple[int, int], allowed: bool
+) -> None:
+    game = FakeGame(tmp_path)
+    channel = _channel(game)
+    channel.godot_version = version
+    if allowed:
+        assert (await channel.screenshot("a")).width == 4
+        return
+    with pytest.raises(SidecarError) as err:
+        await channel.screenshot("a")
+    assert err.value.code == "unsupported_by_godot" and err.value.status == 501
+    assert f"Godot {version[0]}.{version[1]}" in err.value.message and "4.5" in err.value.message
+    assert game.sent == []  # never asked: an old game would stay silent
+
+
+def test_issue_13_every_game_message_has_its_first_godot_version() -> None:
+    channel = GameChannel(FakeGame(Path("/nonexistent")))
+    channel.godot_version = (4, 3)
+    for message in (
+        "scene:request_scene_tree",
+        "scene:inspect_object",
+        "performance:profile_frame",
+    ):
+        channel.require_message(message, "x")  # there since 4.0: no 501 on 4.3
+    with pytest.raises(SidecarError):
+        channel.require_message("scene:inspect_objects", "x")
+    assert godot_version("4.6.3.stable.official") == (4, 6)
+    assert godot_version("4.10-dev") == (4, 10) and godot_version("") is None
+
+
+@pytest.mark.parametrize(
+    ("accept", "png"),
+    [
+        (None, False),
+        ("", False),
+        ("*/*", False),
+        ("application/json", False),
+        ("image/png", True),
+        ("image/*", True),
+        ("image/avif,image/webp,image/apng,image/*,*/*;q=0.8", True),  # a browser's <img>
+        ("application/json, image/png", False),  # a tie: JSON
+        ("application/json;q=0.5, image/png", True),
+        ("image/png;q=0", False),
+        ("image/png;q=oops", False),
+    ],
+)
+def test_issue_13_accept_picks_the_png(accept: str | None, png: bool) -> None:
+    assert prefers(accept, "image/png") is png
+
+
+def test_issue_13_max_width_keeps_the_aspect() -> None:
+    png, width, height = scaled(_tiny_png((1152, 648)), 320)
+    assert (width, height) == (320, 180) and Image.open(io.BytesIO(png)).size == (320, 180)
+    same = _tiny_png((100, 50))
+    assert scaled(same, 320) == (same, 100, 50) and scaled(same, None) == (same, 100, 50)
+
+
+def test_issue_13_screenshot_tool_answers_an_image_not_base64_text() -> None:
+    schema, wrapped = output_schema(GAME_SCREENSHOT)
+    assert not wrapped and "data" not in schema["properties"] and "width" in schema["required"]
+    spec = openapi.build()["paths"]["/game/screenshot"]["get"]["responses"]["200"]["content"]
+    assert set(spec) == {"application/json", "image/png"}
+    assert spec["image/png"]["schema"]["format"] == "binary"

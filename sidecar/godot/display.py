@@ -9,8 +9,8 @@ the parent-death signal (prctl PR_SET_PDEATHSIG) set to SIGTERM, so it never out
 sidecar, whatever way the sidecar ends (even SIGKILL). The kernel ties that signal to the
 thread that started the Xvfb: start it from the event loop's thread, which lives as long as
 the sidecar, never from a worker thread that may end first. An Xvfb killed hard leaves its lock
-file behind; `stop` removes it, and the display search skips numbers whose lock or socket
-exists, so a stale one costs a number, never a failure.
+file behind; `stop` removes it, and the display search takes a number whose lock names a
+dead process (Xvfb replaces a stale lock itself), so stale ones never use the numbers up.
 """
 
 from __future__ import annotations
@@ -71,7 +71,31 @@ def _lock_path(number: int) -> Path:
 
 
 def _taken(number: int) -> bool:
-    return _socket_path(number).exists() or _lock_path(number).exists()
+    """A live X server has `number`: its socket answers, or its lock names a live process.
+
+    A server killed hard (SIGKILL: a test's clean-up, the OOM killer) leaves its lock and
+    socket behind, naming a dead process: such a number is free, and Xvfb replaces the
+    stale lock itself. A lock that cannot be read is someone else's: left alone.
+    """
+    if _accepts(number):
+        return True
+    try:
+        pid = int(_lock_path(number).read_text().strip())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def _accepts(number: int) -> bool:
