@@ -13,8 +13,10 @@ const HEADLESS_ARGS: String = "--headless"
 ## Mesa's software OpenGL (llvmpipe) runs the Compatibility renderer.
 const RENDERER_ARGS: String = "--rendering-driver opengl3 --rendering-method gl_compatibility"
 ## A virtual display has no vsync: uncapped, a software-rendered game takes a whole core
-## (~100 frames a second measured); 60 is what a monitor's vsync would give it.
-const RENDERED_ARGS: String = RENDERER_ARGS + " --max-fps 60"
+## (~100 frames a second measured); 60 is what a monitor's vsync would give it. Nobody hears
+## an invisible game, and a machine without a sound card would log an audio error each
+## launch among the game's own errors: the Dummy audio driver, as a headless game has.
+const RENDERED_ARGS: String = RENDERER_ARGS + " --max-fps 60 --audio-driver Dummy"
 
 ## The user's own run arguments while ours are set, else null.
 static var _saved_run_args: Variant = null
