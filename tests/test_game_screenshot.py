@@ -222,9 +222,8 @@ def test_issue_13_the_sidecar_gives_a_headless_editor_s_games_a_display(
     display = status["game_display"]
     assert display["mode"] == "virtual", display
     assert display["display"].startswith(":") and "Xvfb" in display["reason"], display
-    xvfb = [
-        p for p in psutil.Process(shot_editor.sidecar_pids()[0]).children() if p.name() == "Xvfb"
-    ]
+    sidecar = psutil.Process(shot_editor.sidecar_pids()[0])
+    xvfb = [p for p in sidecar.children(recursive=True) if p.name() == "Xvfb"]
     assert len(xvfb) == 1 and display["display"] in xvfb[0].cmdline()
 
 
@@ -364,9 +363,8 @@ def test_issue_13_without_a_display_the_screenshot_says_how_to_get_one(
         status = wait_connected(editor)
         assert status["game_display"]["mode"] == "headless", status["game_display"]
         assert "GODOT_BRIDGE_GAME_DISPLAY=off" in status["game_display"]["reason"]
-        assert not [
-            p for p in psutil.Process(editor.sidecar_pids()[0]).children() if p.name() == "Xvfb"
-        ]
+        sidecar = psutil.Process(editor.sidecar_pids()[0])
+        assert not [p for p in sidecar.children(recursive=True) if p.name() == "Xvfb"]
         launch(editor)
         deadline = time.monotonic() + 30
         while not game_processes(editor):
@@ -388,10 +386,45 @@ def test_issue_13_the_xvfb_ends_with_its_sidecar(tmp_path: Path, godot_bin: str)
         editor.start()
         assert wait_connected(editor)["game_display"]["mode"] == "virtual"
         sidecar = psutil.Process(editor.sidecar_pids()[0])
-        (xvfb,) = [p for p in sidecar.children() if p.name() == "Xvfb"]
-        sidecar.send_signal(signal.SIGTERM)  # a clean stop: the sidecar stops its Xvfb
+        (xvfb,) = [p for p in sidecar.children(recursive=True) if p.name() == "Xvfb"]
+        sidecar.send_signal(signal.SIGTERM)  # a clean stop, no game: it stops its Xvfb
         gone, _ = psutil.wait_procs([sidecar, xvfb], timeout=20)
         assert {p.pid for p in gone} == {sidecar.pid, xvfb.pid}
+    finally:
+        editor.stop()
+
+
+@needs_xvfb
+def test_issue_13_a_game_keeps_its_display_across_a_sidecar_restart(
+    tmp_path: Path, godot_bin: str
+) -> None:
+    """A sidecar leaving while its game renders leaves the Xvfb to it; the next sidecar
+    takes the same display; the Xvfb ends with the editor."""
+    editor = Editor(make_demo_project(tmp_path / "project"))
+    try:
+        editor.start()
+        display = wait_connected(editor)["game_display"]["display"]
+        launch(editor)
+        shown_screenshot(editor)
+        (game,) = game_processes(editor)
+        (old,) = editor.sidecar_pids()
+        (xvfb,) = [p for p in psutil.Process(old).children(recursive=True) if p.name() == "Xvfb"]
+        os.kill(old, signal.SIGTERM)
+        psutil.wait_procs([psutil.Process(old)], timeout=20)
+        deadline = time.monotonic() + 60
+        while not (set(editor.sidecar_pids()) - {old}):
+            assert time.monotonic() < deadline, "no new sidecar"
+            time.sleep(0.2)
+        editor.wait_until_serving()
+        status = wait_connected(editor)
+        assert status["game_display"]["display"] == display, status["game_display"]
+        assert "earlier sidecar" in status["game_display"]["reason"]
+        assert game.is_running() and xvfb.is_running()
+        # The new sidecar learns the game runs from its output (a tick a second).
+        shown_screenshot(editor)
+        os.kill(editor.pid, signal.SIGKILL)
+        gone, _ = psutil.wait_procs([xvfb], timeout=20)
+        assert gone, "the Xvfb outlived its editor"
     finally:
         editor.stop()
 
