@@ -146,6 +146,8 @@ class Sidecar:
         """The link came up (or went): a new addon learns where its games render."""
         self._editor_link = link
         if link is not None:
+            if self._display_setup is not None:
+                self._display_setup.cancel()  # an earlier link's, still asking
             self._display_decided.clear()
             self._display_setup = asyncio.ensure_future(self._set_up_game_display())
 
@@ -185,9 +187,13 @@ class Sidecar:
         except Exception as err:  # the link went, an older addon: games stay as they were
             log.warning("could not give the editor's games a display: %s", err)
             self.game_display = GameDisplay("headless", None, f"not set up: {err}")
+            if self.virtual_display is not None:  # nobody renders there
+                await self.virtual_display.stop()
+                self.virtual_display = None
         finally:
             self._display_decided.set()
-        log.info("games of this editor: %s", self.game_display.as_json())
+        say = log.warning if self.game_display.mode == "headless" else log.info
+        say("games of this editor: %s", self.game_display.as_json())
 
     async def _headless_editor_display(self, given: str) -> GameDisplay:
         """`given`: the display the addon's games already have (from an earlier sidecar)."""
