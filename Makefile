@@ -30,7 +30,7 @@ browser:
 display:
 	@tools/ensure_xvfb
 
-run: setup
+run: setup display
 	@exec tools/run
 
 lint: $(STAMP)

@@ -25,7 +25,7 @@ from sidecar.api.status import STATUS
 from sidecar.config import Config
 from sidecar.errors import TransportError, Unverified, WrongEditor
 from sidecar.godot.dap.session import DapSession
-from sidecar.godot.display import GameDisplay, Started, VirtualDisplay
+from sidecar.godot.display import GameDisplay, Started, VirtualDisplay, accepts
 from sidecar.godot.identity import EditorIdentity, editor_of_link, mismatch_message
 from sidecar.godot.lsp.session import LspSession
 from sidecar.godot.peer import Peer
@@ -100,6 +100,7 @@ class Sidecar:
         self.lsp_session.start()
 
     async def stop(self) -> None:
+        game_running = self.dap_session.running  # before the session forgets it
         await self.dap_session.stop()
         await self.lsp_session.stop()
         if self._display_setup is not None:
@@ -107,7 +108,12 @@ class Sidecar:
             with contextlib.suppress(BaseException):
                 await self._display_setup
         if self.virtual_display is not None:
-            await self.virtual_display.stop()
+            if game_running:
+                # The agents' game renders there and outlives this sidecar (issue 11): the
+                # Xvfb's keeper ends it with the editor; the next sidecar finds it again.
+                await self.virtual_display.leave()
+            else:
+                await self.virtual_display.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -140,6 +146,8 @@ class Sidecar:
         """The link came up (or went): a new addon learns where its games render."""
         self._editor_link = link
         if link is not None:
+            if self._display_setup is not None:
+                self._display_setup.cancel()  # an earlier link's, still asking
             self._display_decided.clear()
             self._display_setup = asyncio.ensure_future(self._set_up_game_display())
 
@@ -165,7 +173,8 @@ class Sidecar:
                     "window", None, "the editor has a display: games open their window"
                 )
             else:
-                self.game_display = await self._headless_editor_display()
+                given = str(info.get("game_display") or "")
+                self.game_display = await self._headless_editor_display(given)
                 if self.game_display.display is not None:
                     told = await self.editor_action(
                         "game_display", {"display": self.game_display.display}, timeout=10.0
@@ -178,21 +187,30 @@ class Sidecar:
         except Exception as err:  # the link went, an older addon: games stay as they were
             log.warning("could not give the editor's games a display: %s", err)
             self.game_display = GameDisplay("headless", None, f"not set up: {err}")
+            if self.virtual_display is not None:  # nobody renders there
+                await self.virtual_display.stop()
+                self.virtual_display = None
         finally:
             self._display_decided.set()
-        log.info("games of this editor: %s", self.game_display.as_json())
+        say = log.warning if self.game_display.mode == "headless" else log.info
+        say("games of this editor: %s", self.game_display.as_json())
 
-    async def _headless_editor_display(self) -> GameDisplay:
+    async def _headless_editor_display(self, given: str) -> GameDisplay:
+        """`given`: the display the addon's games already have (from an earlier sidecar)."""
         named = os.environ.get(GAME_DISPLAY_VARIABLE, "").strip()
         if named.lower() == "off":
             return GameDisplay("headless", None, f"{GAME_DISPLAY_VARIABLE}=off")
         if named:
             return GameDisplay("virtual", named, f"named by {GAME_DISPLAY_VARIABLE}")
+        if self.virtual_display is None and given and await asyncio.to_thread(accepts, given):
+            why = "the bridge's Xvfb, started by an earlier sidecar of this editor"
+            return GameDisplay("virtual", given, why)
         if self.virtual_display is None:
-            self.virtual_display = VirtualDisplay()
+            self.virtual_display = VirtualDisplay(keep_for=self.identity.editor_pid)
         started = await self.virtual_display.start()
         if isinstance(started, Started):
-            return GameDisplay("virtual", started.display, f"the bridge's Xvfb (pid {started.pid})")
+            why = f"the bridge's Xvfb (its keeper: pid {started.pid})"
+            return GameDisplay("virtual", started.display, why)
         self.virtual_display = None
         return GameDisplay("headless", None, started.reason)
 

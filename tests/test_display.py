@@ -1,10 +1,12 @@
 """A game launched by a headless editor renders into a virtual display (Xvfb) and its
 screenshot, asked for through the debug adapter, holds the scene's real pixels.
 
-The recipe (groundwork for issue 13): the sidecar's VirtualDisplay starts an Xvfb; the editor
-stays `--headless`; the addon, told the display by GODOT_BRIDGE_GAME_DISPLAY, puts DISPLAY in
-the editor's own environment (the game inherits it) and gives the game
+The recipe: a VirtualDisplay starts an Xvfb; the editor stays `--headless`; its sidecar
+(which starts an Xvfb of its own unless GODOT_BRIDGE_GAME_DISPLAY names one, as this test
+does) tells the addon the display (the `game_display` editor action), and the addon puts
+DISPLAY in the editor's own environment (the game inherits it) and gives the game
 `--rendering-driver opengl3 --rendering-method gl_compatibility` instead of `--headless`.
+tests/test_game_screenshot.py covers the sidecar's own Xvfb and /game/screenshot.
 `godot/put_msg "scene:rq_screenshot" [id]` answers `game_view:get_screenshot [id, w, h, png]`.
 
 Skipped only when Xvfb is not installed (`make test` installs it with tools/ensure_xvfb).
@@ -245,15 +247,19 @@ def test_issue_13_xvfb_missing_is_a_reason_naming_the_install(
 @needs_xvfb
 @pytest.mark.slow
 def test_issue_13_displays_skip_taken_numbers_and_free_theirs() -> None:
-    """A number with a lock file (a stale one here) is skipped; two displays never share one;
-    a stopped display leaves neither its lock nor its socket."""
+    """A number whose lock names a live process is skipped; one whose lock names a dead one
+    (an Xvfb killed hard) is taken again; two displays never share one; a stopped display
+    leaves neither its lock nor its socket."""
     first = 400 + os.getpid() % 500  # away from the numbers other tests and desktops use
-    stale = Path(f"/tmp/.X{first}-lock")
-    stale.write_text("99999999\n")
+    live = Path(f"/tmp/.X{first}-lock")
+    live.write_text(f"{os.getpid()}\n")  # a live process: as if an X server ran there
+    stale = Path(f"/tmp/.X{first + 2}-lock")
+    stale.write_text("99999999\n")  # no such process
     try:
         shown = asyncio.run(_two_displays(first))
     finally:
-        stale.unlink()
+        live.unlink()
+        stale.unlink(missing_ok=True)
     assert shown == [f":{first + 1}", f":{first + 2}"]
     for number in (first + 1, first + 2):
         assert not Path(f"/tmp/.X{number}-lock").exists()

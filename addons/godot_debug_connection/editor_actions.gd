@@ -87,6 +87,7 @@ func _editor_info() -> Dictionary:
 		"godot_version": Engine.get_version_info().get("string", ""),
 		"project": ProjectSettings.globalize_path("res://"),
 		"headless": DisplayServer.get_name() == "headless",
+		"game_display": GameDisplay.current(),
 	}
 
 

@@ -10,12 +10,25 @@ extends RefCounted
 
 const RUN_ARGS_KEY: String = "editor/run/main_run_args"
 const HEADLESS_ARGS: String = "--headless"
-const RENDERED_ARGS: String = "--rendering-driver opengl3 --rendering-method gl_compatibility"
+## Mesa's software OpenGL (llvmpipe) runs the Compatibility renderer.
+const RENDERER_ARGS: String = "--rendering-driver opengl3 --rendering-method gl_compatibility"
+## A virtual display has no vsync: uncapped, a software-rendered game takes a whole core
+## (~100 frames a second measured); 60 is what a monitor's vsync would give it. Nobody hears
+## an invisible game, and a machine without a sound card would log an audio error each
+## launch among the game's own errors: the Dummy audio driver, as a headless game has.
+const RENDERED_ARGS: String = RENDERER_ARGS + " --max-fps 60 --audio-driver Dummy"
 
 ## The user's own run arguments while ours are set, else null.
 static var _saved_run_args: Variant = null
 ## DISPLAY as it was before `use_display` set it ("" when unset), else null.
 static var _saved_display: Variant = null
+## The display `use_display` gave the games ("" when none).
+static var _display: String = ""
+
+
+## The display the games were given (""), so a restarted sidecar keeps using it.
+static func current() -> String:
+	return _display
 
 
 ## Adds `--headless` to the games' run arguments when the editor itself is headless.
@@ -41,6 +54,7 @@ static func use_display(display: String) -> Dictionary:
 	if _saved_display == null:
 		_saved_display = OS.get_environment("DISPLAY")
 	OS.set_environment("DISPLAY", display)
+	_display = display
 	var args: String = (str(_saved_run_args) + " " + RENDERED_ARGS).strip_edges()
 	ProjectSettings.set_setting(RUN_ARGS_KEY, args)
 	return {"applied": true, "display": display, "run_args": args}
@@ -48,6 +62,7 @@ static func use_display(display: String) -> Dictionary:
 
 ## The user's run arguments and DISPLAY as they were before the bridge changed them.
 static func restore() -> void:
+	_display = ""
 	if _saved_run_args != null:
 		ProjectSettings.set_setting(RUN_ARGS_KEY, _saved_run_args)
 		_saved_run_args = null

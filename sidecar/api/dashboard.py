@@ -3,6 +3,10 @@
 The page (dashboard.html, plain HTML and JavaScript, no build step) polls the state
 once a second: the services, connected agents and MCP sessions, breakpoints, recent
 debug events and diagnostics counts. Everything here only reads.
+
+Its live game panel reads the game's own endpoints directly (/game/screenshot,
+/game/tree, /game/errors), and only while someone watches: the page is visible and,
+for the screenshot and the tree, a game runs (`game` here). A hidden page asks nothing.
 """
 
 from __future__ import annotations
@@ -31,9 +35,20 @@ class _EventLog(Protocol):
     async def read(self, since: int, wait: float, limit: int) -> dict[str, Any]: ...
 
 
+class _Stop(Protocol):
+    @property
+    def reason(self) -> str: ...
+
+
 class _Dap(Protocol):
     @property
     def events(self) -> _EventLog: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def stopped(self) -> _Stop | None: ...
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]: ...
 
@@ -76,6 +91,11 @@ class DiagnosticsCount(Answer):
     version: int | None = Field(description="the document version they are for")
 
 
+class GameRun(Answer):
+    running: bool = Field(description="a game runs (stopped at a breakpoint counts)")
+    stopped: str | None = Field(description="why it is stopped (breakpoint, ...); null: not")
+
+
 class DashboardState(Answer):
     status: dict[str, Any] = Field(description="what GET /status answers")
     events: dict[str, Any] = Field(description="the latest debug events, as /debug/events")
@@ -83,6 +103,9 @@ class DashboardState(Answer):
     documents: list[dict[str, Any]] = Field(description="the shared open LSP documents")
     diagnostics: list[DiagnosticsCount] = Field(description="per file, Godot's latest")
     mcp_sessions: list[dict[str, Any]] = Field(description="MCP sessions that called a tool")
+    game: GameRun = Field(
+        description="whether a game runs: the page asks for its screenshot and tree only then"
+    )
 
 
 DASHBOARD_STATE = Operation(
@@ -134,7 +157,13 @@ async def state(
         "documents": [doc.summary() for doc in documents.documents()],
         "diagnostics": diagnostics_counts(documents),
         "mcp_sessions": mcp_sessions(),
+        "game": game_run(source.dap_session),
     }
+
+
+def game_run(dap: _Dap) -> dict[str, Any]:
+    stop = dap.stopped
+    return {"running": dap.running, "stopped": stop.reason if stop is not None else None}
 
 
 def register(routes: RouteTable, source: DashboardSource, mcp_sessions: McpSessionList) -> None:

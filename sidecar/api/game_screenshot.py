@@ -19,7 +19,6 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from PIL import Image
 from pydantic import Field
 
 from sidecar.errors import RequestError
@@ -64,7 +63,8 @@ GAME_SCREENSHOT = Operation(
     description="Asked of the game now (agents asking at the same moment share one). "
     "`Accept: image/png` answers the PNG itself; otherwise JSON with the PNG base64-encoded "
     "in `data`; in MCP an image content block. Works while the game runs and while it is "
-    "stopped at a breakpoint (the picture of the last frame drawn). A headless game cannot "
+    "stopped at a breakpoint (the stopped game redraws first: after a step it shows what the "
+    "step changed). A headless game cannot "
     "render: a headless editor's games get the bridge's virtual display (Xvfb) when it is "
     "installed; without one the answer is 409 `no_display`, saying how to get it. 409 "
     "`not_running` without a game, 504 when the game does not answer, 501 on a Godot older "
@@ -95,6 +95,8 @@ def register(routes: RouteTable, session: DapSession, display: Callable[[], Game
 
 def scaled(png: bytes, max_width: int | None) -> tuple[bytes, int, int]:
     """The PNG (scaled down to `max_width`, aspect kept) with its width and height."""
+    from PIL import Image  # only when scaling: 20 ms a sidecar start need not spend
+
     with Image.open(io.BytesIO(png)) as image:
         width, height = image.size
         if max_width is None or width <= max_width:
@@ -125,7 +127,9 @@ class _Screenshots:
                 details={"game_display": where.as_json()},
             )
         shot = await self.channel.screenshot(caller.identity)
-        png, width, height = await asyncio.to_thread(scaled, shot.png, args.max_width)
+        png, width, height = shot.png, shot.width, shot.height
+        if args.max_width is not None and args.max_width < shot.width:
+            png, width, height = await asyncio.to_thread(scaled, shot.png, args.max_width)
         return ScreenshotAnswer(
             width=width,
             height=height,

@@ -4,13 +4,21 @@ A game started without `--headless` needs a display; with `DISPLAY` naming an Xv
 `--rendering-driver opengl3` it renders on Mesa's software OpenGL (llvmpipe), invisible,
 and answers screenshots with real pixels. The bridge starts the Xvfb itself and stops it.
 
-If the sidecar dies without stopping it, the kernel ends the Xvfb too: it is started with
+A game renders on the display as long as it runs, and the agents' game outlives a sidecar that
+restarts while its editor lives (issue 11). So a display made for an editor (`keep_for`, the
+editor's pid) runs under a small keeper process (`python -m sidecar.godot.display`): the
+Xvfb dies with its keeper, and the keeper ends when it is told to (SIGTERM: the sidecar's
+`stop`) or when the editor ends, whatever way. A sidecar leaving while a game renders there
+can `leave` the display running instead of stopping it; the next sidecar finds it again
+(the addon still names it) and the keeper ends it with the editor.
+
+Without an editor to keep it for, the Xvfb is the sidecar's own child: it is started with
 the parent-death signal (prctl PR_SET_PDEATHSIG) set to SIGTERM, so it never outlives the
 sidecar, whatever way the sidecar ends (even SIGKILL). The kernel ties that signal to the
 thread that started the Xvfb: start it from the event loop's thread, which lives as long as
 the sidecar, never from a worker thread that may end first. An Xvfb killed hard leaves its lock
-file behind; `stop` removes it, and the display search skips numbers whose lock or socket
-exists, so a stale one costs a number, never a failure.
+file behind; `stop` removes it, and the display search takes a number whose lock names a
+dead process (Xvfb replaces a stale lock itself), so stale ones never use the numbers up.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +81,31 @@ def _lock_path(number: int) -> Path:
 
 
 def _taken(number: int) -> bool:
-    return _socket_path(number).exists() or _lock_path(number).exists()
+    """A live X server has `number`: its socket answers, or its lock names a live process.
+
+    A server killed hard (SIGKILL: a test's clean-up, the OOM killer) leaves its lock and
+    socket behind, naming a dead process: such a number is free, and Xvfb replaces the
+    stale lock itself. A lock that cannot be read is someone else's: left alone.
+    """
+    if _accepts(number):
+        return True
+    try:
+        pid = int(_lock_path(number).read_text().strip())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def _accepts(number: int) -> bool:
@@ -97,11 +131,13 @@ class VirtualDisplay:
         first_number: int = FIRST_NUMBER,
         attempts: int = NUMBER_ATTEMPTS,
         ready_timeout: float = READY_TIMEOUT,
+        keep_for: int | None = None,
     ) -> None:
         self.screen = f"{width}x{height}x{depth}"
         self.first_number = first_number
         self.attempts = attempts
         self.ready_timeout = ready_timeout
+        self.keep_for = keep_for  # the editor's pid: the Xvfb runs under a keeper while it lives
         self.number: int | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._drain: asyncio.Task[None] | None = None
@@ -140,19 +176,26 @@ class VirtualDisplay:
         )
 
     async def _try(self, xvfb: str, number: int) -> Started | Unavailable:
-        process = await asyncio.create_subprocess_exec(
-            xvfb,
-            f":{number}",
-            "-screen",
-            "0",
-            self.screen,
-            "-nolisten",
-            "tcp",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent,
-        )
+        command = [xvfb, f":{number}", "-screen", "0", self.screen, "-nolisten", "tcp"]
+        if self.keep_for is not None:
+            # Not tied to the sidecar: the keeper ends with the editor, or when stopped.
+            keeper = [sys.executable, "-m", "sidecar.godot.display", str(self.keep_for)]
+            process = await asyncio.create_subprocess_exec(
+                *keeper,
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # a Ctrl-C meant for the sidecar is not for it
+            )
+        else:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent,
+            )
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if process.returncode is not None:
@@ -171,6 +214,14 @@ class VirtualDisplay:
         await _end(process)
         return Unavailable(f"Xvfb :{number} did not accept connections in {self.ready_timeout} s")
 
+    async def leave(self) -> None:
+        """Leave the display running for a game that renders there (its keeper ends it
+        with the editor); this object forgets it."""
+        self._process, self.number = None, None
+        if self._drain is not None:
+            self._drain.cancel()
+            self._drain = None
+
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; the display number is free again."""
         process, number = self._process, self.number
@@ -182,10 +233,11 @@ class VirtualDisplay:
             await self._drain
             self._drain = None
         if number is not None:
-            # Only ours: a lock naming our (now dead) pid, left by a hard kill.
+            # Only ours: a lock naming a dead pid, left by a hard kill (the Xvfb's own pid
+            # is the keeper's child, not ours to know: any dead one will do).
             lock = _lock_path(number)
             with contextlib.suppress(OSError, ValueError):
-                if int(lock.read_text().strip()) == process.pid:
+                if not _alive(int(lock.read_text().strip())):
                     lock.unlink()
                     _socket_path(number).unlink(missing_ok=True)
 
@@ -221,3 +273,40 @@ class GameDisplay:
 
     def as_json(self) -> dict[str, str | None]:
         return {"mode": self.mode, "display": self.display, "reason": self.reason}
+
+
+def accepts(display: str) -> bool:
+    """Whether an X server answers on `display` (`:N`) of this machine."""
+    return display.startswith(":") and display[1:].isdigit() and _accepts(int(display[1:]))
+
+
+KEEPER_POLL = 0.5  # seconds between looks at the editor
+
+
+def keep(editor_pid: int, command: list[str]) -> int:
+    """The keeper: run `command` (the Xvfb) until the editor `editor_pid` ends or we are
+    told to stop (SIGTERM/SIGINT); the Xvfb dies with us whatever way we end."""
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while child.poll() is None and not stopping and _alive(editor_pid):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(KEEPER_POLL)
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return child.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(keep(int(sys.argv[1]), sys.argv[2:]))

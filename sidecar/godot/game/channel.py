@@ -61,6 +61,7 @@ SELECTION_INVALIDATED = "remote_selection_invalidated"
 MAX_EXACT_ID = 2**53
 
 RQ_SCREENSHOT = "scene:rq_screenshot"
+REDRAW, REDRAWN = "servers:draw", "servers:drawn"  # a stopped game redraws when asked
 SCREENSHOT_WAIT = 10.0  # seconds for a screenshot, retries included (software GL, busy cores)
 # A request sent before the game's first frame is dropped without a word: sent again when
 # this long passes without an answer, the wait doubling each time.
@@ -107,6 +108,9 @@ class GameSession(Protocol):
 
     @property
     def running(self) -> bool: ...
+
+    @property
+    def stopped(self) -> Any: ...  # the stop (a breakpoint, a step) while there is one
 
     async def put_msg(
         self,
@@ -310,6 +314,10 @@ class GameChannel:
         waiter = _Waiter(frozenset({SCREENSHOT, ERROR}), ours)
         self._waiters.append(waiter)  # before sending: the game may answer first
         try:
+            if self._session.stopped is not None:
+                # A stopped game draws only when asked: what a step changed is drawn
+                # first (the game handles its messages in order, so no need to wait).
+                await self._session.put_msg(agent, REDRAW, [], REDRAWN, timeout=0.0)
             retry = SCREENSHOT_RETRY
             while True:
                 request_id = next(self._screenshot_ids)
