@@ -36,6 +36,7 @@ from sidecar.api import openapi
 from sidecar.api.game_screenshot import GAME_SCREENSHOT, scaled
 from sidecar.api.mcp.tools import output_schema
 from sidecar.app import godot_version
+from sidecar.client.client import BridgeClient
 from sidecar.errors import PeerTimeout, ProtocolError, RequestError, SidecarError
 from sidecar.godot.display import INSTALL_HINT
 from sidecar.godot.game import channel as channel_module
@@ -269,6 +270,9 @@ def test_issue_13_png_when_asked_for_and_max_width(game: Editor, game_tmp: Path)
     image = png_of(small)
     x, y = centre(MARKER)
     assert near(image.getpixel((x // 2, y // 2)), MAGENTA, 24)
+    client = BridgeClient(game.base_url, agent="clio")
+    assert Image.open(io.BytesIO(client.game_screenshot_png(max_width=320))).size == (320, 180)
+    assert client.game_screenshot(max_width=320)["width"] == 320
     status, answer = call_json(game, "GET", "/game/screenshot?max_width=3")
     assert status == 400 and answer["error"]["field"] == "max_width", answer
     assert leftovers(game_tmp) == []

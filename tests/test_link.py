@@ -22,6 +22,7 @@ from sidecar.link.frames import FrameDecoder, encode_frame
 from sidecar.link.vconn import serve_direct
 
 TOKEN = "0123456789abcdef"
+GUI_EDITOR = {"godot_version": "4.6.3.stable", "project": str(REPO), "headless": False}
 
 
 class FakeAddon:
@@ -73,6 +74,11 @@ async def linked(max_clients: int = 7, clients: list | None = None) -> AsyncIter
     hello = await addon.next_frame()
     assert hello == {"op": "hello", "token": TOKEN, "pid": os.getpid(), "version": 1}
     addon.send(op="hello", version=1, max_clients=max_clients, clients=clients or [])
+    # Once linked, the sidecar asks what editor it serves (issue 13: a headless one's games
+    # get a display); a GUI editor's need nothing more.
+    info = await addon.next_frame()
+    assert (info["op"], info["name"]) == ("action", "editor_info"), info
+    addon.send(op="action_result", rid=info["rid"], ok=True, result=GUI_EDITOR)
     addon.link = link  # type: ignore[attr-defined]
     try:
         yield addon
