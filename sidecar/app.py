@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
-import re
 import time
 from typing import Any
 
@@ -25,7 +22,7 @@ from sidecar.api.status import STATUS
 from sidecar.config import Config
 from sidecar.errors import TransportError, Unverified, WrongEditor
 from sidecar.godot.dap.session import DapSession
-from sidecar.godot.display import GameDisplay, Started, VirtualDisplay, accepts
+from sidecar.godot.game_display import GameDisplayChoice
 from sidecar.godot.identity import EditorIdentity, editor_of_link, mismatch_message
 from sidecar.godot.lsp.session import LspSession
 from sidecar.godot.peer import Peer
@@ -33,14 +30,6 @@ from sidecar.godot.service import UNVERIFIED, ServiceStatus, State
 from sidecar.link.editor_link import EditorActions
 from sidecar.web.http import SERVER_LIMITS, RouteTable, make_app
 from sidecar.web.operation import Caller, NoArguments
-
-log = logging.getLogger(__name__)
-
-# A display the user names for a headless editor's games (`:N`), or `off`: no display.
-GAME_DISPLAY_VARIABLE = "GODOT_BRIDGE_GAME_DISPLAY"
-# A launch waits at most this long for the games' display to be decided once linked.
-DISPLAY_SETUP_WAIT = 15.0
-UNDECIDED = GameDisplay("unknown", None, "the editor has not said yet whether it is headless")
 
 # Without the editor's pid, one DAP attempt waits this long for the LSP's word on whose editor
 # it is; then it stays unverified (not connected) and asks again: never trusted by default.
@@ -76,7 +65,7 @@ class Sidecar:
         )
         register_game(self.routes, self.dap_session)
         register_game_records(self.routes, self.dap_session)
-        register_game_screenshot(self.routes, self.dap_session, lambda: self.game_display)
+        register_game_screenshot(self.routes, self.dap_session, lambda: self.game_display.current)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp
@@ -85,11 +74,10 @@ class Sidecar:
         # Set by the link once the addon is connected; None when serving directly.
         self._editor_link: EditorActions | None = None
         # Where launched games render (decided once the editor says whether it is headless).
-        self.game_display = UNDECIDED
-        self.virtual_display: VirtualDisplay | None = None  # the Xvfb this sidecar started
-        self._display_decided = asyncio.Event()
-        self._display_setup: asyncio.Task[None] | None = None
-        self.dap_session.before_launch = self._display_ready
+        self.game_display = GameDisplayChoice(
+            self.editor_action, self.identity.editor_pid, self._learn_godot_version
+        )
+        self.dap_session.before_launch = self.game_display.ready
 
     async def start(self) -> None:
         self._runner = web.AppRunner(
@@ -103,17 +91,7 @@ class Sidecar:
         game_running = self.dap_session.running  # before the session forgets it
         await self.dap_session.stop()
         await self.lsp_session.stop()
-        if self._display_setup is not None:
-            self._display_setup.cancel()
-            with contextlib.suppress(BaseException):
-                await self._display_setup
-        if self.virtual_display is not None:
-            if game_running:
-                # The agents' game renders there and outlives this sidecar (issue 11): the
-                # Xvfb's keeper ends it with the editor; the next sidecar finds it again.
-                await self.virtual_display.leave()
-            else:
-                await self.virtual_display.stop()
+        await self.game_display.stop(game_running)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -146,73 +124,10 @@ class Sidecar:
         """The link came up (or went): a new addon learns where its games render."""
         self._editor_link = link
         if link is not None:
-            if self._display_setup is not None:
-                self._display_setup.cancel()  # an earlier link's, still asking
-            self._display_decided.clear()
-            self._display_setup = asyncio.ensure_future(self._set_up_game_display())
+            self.game_display.linked()
 
-    async def _display_ready(self) -> None:
-        """Before a launch: the games' display decided (bounded; served directly: nothing
-        to decide)."""
-        if self._editor_link is None:
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._display_decided.wait(), DISPLAY_SETUP_WAIT)
-
-    async def _set_up_game_display(self) -> None:
-        """Learn the editor's Godot version and whether it is headless; a headless one's
-        games get a display: the one GODOT_BRIDGE_GAME_DISPLAY names, else an Xvfb of
-        our own (started here, on the event loop's thread: see godot/display.py)."""
-        try:
-            info = await self.editor_action("editor_info", {}, timeout=10.0)
-            self.dap_session.game_channel.godot_version = godot_version(
-                str(info.get("godot_version", ""))
-            )
-            if not info.get("headless"):
-                self.game_display = GameDisplay(
-                    "window", None, "the editor has a display: games open their window"
-                )
-            else:
-                given = str(info.get("game_display") or "")
-                self.game_display = await self._headless_editor_display(given)
-                if self.game_display.display is not None:
-                    told = await self.editor_action(
-                        "game_display", {"display": self.game_display.display}, timeout=10.0
-                    )
-                    if not (isinstance(told, dict) and told.get("applied")):
-                        why = told.get("reason") if isinstance(told, dict) else told
-                        self.game_display = GameDisplay(
-                            "headless", None, f"games stay headless: {why}"
-                        )
-        except Exception as err:  # the link went, an older addon: games stay as they were
-            log.warning("could not give the editor's games a display: %s", err)
-            self.game_display = GameDisplay("headless", None, f"not set up: {err}")
-            if self.virtual_display is not None:  # nobody renders there
-                await self.virtual_display.stop()
-                self.virtual_display = None
-        finally:
-            self._display_decided.set()
-        say = log.warning if self.game_display.mode == "headless" else log.info
-        say("games of this editor: %s", self.game_display.as_json())
-
-    async def _headless_editor_display(self, given: str) -> GameDisplay:
-        """`given`: the display the addon's games already have (from an earlier sidecar)."""
-        named = os.environ.get(GAME_DISPLAY_VARIABLE, "").strip()
-        if named.lower() == "off":
-            return GameDisplay("headless", None, f"{GAME_DISPLAY_VARIABLE}=off")
-        if named:
-            return GameDisplay("virtual", named, f"named by {GAME_DISPLAY_VARIABLE}")
-        if self.virtual_display is None and given and await asyncio.to_thread(accepts, given):
-            why = "the bridge's Xvfb, started by an earlier sidecar of this editor"
-            return GameDisplay("virtual", given, why)
-        if self.virtual_display is None:
-            self.virtual_display = VirtualDisplay(keep_for=self.identity.editor_pid)
-        started = await self.virtual_display.start()
-        if isinstance(started, Started):
-            why = f"the bridge's Xvfb (its keeper: pid {started.pid})"
-            return GameDisplay("virtual", started.display, why)
-        self.virtual_display = None
-        return GameDisplay("headless", None, started.reason)
+    def _learn_godot_version(self, version: tuple[int, int] | None) -> None:
+        self.dap_session.game_channel.godot_version = version
 
     async def _identify_lsp(self, peer: Peer) -> None:
         # Unproven here, the LSP handshake still compares Godot's project root with ours.
@@ -279,7 +194,7 @@ class Sidecar:
                 "uptime_s": round(time.time() - self.started_at, 3),
             },
             "game": self.dap_session.game_records.summary(),
-            "game_display": self.game_display.as_json(),
+            "game_display": self.game_display.current.as_json(),
         }
 
     def _add_status_routes(self) -> None:
@@ -287,9 +202,3 @@ class Sidecar:
             return self.status()
 
         self.routes.serve(STATUS, get_status)
-
-
-def godot_version(text: str) -> tuple[int, int] | None:
-    """(major, minor) of Godot's version string (`4.6.3.stable.official`), None if none."""
-    found = re.match(r"(\d+)\.(\d+)", text)
-    return (int(found[1]), int(found[2])) if found else None

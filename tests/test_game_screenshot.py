@@ -35,7 +35,6 @@ from PIL import Image
 from sidecar.api import openapi
 from sidecar.api.game_screenshot import GAME_SCREENSHOT, scaled
 from sidecar.api.mcp.tools import output_schema
-from sidecar.app import godot_version
 from sidecar.client.client import BridgeClient
 from sidecar.errors import PeerTimeout, ProtocolError, RequestError, SidecarError
 from sidecar.godot.display import INSTALL_HINT
@@ -47,6 +46,7 @@ from sidecar.godot.game.channel import (
     GameChannel,
 )
 from sidecar.godot.game.messages import SCREENSHOT
+from sidecar.godot.game_display import godot_version
 from sidecar.web.http import prefers
 
 # Only when Xvfb is not installed (`make test` installs it with tools/ensure_xvfb).
