@@ -261,6 +261,7 @@ async def _burst_and_watch_pump(editor: Editor) -> tuple[list[Any], float]:
     return [t.exception() or t.result() for t in done] + ["no answer"] * len(pending), busy
 
 
+@pytest.mark.timing
 async def test_issue_11_burst_of_100_all_answered_and_the_pump_idles_after(editor: Editor) -> None:
     # Godot's listen backlog of 8 drops most SYNs of such a burst; their clients resend them
     # 1 s, 3 s and 7 s later, and the pump watches the listen socket around those moments. Every

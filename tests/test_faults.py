@@ -261,6 +261,7 @@ HOVER = {"textDocument": {"uri": "res://demo/main.gd"}, "position": {"line": 3, 
 # --- the sidecar killed mid-request ---------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_sidecar_killed_mid_request(faulty: Editor) -> None:
     first = wait_ready(faulty)["sidecar"]["pid"]
     time.sleep(0.3)  # our own /status connection gone

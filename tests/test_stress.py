@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from harness import REPO, Editor
 
 sys.path.insert(0, str(REPO / "tools"))
 import stress
 
 
+@pytest.mark.timing
 def test_hundred_agents_each_get_their_own_answers(editor: Editor) -> None:
     mark = editor.mark()
     report = stress.run(editor.base_url, agents=100, requests=6, timeout=30, editor_pid=editor.pid)
