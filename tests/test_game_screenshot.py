@@ -439,9 +439,12 @@ def test_issue_13_a_game_keeps_its_display_across_a_sidecar_restart(
 class FakeGame:
     """A DAP session whose game answers screenshot requests as the test says."""
 
-    def __init__(self, tmp: Path, drop_first: int = 0, stopped: bool = False) -> None:
+    def __init__(
+        self, tmp: Path, drop_first: int = 0, stopped: bool = False, errors_first: int = 0
+    ) -> None:
         self.tmp = tmp
         self.drop_first = drop_first
+        self.errors_first = errors_first  # "no image" errors before its first frame
         self.running = True
         self.stopped: Any = object() if stopped else None
         self.sent: list[tuple[str, list[Any]]] = []
@@ -457,7 +460,8 @@ class FakeGame:
         assert self.channel is not None
         if len([m for m, _ in self.sent if m == RQ_SCREENSHOT]) <= self.drop_first:
             return None  # a game still starting drops it
-        if self.answer_with == "error":
+        asked = len([m for m, _ in self.sent if m == RQ_SCREENSHOT]) - self.drop_first
+        if self.answer_with == "error" or asked <= self.errors_first:
             # [h, m, s, ms, file, function, line, error, description, warning, stack size]
             error = [0, 0, 1, 2, "scene/debugger/scene_debugger.cpp", SCREENSHOT_FUNCTION, 120]
             error += ['Condition "img.is_null()" is true.', "Cannot get an image", False, 0]
@@ -486,7 +490,7 @@ def _channel(game: FakeGame) -> GameChannel:
 async def test_issue_13_a_dropped_request_is_sent_again_and_its_late_file_deleted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(channel_module, "SCREENSHOT_RETRY", 0.05)
+    monkeypatch.setattr(channel_module, "RESEND_AFTER", 0.05)
     game = FakeGame(tmp_path, drop_first=2)
     channel = _channel(game)
     shot = await channel.screenshot("a")
@@ -517,13 +521,28 @@ async def test_issue_13_only_scr_png_files_are_read_or_deleted(tmp_path: Path) -
         channel_module._take_file(str(precious))
 
 
-async def test_issue_13_a_game_that_cannot_render_is_409_no_display(tmp_path: Path) -> None:
+async def test_issue_13_a_game_that_cannot_render_is_409_no_display(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(channel_module, "SCREENSHOT_WAIT", 0.3)
+    monkeypatch.setattr(channel_module, "RESEND_AFTER", 0.05)
     game = FakeGame(tmp_path)
     game.answer_with = "error"
     with pytest.raises(RequestError) as err:
         await _channel(game).screenshot("a")
     assert err.value.code == "no_display" and err.value.status == 409
     assert INSTALL_HINT in err.value.message
+
+
+async def test_issue_13_a_game_before_its_first_frame_is_asked_again_not_409(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rendering game asked before its first frame answers "Cannot get an image" (seen by
+    # the dashboard right after a launch): that is not "no display" yet.
+    monkeypatch.setattr(channel_module, "RESEND_AFTER", 0.05)
+    game = FakeGame(tmp_path, errors_first=2)
+    shot = await _channel(game).screenshot("a")
+    assert shot.attempts == 3 and shot.png == _tiny_png()
 
 
 async def test_issue_13_a_stopped_game_is_redrawn_before_its_screenshot(tmp_path: Path) -> None:
@@ -539,7 +558,7 @@ async def test_issue_13_a_silent_game_is_504(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(channel_module, "SCREENSHOT_WAIT", 0.3)
-    monkeypatch.setattr(channel_module, "SCREENSHOT_RETRY", 0.05)
+    monkeypatch.setattr(channel_module, "RESEND_AFTER", 0.05)
     game = FakeGame(tmp_path, drop_first=1000)
     with pytest.raises(PeerTimeout) as err:
         await _channel(game).screenshot("a")

@@ -63,9 +63,10 @@ MAX_EXACT_ID = 2**53
 RQ_SCREENSHOT = "scene:rq_screenshot"
 REDRAW, REDRAWN = "servers:draw", "servers:drawn"  # a stopped game redraws when asked
 SCREENSHOT_WAIT = 10.0  # seconds for a screenshot, retries included (software GL, busy cores)
-# A request sent before the game's first frame is dropped without a word: sent again when
-# this long passes without an answer, the wait doubling each time.
-SCREENSHOT_RETRY = 0.5
+# A request that reaches a game still starting is dropped without a word (its scene debugger
+# is not there yet): every question is sent again when this long passes without an answer,
+# the wait doubling each time, within its bounded wait.
+RESEND_AFTER = 0.5
 # Ids of the bridge's screenshot requests start here: the editor's own Game view numbers
 # its requests from 0 on the same game.
 FIRST_SCREENSHOT_ID = 1 << 40
@@ -301,48 +302,35 @@ class GameChannel:
         return parse_inspect_object(data)
 
     async def _ask_screenshot(self, agent: str) -> Shot:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + SCREENSHOT_WAIT
-        asked: set[int] = set()
+        started = asyncio.get_running_loop().time()
+        asked: list[int] = []
+
+        def new_request() -> list[Any]:
+            request_id = next(self._screenshot_ids)
+            asked.append(request_id)
+            self._sent(request_id)
+            return [request_id]
 
         def ours(message: str, data: list[Any]) -> bool:
             if message == SCREENSHOT:
                 return parse_screenshot(data).request_id in asked
             return parse_error(data).function == SCREENSHOT_FUNCTION
 
-        waiter = _Waiter(frozenset({SCREENSHOT, ERROR}), ours)
-        self._waiters.append(waiter)  # before sending: the game may answer first
-        try:
-            if self._session.stopped is not None:
-                # A stopped game draws only when asked: what a step changed is drawn
-                # first (the game handles its messages in order, so no need to wait).
-                await self._session.put_msg(agent, REDRAW, [], REDRAWN, timeout=0.0)
-            retry = SCREENSHOT_RETRY
-            while True:
-                request_id = next(self._screenshot_ids)
-                asked.add(request_id)
-                self._sent(request_id)
-                await self._session.put_msg(
-                    agent, RQ_SCREENSHOT, [request_id], SCREENSHOT, timeout=0.0
-                )
-                left = deadline - loop.time()
-                try:
-                    message, data = await asyncio.wait_for(
-                        asyncio.shield(waiter.future), max(min(retry, left), 0.0)
-                    )
-                    break
-                except asyncio.TimeoutError:
-                    self._require_running()  # the game ended meanwhile: say that instead
-                    if loop.time() >= deadline:
-                        raise PeerTimeout(
-                            f"the game did not answer '{RQ_SCREENSHOT}' within "
-                            f"{SCREENSHOT_WAIT:g} s ({len(asked)} requests sent)",
-                            details={"godot_message": RQ_SCREENSHOT},
-                        ) from None
-                    retry *= 2
-        finally:
-            self._waiters.remove(waiter)
+        if self._session.stopped is not None:
+            # A stopped game draws only when asked: what a step changed is drawn first
+            # (the game handles its messages in order, so no need to wait).
+            await self._session.put_msg(agent, REDRAW, [], REDRAWN, timeout=0.0)
+        # The game's "no image" error also comes before a rendering game's first frame:
+        # asked again meanwhile; still so when the time is up, the game has no display.
+        message, data = await self._ask(
+            agent,
+            RQ_SCREENSHOT,
+            new_request,
+            frozenset({SCREENSHOT, ERROR}),
+            ours,
+            SCREENSHOT_WAIT,
+            not_yet=lambda answer, _data: answer == ERROR,
+        )
         if message == ERROR:
             raise RequestError(NO_DISPLAY_MESSAGE, code="no_display")
         shot = parse_screenshot(data)
@@ -352,7 +340,7 @@ class GameChannel:
             height=shot.height,
             png=png,
             taken_at=time.time(),
-            round_trip_ms=round((loop.time() - started) * 1000, 1),
+            round_trip_ms=round((asyncio.get_running_loop().time() - started) * 1000, 1),
             attempts=len(asked),
         )
 
@@ -365,25 +353,51 @@ class GameChannel:
         self,
         agent: str,
         message: str,
-        data: list[Any],
+        data: list[Any] | Callable[[], list[Any]],
         kinds: frozenset[str],
         accepts: Callable[[str, list[Any]], bool],
         wait: float,
+        *,
+        not_yet: Callable[[str, list[Any]], bool] | None = None,
     ) -> tuple[str, list[Any]]:
-        """Send `message` and wait up to `wait` s for the first fed answer it accepts."""
+        """Send `message` and wait up to `wait` s for the first fed answer it accepts.
+
+        Sent again (`data` called anew when it is a function) after RESEND_AFTER s without
+        an answer, the pause doubling: a game still starting drops what it is sent. An
+        answer `not_yet` names is kept and the question asked again after the pause; it is
+        the answer if nothing better comes in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         waiter = _Waiter(kinds, accepts)
         self._waiters.append(waiter)  # before sending: the game may answer first
+        pause, sent = RESEND_AFTER, 0
+        last: tuple[str, list[Any]] | None = None
         try:
-            # The answer is awaited here, through `feed`: put_msg only sends (timeout 0).
-            await self._session.put_msg(agent, message, data, next(iter(kinds)), timeout=0.0)
-            try:
-                return await asyncio.wait_for(asyncio.shield(waiter.future), wait)
-            except asyncio.TimeoutError:
-                self._require_running()  # the game ended meanwhile: say that instead
-                raise PeerTimeout(
-                    f"the game did not answer '{message}' within {wait:g} s",
-                    details={"godot_message": message},
-                ) from None
+            while True:
+                payload = data() if callable(data) else data
+                # The answer is awaited here, through `feed`: put_msg only sends (timeout 0).
+                await self._session.put_msg(agent, message, payload, next(iter(kinds)), timeout=0.0)
+                sent += 1
+                next_send = min(loop.time() + pause, deadline)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    answer = await asyncio.wait_for(
+                        asyncio.shield(waiter.future), max(next_send - loop.time(), 0.0)
+                    )
+                    if not_yet is None or not not_yet(*answer):
+                        return answer
+                    last, waiter.future = answer, loop.create_future()
+                    await asyncio.sleep(max(next_send - loop.time(), 0.0))
+                if loop.time() >= deadline:
+                    if last is not None:
+                        return last
+                    self._require_running()  # the game ended meanwhile: say that instead
+                    raise PeerTimeout(
+                        f"the game did not answer '{message}' within {wait:g} s "
+                        f"({sent} request{'s' if sent > 1 else ''} sent)",
+                        details={"godot_message": message},
+                    )
+                pause *= 2
         finally:
             self._waiters.remove(waiter)
 
