@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -450,6 +451,30 @@ def ok_json(
     status, answer = call_json(editor, method, path, body, agent, timeout)
     assert status == 200 and answer["status"] == "ok", (method, path, status, answer)
     return answer if path == "/status" else answer["result"]
+
+
+def query(path: str, **params: Any) -> str:
+    """`path` with `params` as its query string."""
+    return f"{path}?{urllib.parse.urlencode(params)}"
+
+
+def latest_event(editor: Editor, agent: str | None = "tester") -> int:
+    """The number of the newest entry of the debug event log."""
+    return int(ok_json(editor, "GET", "/debug/events", agent=agent)["latest"])
+
+
+def wait_event(
+    editor: Editor, since: int, names: set[str], timeout: float = 20, agent: str | None = "tester"
+) -> dict[str, Any]:
+    """The first event named in `names` after event `since` (long-polls /debug/events)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = ok_json(editor, "GET", query("/debug/events", since=since, wait=2), agent=agent)
+        for event in page["events"]:
+            if event["event"] in names:
+                return dict(event)
+        since = page["next"]
+    raise AssertionError(f"no {sorted(names)} event within {timeout} s")
 
 
 def game_processes(editor: Editor) -> list[psutil.Process]:

@@ -21,8 +21,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import harness
 import pytest
-from harness import REAL_PROJECTS, Editor, call_json, game_processes, make_real_project, ok_json
+from harness import (
+    REAL_PROJECTS,
+    Editor,
+    call_json,
+    game_processes,
+    make_real_project,
+    ok_json,
+    query,
+)
 from PIL import Image
 
 GAME = REAL_PROJECTS / "dodge_the_creeps"
@@ -75,24 +84,13 @@ def ok(ed: Editor, method: str, path: str, body: Any = None) -> Any:
     return ok_json(ed, method, path, body, AGENT)
 
 
-def query(endpoint: str, **params: Any) -> str:
-    return f"{endpoint}?{urllib.parse.urlencode(params)}"
-
-
 def latest_event(ed: Editor) -> int:
-    return int(ok(ed, "GET", "/debug/events")["latest"])
+    return harness.latest_event(ed, AGENT)
 
 
 def wait_event(ed: Editor, since: int, names: set[str], timeout: float = 30) -> dict[str, Any]:
     """The first event named in `names` after event `since` (long-polls /debug/events)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        page = ok(ed, "GET", query("/debug/events", since=since, wait=2))
-        for event in page["events"]:
-            if event["event"] in names:
-                return dict(event)
-        since = page["next"]
-    raise AssertionError(f"no {sorted(names)} event within {timeout} s")
+    return harness.wait_event(ed, since, names, timeout, AGENT)
 
 
 def set_breakpoints(ed: Editor, lines: list[int], path: str = "res://player.gd") -> None:

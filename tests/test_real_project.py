@@ -16,14 +16,22 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import harness
 import psutil
 import pytest
-from harness import REAL_PROJECTS, Editor, call_json, game_processes, make_real_project, ok_json
+from harness import (
+    REAL_PROJECTS,
+    Editor,
+    call_json,
+    game_processes,
+    make_real_project,
+    ok_json,
+    query,
+)
 
 GAME = REAL_PROJECTS / "dodge_the_creeps"
 SCRIPTS = ("player.gd", "mob.gd", "main.gd", "hud.gd")
@@ -69,10 +77,6 @@ def ok(ed: Editor, method: str, path: str, body: Any = None, agent: str = AGENT)
     return ok_json(ed, method, path, body, agent)
 
 
-def query(path: str, **params: Any) -> str:
-    return f"{path}?{urllib.parse.urlencode(params)}"
-
-
 def bridge_status(ed: Editor) -> dict[str, Any]:
     """GET /status: the seed's fields at the top level, no "result" wrapper (issue 11)."""
     status, answer = call(ed, "GET", "/status")
@@ -81,19 +85,12 @@ def bridge_status(ed: Editor) -> dict[str, Any]:
 
 
 def latest_event(ed: Editor) -> int:
-    return int(ok(ed, "GET", "/debug/events")["latest"])
+    return harness.latest_event(ed, AGENT)
 
 
 def wait_event(ed: Editor, since: int, names: set[str], timeout: float = 20) -> dict[str, Any]:
     """The first event named in `names` after event `since` (long-polls /debug/events)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        page = ok(ed, "GET", query("/debug/events", since=since, wait=2))
-        for event in page["events"]:
-            if event["event"] in names:
-                return event
-        since = page["next"]
-    raise AssertionError(f"no {sorted(names)} event within {timeout} s")
+    return harness.wait_event(ed, since, names, timeout, AGENT)
 
 
 def frames(ed: Editor) -> list[tuple[str, str, int]]:

@@ -341,27 +341,22 @@ def bridge_hover_ms(port: int, project: Path, n: int, warmup: int = 3) -> list[f
     return times
 
 
-class LspClient:
-    """A connection of our own to Godot's language server (Content-Length framed JSON-RPC)."""
+class FramedConnection:
+    """A connection of the bench's own to one of Godot's servers: Content-Length framed JSON,
+    as both its language server and its debug adapter speak it."""
 
-    def __init__(self, port: int, project: Path) -> None:
+    peer = "server"
+
+    def __init__(self, port: int) -> None:
         self.sock = _connect(port)
         self.buf = bytearray()
-        self.project = project
-        self._id = 0
-        init = {"processId": None, "rootUri": project.as_uri(), "rootPath": str(project)}
-        self.request("initialize", init, timeout=90)
-        self.notify("initialized", {})
 
     def close(self) -> None:
         self.sock.close()
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def write(self, msg: dict[str, Any]) -> None:
         body = json.dumps(msg).encode()
         self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
     def read(self) -> tuple[dict[str, Any], int]:
         """One message and its size on the wire (header included)."""
@@ -379,13 +374,30 @@ class LspClient:
     def _recv(self) -> None:
         chunk = self.sock.recv(1 << 20)
         if not chunk:
-            raise ConnectionError("Godot's language server closed the connection")
+            raise ConnectionError(f"Godot's {self.peer} closed the connection")
         self.buf += chunk
+
+
+class LspClient(FramedConnection):
+    """A connection of our own to Godot's language server (Content-Length framed JSON-RPC)."""
+
+    peer = "language server"
+
+    def __init__(self, port: int, project: Path) -> None:
+        super().__init__(port)
+        self.project = project
+        self._id = 0
+        init = {"processId": None, "rootUri": project.as_uri(), "rootPath": str(project)}
+        self.request("initialize", init, timeout=90)
+        self.notify("initialized", {})
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.write({"jsonrpc": "2.0", "method": method, "params": params})
 
     def request(self, method: str, params: Any, timeout: float = 10) -> tuple[dict[str, Any], int]:
         self._id += 1
         ident = self._id
-        self.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        self.write({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
         self.sock.settimeout(timeout)
         try:
             while True:
@@ -787,48 +799,25 @@ def start_game_editor(procs: Processes, root: Path, env: dict[str, str]) -> Edit
     return editor
 
 
-class DapClient:
+class DapClient(FramedConnection):
     """A DAP connection of the bench's own to the editor, the baseline of G1 and G2: it asks
     for the game's messages (`godot/custom_data`) and sends `godot/put_msg` as any DAP client
     would, with nothing in between."""
 
+    peer = "debug adapter"
+
     def __init__(self, port: int) -> None:
-        self.sock = _connect(port)
-        self.buf = bytearray()
+        super().__init__(port)
         self.seq = 0
         init = {"clientID": "bench", "adapterID": "godot", "pathFormat": "path"}
         self.request("initialize", {**init, "linesStartAt1": True, "columnsStartAt1": True})
         # Only `launch` sets the flag; without `configurationDone` it launches nothing.
         self.send("launch", {"godot/custom_data": True})
 
-    def close(self) -> None:
-        self.sock.close()
-
     def send(self, command: str, arguments: Any) -> int:
         self.seq += 1
-        msg = {"seq": self.seq, "type": "request", "command": command, "arguments": arguments}
-        body = json.dumps(msg).encode()
-        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.write({"seq": self.seq, "type": "request", "command": command, "arguments": arguments})
         return self.seq
-
-    def read(self) -> tuple[dict[str, Any], int]:
-        """One message and its size on the wire (header included)."""
-        while b"\r\n\r\n" not in self.buf:
-            self._recv()
-        head, _, _ = bytes(self.buf).partition(b"\r\n\r\n")
-        length = int(re.search(rb"Content-Length: *(\d+)", head, re.I).group(1))  # type: ignore[union-attr]
-        start = len(head) + 4
-        while len(self.buf) < start + length:
-            self._recv()
-        body = bytes(self.buf[start : start + length])
-        del self.buf[: start + length]
-        return json.loads(body), start + length
-
-    def _recv(self) -> None:
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("Godot's debug adapter closed the connection")
-        self.buf += chunk
 
     def drain(self, quiet: float = 0.02) -> None:
         """Reads and forgets what is waiting (the game sends every DAP client the answers to
