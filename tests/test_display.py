@@ -277,6 +277,32 @@ async def _two_displays(first: int) -> list[str]:
         await two.stop()
 
 
+@needs_xvfb
+@pytest.mark.slow
+def test_issue_13_displays_started_at_the_same_moment_never_share_a_number() -> None:
+    """Two sidecars starting an Xvfb at once both try the same first free number: the one
+    whose Xvfb lost the race must not take the winner's display for its own (seen with two
+    test workers: an editor's games rendered on another editor's Xvfb)."""
+    first = 400 + (os.getpid() + 125) % 500
+
+    async def race() -> list[str | None]:
+        displays = [VirtualDisplay(first_number=first) for _ in range(3)]
+        try:
+            started = await asyncio.gather(*(d.start() for d in displays))
+            assert all(isinstance(s, Started) for s in started), started
+            for d in displays:  # each one's lock names its own Xvfb
+                lock = (await asyncio.to_thread(Path(f"/tmp/.X{d.number}-lock").read_text)).strip()
+                assert int(lock) == d.pid, (d.display, lock, d.pid)
+            return [d.display for d in displays]
+        finally:
+            for d in displays:
+                await d.stop()
+
+    for _ in range(3):
+        shown = asyncio.run(race())
+        assert len(set(shown)) == 3, shown
+
+
 PARENT = """
 import asyncio, sys
 from sidecar.godot.display import VirtualDisplay

@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 INSTALL_HINT = (
     "install Debian's xvfb and libgl1-mesa-dri (as root: tools/ensure_xvfb, or "
     "apt-get install xvfb libgl1-mesa-dri)"
@@ -117,6 +119,22 @@ def _accepts(number: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def _owned_by(number: int, pid: int) -> bool:
+    """Whether the X server of `number` is ours: its lock names `pid` or a child of it (the
+    keeper's Xvfb). Two sidecars may try one number at the same moment: the one whose Xvfb
+    lost the race must not take the winner's display for its own (its games would lose
+    their display when the other editor ends)."""
+    try:
+        owner = int(_lock_path(number).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    if owner == pid:
+        return True
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(owner).ppid() == pid
+    return False
 
 
 class VirtualDisplay:
@@ -203,7 +221,7 @@ class VirtualDisplay:
                 err = b"" if process.stderr is None else await process.stderr.read()
                 words = err.decode("utf-8", "replace").strip().splitlines()
                 return Unavailable(f"Xvfb :{number} exited ({words[-1] if words else 'no output'})")
-            if _accepts(number):
+            if _accepts(number) and _owned_by(number, process.pid):
                 self._process, self.number = process, number
                 # Nobody reads its complaints from now on: a full pipe must never block it.
                 if process.stderr is not None:
