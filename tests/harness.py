@@ -453,9 +453,9 @@ def ok_json(
     return answer if path == "/status" else answer["result"]
 
 
-def query(path: str, **params: Any) -> str:
-    """`path` with `params` as its query string."""
-    return f"{path}?{urllib.parse.urlencode(params)}"
+def query(endpoint: str, /, **params: Any) -> str:
+    """`endpoint` with `params` as its query string (a parameter may be called `path`)."""
+    return f"{endpoint}?{urllib.parse.urlencode(params)}"
 
 
 def latest_event(editor: Editor, agent: str | None = "tester") -> int:
