@@ -24,8 +24,13 @@ async def _serve(config: Config) -> int:
     await sidecar.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def told_to_stop() -> None:
+        sidecar.stopping()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, told_to_stop)
     try:
         if config.serve_port is not None:
             server = await serve_direct(

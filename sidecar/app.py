@@ -87,6 +87,10 @@ class Sidecar:
         self.dap_session.start()
         self.lsp_session.start()
 
+    def stopping(self) -> None:
+        """Told to stop (a signal): what must not wait for `stop` happens now."""
+        self.game_display.stopping(self.dap_session.running)
+
     async def stop(self) -> None:
         game_running = self.dap_session.running  # before the session forgets it
         await self.dap_session.stop()

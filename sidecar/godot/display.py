@@ -232,6 +232,14 @@ class VirtualDisplay:
         await _end(process)
         return Unavailable(f"Xvfb :{number} did not accept connections in {self.ready_timeout} s")
 
+    def terminate(self) -> None:
+        """Tell the Xvfb (its keeper) to end now, without waiting: `stop` waits for it. For a
+        sidecar told to stop, which the addon may kill as soon as the link is down."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+
     async def leave(self) -> None:
         """Leave the display running for a game that renders there (its keeper ends it
         with the editor); this object forgets it."""

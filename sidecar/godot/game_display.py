@@ -68,6 +68,12 @@ class GameDisplayChoice:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._decided.wait(), DISPLAY_SETUP_WAIT)
 
+    def stopping(self, game_running: bool) -> None:
+        """The sidecar is told to stop: an Xvfb no game renders on is ended at once (the
+        addon may kill the sidecar as soon as its link is down, before `stop` runs)."""
+        if self.virtual_display is not None and not game_running:
+            self.virtual_display.terminate()
+
     async def stop(self, game_running: bool) -> None:
         if self._deciding is not None:
             self._deciding.cancel()
@@ -91,8 +97,9 @@ class GameDisplayChoice:
                     "window", None, "the editor has a display: games open their window"
                 )
             else:
-                self.current = await self._for_headless_editor(str(info.get("game_display") or ""))
-                await self._tell_addon()
+                chosen = await self._for_headless_editor(str(info.get("game_display") or ""))
+                # Said in /status only once the addon runs its games there.
+                self.current = await self._tell_addon(chosen)
         except Exception as err:  # the link went, an older addon: games stay as they were
             log.warning("could not give the editor's games a display: %s", err)
             self.current = GameDisplay("headless", None, f"not set up: {err}")
@@ -104,13 +111,15 @@ class GameDisplayChoice:
         say = log.warning if self.current.mode == "headless" else log.info
         say("games of this editor: %s", self.current.as_json())
 
-    async def _tell_addon(self) -> None:
-        if self.current.display is None:
-            return
-        told = await self._editor_action("game_display", {"display": self.current.display}, 10.0)
+    async def _tell_addon(self, chosen: GameDisplay) -> GameDisplay:
+        """Where the games render once the addon is told `chosen`."""
+        if chosen.display is None:
+            return chosen
+        told = await self._editor_action("game_display", {"display": chosen.display}, 10.0)
         if not (isinstance(told, dict) and told.get("applied")):
             why = told.get("reason") if isinstance(told, dict) else told
-            self.current = GameDisplay("headless", None, f"games stay headless: {why}")
+            return GameDisplay("headless", None, f"games stay headless: {why}")
+        return chosen
 
     async def _for_headless_editor(self, given: str) -> GameDisplay:
         """`given`: the display the addon's games already have (from an earlier sidecar)."""
