@@ -182,6 +182,14 @@ GAME_NODE = {
     ],
 }  # fmt: skip
 GAME_ERROR = {"seq": 3, "file": MAIN, "line": 12, "message": "boom", "is_warning": False}
+# An engine check: its file is Godot's C++ source, never a res:// path.
+ENGINE_WARNING = {
+    "seq": 4,
+    "file": "platform/linuxbsd/x11/gl_manager_x11.cpp",
+    "line": 364,
+    "message": "Could not set V-Sync mode",
+    "is_warning": True,
+}
 
 
 class FakeBridge:
@@ -291,7 +299,7 @@ class FakeBridge:
             "/game/tree": lambda b: ok(GAME_TREE),
             "/game/node": lambda b: ok(GAME_NODE),
             "/game/errors": lambda b: ok(
-                {"errors": [GAME_ERROR], "next": 3, "latest": 3, "dropped": 0}
+                {"errors": [GAME_ERROR, ENGINE_WARNING], "next": 4, "latest": 4, "dropped": 0}
             ),
             "/game/monitors": lambda b: ok({"values": {"fps": 60.0, "draw_calls": 3.0}}),
             "/execute/reload": lambda b: ok(
@@ -537,7 +545,11 @@ HUMAN: list[tuple[list[str], str]] = [
         "/root/Main/Mover: Node2D (res://demo/mover.gd)\n  Members/speed = 60.0\n[Node2D]\n"
         '  position = {"x": 1.0, "y": 2.0}',
     ),
-    (["errors"], f"#3 {MAIN}:12: error: boom"),
+    (
+        ["errors"],
+        f"#3 {MAIN}:12: error: boom\n"
+        "#4 platform/linuxbsd/x11/gl_manager_x11.cpp:364: warning: Could not set V-Sync mode",
+    ),
     (["monitors"], "fps = 60.0\ndraw_calls = 3.0"),
 ]
 

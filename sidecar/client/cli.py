@@ -787,7 +787,9 @@ def _node_text(r: Any, x: Ctx) -> str:
 def _game_errors_text(r: Any, x: Ctx) -> str:
     lines = []
     for e in r["errors"]:
-        where = location(x.paths.res(e["file"]), e.get("line")) if e.get("file") else "?"
+        # A project script is already res://; an engine check names Godot's C++ source
+        # (`scene/main/node.cpp`), which no res:// path would be true of.
+        where = location(e["file"], e.get("line")) if e.get("file") else "?"
         kind = "warning" if e.get("is_warning") else "error"
         lines.append(f"#{e['seq']} {where}: {kind}: {e['message']}")
     return "\n".join(lines) or "no errors"
