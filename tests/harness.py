@@ -27,6 +27,7 @@ from typing import Any
 
 import pexpect
 import psutil
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addons" / "godot_debug_connection"
@@ -475,6 +476,16 @@ def wait_event(
                 return dict(event)
         since = page["next"]
     raise AssertionError(f"no {sorted(names)} event within {timeout} s")
+
+
+# Tests of rendered games need Debian's Xvfb. `make test` installs it (tools/ensure_xvfb), so
+# they skip only in a hand-run pytest on a machine without it; under CI (CI set) they run
+# and fail, so a missing Xvfb never hides as a skip.
+needs_xvfb = pytest.mark.skipif(
+    shutil.which("Xvfb") is None and not os.environ.get("CI"),
+    reason="Xvfb is not installed (`make display` installs it; `make test` does first): "
+    "without it a game cannot render, which is what this test checks",
+)
 
 
 def game_processes(editor: Editor) -> list[psutil.Process]:

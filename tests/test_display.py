@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import struct
 import sys
 import zlib
@@ -26,15 +25,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from harness import Editor, game_processes, make_demo_project, ok_json
+from harness import Editor, game_processes, make_demo_project, needs_xvfb, ok_json
 
 from sidecar.config import Config
 from sidecar.godot.dap.session import DapSession
-from sidecar.godot.display import INSTALL_HINT, Started, Unavailable, VirtualDisplay
-
-needs_xvfb = pytest.mark.skipif(
-    shutil.which("Xvfb") is None, reason=f"Xvfb is not installed: {INSTALL_HINT}"
-)
+from sidecar.godot.display import Started, Unavailable, VirtualDisplay
 
 # The game's window (the project's default viewport) and the scene the test shows in it.
 GAME_SIZE = (1152, 648)

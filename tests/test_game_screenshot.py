@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import signal
 import time
 import urllib.error
@@ -26,7 +25,7 @@ from typing import Any
 import httpx2
 import psutil
 import pytest
-from harness import Editor, call_json, game_processes, make_demo_project, ok_json
+from harness import Editor, call_json, game_processes, make_demo_project, needs_xvfb, ok_json
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ImageContent, TextContent
@@ -48,11 +47,6 @@ from sidecar.godot.game.channel import (
 from sidecar.godot.game.messages import SCREENSHOT
 from sidecar.godot.game_display import godot_version
 from sidecar.web.http import prefers
-
-# Only when Xvfb is not installed (`make test` installs it with tools/ensure_xvfb).
-needs_xvfb = pytest.mark.skipif(
-    shutil.which("Xvfb") is None, reason=f"Xvfb is not installed: {INSTALL_HINT}"
-)
 
 GAME_SIZE = (1152, 648)  # the demo project's window (Godot's default viewport)
 MARKER = (100, 120, 200, 80)  # x, y, width, height of demo/main.tscn's Marker

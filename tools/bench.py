@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ sys.path[:0] = [str(ROOT / "tests")]
 import harness  # noqa: E402
 from harness import (  # noqa: E402
     Editor,
+    RawResponse,
     free_port,
     get_json,
     godot_binary,
@@ -286,10 +288,12 @@ def _connect(port: int) -> socket.socket:
     return s
 
 
-def status_ms(port: int, n: int, warmup: int = 20) -> list[float]:
-    """`n` sequential keep-alive `GET /status` round trips on one connection, in ms."""
+def keep_alive_ms(
+    port: int, req: bytes, n: int, warmup: int, good: Callable[[RawResponse], bool], what: str
+) -> list[float]:
+    """`n` sequential round trips of `req` on one keep-alive connection, in ms (after
+    `warmup` unmeasured ones); an answer that is not `good` ends the bench."""
     times = []
-    req = http_get(port, "/status")
     buf = bytearray()
     with _connect(port) as s:
         for k in range(warmup + n):
@@ -297,11 +301,17 @@ def status_ms(port: int, n: int, warmup: int = 20) -> list[float]:
             s.sendall(req)
             resp = read_response(s, buf)
             dt = (time.perf_counter() - t0) * 1000
-            if resp.status != 200:
-                raise SystemExit(f"GET /status answered {resp.status}: {resp.body[:200]!r}")
+            if not good(resp):
+                raise SystemExit(f"{what} answered {resp.status}: {resp.body[:300]!r}")
             if k >= warmup:
                 times.append(dt)
     return times
+
+
+def status_ms(port: int, n: int, warmup: int = 20) -> list[float]:
+    """`n` sequential keep-alive `GET /status` round trips on one connection, in ms."""
+    ok = lambda r: r.status == 200  # noqa: E731
+    return keep_alive_ms(port, http_get(port, "/status"), n, warmup, ok, "GET /status")
 
 
 def http_post(port: int, path: str, body: dict[str, Any]) -> bytes:
@@ -326,19 +336,8 @@ def bridge_hover_ms(port: int, project: Path, n: int, warmup: int = 3) -> list[f
         "position": position_of(project, HOVER_ON, 1),
     }
     req = http_post(port, "/lsp/hover", body)
-    times = []
-    buf = bytearray()
-    with _connect(port) as s:
-        for k in range(warmup + n):
-            t0 = time.perf_counter()
-            s.sendall(req)
-            resp = read_response(s, buf)
-            dt = (time.perf_counter() - t0) * 1000
-            if resp.status != 200 or "counter" not in resp.body.decode():
-                raise SystemExit(f"/lsp/hover answered {resp.status}: {resp.body[:300]!r}")
-            if k >= warmup:
-                times.append(dt)
-    return times
+    ok = lambda r: r.status == 200 and "counter" in r.body.decode()  # noqa: E731
+    return keep_alive_ms(port, req, n, warmup, ok, "/lsp/hover")
 
 
 class FramedConnection:
@@ -899,22 +898,9 @@ def end_game(editor: Editor) -> None:
 
 def bridge_shot_ms(port: int, n: int, warmup: int = 2) -> list[float]:
     """`GET /game/screenshot` as PNG, sequential on one keep-alive connection."""
-    times = []
     req = http_get(port, "/game/screenshot", {"Accept": "image/png", "X-Agent-Id": "bench"})
-    buf = bytearray()
-    with _connect(port) as s:
-        for k in range(warmup + n):
-            t0 = time.perf_counter()
-            s.sendall(req)
-            resp = read_response(s, buf)
-            dt = (time.perf_counter() - t0) * 1000
-            if resp.status != 200 or not resp.body.startswith(b"\x89PNG"):
-                raise SystemExit(
-                    f"GET /game/screenshot answered {resp.status}: {resp.body[:200]!r}"
-                )
-            if k >= warmup:
-                times.append(dt)
-    return times
+    ok = lambda r: r.status == 200 and r.body.startswith(b"\x89PNG")  # noqa: E731
+    return keep_alive_ms(port, req, n, warmup, ok, "GET /game/screenshot")
 
 
 def direct_shot_ms(dap: DapClient, n: int, first_id: int, warmup: int = 2) -> list[float]:
