@@ -389,6 +389,7 @@ _READ: tuple[Method, ...] = ("GET", "POST")
 
 LAUNCH = Operation(
     name="launch",
+    effect="control",
     path="/debug/launch",
     summary="debug adapter: run the game under the debugger (scene: main, current or a path)",
     description="A game already running is ended first. Its stops appear in /debug/events.",
@@ -399,6 +400,7 @@ LAUNCH = Operation(
 )
 SET_BREAKPOINTS = Operation(
     name="set_breakpoints",
+    effect="change",
     path="/debug/setBreakpoints",
     summary="debug adapter: replace your breakpoints in one file",
     description="Each agent's breakpoints are kept apart; Godot gets the union per file. "
@@ -411,6 +413,7 @@ SET_BREAKPOINTS = Operation(
 )
 CLEAR_BREAKPOINTS = Operation(
     name="clear_breakpoints",
+    effect="change",
     path="/debug/clearBreakpoints",
     summary="debug adapter: clear your breakpoints (everyone=true: all in one file)",
     description="Works while the adapter is away too: the next connection gets the rest.",
@@ -421,6 +424,7 @@ CLEAR_BREAKPOINTS = Operation(
 )
 CONTINUE = Operation(
     name="continue",
+    effect="control",
     path="/debug/continue",
     summary="debug adapter: resume the stopped game",
     arguments=ThreadArguments,
@@ -430,6 +434,7 @@ CONTINUE = Operation(
 )
 PAUSE = Operation(
     name="pause",
+    effect="control",
     path="/debug/pause",
     summary="debug adapter: pause the running game",
     arguments=ThreadArguments,
@@ -439,6 +444,7 @@ PAUSE = Operation(
 )
 NEXT = Operation(
     name="next",
+    effect="control",
     path="/debug/next",
     summary="debug adapter: step over",
     arguments=ThreadArguments,
@@ -448,6 +454,7 @@ NEXT = Operation(
 )
 STEP_IN = Operation(
     name="step_in",
+    effect="control",
     path="/debug/stepIn",
     summary="debug adapter: step into",
     arguments=ThreadArguments,
@@ -457,6 +464,7 @@ STEP_IN = Operation(
 )
 STEP_OUT = Operation(
     name="step_out",
+    effect="control",
     path="/debug/stepOut",
     summary="debug adapter: step out (emulated)",
     description="Godot has no stepOut: `next` until the game is back in the caller.",
@@ -518,6 +526,7 @@ THREADS = Operation(
 )
 TERMINATE = Operation(
     name="terminate",
+    effect="control",
     path="/debug/terminate",
     summary="debug adapter: stop the game",
     arguments=NoArguments,
@@ -547,6 +556,7 @@ BREAKPOINTS = Operation(
 )
 CONNECT = Operation(
     name="connect",
+    effect="control",
     path="/connect",
     summary="connect to Godot's DAP and LSP now",
     arguments=ConnectArguments,
@@ -556,6 +566,7 @@ CONNECT = Operation(
 )
 DISCONNECT = Operation(
     name="disconnect",
+    effect="control",
     path="/disconnect",
     summary="disconnect from Godot's DAP/LSP",
     description="Switches the services off for everyone: refused (409 conflict) while "

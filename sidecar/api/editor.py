@@ -94,6 +94,7 @@ class Reloaded(Answer):
 
 RELOAD = Operation(
     name="reload",
+    effect="change",
     path="/execute/reload",
     summary="editor: rescan files, reload changed scripts (paths optional), hot-reload the game",
     description="For files changed behind the bridge's back; edits through "

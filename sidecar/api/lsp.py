@@ -419,6 +419,7 @@ _ASK_ERRORS = (*SCRIPT_ERRORS, "not_found", *PEER_ERRORS)
 
 DID_OPEN = Operation(
     name="did_open",
+    effect="change",
     path="/lsp/didOpen",
     summary=f"{_WHAT}: open a shared document",
     description="Without text: join the shared copy if open, else take the file on disk "
@@ -431,6 +432,7 @@ DID_OPEN = Operation(
 )
 DID_CHANGE = Operation(
     name="did_change",
+    effect="change",
     path="/lsp/didChange",
     summary=f"{_WHAT}: full or incremental change",
     arguments=DidChangeArguments,
@@ -440,6 +442,7 @@ DID_CHANGE = Operation(
 )
 DID_SAVE = Operation(
     name="did_save",
+    effect="change",
     path="/lsp/didSave",
     summary=f"{_WHAT}: Godot reloads the script",
     arguments=DocumentArguments,
@@ -449,6 +452,7 @@ DID_SAVE = Operation(
 )
 DID_CLOSE = Operation(
     name="did_close",
+    effect="change",
     path="/lsp/didClose",
     summary=f"{_WHAT}: release your hold",
     arguments=DocumentArguments,
@@ -509,6 +513,7 @@ DIAGNOSTICS = Operation(
 )
 APPLY_CHANGES = Operation(
     name="apply_changes",
+    effect="change",
     path="/edit/applyChanges",
     summary="write a project file (hash-checked)",
     description="Any project file but Godot's own .godot/ and .import/; atomic; a script "

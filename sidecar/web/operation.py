@@ -24,6 +24,13 @@ from sidecar.errors import CODES, RequestError
 
 Method = Literal["GET", "POST", "DELETE"]
 
+# What calling an operation does to the shared editor and game:
+# - "read": nothing an agent could notice (open to everyone, even under a lease);
+# - "change": state other agents share (breakpoints, documents, files, reloads): audited;
+# - "control": drives the running game (launch, continue, step, input, time, properties):
+#   audited, and refused to everyone but the holder while a control lease is held.
+Effect = Literal["read", "change", "control"]
+
 
 class Arguments(BaseModel):
     """Base of every arguments model: JSON's own types (no "1" for 1, no 1.5 for an
@@ -93,6 +100,7 @@ class Operation(Generic[ArgsT]):
     tags: tuple[str, ...] = ()
     # The answer's bytes as they are, chosen by the request's Accept (None: JSON only).
     binary: BinaryForm | None = None
+    effect: Effect = "read"
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.errors if c not in CODES]
