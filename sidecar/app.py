@@ -10,7 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
-from sidecar.agents import AgentRegistry
+from sidecar.agents import Agent, AgentRegistry
+from sidecar.api.control import ControlPolicy
+from sidecar.api.control import register as register_control
 from sidecar.api.debug import register as register_debug
 from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
@@ -20,6 +22,8 @@ from sidecar.api.game_screenshot import register as register_game_screenshot
 from sidecar.api.lsp import register as register_lsp
 from sidecar.api.status import STATUS
 from sidecar.config import Config
+from sidecar.control.audit import AuditLog, audit_path
+from sidecar.control.lease import ControlLease
 from sidecar.errors import TransportError, Unverified, WrongEditor
 from sidecar.godot.dap.session import DapSession
 from sidecar.godot.game_display import GameDisplayChoice
@@ -45,7 +49,10 @@ class Sidecar:
         self.started_at = time.time()
         self.agents = AgentRegistry(config.max_clients)
         self.dap_session = DapSession(config)
-        self.agents.on_removed = self.dap_session.agent_left  # their breakpoints go too
+        # The control lease and the audit trail, around every operation by its effect.
+        self.control = ControlPolicy(ControlLease(), AuditLog(audit_path(config.project)))
+        self.control.announce = self._announce
+        self.agents.on_removed = self._agent_left
         self.dap = self.dap_session.status
         self.lsp = ServiceStatus("language_server", config.lsp_port)
         self.lsp_session = LspSession(config, self.lsp)
@@ -54,7 +61,7 @@ class Sidecar:
         self.identity = EditorIdentity(editor_pid, config.project)
         self.dap_session.peer.identify = self._identify_dap
         self.lsp_session.peer.identify = self._identify_lsp
-        self.routes = RouteTable()
+        self.routes = RouteTable(policy=self.control)
         self._add_status_routes()
         register_debug(
             self.routes,
@@ -68,6 +75,7 @@ class Sidecar:
         register_game_screenshot(self.routes, self.dap_session, lambda: self.game_display.current)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
+        register_control(self.routes, self.control)
         self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp
         self.app = make_app(self.routes, self.agents, token=config.token or None)
         self._runner: web.AppRunner | None = None
@@ -84,6 +92,7 @@ class Sidecar:
             self.app, handle_signals=False, access_log=None, **SERVER_LIMITS
         )
         await self._runner.setup()
+        self.control.audit.load()  # the earlier records, read before any request comes
         self.dap_session.start()
         self.lsp_session.start()
 
@@ -99,6 +108,7 @@ class Sidecar:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.control.audit.close()
 
     @property
     def runner(self) -> web.AppRunner:
@@ -172,6 +182,11 @@ class Sidecar:
                 details={"service": self.dap.name, "state": "wrong_editor"},
             )
 
+    def _agent_left(self, agent: Agent) -> None:
+        """A connection closed: its breakpoints go, and a lease taken without X-Agent-Id."""
+        self.dap_session.agent_left(agent)
+        self.control.agent_left(agent)
+
     def _others(self, identity: str) -> list[str]:
         """Identities of the agents other than `identity`: HTTP connections and MCP sessions
         (served in-process, so not in the AgentRegistry) alike."""
@@ -199,6 +214,7 @@ class Sidecar:
             },
             "game": self.dap_session.game_records.summary(),
             "game_display": self.game_display.current.as_json(),
+            "control": self.control.status(),
         }
 
     def _add_status_routes(self) -> None:

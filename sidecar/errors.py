@@ -46,6 +46,12 @@ _VOCABULARY = (
     ErrorCode("not_open_by_agent", 409, "you have not opened this document"),
     ErrorCode("not_stopped", 409, "the game is not stopped at a breakpoint"),
     ErrorCode("not_running", 409, "no game is running"),
+    ErrorCode(
+        "lease_held",
+        409,
+        "another agent holds the control lease (`holder`, `expires_at` say who and until "
+        "when; Retry-After)",
+    ),
     ErrorCode("no_display", 409, "the game runs without a display (headless): nothing to see"),
     ErrorCode("body_too_large", 413, "the request body is too large"),
     ErrorCode("unsupported_media_type", 415, "the body must be application/json"),

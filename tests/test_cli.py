@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -192,6 +193,25 @@ ENGINE_WARNING = {
 }
 
 
+LEASE = {
+    "holder": "alice",
+    "taken_at": "2026-12-02T05:00:02.345Z",
+    "expires_at": "2026-12-02T05:01:02.345Z",
+    "expires_in_s": 42.0,
+    "connection_scoped": False,
+}
+AUDIT_AT = time.strftime("%H:%M:%S", time.localtime(1764651662.0))
+AUDIT_RECORD = {
+    "seq": 7,
+    "time": 1764651662.0,
+    "agent": "bob",
+    "operation": "continue",
+    "effect": "control",
+    "args": {},
+    "outcome": {"ok": False, "status": 409, "code": "lease_held"},
+}
+
+
 class FakeBridge:
     """Canned answers per path, the requests it got, and one file to read and edit."""
 
@@ -302,6 +322,14 @@ class FakeBridge:
                 {"errors": [GAME_ERROR, ENGINE_WARNING], "next": 4, "latest": 4, "dropped": 0}
             ),
             "/game/monitors": lambda b: ok({"values": {"fps": 60.0, "draw_calls": 3.0}}),
+            # issue 14: POST (a ttl sent) takes the lease, GET shows it
+            "/control/lease": lambda b: ok(
+                {**LEASE, "action": "taken"} if b else {"lease": LEASE, "you": "gdbridge"}
+            ),
+            "/control/release": lambda b: ok({"released": True, "lease": LEASE}),
+            "/audit": lambda b: ok(
+                {"records": [AUDIT_RECORD], "next": 7, "latest": 7, "dropped": 0, "file": None}
+            ),
             "/execute/reload": lambda b: ok(
                 {
                     "rescanned": True,
@@ -551,6 +579,16 @@ HUMAN: list[tuple[list[str], str]] = [
         "#4 platform/linuxbsd/x11/gl_manager_x11.cpp:364: warning: Could not set V-Sync mode",
     ),
     (["monitors"], "fps = 60.0\ndraw_calls = 3.0"),
+    (["lease"], "held by alice until 2026-12-02T05:01:02.345Z (42 s left)"),
+    (
+        ["lease", "take", "--ttl", "30"],
+        "held by alice (taken) until 2026-12-02T05:01:02.345Z (42 s left)",
+    ),
+    (["lease", "release"], "released"),
+    (
+        ["audit", "--kind", "control"],
+        f"#7 {AUDIT_AT} bob continue: 409 lease_held",
+    ),
 ]
 
 
@@ -846,6 +884,7 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
         lambda: c.read_file(MAIN), lambda: c.apply_changes(MAIN, text=""), c.reload,
         c.game_tree, lambda: c.game_node("Main"),
         c.game_errors, c.game_monitors, c.game_screenshot,
+        c.control_lease, lambda: c.take_lease(30), c.release_lease, c.audit,
     ]  # fmt: skip
     for call in calls:
         call()

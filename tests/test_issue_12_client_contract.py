@@ -88,6 +88,9 @@ SAMPLES: dict[str, Any] = {
     "names": "zz_monitor",
     "history": 3,
     "max_width": 321,
+    "ttl": 45.0,
+    "agent": "zz_agent",
+    "kind": "zz_kind",
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs
@@ -421,6 +424,7 @@ CLI_FIELDS: dict[str, str] = {
     "frame": "frameId",
     "ref": "variablesReference",
     "expect_sha256": "expected_sha256",
+    "agent_filter": "agent",  # audit --agent: --agent alone is who you are (X-Agent-Id)
 }
 
 

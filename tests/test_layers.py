@@ -1,6 +1,6 @@
 """The sidecar's layers as the folder tree shows them: imports point one way, no cycles.
 
-    app → api → web, godot, project → link → errors, config, agents
+    app → api → web, godot, project, control → link → errors, config, agents
     client: nothing of the sidecar (it is what agents install)
 
 Read from the source with `ast`, so a lazy import inside a function counts too.
@@ -25,9 +25,10 @@ ALLOWED: dict[str, set[str]] = {
     "link": {"base"},
     "project": {"base"},
     "godot": {"base", "project"},
+    "control": {"base"},
     "web": {"base", "link"},
-    "api": {"base", "web", "godot", "project"},
-    "app": {"base", "link", "web", "godot", "project", "api"},
+    "api": {"base", "web", "godot", "project", "control"},
+    "app": {"base", "link", "web", "godot", "project", "api", "control"},
     "client": set(),
 }
 BASE_MODULES = {"errors", "config", "agents"}

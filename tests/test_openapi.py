@@ -18,6 +18,7 @@ from harness import REPO, offline_routes
 from openapi_spec_validator import validate
 
 from sidecar.api import apidoc, catalog, openapi
+from sidecar.api.control import EFFECT_ERRORS
 from sidecar.app import Sidecar
 from sidecar.config import Config
 from sidecar.errors import CODES, COMMON
@@ -102,7 +103,10 @@ def test_issue_12_declared_operations_come_from_their_models(
             assert ok["allOf"][0]["properties"]["status"] == {"const": "ok"}
         listed = [c for s, r in spec["responses"].items() if s != "200" for c in _codes(r)]
         expected = {*COMMON, *op.errors, *(openapi.ARGUMENT_ERRORS if fields else ())}
+        # What its effect brings (issue 14: a control operation can meet the lease).
+        expected |= set(EFFECT_ERRORS.get(op.effect, ()))
         assert set(listed) == expected
+        assert spec["x-effect"] == op.effect
         for status, response in spec["responses"].items():
             if status != "200":
                 assert {CODES[c].status for c in _codes(response)} == {int(status)}

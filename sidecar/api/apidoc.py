@@ -15,6 +15,14 @@ from sidecar.errors import CODES, COMMON
 Schema = dict[str, Any]
 Row = tuple[str, str, str, str, str]  # name, type, required, default, description
 
+# What an operation's `x-effect` means for the agent calling it.
+EFFECTS = {
+    "read": "open to every agent, even under another's control lease",
+    "change": "changes state agents share; recorded in the audit trail",
+    "control": "drives the game; recorded in the audit trail, and refused with 409 "
+    "`lease_held` while another agent holds the control lease",
+}
+
 # Shapes of the transport rather than of an answer: described in prose above.
 NOT_SHAPES = {"Error", "JsonRpcError", "JsonRpcMessage"}
 
@@ -59,6 +67,10 @@ a Model Context Protocol endpoint at `POST /mcp`.
   yours (`all=true`: everyone's).
 - There is one game: any agent's continue/step/terminate drives it for all. Inspecting
   (`stackTrace`, `scopes`, `variables`, `evaluate`) needs it stopped, else 409.
+- Each operation says its effect: `read`, `change` (recorded in the audit trail,
+  `GET /audit`) or `control` (recorded, and refused with 409 `lease_held` to everyone
+  but the holder while an agent holds the control lease: `POST /control/lease`). Without
+  a lease, control is open to all.
 - Debug events go into one numbered log; read it with `GET /debug/events?since=N&wait=S`
   from where you left off (`next`).
 - Documents are shared and reference-counted per agent; a stale `didChange` version is a
@@ -124,6 +136,9 @@ class _Entry:
         lines = [f"\n### {self.methods} `{self.path}`\n\n{summary}.\n"]
         if self.spec.get("description"):
             lines.append(f"\n{self.spec['description']}\n")
+        effect = self.spec.get("x-effect")
+        if effect in EFFECTS:
+            lines.append(f"\nEffect: `{effect}` ({EFFECTS[effect]}).\n")
         rows = self._arguments(components)
         if rows:
             where = "Query" if self.methods == "GET" else "Body"

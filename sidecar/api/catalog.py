@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.api import (
+    control,
     dashboard,
     debug,
     editor,
@@ -29,5 +30,6 @@ OPERATIONS: tuple[Operation[Any], ...] = (
     *game_records.OPERATIONS,
     *lsp.OPERATIONS,
     *editor.OPERATIONS,
+    *control.OPERATIONS,
     *dashboard.OPERATIONS,
 )

@@ -556,7 +556,9 @@ BREAKPOINTS = Operation(
 )
 CONNECT = Operation(
     name="connect",
-    effect="control",
+    # Drives nothing (it only brings the bridge's own connections back): audited, and open
+    # to everyone under a lease, so any agent can repair a dead connection.
+    effect="change",
     path="/connect",
     summary="connect to Godot's DAP and LSP now",
     arguments=ConnectArguments,

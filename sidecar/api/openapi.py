@@ -28,6 +28,7 @@ from pydantic import TypeAdapter
 
 from sidecar import __version__
 from sidecar.api import apidoc, catalog
+from sidecar.api.control import EFFECT_ERRORS
 from sidecar.errors import CODES, COMMON
 from sidecar.web.http import RouteTable
 from sidecar.web.operation import Operation
@@ -61,6 +62,7 @@ TAGS: dict[str, str] = {
     "edit": "Files and the editor",
     "editor": "Files and the editor",
     "game": "The running game: its runtime errors and performance monitors",
+    "control": "The control lease and the audit trail",
     "mcp": "Model Context Protocol",
     "meta": "Discovery and the dashboard",
     "dashboard": "Discovery and the dashboard",
@@ -150,6 +152,8 @@ def _declared(op: Operation[Any], method: str, models: _Models) -> dict[str, Any
         "summary": op.summary,
         "tags": list(op.tags) or ["bridge"],
         "parameters": [{"$ref": "#/components/parameters/AgentId"}],
+        # read / change (audited) / control (audited; refused under another agent's lease)
+        "x-effect": op.effect,
     }
     if op.description:
         out["description"] = op.description
@@ -216,7 +220,12 @@ def _success(op: Operation[Any], answer: Schema) -> dict[str, Any]:
 
 def declared_codes(op: Operation[Any], *, has_arguments: bool) -> list[str]:
     """Every code `op` can answer: its own, the common ones, and those of its arguments."""
-    codes = [*COMMON, *(ARGUMENT_ERRORS if has_arguments else ()), *op.errors]
+    codes = [
+        *COMMON,
+        *(ARGUMENT_ERRORS if has_arguments else ()),
+        *op.errors,
+        *EFFECT_ERRORS.get(op.effect, ()),
+    ]
     return list(dict.fromkeys(codes))
 
 
@@ -231,7 +240,7 @@ def error_responses(codes: Iterable[str]) -> dict[str, Any]:
             "description": "; ".join(f"`{n}`: {CODES[n].meaning}" for n in names),
             "content": {"application/json": {"schema": _error_schema(names)}},
         }
-        if status == 503:
+        if status == 503 or "lease_held" in names:  # until the lease ends
             response["headers"] = {
                 "Retry-After": {
                     "description": "seconds to wait before trying again",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from sidecar.api.control import LeaseState
 from sidecar.api.shapes import AgentInfo, ServiceStatus
 from sidecar.web.operation import Answer, NoArguments, Operation
 
@@ -57,6 +58,9 @@ class Status(Answer):
     )
     game_display: GameDisplayStatus | None = Field(
         None, description="where launched games render (screenshots need a display)"
+    )
+    control: LeaseState | None = Field(
+        None, description="who holds the control lease and until when; null: control is open"
     )
 
 

@@ -33,6 +33,7 @@ import os
 import re
 import signal
 import sys
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -240,6 +241,20 @@ def cmd_connect(x: Ctx) -> Any:
 def cmd_disconnect(x: Ctx) -> Any:
     a = x.args
     return x.client.disconnect(a.service, a.force, a.reason, a.resume_after)
+
+
+def cmd_lease(x: Ctx) -> Any:
+    a = x.args
+    if a.action == "take":
+        return x.client.take_lease(a.ttl, a.force, a.reason)
+    if a.action == "release":
+        return x.client.release_lease()
+    return x.client.control_lease()
+
+
+def cmd_audit(x: Ctx) -> Any:
+    a = x.args
+    return x.client.audit(a.since, a.agent_filter, a.kind, a.limit, a.wait)
 
 
 def cmd_break(x: Ctx) -> Any:
@@ -809,6 +824,29 @@ def _screenshot_text(r: Any, x: Ctx) -> str:
     return f"{where}{size} of the game's {r['game_width']}x{r['game_height']} window{hint}"
 
 
+def _lease_text(r: Any, x: Ctx) -> str:
+    if "released" in r:
+        return "released" if r["released"] else "nobody held the lease"
+    lease = r.get("lease", r) if "you" in r else r
+    if not lease:
+        return "no lease: control is open to every agent"
+    what = f" ({r['action']})" if r.get("action") else ""
+    return (
+        f"held by {lease['holder']}{what} until {lease['expires_at']} "
+        f"({lease['expires_in_s']:.0f} s left)"
+    )
+
+
+def _audit_text(r: Any, x: Ctx) -> str:
+    lines = []
+    for rec in r["records"]:
+        out = rec["outcome"]
+        verdict = "ok" if out.get("ok") else f"{out.get('status', '')} {out.get('code', '')}"
+        at = time.strftime("%H:%M:%S", time.localtime(rec["time"]))
+        lines.append(f"#{rec['seq']} {at} {rec['agent']} {rec['operation']}: {verdict.strip()}")
+    return "\n".join(lines) or f"no records (latest #{r['latest']})"
+
+
 def _health_text(r: Any, x: Ctx) -> str:
     return "healthy" if r.get("healthy") else "not healthy"
 
@@ -845,6 +883,8 @@ RENDER: dict[str, Callable[[Any, Ctx], str]] = {
     "errors": _game_errors_text,
     "monitors": _monitors_text,
     "screenshot": _screenshot_text,
+    "lease": _lease_text,
+    "audit": _audit_text,
 }
 ACTIONS: dict[str, Callable[[BridgeClient], Any]] = {
     "continue": BridgeClient.continue_,
@@ -908,6 +948,9 @@ ENDPOINTS: dict[str, str] = {
     "/execute/reload": "reload",
     "/dashboard/state": "call",
     "/openapi.json": "call",
+    "/control/lease": "lease",
+    "/control/release": "lease",
+    "/audit": "audit",
 }
 
 
@@ -971,6 +1014,17 @@ def _bridge_commands(add: Add) -> None:
     s.add_argument("--force", **FLAG, help="even while other agents use them")
     s.add_argument("--reason", help="why, for /status and the event log")
     s.add_argument("--resume-after", type=float, metavar="S", help="reconnect after S seconds")
+    s = add("lease", cmd_lease, "the control lease: who holds it, take (or renew), release")
+    s.add_argument("action", nargs="?", choices=("show", "take", "release"), default="show")
+    s.add_argument("--ttl", type=float, metavar="S", help="take: hold it S seconds")
+    s.add_argument("--force", **FLAG, help="take: take it over from its holder (needs --reason)")
+    s.add_argument("--reason", help="take --force: why (audited, announced)")
+    s = add("audit", cmd_audit, "the audit trail: who changed or drove what")
+    s.add_argument("--since", type=int, help="after this record number")
+    s.add_argument("--agent", dest="agent_filter", metavar="NAME", help="only this agent's")
+    s.add_argument("--kind", help="an operation (continue), change, control or lease")
+    s.add_argument("--limit", type=int, help="most records (default: the bridge's)")
+    s.add_argument("--wait", type=float, metavar="S", help="wait up to S s for the first")
     s = add("call", cmd_call, "any endpoint: METHOD PATH [JSON]")
     s.add_argument("method")
     s.add_argument("path")

@@ -250,6 +250,36 @@ class BridgeClient:
                 return status
             time.sleep(0.2)
 
+    # -- the control lease and the audit trail ----------------------------------------------
+
+    def control_lease(self) -> dict[str, Any]:
+        """Who holds the control lease: {"lease": {holder, expires_at, ...} or None, "you"}."""
+        return cast(dict[str, Any], self.get("/control/lease"))
+
+    def take_lease(
+        self, ttl: float | None = None, force: bool | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Take (or renew) the control lease for `ttl` seconds: others' control requests get
+        409 `lease_held` until it ends. Held by another: 409 unless `force` with a `reason`."""
+        return self._object("/control/lease", given(ttl=ttl, force=force, reason=reason))
+
+    def release_lease(self) -> dict[str, Any]:
+        """Give the control lease back ({"released": false} when nobody held it)."""
+        return self._object("/control/release")
+
+    def audit(
+        self,
+        since: int | None = None,
+        agent: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+        wait: float | None = None,
+    ) -> dict[str, Any]:
+        """Audit records numbered above `since` ({"records", "next", "latest", "dropped"}):
+        only `agent`'s, only of `kind` (an operation, `change`, `control` or `lease`)."""
+        page = self.get("/audit", since=since, agent=agent, kind=kind, limit=limit, wait=wait)
+        return cast(dict[str, Any], page)
+
     # -- breakpoints ----------------------------------------------------------------------
 
     def set_breakpoints(self, path: str, lines: Iterable[int]) -> list[Breakpoint]:

@@ -25,7 +25,7 @@ from pydantic_core import to_jsonable_python
 from sidecar.agents import Agent, AgentRegistry, clean_agent_name
 from sidecar.errors import RequestError, SidecarError
 from sidecar.web import guard
-from sidecar.web.operation import ArgsT, BinaryForm, Bound, Caller, Operation
+from sidecar.web.operation import ArgsT, BinaryForm, Bound, Caller, CallPolicy, Operation
 from sidecar.web.operation import Handler as OperationHandler
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,11 @@ class Route:
 class RouteTable:
     """Every endpoint the bridge serves."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: CallPolicy | None = None) -> None:
         self._routes: list[Route] = []
         self._bound: dict[str, Bound[Any]] = {}
+        # Around every operation's call, REST and MCP (web/operation.py CallPolicy).
+        self.policy = policy
 
     def add(
         self,
@@ -106,7 +108,7 @@ class RouteTable:
         model (the 400 names the field), the handler called with them and the caller."""
         if operation.name in self._bound:
             raise ValueError(f"operation {operation.name} served twice")
-        bound = Bound(operation, handler)
+        bound = Bound(operation, handler, self.policy)
         self._bound[operation.name] = bound
 
         async def serve(request: web.Request) -> Any:

@@ -65,6 +65,15 @@ class Caller:
 
 Handler = Callable[[ArgsT, Caller], Awaitable[Any]]
 
+# What every call of every operation passes, REST and MCP alike (the composition root gives
+# it to the RouteTable): the operation, the arguments as sent, the caller, and the call
+# itself (parse, then handler) to await or not. Policies that hang on an operation's
+# `effect` (the control lease, the audit trail) live there, so an operation needs nothing
+# but its declaration to be under them.
+CallPolicy = Callable[
+    ["Operation[Any]", dict[str, Any], Caller, Callable[[], Awaitable[Any]]], Awaitable[Any]
+]
+
 
 @dataclass(frozen=True)
 class BinaryForm:
@@ -169,6 +178,12 @@ class Bound(Generic[ArgsT]):
 
     operation: Operation[ArgsT]
     handler: Handler[ArgsT]
+    policy: CallPolicy | None = None
 
     async def call(self, raw: dict[str, Any], caller: Caller, *, from_query: bool = False) -> Any:
-        return await self.handler(self.operation.parse(raw, from_query=from_query), caller)
+        async def run() -> Any:
+            return await self.handler(self.operation.parse(raw, from_query=from_query), caller)
+
+        if self.policy is None:
+            return await run()
+        return await self.policy(self.operation, raw, caller, run)
