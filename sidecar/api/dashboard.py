@@ -2,7 +2,8 @@
 
 The page (dashboard.html, plain HTML and JavaScript, no build step) polls the state
 once a second: the services, connected agents and MCP sessions, breakpoints, recent
-debug events and diagnostics counts. Everything here only reads.
+debug events and diagnostics counts, the control lease's holder and the latest audit
+records. Everything here only reads.
 
 Its live game panel reads the game's own endpoints directly (/game/screenshot,
 /game/tree, /game/errors), and only while someone watches: the page is visible and,
@@ -23,6 +24,7 @@ from sidecar.web.http import RouteTable
 from sidecar.web.operation import Answer, Arguments, Caller, Operation
 
 DEFAULT_EVENTS = 30
+AUDIT_ROWS = 20
 MAX_EVENTS = 500
 # LSP DiagnosticSeverity
 ERROR, WARNING = 1, 2
@@ -61,11 +63,18 @@ class _Lsp(Protocol):
     def documents(self) -> DocumentStore: ...
 
 
+class _Control(Protocol):
+    def newest(self, count: int) -> list[dict[str, Any]]: ...
+
+
 class DashboardSource(Protocol):
     """What the dashboard reads of `app.Sidecar`."""
 
     @property
     def dap_session(self) -> _Dap: ...
+
+    @property
+    def control(self) -> _Control: ...
 
     @property
     def lsp_session(self) -> _Lsp: ...
@@ -105,6 +114,9 @@ class DashboardState(Answer):
     mcp_sessions: list[dict[str, Any]] = Field(description="MCP sessions that called a tool")
     game: GameRun = Field(
         description="whether a game runs: the page asks for its screenshot and tree only then"
+    )
+    audit: list[dict[str, Any]] = Field(
+        description=f"the latest {AUDIT_ROWS} audit records, newest first (GET /audit)"
     )
 
 
@@ -158,6 +170,7 @@ async def state(
         "diagnostics": diagnostics_counts(documents),
         "mcp_sessions": mcp_sessions(),
         "game": game_run(source.dap_session),
+        "audit": source.control.newest(AUDIT_ROWS),
     }
 
 
