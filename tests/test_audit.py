@@ -110,13 +110,13 @@ def test_issue_14_a_record_is_cheap(tmp_path: Path) -> None:
 def test_issue_14_an_edit_is_audited_with_its_hashes(editor: Editor) -> None:
     path = "res://demo/zz_audit.gd"
     first = "extends Node\n"
-    wrote = ok_json(editor, "POST", "/edit/applyChanges", {"path": path, "text": first}, AGENT)
+    wrote = ok_json(editor, "POST", "/edit/applyChanges", {"uri": path, "text": first}, AGENT)
     second = "extends Node\n# changed by the auditor\n"
-    body = {"path": path, "text": second, "expected_sha256": wrote["sha256"]}
+    body = {"uri": path, "text": second, "expected_sha256": wrote["sha256"]}
     ok_json(editor, "POST", "/edit/applyChanges", body, AGENT)
     stale = call_json(editor, "POST", "/edit/applyChanges", body, AGENT)
     assert stale[0] == 409
-    ok_json(editor, "GET", "/edit/read?path=" + path, agent=AGENT)  # reads are not audited
+    ok_json(editor, "GET", "/edit/read?uri=" + path, agent=AGENT)  # reads are not audited
 
     records = ok_json(editor, "GET", f"/audit?agent={AGENT}&kind=apply_changes", agent=AGENT)
     created, changed, refused = records["records"][-3:]
@@ -131,7 +131,7 @@ def test_issue_14_an_edit_is_audited_with_its_hashes(editor: Editor) -> None:
 
 
 def test_issue_14_the_trail_survives_a_sidecar_restart(editor: Editor) -> None:
-    status = ok_json(editor, "GET", "/status", agent=AGENT)
+    status = editor.wait_until_ready()
     before_pid = status["sidecar"]["pid"]
     mark = f"restart-{time.time()}"
     body = {"source": {"path": "res://demo/main.gd"}, "breakpoints": [], "zz_mark": mark}
@@ -149,6 +149,7 @@ def test_issue_14_the_trail_survives_a_sidecar_restart(editor: Editor) -> None:
 
     again = ok_json(editor, "GET", f"/audit?since={written['seq'] - 1}&agent={AGENT}", agent=AGENT)
     assert again["records"][0] == written
+    editor.wait_until_ready()
     ok_json(editor, "POST", "/debug/setBreakpoints", body, AGENT)  # numbered on
     latest = ok_json(editor, "GET", f"/audit?since={written['seq']}&agent={AGENT}", agent=AGENT)
     assert latest["records"][-1]["seq"] > written["seq"]

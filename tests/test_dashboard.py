@@ -479,3 +479,40 @@ def screenshot_json(editor: Editor) -> tuple[int, Any]:
         return reply.status, json.loads(reply.read())
     finally:
         conn.close()
+
+
+# --- issue 14: the control lease's holder and the audit trail ------------------------------
+
+EVIL_AGENT = "<img src=x onerror=pwned=4>holder"
+
+
+def test_issue_14_dashboard_shows_the_lease_holder_and_the_audit_trail(
+    editor: Editor, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    from harness import call_json
+
+    holder = BridgeClient(editor.base_url, agent=EVIL_AGENT, timeout=30)
+    assert holder.wait_ready(60)["overall_ready"]
+    open_dashboard(browser, editor)
+    wait_text(browser, "#control", "control open")
+    holder.take_lease(60)
+    try:
+        # Another agent's control request is refused: a row of the trail.
+        status, refused = call_json(editor, "POST", "/debug/terminate", {}, "dashboard-bob")
+        assert status == 409 and refused["error"]["code"] == "lease_held", refused
+        assert wait_text(browser, "#control", "control: ") == f"control: {EVIL_AGENT}"
+        lease = wait_text(browser, "#lease", "held by ")
+        assert lease.startswith(f"held by {EVIL_AGENT} until ") and "s left" in lease
+        trail = wait_text(browser, "#audit", "409 lease_held")
+        assert "dashboard-bob" in trail and "terminate" in trail
+        assert f"lease taken ({EVIL_AGENT})" in trail and "take_lease" in trail
+        # The agent's name is text: no element made of it, nothing of it run.
+        assert browser.find_elements(By.CSS_SELECTOR, "#control img, #lease img, #audit img") == []
+        assert browser.execute_script("return typeof window.pwned") == "undefined"
+        shot = tmp_path / "dashboard-lease.png"
+        assert browser.save_screenshot(str(shot))
+        print(f"\ndashboard screenshot: {shot}")
+    finally:
+        holder.release_lease()
+    wait_text(browser, "#control", "control open")
+    wait_text(browser, "#audit", "release_lease")
