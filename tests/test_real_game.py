@@ -509,3 +509,51 @@ def test_issue_13_real_game_screenshot_shows_the_scene(running: Editor, game_tmp
         assert Image.open(io.BytesIO(resp.read())).size == WINDOW
     assert not list(game_tmp.glob("scr-*.png"))  # the bridge leaves no file behind
     assert "--headless" not in game_processes(running)[0].cmdline()
+
+
+# --- issue 14: two agents, one holding the controls ----------------------------------------
+
+
+def test_issue_14_real_game_lease_contention(creeps: Editor) -> None:
+    """A takes the control lease and launches the game; B's control requests are refused
+    naming A and when the lease ends, while B reads the game's tree and nodes."""
+    pilot, watcher = "creeps-pilot", "creeps-watcher-b"
+
+    def as_(agent: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return call_json(creeps, method, path, body, agent)
+
+    status, taken = as_(pilot, "POST", "/control/lease", {"ttl": 120})
+    assert status == 200 and taken["result"]["holder"] == pilot, taken
+    try:
+        for _attempt in range(3):  # Godot's adapter may miss the liveness probe under load
+            status, launched = as_(pilot, "POST", "/debug/launch", {"scene": "main"})
+            if status != 503:
+                break
+            creeps.wait_until_ready()
+        assert status == 200, launched
+        wait_for_main(creeps)
+
+        for path in ("/debug/pause", "/debug/terminate", "/debug/launch"):
+            status, refused = as_(watcher, "POST", path, {"scene": "main"})
+            assert status == 409, (path, refused)
+            error = refused["error"]
+            assert (error["code"], error["holder"]) == ("lease_held", pilot), refused
+            assert 0 < error["expires_in_s"] <= 120, refused
+        assert ok_json(creeps, "GET", "/status", agent=watcher)["control"]["holder"] == pilot
+
+        # Reading stays open to the watcher: the tree and a node of the running game.
+        status, tree = as_(watcher, "GET", query("/game/tree", depth=2))
+        assert status == 200, tree
+        main = child(tree["result"]["root"], "Main")
+        assert [c["name"] for c in main["children"]] == MAIN_CHILDREN
+        status, player = as_(watcher, "POST", "/game/node", {"path": "Main/Player"})
+        assert status == 200 and player["result"]["script"] == "res://player.gd", player
+        assert game_processes(creeps), "the watcher's refused terminate ended the game"
+
+        trail = ok_json(creeps, "GET", query("/audit", agent=watcher), agent=pilot)["records"]
+        assert [r["outcome"].get("code") for r in trail[-3:]] == ["lease_held"] * 3
+    finally:
+        as_(pilot, "POST", "/control/release", {})
+    # Released: the watcher's control works again.
+    assert as_(watcher, "POST", "/debug/terminate", {})[0] == 200
+    terminate(creeps)
