@@ -14,7 +14,15 @@ from pathlib import Path
 
 from harness import REPO, Editor, call_json, ok_json
 
-from sidecar.control.audit import FILE, OLDER, AuditLog, audit_path, bounded, result_summary
+from sidecar.control.audit import (
+    FILE,
+    MAX_LINE,
+    OLDER,
+    AuditLog,
+    audit_path,
+    bounded,
+    result_summary,
+)
 
 AGENT = "auditor"
 
@@ -58,6 +66,16 @@ def test_issue_14_big_arguments_are_cut_to_head_length_and_hash() -> None:
     # An answer's plain fields (an edit's hashes), not its bulk.
     answer = {"sha256": "b" * 64, "previous_sha256": "a" * 64, "diagnostics": [1, 2], "ok": True}
     assert result_summary(answer) == {"sha256": "b" * 64, "previous_sha256": "a" * 64, "ok": True}
+
+
+def test_issue_14_a_record_is_one_bounded_line(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / FILE)
+    many = {f"field{i}": {f"k{j}": "v" * 150 for j in range(40)} for i in range(40)}
+    rec = log.record(agent="alice", operation="launch", effect="control", args=many)
+    assert str(rec["args"]).startswith("… [arguments of ")
+    log.record(agent="alice", operation="launch", effect="control", args={"scene": "main"})
+    lines = (tmp_path / FILE).read_bytes().splitlines()
+    assert len(lines) == 2 and all(len(line) < MAX_LINE for line in lines)
 
 
 def test_issue_14_the_file_is_bounded_and_read_back(tmp_path: Path) -> None:

@@ -360,6 +360,8 @@ class DebugEvent(Answer):
         description="DAP event: stopped, output, process, breakpoint, terminated, exited, ...; "
         "and the bridge's own: breakpoints_cleared, service_disconnected (POST "
         "/disconnect: `service`, `by`, `reason`, `forced`, `others`, `reconnect_in_s`), "
+        "lease (the control lease: `action` taken, renewed, forced, released, expired or "
+        "dropped, `holder`, `by`, `expires_at`, `previous`, `reason`), "
         "`stopped` with reason `recovered` and `terminated` with reason `inferred`"
     )
     body: dict[str, Any] = Field(

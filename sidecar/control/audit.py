@@ -45,6 +45,8 @@ MAX_TEXT = 200
 MAX_ITEMS = 20
 MAX_DEPTH = 4
 MAX_RESULT_FIELDS = 12
+# The longest line a record may take (a request's body may be 1 MiB of small fields).
+MAX_LINE = 16 * 1024
 
 Record = dict[str, Any]
 
@@ -147,17 +149,20 @@ class AuditLog:
             rec["lease"] = lease
         if ms is not None:
             rec["ms"] = round(ms, 1)
+        line = _line(rec)
+        if len(line) > MAX_LINE:  # many small fields: only how many bytes they took
+            rec["args"] = f"… [arguments of {len(line)} bytes in a record, cut]"
+            line = _line(rec)
         self._records.append(rec)
-        self._write(rec)
+        self._write(line)
         if self._changed is not None:
             self._changed.set()
             self._changed = None
         return rec
 
-    def _write(self, rec: Record) -> None:
+    def _write(self, line: bytes) -> None:
         if self.path is None:
             return
-        line = (json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
         try:
             if self._fd is not None and self._size + len(line) > self.max_bytes:
                 self._rotate()
@@ -257,6 +262,10 @@ class AuditLog:
         """The latest `count` records, newest first."""
         self.load()
         return list(reversed(list(self._records)[-count:])) if count > 0 else []
+
+
+def _line(rec: Record) -> bytes:
+    return (json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
 def matches(rec: Record, agent: str | None, kind: str | None) -> bool:
