@@ -6,6 +6,7 @@ editor and its launched demo game."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import time
 from collections.abc import Iterator
@@ -412,3 +413,26 @@ def _stack(agent: str) -> list[dict[str, Any]]:
             return last[1]["result"]["stackFrames"]  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise AssertionError(f"no stack: {last}")
+
+
+def test_issue_14_a_lease_without_agent_id_ends_with_its_connection(shared: Editor) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", shared.bridge_port, timeout=30)
+    try:
+        conn.request("POST", "/control/lease", body=b'{"ttl": 120}', headers=JSON_HEADERS)
+        taken = json.loads(conn.getresponse().read())["result"]
+        holder = taken["holder"]
+        assert holder.startswith("client-") and taken["connection_scoped"] is True, taken
+        assert "ends when it closes" in taken["warning"]
+        status, refused = as_(B, "POST", "/debug/terminate", {})
+        assert status == 409 and refused["error"]["holder"] == holder, refused
+    finally:
+        conn.close()
+    deadline = time.monotonic() + 15
+    while (lease := as_(B, "GET", "/control/lease")[1]["result"]["lease"]) is not None:
+        assert time.monotonic() < deadline, f"the lease outlived its connection: {lease}"
+        time.sleep(0.2)
+    dropped = ok_json(shared, "GET", "/audit?kind=lease_dropped", agent=B)["records"][-1]
+    assert dropped["agent"] == holder and dropped["lease"]["action"] == "dropped"
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}

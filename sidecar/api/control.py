@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import to_jsonable_python
 
 from sidecar.agents import Agent
@@ -73,6 +73,14 @@ class LeaseAnswer(Answer):
 
 
 class TakeLeaseArguments(Arguments):
+    # A forced take-over names its reason: said in the schema, so documents and fuzzers know.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"force": {"const": True}}, "required": ["force"]},
+            "then": {"required": ["reason"], "properties": {"reason": {"type": "string"}}},
+        }
+    )
+
     ttl: float = Field(
         DEFAULT_TTL,
         ge=MIN_TTL,
@@ -86,8 +94,16 @@ class TakeLeaseArguments(Arguments):
     reason: str | None = Field(
         None,
         max_length=500,
+        json_schema_extra={"pattern": r"\S"},  # not blank (checked below, said nicely)
         description="why: required with `force`, announced and audited",
     )
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, reason: str | None) -> str | None:
+        if reason is not None and not reason.strip():
+            raise ValueError("must say something (not only spaces)")
+        return reason
 
 
 class LeaseTaken(LeaseState):
