@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -54,6 +55,17 @@ class FakeAddon:
                 got += frame["data"]
         return got
 
+    async def whole_response(self, client_id: int, timeout: float = 5.0) -> bytes:
+        """One whole HTTP response for `client_id`: its head and Content-Length bytes."""
+        got = await self.response_bytes(client_id, b"\r\n\r\n", timeout)
+        head, _, body = got.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+        while len(body) < length:
+            frame = await self.next_frame(timeout)
+            if frame["op"] == "data" and frame["id"] == client_id:
+                body += frame["data"]
+        return head + b"\r\n\r\n" + body
+
 
 @asynccontextmanager
 async def linked(max_clients: int = 7, clients: list | None = None) -> AsyncIterator[FakeAddon]:
@@ -96,7 +108,7 @@ async def test_request_on_a_virtual_connection_is_answered_on_it() -> None:
     async with linked(clients=[[5, "127.0.0.1:40000"]]) as addon:
         addon.send(op="open", id=1, peer="127.0.0.1:40001")
         addon.send(op="data", id=1, data=GET_STATUS)
-        raw = await addon.response_bytes(1, b"}}")
+        raw = await addon.whole_response(1)
         assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b'"active":2' in raw and b'"max":7' in raw
 
@@ -135,13 +147,13 @@ async def test_clients_are_kept_apart_and_closed_ones_leave_status() -> None:
         addon.send(op="close", id=10, reason="agent closed")
         req = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Agent-Id: eleven\r\n\r\n"
         addon.send(op="data", id=11, data=req)
-        raw = await addon.response_bytes(11, b"}}")
+        raw = await addon.whole_response(11)
         assert b'"active":1' in raw
         assert b'"agent":"eleven"' in raw
         # Bytes for a client that is gone are dropped, not answered on someone else.
         addon.send(op="data", id=10, data=GET_STATUS)
         addon.send(op="data", id=11, data=GET_STATUS)
-        raw = await addon.response_bytes(11, b"}}")
+        raw = await addon.whole_response(11)
         assert raw.count(b"HTTP/1.1 200") == 1
 
 
