@@ -21,8 +21,8 @@ extends Node2D
 @export var clicks: int = 0
 ## Wheel notches seen (down counts up, up counts down).
 @export var wheel: int = 0
-## Whether Input.is_key_pressed(KEY_A) was true in the last _process.
-@export var a_held: bool = false
+## Frames in which Input.is_key_pressed(KEY_A) was true.
+@export var a_frames: int = 0
 
 
 func _process(delta: float) -> void:
@@ -31,7 +31,8 @@ func _process(delta: float) -> void:
 	if Input.is_action_pressed("ui_right"):
 		right_frames += 1
 		right_strength = Input.get_action_strength("ui_right")
-	a_held = Input.is_key_pressed(KEY_A)
+	if Input.is_key_pressed(KEY_A):
+		a_frames += 1
 
 
 func _input(event: InputEvent) -> void:
@@ -77,6 +78,7 @@ static func describe(event: InputEvent) -> String:
 func reset() -> bool:
 	right_frames = 0
 	right_strength = 0.0
+	a_frames = 0
 	seen_input.clear()
 	seen_unhandled.clear()
 	typed = ""

@@ -533,7 +533,10 @@ static func _key_event(code: int, pressed: bool, step: Dictionary) -> InputEvent
 	event.alt_pressed = bool(step.get("alt", false)) or bool(code & KEY_MASK_ALT)
 	event.meta_pressed = bool(step.get("meta", false)) or bool(code & KEY_MASK_META)
 	var text: String = OS.get_keycode_string(key)
-	if pressed and text.length() == 1 and not (event.ctrl_pressed or event.alt_pressed):
+	var plain_key: bool = (
+		event.keycode != KEY_NONE and not (event.ctrl_pressed or event.alt_pressed)
+	)
+	if pressed and plain_key and text.length() == 1:
 		event.unicode = (text if event.shift_pressed else text.to_lower()).unicode_at(0)
 	return event
 
