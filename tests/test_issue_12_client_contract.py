@@ -88,6 +88,10 @@ SAMPLES: dict[str, Any] = {
     "names": "zz_monitor",
     "history": 3,
     "max_width": 321,
+    "steps": [{"type": "wait", "frames": 7}],
+    "screenshot": True,
+    "property": "zz_property_name",
+    "value": {"zz": 23},
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs
