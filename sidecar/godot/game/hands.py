@@ -158,15 +158,17 @@ class GameHands:
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         deadline = loop.time() + READY_WAIT
+        attempts = 0
         try:
             while True:
-                for file in files:
-                    await self._session.put_msg(
-                        agent, LIVE_SET_ROOT, ["/root", file], "", timeout=0.0
-                    )
-                    await self._session.put_msg(
-                        agent, LIVE_INSTANTIATE, [".", HANDS_SCENE, HANDS_NAME], "", timeout=0.0
-                    )
+                # One scene file at a time (the hands are instantiated under every instance
+                # of it, and all but one leave): the next one when no `ready` came.
+                file = files[attempts % len(files)]
+                attempts += 1
+                await self._session.put_msg(agent, LIVE_SET_ROOT, ["/root", file], "", timeout=0.0)
+                await self._session.put_msg(
+                    agent, LIVE_INSTANTIATE, [".", HANDS_SCENE, HANDS_NAME], "", timeout=0.0
+                )
                 pause = min(INJECT_AGAIN, deadline - loop.time())
                 with contextlib.suppress(PeerTimeout):
                     return await self._until(self._ready, pause, LIVE_INSTANTIATE)
