@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from sidecar.api.game import GameValue, absolute
 from sidecar.api.game_screenshot import (
@@ -36,8 +36,6 @@ from sidecar.web.operation import Answer, Arguments, Caller, Operation
 MAX_STEPS = 100
 MAX_STEP_FRAMES = 600  # one hold or wait: 10 s at 60 fps
 MAX_STEP_MS = 10_000
-MAX_TOTAL_FRAMES = 1800  # the frames all the steps of one request hold and wait
-MAX_TOTAL_MS = 30_000
 MAX_TEXT = 500
 MAX_EXPRESSION = 4000
 # A game may run slowly (software rendering, busy cores): the bridge waits this long per
@@ -46,11 +44,38 @@ SECONDS_PER_FRAME = 0.1
 
 StepType = Literal["action", "key", "mouse_button", "mouse_motion", "wheel", "text", "wait"]
 _HOLDS = ("action", "key", "mouse_button", "wheel")  # a press the step can hold for frames
-# What each step type needs, besides `type`.
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "action": ("action",),
-    "key": ("key",),
-    "text": ("text",),
+
+
+def _given(name: str, json_type: str) -> dict[str, Any]:
+    """JSON Schema for "`name` is there and not null" (null is taken as absent)."""
+    return {"required": [name], "properties": {name: {"type": json_type}}}
+
+
+def _of_type(kinds: tuple[str, ...], needs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON Schema for a step of one of `kinds`, with what it `needs` besides."""
+    branch: dict[str, Any] = {"properties": {"type": {"enum": list(kinds)}}}
+    for key, value in (needs or {}).items():
+        if key == "properties":
+            branch["properties"].update(value)
+        else:
+            branch[key] = value
+    return branch
+
+
+# What each step type needs besides `type`, as the document says it (the model validator
+# below says the same to an agent, naming the field).
+_STEP_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        _of_type(("action",), _given("action", "string")),
+        _of_type(("key",), _given("key", "string")),
+        _of_type(("text",), _given("text", "string")),
+        _of_type(("mouse_button", "wheel")),
+        _of_type(
+            ("mouse_motion",),
+            {"anyOf": [_given("position", "object"), _given("relative", "object")]},
+        ),
+        _of_type(("wait",), {"anyOf": [_given("frames", "integer"), _given("ms", "integer")]}),
+    ]
 }
 # The hands' failures an agent may see beyond the common game ones.
 _GAME = (
@@ -79,6 +104,10 @@ class Point(Arguments):
 
 
 class InputStep(Arguments):
+    """One step; the fields its `type` does not use are ignored."""
+
+    model_config = ConfigDict(json_schema_extra=_STEP_SCHEMA)
+
     type: StepType = Field(
         description="`action` (an input action of the game's InputMap), `key`, "
         "`mouse_button`, `mouse_motion`, `wheel`, `text` (typed characters) or `wait`",
@@ -147,7 +176,7 @@ class InputStep(Arguments):
         ge=1,
         le=MAX_STEP_FRAMES,
         description="a press without `pressed`: the frames it is held (default 1); `wait`: "
-        "frames to wait",
+        "frames to wait (ignored with `pressed`)",
         examples=[30],
     )
     ms: int | None = Field(
@@ -159,8 +188,7 @@ class InputArguments(Arguments):
     steps: list[InputStep] = Field(
         min_length=1,
         max_length=MAX_STEPS,
-        description=f"what to do, in order (at most {MAX_STEPS}; holds and waits at most "
-        f"{MAX_TOTAL_FRAMES} frames and {MAX_TOTAL_MS} ms in all)",
+        description=f"what to do, in order (at most {MAX_STEPS})",
         examples=[[{"type": "action", "action": "ui_right", "frames": 30}]],
     )
     screenshot: bool = Field(
@@ -169,6 +197,30 @@ class InputArguments(Arguments):
     max_width: int | None = Field(
         None, ge=MIN_WIDTH, description="the screenshot scaled down to at most this wide"
     )
+
+    @model_validator(mode="after")
+    def _steps_complete(self) -> InputArguments:
+        for index, step in enumerate(self.steps):
+            missing = step_lacks(step)
+            if missing is not None:
+                field, why = missing
+                raise RequestError(
+                    f"missing field 'steps[{index}].{field}' ({why})",
+                    code="missing_field",
+                    details={"field": f"steps[{index}].{field}"},
+                )
+        return self
+
+    def waits(self) -> tuple[int, int]:
+        """The frames and milliseconds the steps hold and wait in all."""
+        frames = ms = 0
+        for step in self.steps:
+            if step.type in _HOLDS and step.pressed is None:
+                frames += step.frames or 1
+            elif step.type == "wait":
+                frames += step.frames or 0
+                ms += step.ms or 0
+        return frames, ms
 
 
 class NodeTarget(Arguments):
@@ -193,6 +245,10 @@ class EvaluateArguments(NodeTarget):
 
 
 class SetPropertyArguments(NodeTarget):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [_given("path", "string"), _given("id", "string")]}
+    )
+
     property: str = Field(
         min_length=1,
         max_length=200,
@@ -206,6 +262,16 @@ class SetPropertyArguments(NodeTarget):
         "it works too): made into the property's own type in the game",
         examples=[{"x": 100, "y": 200}],
     )
+
+    @model_validator(mode="after")
+    def _named(self) -> SetPropertyArguments:
+        if self.path is None and self.id is None:
+            raise RequestError(
+                "missing field 'path' (or `id`): which node",
+                code="missing_field",
+                details={"field": "path"},
+            )
+        return self
 
 
 # -- answers -------------------------------------------------------------------------
@@ -304,62 +370,20 @@ def register(routes: RouteTable, session: DapSession, display: Callable[[], Game
     routes.serve(GAME_SET_PROPERTY, hands.set_property)
 
 
-# -- checks the models cannot make ----------------------------------------------------
+# -- checks -------------------------------------------------------------------------
 
 
-def check_steps(steps: list[InputStep]) -> tuple[int, int]:
-    """The frames and milliseconds the steps wait in all; a 400 naming the field of a step
-    that lacks what its type needs or has what it cannot use."""
-    frames = ms = 0
-    for index, step in enumerate(steps):
-        where = f"steps[{index}]"
-        for needed in _NEEDS.get(step.type, ()):
-            if getattr(step, needed) is None:
-                raise RequestError(
-                    f"missing field '{where}.{needed}' (a `{step.type}` step needs it)",
-                    code="missing_field",
-                    details={"field": f"{where}.{needed}"},
-                )
-        if step.type == "mouse_motion" and step.position is None and step.relative is None:
-            raise RequestError(
-                f"missing field '{where}.position' (a `mouse_motion` step needs `position` "
-                "or `relative`)",
-                code="missing_field",
-                details={"field": f"{where}.position"},
-            )
-        if step.type == "wait" and step.frames is None and step.ms is None:
-            raise RequestError(
-                f"missing field '{where}.frames' (a `wait` step needs `frames` or `ms`)",
-                code="missing_field",
-                details={"field": f"{where}.frames"},
-            )
-        if step.frames is not None and step.type not in (*_HOLDS, "wait"):
-            _unusable(where, "frames", step.type)
-        if step.frames is not None and step.pressed is not None:
-            _unusable(where, "frames", f"{step.type}` with `pressed")
-        if step.ms is not None and step.type != "wait":
-            _unusable(where, "ms", step.type)
-        if step.type in _HOLDS and step.pressed is None:
-            frames += step.frames or 1
-        elif step.type == "wait":
-            frames += step.frames or 0
-            ms += step.ms or 0
-    if frames > MAX_TOTAL_FRAMES or ms > MAX_TOTAL_MS:
-        raise RequestError(
-            f"field 'steps': the steps hold and wait {frames} frames and {ms} ms in all; at "
-            f"most {MAX_TOTAL_FRAMES} frames and {MAX_TOTAL_MS} ms a request (send several)",
-            code="invalid_field",
-            details={"field": "steps"},
-        )
-    return frames, ms
-
-
-def _unusable(where: str, field: str, kind: str) -> None:
-    raise RequestError(
-        f"field '{where}.{field}': a `{kind}` step does not take it",
-        code="invalid_field",
-        details={"field": f"{where}.{field}"},
-    )
+def step_lacks(step: InputStep) -> tuple[str, str] | None:
+    """The field a step's type needs and the step lacks, with why; None when complete."""
+    needs = {"action": "action", "key": "key", "text": "text"}
+    field = needs.get(step.type)
+    if field is not None and getattr(step, field) is None:
+        return field, f"a `{step.type}` step needs it"
+    if step.type == "mouse_motion" and step.position is None and step.relative is None:
+        return "position", "a `mouse_motion` step needs `position` or `relative`"
+    if step.type == "wait" and step.frames is None and step.ms is None:
+        return "frames", "a `wait` step needs `frames` or `ms`"
+    return None
 
 
 def _target(args: NodeTarget) -> dict[str, Any]:
@@ -382,7 +406,7 @@ class _Hands:
             raise RequestError("no game is running; POST /debug/launch first", code="not_running")
 
     async def input(self, args: InputArguments, caller: Caller) -> InputAnswer:
-        frames, ms = check_steps(args.steps)
+        frames, ms = args.waits()
         self._require_game()
         stop = self.session.stopped
         if stop is not None:
@@ -414,12 +438,6 @@ class _Hands:
         return {"type": value["type"], "value": value["value"], "self": done["self"]}
 
     async def set_property(self, args: SetPropertyArguments, caller: Caller) -> Any:
-        if args.path is None and args.id is None:
-            raise RequestError(
-                "missing field 'path' (or `id`): which node",
-                code="missing_field",
-                details={"field": "path"},
-            )
         self._require_game()
         request = {"property": args.property, "value": args.value, **_target(args)}
         done = await self.hands.call(caller.identity, "set_property", request, 0.0)
