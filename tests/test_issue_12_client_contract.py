@@ -112,7 +112,10 @@ CLIENT_CHOSEN: dict[tuple[str, str], str] = {
 
 # What a cross-field rule needs besides the required parameters (method → arguments), and
 # what it needs with a parameter ((method, parameter) → arguments).
-BASE: dict[str, dict[str, Any]] = {"apply_changes": {"text": "extends Node # zz base\n"}}
+BASE: dict[str, dict[str, Any]] = {
+    "apply_changes": {"text": "extends Node # zz base\n"},
+    "game_set_property": {"id": "4711"},  # which node: `path` or `id`
+}
 WITH: dict[tuple[str, str], dict[str, Any]] = {
     ("apply_changes", "edits"): {"text": None},  # exactly one of text and edits
     ("clear_breakpoints", "everyone"): {"path": SAMPLES["path"]},  # everyone's in one file
