@@ -286,6 +286,14 @@ def test_issue_14_set_property_is_live_and_never_saved(game: Editor) -> None:
         {"path": CONTROLLED, "property": "position:x", "value": 9},
     )
     assert part["new"] == {"type": "float", "value": 9.0}
+    red = ok_json(
+        game,
+        "POST",
+        "/game/set_property",
+        {"path": "Main/Marker", "property": "color", "value": "red"},
+    )
+    assert red["old"]["value"] == {"r": 1.0, "g": 0.0, "b": 1.0, "a": 1.0}
+    assert red["new"] == {"type": "Color", "value": {"r": 1.0, "g": 0.0, "b": 0.0, "a": 1.0}}
     back = {"type": "Vector2", "value": {"x": 400, "y": 300}}  # as /game/node answers it
     ok_json(
         game,
@@ -305,6 +313,12 @@ def test_issue_14_set_property_is_live_and_never_saved(game: Editor) -> None:
         ),
         (
             {"path": CONTROLLED, "property": "right_frames", "value": 1.5},
+            400,
+            "invalid_field",
+            "value",
+        ),
+        (
+            {"path": "Main/Marker", "property": "color", "value": "no colour"},
             400,
             "invalid_field",
             "value",

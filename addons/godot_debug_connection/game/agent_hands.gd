@@ -226,7 +226,10 @@ static func _from_json(value: Variant, target: int) -> Array:
 			return [type_convert(value, target)] if value is String else []
 		TYPE_COLOR:
 			if value is String:
-				return [Color.from_string(value, Color())] if Color.html_is_valid(value) else []
+				# "#0000ff", "0000ff" or a name ("red"); the sentinel says it was neither.
+				var unknown := Color(-1, -1, -1, -1)
+				var color: Color = Color.from_string(value, unknown)
+				return [] if color == unknown else [color]
 			return _math(value, target)
 		TYPE_OBJECT:
 			return _object(value)
