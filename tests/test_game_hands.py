@@ -15,11 +15,20 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from harness import Editor, call_json, latest_event, needs_xvfb, ok_json, wait_event
+from harness import (
+    Editor,
+    call_json,
+    latest_event,
+    make_demo_project,
+    needs_xvfb,
+    ok_json,
+    wait_event,
+)
 from PIL import Image
 
 from sidecar.api.game_hands import GAME_INPUT, GAME_SET_PROPERTY, MAX_STEPS, InputArguments
@@ -387,6 +396,29 @@ def test_issue_14_sequence_with_a_screenshot_and_a_live_colour(game: Editor) -> 
     )
     shot = ok_json(game, "GET", "/game/screenshot")
     assert near(png(shot).getpixel(centre), (255, 0, 255))
+
+
+def test_issue_14_input_reaches_a_headless_game(tmp_path: Path, godot_bin: str) -> None:
+    """Without any display (GODOT_BRIDGE_GAME_DISPLAY=off: the game runs --headless) the
+    injected input is seen all the same: Godot's headless display server flushes and
+    dispatches it as any other."""
+    ed = Editor(make_demo_project(tmp_path / "project"), env={"GODOT_BRIDGE_GAME_DISPLAY": "off"})
+    try:
+        ed.start()
+        wait_connected(ed)
+        ok_json(ed, "POST", "/debug/launch", {})
+        wait_for_main(ed)
+        assert ok_json(ed, "GET", "/status")["game_display"]["mode"] == "headless"
+        inject(
+            ed,
+            {"type": "action", "action": "ui_right", "frames": 5},
+            {"type": "text", "text": "ok"},
+        )
+        got = seen(ed)
+        assert got["right_frames"] == 5 and got["typed"] == "ok", got
+        assert "action ui_right pressed" in got["seen_unhandled"]
+    finally:
+        ed.stop()
 
 
 # -- units ---------------------------------------------------------------------------
