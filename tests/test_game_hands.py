@@ -417,6 +417,11 @@ def test_issue_14_input_reaches_a_headless_game(tmp_path: Path, godot_bin: str) 
         got = seen(ed)
         assert got["right_frames"] == 5 and got["typed"] == "ok", got
         assert "action ui_right pressed" in got["seen_unhandled"]
+        # A screenshot it cannot take is refused before the input is done.
+        body = {"steps": [{"type": "action", "action": "ui_right"}], "screenshot": True}
+        status, answer = call_json(ed, "POST", "/game/input", body)
+        assert (status, answer["error"]["code"]) == (409, "no_display"), answer
+        assert seen(ed)["right_frames"] == 5
     finally:
         ed.stop()
 

@@ -29,6 +29,7 @@ from sidecar.api.game_screenshot import (
 from sidecar.errors import RequestError
 from sidecar.godot.dap.session import DapSession
 from sidecar.godot.display import GameDisplay
+from sidecar.godot.game.channel import NO_DISPLAY_MESSAGE
 from sidecar.godot.game.hands import GameHands
 from sidecar.web.http import RouteTable
 from sidecar.web.operation import Answer, Arguments, Caller, Operation
@@ -415,6 +416,11 @@ class _Hands:
                 "it only while it runs; POST /debug/continue first",
                 code="conflict",
                 details={"reason": "game_stopped"},
+            )
+        if args.screenshot and self.screenshots.display().mode == "headless":
+            # Said before the input is done, not after: the agent can drop `screenshot`.
+            raise RequestError(
+                NO_DISPLAY_MESSAGE, code="no_display", details={"field": "screenshot"}
             )
         steps = [
             s.model_dump(exclude_none=True, exclude_defaults=True) | {"type": s.type}
