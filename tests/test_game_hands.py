@@ -575,5 +575,6 @@ def test_issue_14_silent_hands_are_a_bounded_wait(monkeypatch: pytest.MonkeyPatc
         hands.feed(READY, [json.dumps({"version": 1, "path": "/root/GodotBridgeHands"})])
         with pytest.raises(PeerTimeout):
             await hands.call("a", "evaluate", {"expression": "1"}, 0.0)
+        assert hands.info is None  # silent hands are put in again at the next call
 
     asyncio.run(run())

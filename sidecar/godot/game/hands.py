@@ -129,6 +129,11 @@ class GameHands:
         try:
             await self._session.put_msg(agent, f"gdbridge:{command}", [text], REPLY, timeout=0.0)
             answer = await self._until(future, ANSWER_WAIT + wait, f"gdbridge:{command}")
+        except PeerTimeout:
+            # Hands that stay silent may be gone (freed by the game, a game that replaced
+            # this one before its `set_pid` came): the next call puts them in again.
+            self.info = None
+            raise
         finally:
             self._pending.pop(request_id, None)
         if not answer.get("ok"):
