@@ -336,7 +336,9 @@ GAME_EVALUATE = Operation(
     description="A Godot `Expression` run in the game with the node at `path` (or `id`; "
     "default: the current scene) as `self`; answers the typed value. 422 `evaluate_failed` "
     "with Godot's message when it does not parse or fails; 404 for a node that is not "
-    "there. Works while the game runs and while it is stopped." + _HANDS_NOTE,
+    "there. Works while the game runs and while it is stopped. A reading operation (open to "
+    "everyone under a control lease): an expression that calls a method with side effects "
+    "has them all the same." + _HANDS_NOTE,
     arguments=EvaluateArguments,
     answer=EvaluateAnswer,
     errors=(*_GAME, "evaluate_failed"),
