@@ -13,12 +13,15 @@ import asyncio
 import base64
 import io
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import psutil
 import pytest
 from harness import (
     Editor,
@@ -422,6 +425,47 @@ def test_issue_14_input_reaches_a_headless_game(tmp_path: Path, godot_bin: str) 
         status, answer = call_json(ed, "POST", "/game/input", body)
         assert (status, answer["error"]["code"]) == (409, "no_display"), answer
         assert seen(ed)["right_frames"] == 5
+    finally:
+        ed.stop()
+
+
+def test_issue_14_hands_outlive_a_sidecar_restart(tmp_path: Path, godot_bin: str) -> None:
+    """A new sidecar knows nothing of the hands already in the running game: it puts them
+    in again, the second copy finds the first, has it say `ready` and leaves; one pair of
+    hands, the game's state untouched."""
+    ed = Editor(make_demo_project(tmp_path / "project"), env={"GODOT_BRIDGE_GAME_DISPLAY": "off"})
+    try:
+        ed.start()
+        wait_connected(ed)
+        ok_json(ed, "POST", "/debug/launch", {})
+        wait_for_main(ed)
+        ok_json(
+            ed, "POST", "/game/set_property", {"path": CONTROLLED, "property": "speed", "value": 9}
+        )
+        (old,) = ed.sidecar_pids()
+        os.kill(old, signal.SIGTERM)
+        psutil.wait_procs([psutil.Process(old)], timeout=20)
+        deadline = time.monotonic() + 60
+        while not (set(ed.sidecar_pids()) - {old}):
+            assert time.monotonic() < deadline, "no new sidecar"
+            time.sleep(0.2)
+        ed.wait_until_serving()
+        wait_connected(ed)
+        deadline = time.monotonic() + 30
+        while True:  # the new sidecar learns the game runs from its output (a tick a second)
+            status, answer = call_json(
+                ed, "POST", "/game/evaluate", {"expression": "speed", "path": CONTROLLED}
+            )
+            if status == 200:
+                break
+            assert status == 409 and time.monotonic() < deadline, answer
+            time.sleep(0.3)
+        assert answer["result"]["value"] == 9.0
+        tree = ok_json(ed, "GET", "/game/tree?depth=1")
+        hands = [c for c in tree["root"]["children"] if c["scene_file"] == HANDS_SCENE]
+        assert [h["path"] for h in hands] == ["/root/GodotBridgeHands"], tree
+        inject(ed, {"type": "action", "action": "ui_right", "frames": 3})
+        assert seen(ed)["right_frames"] == 3
     finally:
         ed.stop()
 
