@@ -17,6 +17,7 @@ from sidecar.api.debug import register as register_debug
 from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
 from sidecar.api.game import register as register_game
+from sidecar.api.game_hands import register as register_game_hands
 from sidecar.api.game_records import register as register_game_records
 from sidecar.api.game_screenshot import register as register_game_screenshot
 from sidecar.api.lsp import register as register_lsp
@@ -73,6 +74,7 @@ class Sidecar:
         register_game(self.routes, self.dap_session)
         register_game_records(self.routes, self.dap_session)
         register_game_screenshot(self.routes, self.dap_session, lambda: self.game_display.current)
+        register_game_hands(self.routes, self.dap_session, lambda: self.game_display.current)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         register_control(self.routes, self.control)
