@@ -199,6 +199,7 @@ class Sidecar:
             },
             "game": self.dap_session.game_records.summary(),
             "game_display": self.game_display.current.as_json(),
+            "lsp_requests": self.lsp_session.traffic(),
         }
 
     def _add_status_routes(self) -> None:

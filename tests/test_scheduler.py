@@ -1,11 +1,11 @@
-"""The DAP session's fair scheduler (sidecar/godot/dap/scheduler.py): agents take turns."""
+"""The fair scheduler (sidecar/godot/scheduler.py) of the DAP and LSP sessions."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-from sidecar.godot.dap.scheduler import FairScheduler
+from sidecar.godot.scheduler import FairScheduler
 
 
 async def test_fair_scheduler_takes_agents_in_turn() -> None:
@@ -51,3 +51,25 @@ async def test_fair_scheduler_survives_cancelled_waiters() -> None:
     await holder
     async with sched.slot("b"):
         pass  # the slot came back: nothing leaked
+
+
+async def test_issue_14_per_agent_cap_keeps_room_for_another_agent() -> None:
+    sched = FairScheduler(window=4, per_agent=2)
+    gate = asyncio.Event()
+    running: list[str] = []
+
+    async def work(agent: str) -> None:
+        async with sched.slot(agent):
+            running.append(agent)
+            await gate.wait()
+
+    burst = [asyncio.create_task(work("burst")) for _ in range(10)]
+    await asyncio.sleep(0)
+    assert running == ["burst", "burst"]  # its share, not the whole window
+    quiet = asyncio.create_task(work("quiet"))
+    await asyncio.sleep(0)
+    assert running[-1] == "quiet"  # went at once, no turn to wait for
+    assert (sched.in_flight, sched.waiting) == (3, 8)
+    gate.set()
+    await asyncio.gather(quiet, *burst)
+    assert (sched.in_flight, sched.waiting) == (0, 0)
