@@ -142,12 +142,17 @@ async def test_issue_14_a_read_nobody_waits_for_any_more_is_not_sent() -> None:
 
 async def test_issue_14_a_burst_does_not_starve_another_agent() -> None:
     turns, server = sharing(window=2, per_agent=1)
+    first = asyncio.create_task(turns.ask("quiet", HOVER, {"q": 0}))
+    await settle()
+    server.answer_all()
+    await first
     burst = [asyncio.create_task(turns.ask("burst", HOVER, {"n": i})) for i in range(100)]
     await settle()
     quiet = asyncio.create_task(turns.ask("quiet", HOVER, {"q": 1}))
     await settle()
-    # The burst holds one slot; the other was free for the quiet agent: sent at once.
-    assert server.params_received() == [{"n": 0}, {"q": 1}]
+    # The quiet agent asked a moment ago, so the burst holds one slot only; the other was
+    # free for the quiet agent's next request: sent at once.
+    assert server.params_received() == [{"q": 0}, {"n": 0}, {"q": 1}]
     server.answer_all()
     await quiet
     for task in burst:

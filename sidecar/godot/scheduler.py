@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import AsyncIterator
+
+# How long an agent counts as active after its last request (see FairScheduler.per_agent).
+RECENT = 1.0
 
 
 class FairScheduler:
@@ -15,18 +19,24 @@ class FairScheduler:
     fairness is decide the order: an agent with many requests queued gets one turn per
     round, not a place in front of everyone else.
 
-    `per_agent` (default: the whole window) caps one agent's requests in flight. Below the
-    window it keeps room free for another agent's request to go at once: Godot's language
-    server answers everything that arrived before an editor loop iteration in that
-    iteration, so a request that has to wait for a slot waits a whole iteration more.
+    `per_agent` (default: the whole window) caps one agent's requests in flight while another
+    agent is active (has a request in flight or queued, or asked within `recent` seconds).
+    Below the window it keeps room free for another agent's request to go at once: Godot's
+    language server answers everything that arrived before an editor loop iteration in that
+    iteration, so a request that has to wait for a slot waits a whole iteration more. An
+    agent alone has the whole window.
     """
 
-    def __init__(self, window: int = 4, per_agent: int | None = None) -> None:
+    def __init__(
+        self, window: int = 4, per_agent: int | None = None, recent: float = RECENT
+    ) -> None:
         self.window = max(1, window)
         self.per_agent = max(1, min(per_agent or self.window, self.window))
+        self.recent = recent
         self._busy = 0
         self._held: dict[str, int] = {}  # agent -> its requests in flight
         self._queues: dict[str, collections.deque[asyncio.Future[None]]] = {}
+        self._seen: dict[str, float] = {}  # agent -> when it last asked for a slot
 
     @contextlib.asynccontextmanager
     async def slot(self, agent: str) -> AsyncIterator[None]:
@@ -45,9 +55,15 @@ class FairScheduler:
         return self._busy
 
     async def _acquire(self, agent: str) -> None:
+        if self.per_agent < self.window:
+            self._seen[agent] = time.monotonic()
         # Whoever is queued and may go was granted already (_grant runs on every release),
         # so a free slot here belongs to this agent unless it has a queue of its own.
-        if self._busy < self.window and self._may_go(agent) and agent not in self._queues:
+        if (
+            self._busy < self.window
+            and agent not in self._queues
+            and self._may_go(agent, self._active())
+        ):
             self._take(agent)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -61,8 +77,18 @@ class FairScheduler:
                 self._forget(agent, future)
             raise
 
-    def _may_go(self, agent: str) -> bool:
-        return self._held.get(agent, 0) < self.per_agent
+    def _active(self) -> set[str]:
+        """The agents that have requests in flight or queued, or asked a moment ago."""
+        if self.per_agent >= self.window:
+            return set()  # no cap to apply: nothing to know
+        horizon = time.monotonic() - self.recent
+        for agent in [a for a, t in self._seen.items() if t < horizon]:
+            del self._seen[agent]
+        return set(self._seen) | set(self._held) | set(self._queues)
+
+    def _may_go(self, agent: str, active: set[str]) -> bool:
+        alone = not active or active == {agent}
+        return self._held.get(agent, 0) < (self.window if alone else self.per_agent)
 
     def _take(self, agent: str) -> None:
         self._busy += 1
@@ -87,8 +113,9 @@ class FairScheduler:
         self._grant()
 
     def _grant(self) -> None:
+        active = self._active()
         while self._busy < self.window:
-            agent = next((a for a in self._queues if self._may_go(a)), None)
+            agent = next((a for a in self._queues if self._may_go(a, active)), None)
             if agent is None:
                 return
             queue = self._queues.pop(agent)

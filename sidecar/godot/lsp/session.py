@@ -50,7 +50,7 @@ DEFAULT_COMPLETION_LIMIT = 100
 # works (and stalls the editor); room left over one agent's share lets another agent's
 # request go at once instead of an iteration later.
 LSP_WINDOW = 8
-LSP_PER_AGENT = 4
+LSP_PER_AGENT = 2
 # Who asks when the sidecar asks on its own behalf.
 SIDECAR_AGENT = "<sidecar>"
 
