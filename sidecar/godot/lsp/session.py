@@ -44,13 +44,13 @@ INITIALIZE_TIMEOUT = 60.0
 # for a notification that would come late.
 WORKSPACE_WAIT = 0.2
 DEFAULT_COMPLETION_LIMIT = 100
-# Requests in flight at Godot's language server, and for one agent (docs/BENCHMARKS.md,
-# "Issue 14: language-server fairness"). Godot answers every request that arrived before an
-# editor loop iteration in that iteration, so the window only bounds how much one iteration
-# works (and stalls the editor); room left over one agent's share lets another agent's
-# request go at once instead of an iteration later.
+# Requests in flight at Godot's language server, and for one agent while another agent is
+# active (docs/BENCHMARKS.md, "Issue 14: language-server fairness"). Godot answers every
+# request that arrived before an editor loop iteration in that iteration, so the window bounds
+# how much work one iteration does (and how long it stalls the editor); the room left over a
+# busy agent's share lets another agent's request go at once instead of an iteration later.
 LSP_WINDOW = 8
-LSP_PER_AGENT = 2
+LSP_PER_AGENT = 1
 # Who asks when the sidecar asks on its own behalf.
 SIDECAR_AGENT = "<sidecar>"
 
