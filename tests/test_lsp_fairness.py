@@ -230,10 +230,10 @@ def test_issue_14_an_edit_between_identical_hovers_makes_a_second_request(
                 wait_until(
                     "the first hover went", lambda: traffic(sidecar)["sent"] > before["sent"]
                 )
-                change = {
-                    "textDocument": {"uri": MAIN},
-                    "contentChanges": [{"text": text + "\n# edited\n"}],
-                }
+                # The hovered variable changes type: the answer after the edit must say so.
+                edited = text.replace("var counter: int = 0", "var counter: float = 0.5")
+                assert edited != text
+                change = {"textDocument": {"uri": MAIN}, "contentChanges": [{"text": edited}]}
                 status, _ = call_json(sidecar.base, "POST", "/lsp/didChange", change, "editor")
                 assert status == 200
                 second = pool.submit(_hover, sidecar, body, "reader-2")
@@ -249,6 +249,11 @@ def test_issue_14_an_edit_between_identical_hovers_makes_a_second_request(
             answers = [f.result(60) for f in (first, second, third)]
         assert all(status == 200 for status, _ in answers), answers
         assert traffic(sidecar)["sent"] - before["sent"] == 2
+        # Each answered against the text it was asked at: the edit was on the wire before
+        # the second hover, never behind it.
+        shown = [json.dumps(answer["result"]) for _, answer in answers]
+        assert "int" in shown[0] and "float" not in shown[0], shown[0]
+        assert "float" in shown[1] and shown[2] == shown[1], shown[1]
     finally:
         close = {"textDocument": {"uri": MAIN}}
         call_json(sidecar.base, "POST", "/lsp/didClose", close, "editor")

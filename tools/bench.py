@@ -1250,10 +1250,15 @@ def bench_burst(plan: Plan, l1: Figure, editor: Editor) -> None:
     ]
 
 
-async def _same_hover(port: int, project: Path, agents: int) -> tuple[float, list[int]]:
+async def _same_hover(
+    port: int, project: Path, agents: int, same: bool = True
+) -> tuple[float, list[int]]:
+    """`agents` agents asking a hover at the same moment: the same one, or (`same` False, the
+    comparison) each another one; the time until all are answered and their statuses."""
     position = position_of(project, HOVER_ON, 1)
+    positions = [position] * agents if same else burst_positions(project, agents)
     streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(agents)]
-    requests = [hover_request(port, position, f"agent-{k}") for k in range(agents)]
+    requests = [hover_request(port, p, f"agent-{k}") for k, p in enumerate(positions)]
     await asyncio.sleep(0.2)  # every connection taken by the bridge before the moment
     t0 = time.perf_counter()
     for (_, writer), req in zip(streams, requests, strict=True):
@@ -1267,10 +1272,15 @@ async def _same_hover(port: int, project: Path, agents: int) -> tuple[float, lis
 
 def bench_same_hover(plan: Plan, l2: Figure, editor: Editor) -> None:
     say(f"\nL2: {AGENTS - 1} agents asking the same /lsp/hover at the same moment")
-    alls, ones, sents = [], [], []
+    alls, ones, sents, others = [], [], [], []
     for run in range(plan.runs):
         settle()
         one = pct(quiet_alone_ms(editor.bridge_port, editor.project, plan.hover_n), 0.5)
+        time.sleep(0.5)
+        other, _ = asyncio.run(
+            _same_hover(editor.bridge_port, editor.project, AGENTS - 1, same=False)
+        )
+        others.append(other * 1000)
         time.sleep(0.5)
         before = lsp_traffic(editor.bridge_port)
         # One agent fewer than the bridge's limit: /status needs a connection of its own.
@@ -1286,12 +1296,14 @@ def bench_same_hover(plan: Plan, l2: Figure, editor: Editor) -> None:
         l2.ratios.append(alls[-1] / one)
         say(
             f"  run {run + 1}: all answered in {alls[-1]:.3f} ms | one hover p50 {one:.3f} ms "
-            f"| {sent} request(s) to Godot, {shared} answers shared"
+            f"| {sent} request(s) to Godot, {shared} answers shared | {AGENTS - 1} different "
+            f"hovers at once: {others[-1]:.3f} ms"
         )
     l2.raw = [
         f"all {AGENTS - 1} answered {fmt_runs(alls, ' ms')}",
         f"one hover p50 {fmt_runs(ones, ' ms')}",
         f"requests to Godot {fmt_runs(sents, '', 0)}",
+        f"{AGENTS - 1} different hovers at once {fmt_runs(others, ' ms')}",
     ]
 
 
