@@ -257,3 +257,29 @@ def test_issue_14_an_edit_between_identical_hovers_makes_a_second_request(
     finally:
         close = {"textDocument": {"uri": MAIN}}
         call_json(sidecar.base, "POST", "/lsp/didClose", close, "editor")
+
+
+def test_issue_14_identical_completions_are_one_request_cut_for_each_caller(
+    sidecar: Sidecar, godot: Godot
+) -> None:
+    """Godot's completion answer is shared; `limit` and `prefix` shape each caller's own copy."""
+    line, char = where(godot, "counter += 1", 0)
+    asks = {"short": at(MAIN, line, char, limit=1, prefix="add"), "long": at(MAIN, line, char)}
+
+    def complete(agent: str) -> tuple[int, Any]:
+        return call_json(sidecar.base, "POST", "/lsp/completion", asks[agent], agent, timeout=60)
+
+    before = traffic(sidecar)
+    with ThreadPoolExecutor(2) as pool:
+        with paused(godot):
+            short = pool.submit(complete, "short")
+            wait_until(
+                "the first completion went", lambda: traffic(sidecar)["sent"] > before["sent"]
+            )
+            long = pool.submit(complete, "long")
+            wait_until("the second joined", lambda: traffic(sidecar)["shared"] > before["shared"])
+        (s_status, s_answer), (l_status, l_answer) = short.result(60), long.result(60)
+    assert s_status == l_status == 200, (s_answer, l_answer)
+    assert [i["label"].split("(")[0] for i in s_answer["result"]["items"]] == ["add_numbers"]
+    assert len(l_answer["result"]["items"]) == 100 and l_answer["result"]["truncated"]
+    assert traffic(sidecar)["sent"] - before["sent"] == 1
