@@ -56,7 +56,10 @@ class LspRequests(Answer):
     in_flight: int = Field(description="requests Godot is working on now")
     waiting: int = Field(description="agents' requests queued for their turn")
     window: int = Field(description="most requests in flight at Godot")
-    per_agent: int = Field(description="most requests in flight for one agent")
+    per_agent: int = Field(
+        description="most requests in flight for one agent while another is active (alone: "
+        "the window)"
+    )
 
 
 class Status(Answer):
