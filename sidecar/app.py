@@ -217,6 +217,7 @@ class Sidecar:
             "game": self.dap_session.game_records.summary(),
             "game_display": self.game_display.current.as_json(),
             "control": self.control.status(),
+            "lsp_requests": self.lsp_session.traffic(),
         }
 
     def _add_status_routes(self) -> None:

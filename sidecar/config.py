@@ -23,6 +23,10 @@ class Config:
     # The editor that started us (the addon passes OS.get_process_id()): a port must be served
     # by this process before any handshake (sidecar/godot/identity.py). None: cannot be checked.
     editor_pid: int | None = None
+    # Requests in flight at Godot's language server, in all and for one agent; 0: the
+    # session's defaults (GODOT_BRIDGE_LSP_WINDOW / GODOT_BRIDGE_LSP_PER_AGENT, for measuring).
+    lsp_window: int = 0
+    lsp_per_agent: int = 0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -70,4 +74,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
         max_clients=args.max_clients,
         token=os.environ.get("GODOT_BRIDGE_TOKEN", "").strip(),
         editor_pid=args.editor_pid,
+        lsp_window=_env_int("GODOT_BRIDGE_LSP_WINDOW", 0),
+        lsp_per_agent=_env_int("GODOT_BRIDGE_LSP_PER_AGENT", 0),
     )

@@ -310,3 +310,23 @@ async def test_sidecar_never_writes_outside_documents(tmp_path: Any) -> None:
     store = DocumentStore(paths, FakeGodot().sink)
     await store.open(ProjectFile("n.gd"), "a", "x")
     assert not await asyncio.to_thread(os.path.exists, paths.path(ProjectFile("n.gd")))
+
+
+async def test_issue_14_every_notification_to_godot_counts_in_the_generation() -> None:
+    """The LSP session shares identical reads only at one generation: anything Godot was told
+    in between (here or in another document) makes the same question a new one."""
+    store, godot = _store()
+    seen = [store.generation]
+    await store.open(F, "alice", "x = 1\n")
+    seen.append(store.generation)
+    await store.open(F, "bob", "x = 1\n")  # joins the open document: Godot is told nothing
+    seen.append(store.generation)
+    await store.change(F, [{"text": "x = 2\n"}])
+    seen.append(store.generation)
+    await store.save(F)
+    seen.append(store.generation)
+    await store.close(F, "alice")
+    await store.close(F, "bob")
+    seen.append(store.generation)
+    assert seen == [0, 1, 1, 2, 3, 4]
+    assert store.generation == len(godot.sent)

@@ -7,6 +7,11 @@ straight on a DAP socket of the bench's own; G2 the scene tree of a 1,000-node g
 generated scene in the copy), time and bytes, through the bridge ÷ straight; G3 the time
 from the game's `push_error` to the record being read through a `/game/errors` long-poll.
 
+L1-L2 are issue 14's language-server fairness: L1 a quiet agent's hover p50 while another
+agent bursts 1,000 hovers ÷ its p50 alone; L2 99 agents asking the same hover at once (time
+until all are answered ÷ one hover p50, and how many requests reached Godot). `--lsp-windows`
+adds the sweep the LSP window was chosen from.
+
 Starts its own headless editors (and a sidecar served directly, the baseline of P1 and P4) on
 copies of the demo project, on free loopback ports, and stops every process it started, by pid.
 Each figure is the median of several runs. Not a test: it prints, it does not assert.
@@ -31,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,8 +110,11 @@ FIGURES = (
     Figure("G1", "screenshot p50, GET /game/screenshot (PNG) ÷ put_msg straight on DAP", 1.2),
     Figure("G2", "GET /game/tree p50 of a 1,000-node game, full depth ÷ put_msg straight", None),
     Figure("G3", "push_error → readable through a /game/errors long-poll, p50", 50, unit=" ms"),
+    Figure("L1", "quiet agent's /lsp/hover p50 during a 1,000-hover burst ÷ alone", 2.0),
+    Figure("L2", "99 agents' same /lsp/hover at once, all answered ÷ one hover p50", None),
 )
 GAME_FIGURES = ("G1", "G2", "G3")
+LSP_FIGURES = ("L1", "L2")
 
 
 def pct(times: list[float], q: float) -> float:
@@ -1090,6 +1099,269 @@ def bench_errors(plan: Plan, g3: Figure, editor: Editor) -> None:
         end_game(editor)
 
 
+# --- issue 14: language-server fairness (L1, L2) ---------------------------------------------
+
+BURST = 1000  # L1: the first agent's requests, all at once
+BURST_CONNECTIONS = 40  # ... pipelined on this many connections of its own
+LSP_WINDOWS = "1/1,2/1,4/2,8/4,16/8,8/8"  # --lsp-windows: window/per-agent pairs swept
+WINDOW_QUIET_N = 40  # the second agent's hovers per window in the sweep
+
+
+def lsp_traffic(port: int) -> dict[str, Any]:
+    """The language server's request counters in `/status` (`lsp_requests`)."""
+    counters: dict[str, Any] = get_json(f"http://127.0.0.1:{port}/status")["lsp_requests"]
+    return counters
+
+
+def hover_request(port: int, position: dict[str, int], agent: str) -> bytes:
+    body = {"textDocument": {"uri": "res://demo/main.gd"}, "position": position}
+    data = json.dumps(body).encode()
+    head = (
+        f"POST /lsp/hover HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Agent-Id: {agent}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def burst_positions(project: Path, n: int) -> list[dict[str, int]]:
+    """`n` different hover positions in demo/main.gd (none the quiet agent's): no two alike,
+    so none is shared and every one is a request to Godot."""
+    lines = len((project / "demo" / "main.gd").read_text().splitlines())
+    quiet = position_of(project, HOVER_ON, 1)
+    out: list[dict[str, int]] = []
+    k = 0
+    while len(out) < n:
+        pos = {"line": k % lines, "character": k // lines}
+        k += 1
+        if pos != quiet:
+            out.append(pos)
+    return out
+
+
+async def _read_http(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    m = re.search(rb"content-length: *(\d+)", head, re.I)
+    await reader.readexactly(int(m.group(1)) if m else 0)
+    return int(head.split(b" ", 2)[1])
+
+
+async def _burst(port: int, project: Path, n: int, conns: int, started: Any) -> list[int]:
+    """`n` hovers of agent `burst`, written at once (pipelined) on `conns` connections;
+    the statuses of the answers."""
+    positions = burst_positions(project, n)
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(conns)]
+    for k, (_, writer) in enumerate(streams):
+        mine = positions[k::conns]
+        writer.write(b"".join(hover_request(port, p, "burst") for p in mine))
+    started.set()
+
+    async def drain(k: int, reader: asyncio.StreamReader) -> list[int]:
+        return [await _read_http(reader) for _ in positions[k::conns]]
+
+    results = await asyncio.gather(*(drain(k, r) for k, (r, _) in enumerate(streams)))
+    for _, writer in streams:
+        writer.close()
+    return [s for r in results for s in r]
+
+
+def quiet_hovers_during(port: int, project: Path, busy: threading.Event) -> list[float]:
+    """The quiet agent's sequential hovers (ms), counted while `busy` is set."""
+    req = hover_request(port, position_of(project, HOVER_ON, 1), "quiet")
+    times: list[float] = []
+    buf = bytearray()
+    with _connect(port) as s:
+        while busy.is_set():
+            t0 = time.perf_counter()
+            s.sendall(req)
+            resp = read_response(s, buf)
+            dt = (time.perf_counter() - t0) * 1000
+            if resp.status != 200 or b"counter" not in resp.body:
+                raise SystemExit(f"/lsp/hover answered {resp.status}: {resp.body[:300]!r}")
+            if busy.is_set():
+                times.append(dt)
+    return times
+
+
+def quiet_alone_ms(port: int, project: Path, n: int) -> list[float]:
+    req = hover_request(port, position_of(project, HOVER_ON, 1), "quiet")
+    ok = lambda r: r.status == 200 and b"counter" in r.body  # noqa: E731
+    return keep_alive_ms(port, req, n, 3, ok, "/lsp/hover")
+
+
+def hover_during_burst(port: int, project: Path, n: int) -> tuple[list[float], float, int]:
+    """The quiet agent's hover times during a burst of `n` by another agent; the burst's
+    duration (s) and the requests it got answered with 200."""
+    started, busy = threading.Event(), threading.Event()
+    statuses: list[int] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            statuses.extend(asyncio.run(_burst(port, project, n, BURST_CONNECTIONS, started)))
+        except BaseException as exc:  # reported below, in the bench's thread
+            failure.append(exc)
+        finally:
+            busy.clear()
+            started.set()
+
+    busy.set()
+    thread = threading.Thread(target=run, daemon=True)
+    t0 = time.perf_counter()
+    thread.start()
+    started.wait(60)
+    times = quiet_hovers_during(port, project, busy)
+    thread.join(120)
+    if failure:
+        raise SystemExit(f"the burst failed: {failure[0]!r}")
+    return times, time.perf_counter() - t0, statuses.count(200)
+
+
+def bench_burst(plan: Plan, l1: Figure, editor: Editor) -> None:
+    say(f"\nL1: the quiet agent's /lsp/hover p50 alone and during a burst of {BURST} hovers")
+    alone50, during50, during_n, seconds = [], [], [], []
+    for run in range(plan.runs):
+        settle()
+        alone = quiet_alone_ms(editor.bridge_port, editor.project, plan.hover_n)
+        settle()
+        before = lsp_traffic(editor.bridge_port)["sent"]
+        during, took, answered = hover_during_burst(editor.bridge_port, editor.project, BURST)
+        sent = lsp_traffic(editor.bridge_port)["sent"] - before
+        settle()
+        # Alone again right after: the machine's load drifts over a run's half minute, so
+        # "alone" is taken on both sides of the burst.
+        alone += quiet_alone_ms(editor.bridge_port, editor.project, plan.hover_n)
+        if not during:
+            raise SystemExit("the burst ended before the quiet agent's first hover was answered")
+        alone50.append(pct(alone, 0.5))
+        during50.append(pct(during, 0.5))
+        during_n.append(len(during))
+        seconds.append(took)
+        l1.ratios.append(during50[-1] / alone50[-1])
+        say(
+            f"  run {run + 1}: alone p50 {alone50[-1]:.3f} p99 {pct(alone, 0.99):.3f} ms | "
+            f"during p50 {during50[-1]:.3f} p99 {pct(during, 0.99):.3f} ms ({len(during)} "
+            f"hovers) | burst {answered}/{BURST} answered in {took:.2f} s, {sent} requests "
+            "to Godot"
+        )
+    l1.raw = [
+        f"quiet agent alone (before and after) p50 {fmt_runs(alone50, ' ms')}",
+        f"during the burst p50 {fmt_runs(during50, ' ms')}",
+        f"burst {fmt_runs(seconds, ' s', 2)}",
+    ]
+
+
+async def _same_hover(
+    port: int, project: Path, agents: int, same: bool = True
+) -> tuple[float, list[int]]:
+    """`agents` agents asking a hover at the same moment: the same one, or (`same` False, the
+    comparison) each another one; the time until all are answered and their statuses."""
+    position = position_of(project, HOVER_ON, 1)
+    positions = [position] * agents if same else burst_positions(project, agents)
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(agents)]
+    requests = [hover_request(port, p, f"agent-{k}") for k, p in enumerate(positions)]
+    await asyncio.sleep(0.2)  # every connection taken by the bridge before the moment
+    t0 = time.perf_counter()
+    for (_, writer), req in zip(streams, requests, strict=True):
+        writer.write(req)
+    statuses = await asyncio.gather(*(_read_http(r) for r, _ in streams))
+    took = time.perf_counter() - t0
+    for _, writer in streams:
+        writer.close()
+    return took, list(statuses)
+
+
+def bench_same_hover(plan: Plan, l2: Figure, editor: Editor) -> None:
+    say(f"\nL2: {AGENTS - 1} agents asking the same /lsp/hover at the same moment")
+    alls, ones, sents, others = [], [], [], []
+    for run in range(plan.runs):
+        settle()
+        one = pct(quiet_alone_ms(editor.bridge_port, editor.project, plan.hover_n), 0.5)
+        time.sleep(0.5)
+        other, _ = asyncio.run(
+            _same_hover(editor.bridge_port, editor.project, AGENTS - 1, same=False)
+        )
+        others.append(other * 1000)
+        time.sleep(0.5)
+        before = lsp_traffic(editor.bridge_port)
+        # One agent fewer than the bridge's limit: /status needs a connection of its own.
+        took, statuses = asyncio.run(_same_hover(editor.bridge_port, editor.project, AGENTS - 1))
+        time.sleep(0.5)  # the closed connections leave the bridge
+        after = lsp_traffic(editor.bridge_port)
+        sent, shared = after["sent"] - before["sent"], after["shared"] - before["shared"]
+        if statuses.count(200) != len(statuses):
+            raise SystemExit(f"same hover: statuses {sorted(set(statuses))}")
+        alls.append(took * 1000)
+        ones.append(one)
+        sents.append(float(sent))
+        l2.ratios.append(alls[-1] / one)
+        say(
+            f"  run {run + 1}: all answered in {alls[-1]:.3f} ms | one hover p50 {one:.3f} ms "
+            f"| {sent} request(s) to Godot, {shared} answers shared | {AGENTS - 1} different "
+            f"hovers at once: {others[-1]:.3f} ms"
+        )
+    l2.raw = [
+        f"all {AGENTS - 1} answered {fmt_runs(alls, ' ms')}",
+        f"one hover p50 {fmt_runs(ones, ' ms')}",
+        f"requests to Godot {fmt_runs(sents, '', 0)}",
+        f"{AGENTS - 1} different hovers at once {fmt_runs(others, ' ms')}",
+    ]
+
+
+def start_sidecar_with(procs: Processes, editor: Editor, env: dict[str, str]) -> tuple[int, int]:
+    """A sidecar served directly on its own port, talking to `editor`'s servers, with `env`:
+    its port and pid (Godot's language server takes 8 clients at most: stop it after use)."""
+    port: int = free_port()
+    args = [sys.executable, "-m", "sidecar", "--serve", str(port), "--project", str(editor.project)]
+    args += ["--lsp-port", str(editor.lsp_port), "--dap-port", str(editor.dap_port)]
+    log = editor.project / f"sidecar-{port}.log"
+    pid = procs.popen(args, log, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    wait_ready(f"http://127.0.0.1:{port}")
+    return port, pid
+
+
+def bench_windows(plan: Plan, editor: Editor, procs: Processes, pairs: str) -> None:
+    """The sweep behind LSP_WINDOW/LSP_PER_AGENT: L1 once per window/per-agent pair, each on
+    a sidecar of its own (served directly) talking to the same editor."""
+    say(f"\nL1 by window/per-agent, {WINDOW_QUIET_N} quiet hovers alone, then the burst")
+    for pair in pairs.split(","):
+        window, _, per_agent = pair.strip().partition("/")
+        env = {"GODOT_BRIDGE_LSP_WINDOW": window, "GODOT_BRIDGE_LSP_PER_AGENT": per_agent}
+        port, pid = start_sidecar_with(procs, editor, env)
+        try:
+            counters = lsp_traffic(port)
+            alone = quiet_alone_ms(port, editor.project, WINDOW_QUIET_N)
+            during, took, answered = hover_during_burst(port, editor.project, BURST)
+        finally:
+            procs.stop_pid(pid)
+        a50, d50 = pct(alone, 0.5), pct(during, 0.5) if during else float("nan")
+        say(
+            f"  window {counters['window']}/{counters['per_agent']}: alone p50 {a50:.3f} ms | "
+            f"during p50 {d50:.3f} p99 {pct(during, 0.99) if during else float('nan'):.3f} ms "
+            f"({len(during)} hovers) | ratio {d50 / a50:.2f} | burst {answered}/{BURST} in "
+            f"{took:.2f} s ({BURST / took:.0f} req/s) | load {load_average()}"
+        )
+
+
+def bench_lsp(
+    plan: Plan,
+    figures: dict[str, Figure],
+    procs: Processes,
+    root: Path,
+    env: dict[str, str],
+    windows: str,
+) -> None:
+    """L1 and L2 on an editor of their own (and the window sweep, when asked)."""
+    editor = start_editor(procs, root, "lsp", env)
+    wait_ready(editor.base_url)
+    if windows:
+        bench_windows(plan, editor, procs, windows)
+    if plan.wants("L1"):
+        bench_burst(plan, figures["L1"], editor)
+    if plan.wants("L2"):
+        bench_same_hover(plan, figures["L2"], editor)
+    procs.stop_all()
+
+
 def print_table(figures: list[Figure]) -> None:
     say("\n| id | ratio (median) | target | verdict | raw numbers (median, runs) |")
     say("|---|---|---|---|---|")
@@ -1123,6 +1395,12 @@ def main() -> int:
         "--idle-reference",
         action="store_true",
         help="P7 also runs editors whose plugin is an empty EditorPlugin (Godot's own share)",
+    )
+    ap.add_argument(
+        "--lsp-windows",
+        default="",
+        metavar="W/P,...",
+        help=f"with L1: also sweep the LSP window/per-agent pairs (e.g. {LSP_WINDOWS})",
     )
     args = ap.parse_args()
     quick = args.quick
@@ -1201,6 +1479,8 @@ def main() -> int:
                     bench_tree(plan, figures["G2"], game)
                 if plan.wants("G3"):
                     bench_errors(plan, figures["G3"], game)
+            if plan.wants(*LSP_FIGURES):
+                bench_lsp(plan, figures, procs, root, focused, args.lsp_windows)
     finally:
         procs.stop_all()
     say(f"\nload average at end: {load_average()}")

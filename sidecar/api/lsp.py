@@ -647,7 +647,10 @@ class LspApi:
         params = self._params(f, args)
         if args.context is not None:
             params["context"] = args.context.model_dump(exclude_none=True)
-        result = await self.session.request("textDocument/completion", params)
+        # Godot's answer is shared by identical asks; the shaping below is each caller's own.
+        result = await self.session.request(
+            "textDocument/completion", params, agent=caller.identity, reads=f
+        )
         typed = cursor_prefix(self._text_of(f), args.position.line, args.position.character)
         # Godot answers every name in scope (2000+) whatever is typed; like an editor,
         # keep those that start with the word left of the cursor unless the agent says
@@ -663,14 +666,18 @@ class LspApi:
             params = self._params(f, args)
             if isinstance(args, ReferencesArguments):
                 params["context"] = args.context.model_dump()
-            return await self.session.request(f"textDocument/{method}", params)
+            return await self.session.request(
+                f"textDocument/{method}", params, agent=caller.identity, reads=f
+            )
 
         return handle
 
     async def document_symbol(self, args: DocumentArguments, caller: Caller) -> Any:
         f = self._existing_script(*args.named())
         params = {"textDocument": {"uri": self.session.paths.uri(f)}}
-        return await self.session.request("textDocument/documentSymbol", params)
+        return await self.session.request(
+            "textDocument/documentSymbol", params, agent=caller.identity, reads=f
+        )
 
     # -- diagnostics -----------------------------------------------------------------------
 

@@ -47,6 +47,22 @@ class GameDisplayStatus(Answer):
     reason: str = Field(description="why this mode (and how to get a display when headless)")
 
 
+class LspRequests(Answer):
+    """The language server's requests: fair turns per agent, identical reads sent once."""
+
+    sent: int = Field(description="requests that went to Godot's language server")
+    shared: int = Field(
+        description="answers taken from an identical read already on its way (not sent again)"
+    )
+    in_flight: int = Field(description="requests Godot is working on now")
+    waiting: int = Field(description="agents' requests queued for their turn")
+    window: int = Field(description="most requests in flight at Godot")
+    per_agent: int = Field(
+        description="most requests in flight for one agent while another is active (alone: "
+        "the window)"
+    )
+
+
 class Status(Answer):
     overall_ready: bool = Field(description="both services connected")
     debug_adapter: ServiceStatus
@@ -61,6 +77,9 @@ class Status(Answer):
     )
     control: LeaseState | None = Field(
         None, description="who holds the control lease and until when; null: control is open"
+    )
+    lsp_requests: LspRequests | None = Field(
+        None, description="the language server's requests since the bridge began"
     )
 
 

@@ -182,6 +182,9 @@ class DocumentStore:
         self._lock = asyncio.Lock()
         # Replaced on every arrival; waiters re-check freshness when it fires.
         self._arrived = asyncio.Event()
+        # Counts the notifications sent to Godot: a read asked at another count may be
+        # answered against other text (the LSP session shares identical reads only at one).
+        self.generation = 0
 
     # queries
 
@@ -268,14 +271,14 @@ class DocumentStore:
                 del self._docs[f.rel]
                 self._versions[f.rel] = doc.version
                 self._pending.pop(f.rel, None)
-                await self._sink("textDocument/didClose", {"textDocument": {"uri": doc.uri}})
+                await self._tell("textDocument/didClose", {"textDocument": {"uri": doc.uri}})
             return doc
 
     async def save(self, f: ProjectFile) -> str:
         """didSave for `f` (Godot reloads the script from disk on it). Returns its URI."""
         async with self._lock:
             uri = self.paths.uri(f)
-            await self._sink("textDocument/didSave", {"textDocument": {"uri": uri}})
+            await self._tell("textDocument/didSave", {"textDocument": {"uri": uri}})
             return uri
 
     async def reopen_all(self) -> None:
@@ -284,6 +287,10 @@ class DocumentStore:
             self._pending.clear()
             for doc in self._docs.values():
                 await self._send_open(doc)
+
+    async def _tell(self, method: str, params: dict[str, Any]) -> None:
+        self.generation += 1
+        await self._sink(method, params)
 
     def _require_open(self, f: ProjectFile) -> Document:
         doc = self._docs.get(f.rel)
@@ -303,7 +310,7 @@ class DocumentStore:
             "version": doc.version,
             "text": doc.text,
         }
-        await self._sink("textDocument/didOpen", {"textDocument": item})
+        await self._tell("textDocument/didOpen", {"textDocument": item})
 
     async def _send_change(self, doc: Document) -> None:
         self._pending.setdefault(doc.file.rel, deque()).append(doc.version)
@@ -311,7 +318,7 @@ class DocumentStore:
             "textDocument": {"uri": doc.uri, "version": doc.version},
             "contentChanges": [{"text": doc.text}],
         }
-        await self._sink("textDocument/didChange", params)
+        await self._tell("textDocument/didChange", params)
 
     # diagnostics
 

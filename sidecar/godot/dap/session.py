@@ -25,8 +25,8 @@ taken round-robin per agent, so a chatty or slow agent does not starve the other
 api/debug.py parse the requests). Its collaborators, each in its own module: the game's
 state (game.py), the inspector of a stop (inspector.py), the breakpoint book
 (breakpoints.py), Godot's answers mapped onto ours (answers.py), the event log
-(events.py), the fair scheduler (scheduler.py) and project paths (paths.py). None of
-them knows HTTP.
+(events.py), the fair scheduler (godot/scheduler.py, shared with the LSP session) and
+project paths (paths.py). None of them knows HTTP.
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ from sidecar.godot.dap.events import DebugEvent, EventLog
 from sidecar.godot.dap.game import ENDED, TERMINATE_WAIT, TERMINATED, GameState, StopInfo
 from sidecar.godot.dap.inspector import THREAD_ID, Inspector, frame_keys
 from sidecar.godot.dap.paths import shown, to_project_path, to_res_path
-from sidecar.godot.dap.scheduler import FairScheduler
 from sidecar.godot.game.channel import GameChannel
 from sidecar.godot.game.hands import GameHands
 from sidecar.godot.game.records import GameRecords
 from sidecar.godot.identity import ProcessWatch
 from sidecar.godot.peer import Call, DapCorrelation, Peer
+from sidecar.godot.scheduler import FairScheduler
 from sidecar.godot.service import ServiceStatus
 
 log = logging.getLogger(__name__)

@@ -6,22 +6,31 @@ back to the task that asked; this module adds the LSP handshake (``initialize`` 
 per connection, which makes Godot parse every script first, hence its longer timeout),
 the notifications Godot sends unasked (workspace root, a multi-MB list of native classes,
 diagnostics), re-opening shared documents after a reconnect, and completion shaping.
+
+Agents' requests go through ``SharedRequests`` (sharing.py): fair turns per agent, and
+identical reads of the same document state sent once. Notifications (didOpen, didChange,
+didClose) are written at once, never queued: everything an agent asks after one is sent
+after it, so Godot answers it against the new text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from sidecar.config import Config
 from sidecar.errors import ProtocolError, WrongEditor
 from sidecar.godot.identity import mismatch_message
+from sidecar.godot.lsp.sharing import SharedRequests
 from sidecar.godot.peer import JsonRpcCorrelation, Peer
+from sidecar.godot.scheduler import FairScheduler
 from sidecar.godot.service import ServiceStatus
 from sidecar.project.documents import DocumentStore
 from sidecar.project.paths import ProjectFile, ProjectPaths
@@ -35,6 +44,15 @@ INITIALIZE_TIMEOUT = 60.0
 # for a notification that would come late.
 WORKSPACE_WAIT = 0.2
 DEFAULT_COMPLETION_LIMIT = 100
+# Requests in flight at Godot's language server, and for one agent while another agent is
+# active (docs/BENCHMARKS.md, "Issue 14: language-server fairness"). Godot answers every
+# request that arrived before an editor loop iteration in that iteration, so the window bounds
+# how much work one iteration does (and how long it stalls the editor); the room left over a
+# busy agent's share lets another agent's request go at once instead of an iteration later.
+LSP_WINDOW = 8
+LSP_PER_AGENT = 1
+# Who asks when the sidecar asks on its own behalf.
+SIDECAR_AGENT = "<sidecar>"
 
 _IDENT_TAIL = re.compile(r"[A-Za-z0-9_]*$")
 
@@ -81,6 +99,9 @@ class LspSession:
         # Whether Godot's language server on our port has shown it serves our project:
         # None until a handshake told (the DAP leans on it when it has no other proof).
         self.identified: bool | None = None
+        window = config.lsp_window or LSP_WINDOW
+        self.scheduler = FairScheduler(window, config.lsp_per_agent or LSP_PER_AGENT)
+        self.turns = SharedRequests(self.scheduler, self._send)
         self.peer = Peer(
             status,
             JsonRpcCorrelation(),
@@ -121,9 +142,23 @@ class LspSession:
 
     # -- talking to Godot ----------------------------------------------------------
 
-    async def request(self, method: str, params: Any, timeout: float | None = None) -> Any:
-        """The `result` of one LSP request; 503 / 504 / 502 from the peer otherwise."""
-        answer = await self.peer.request(method, params, timeout=timeout)
+    async def request(
+        self,
+        method: str,
+        params: Any,
+        *,
+        agent: str = SIDECAR_AGENT,
+        reads: ProjectFile | None = None,
+    ) -> Any:
+        """The `result` of one LSP request, sent in `agent`'s turn; 503 / 504 / 502 from the
+        peer otherwise.
+
+        `reads`: the request is a pure read about that script. An identical one (method and
+        params) already on its way at the same state of the documents is joined instead of
+        sent again.
+        """
+        key = None if reads is None else self._share_key(method, params, reads)
+        answer = await self.turns.ask(agent, method, params, key)
         error = answer.get("error")
         if error is not None:
             message = error.get("message") if isinstance(error, dict) else str(error)
@@ -132,6 +167,37 @@ class LspSession:
                 details={"lsp_error": error, "method": method},
             )
         return answer.get("result")
+
+    async def _send(self, method: str, params: Any) -> dict[str, Any]:
+        return await self.peer.request(method, params)
+
+    def _share_key(self, method: str, params: Any, f: ProjectFile) -> Hashable:
+        """What makes two reads the same question: method, params, and what Godot reads to
+        answer. Any notification the store sent since (an edit, an open, a close, here or in
+        another script) makes it a new question; a script nobody has open is read from disk
+        by Godot, so its size and time of change count too."""
+        doc = self.documents.get(f)
+        if doc is not None:
+            on_disk: tuple[int, int] | None = None
+        else:
+            try:
+                st = os.stat(self.paths.path(f))
+                on_disk = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                on_disk = None
+        text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+        return (method, text, self.documents.generation, on_disk)
+
+    def traffic(self) -> dict[str, Any]:
+        """The requests' counters and the scheduler's state, for `/status`."""
+        return {
+            "sent": self.turns.traffic.sent,
+            "shared": self.turns.traffic.shared,
+            "in_flight": self.scheduler.in_flight,
+            "waiting": self.scheduler.waiting,
+            "window": self.scheduler.window,
+            "per_agent": self.scheduler.per_agent,
+        }
 
     def require_connected(self) -> None:
         """503 now rather than after changing shared state Godot would never see."""
