@@ -192,6 +192,16 @@ ENGINE_WARNING = {
 }
 
 
+CLOCK = {
+    "game": 1,
+    "running": True,
+    "suspended": False,
+    "time_scale": 1.0,
+    "frames_advanced": 7,
+    "can_advance": True,
+}
+
+
 class FakeBridge:
     """Canned answers per path, the requests it got, and one file to read and edit."""
 
@@ -302,6 +312,20 @@ class FakeBridge:
                 {"errors": [GAME_ERROR, ENGINE_WARNING], "next": 4, "latest": 4, "dropped": 0}
             ),
             "/game/monitors": lambda b: ok({"values": {"fps": 60.0, "draw_calls": 3.0}}),
+            "/game/clock": lambda b: ok(CLOCK),
+            "/game/suspend": lambda b: ok({**CLOCK, "suspended": True}),
+            "/game/resume": lambda b: ok(CLOCK),
+            "/game/time_scale": lambda b: ok({**CLOCK, "time_scale": b["scale"]}),
+            "/game/advance": lambda b: ok(
+                {
+                    "frames": 7,
+                    "requested": b.get("frames", 1),
+                    "reason": "condition" if "until" in b else "frames",
+                    "values": {b["until"]["property"]: 33} if "until" in b else None,
+                    "ms_per_frame": 12.5,
+                    "clock": {**CLOCK, "suspended": True},
+                }
+            ),
             "/execute/reload": lambda b: ok(
                 {
                     "rescanned": True,
@@ -551,6 +575,15 @@ HUMAN: list[tuple[list[str], str]] = [
         "#4 platform/linuxbsd/x11/gl_manager_x11.cpp:364: warning: Could not set V-Sync mode",
     ),
     (["monitors"], "fps = 60.0\ndraw_calls = 3.0"),
+    (["clock"], "game 1: running, time scale 1.0, 7 frames advanced"),
+    (["suspend"], "game 1: suspended, time scale 1.0, 7 frames advanced"),
+    (["resume"], "game 1: running, time scale 1.0, 7 frames advanced"),
+    (["time-scale", "0.5"], "game 1: running, time scale 0.5, 7 frames advanced"),
+    (["advance", "7"], "advanced 7 of 7 frames (frames), 12.5 ms a frame"),
+    (
+        ["advance", "50", "--until", "Main/Mover frames >= 33"],
+        "advanced 7 of 50 frames (condition), 12.5 ms a frame\n  frames = 33",
+    ),
 ]
 
 
@@ -846,6 +879,8 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
         lambda: c.read_file(MAIN), lambda: c.apply_changes(MAIN, text=""), c.reload,
         c.game_tree, lambda: c.game_node("Main"),
         c.game_errors, c.game_monitors, c.game_screenshot,
+        c.game_clock, c.game_suspend, c.game_resume, c.game_advance,
+        lambda: c.game_time_scale(0.5),
     ]  # fmt: skip
     for call in calls:
         call()
@@ -864,3 +899,19 @@ def test_issue_13_cli_screenshot_writes_the_png(
     assert fake.bodies("/game/screenshot")[-1] == {"max_width": 3}
     status, text, err = gdbridge(capsys, "--json", "screenshot")
     assert status == 0 and "data" not in json.loads(text)  # the PNG only into a file
+
+
+def test_issue_14_cli_advance_until_sends_the_condition(
+    fake: FakeBridge, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = gdbridge(capsys, "advance", "--until", "Main/Mover position.x >= 100.5")
+    assert (status, err) == (0, "")
+    assert fake.requests[-1] == (
+        "POST",
+        "/game/advance",
+        {"until": {"path": "Main/Mover", "property": "position.x", "op": ">=", "value": 100.5}},
+    )
+    status, _, err = gdbridge(capsys, "advance", "--until", "Main/Mover frames")
+    assert status != 0 and "PATH PROPERTY OP VALUE" in err
+    gdbridge(capsys, "time-scale", "2")
+    assert fake.requests[-1] == ("POST", "/game/time_scale", {"scale": 2.0})

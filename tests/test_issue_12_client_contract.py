@@ -88,6 +88,10 @@ SAMPLES: dict[str, Any] = {
     "names": "zz_monitor",
     "history": 3,
     "max_width": 321,
+    "frames": 23,
+    "until": {"path": "Main/ZzNode", "property": "zz_prop", "op": ">=", "value": 29},
+    "timeout": 31.5,
+    "scale": 0.75,
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs

@@ -146,7 +146,7 @@ class AdvanceAnswer(Answer):
 GAME_CLOCK = Operation(
     name="game_clock",
     path="/game/clock",
-    methods=("GET",),
+    methods=("GET", "POST"),
     summary="the running game's clock: suspended or not, time scale, frames advanced",
     description="What the bridge set in this game (a new game starts running at scale 1); "
     "also in /status `game.clock`.",

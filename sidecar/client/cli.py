@@ -412,6 +412,45 @@ def cmd_monitors(x: Ctx) -> Any:
     return x.client.game_monitors(x.args.names, x.args.history)
 
 
+def cmd_clock(x: Ctx) -> Any:
+    return x.client.game_clock()
+
+
+def cmd_suspend(x: Ctx) -> Any:
+    return x.client.game_suspend()
+
+
+def cmd_resume(x: Ctx) -> Any:
+    return x.client.game_resume()
+
+
+def cmd_advance(x: Ctx) -> Any:
+    a = x.args
+    until = _until(a.until) if a.until else None
+    return x.client.game_advance(a.frames, until, a.timeout)
+
+
+def cmd_time_scale(x: Ctx) -> Any:
+    return x.client.game_time_scale(x.args.scale)
+
+
+def _until(text: str) -> dict[str, Any]:
+    """`Main/Mover position.x >= 100` → {path, property, op, value} (value read as JSON
+    when it is JSON: 100, true, "text"; else as the text itself)."""
+    parts = text.split(None, 3)
+    if len(parts) != 4:
+        raise CliError(
+            f"--until takes 'PATH PROPERTY OP VALUE' (Main/Mover position.x >= 100), not {text!r}",
+            "invalid_field",
+        )
+    path, prop, op, raw = parts
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return {"path": path, "property": prop, "op": op, "value": value}
+
+
 def cmd_screenshot(x: Ctx) -> Any:
     """The screenshot's size; with -o the PNG written to that file as well."""
     shot = x.client.game_screenshot(x.args.max_width)
@@ -809,6 +848,25 @@ def _screenshot_text(r: Any, x: Ctx) -> str:
     return f"{where}{size} of the game's {r['game_width']}x{r['game_height']} window{hint}"
 
 
+def _clock_text(r: Any, x: Ctx) -> str:
+    if not r.get("running"):
+        return "no game running"
+    state = "suspended" if r["suspended"] else "running"
+    steps = "" if r.get("can_advance", True) else " (headless: cannot advance)"
+    return (
+        f"game {r['game']}: {state}, time scale {_scalar(r['time_scale'])}, "
+        f"{r['frames_advanced']} frames advanced{steps}"
+    )
+
+
+def _advance_text(r: Any, x: Ctx) -> str:
+    pace = f", {r['ms_per_frame']} ms a frame" if r.get("ms_per_frame") else ""
+    lines = [f"advanced {r['frames']} of {r['requested']} frames ({r['reason']}){pace}"]
+    for name, value in (r.get("values") or {}).items():
+        lines.append(f"  {name} = {json.dumps(value, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
 def _health_text(r: Any, x: Ctx) -> str:
     return "healthy" if r.get("healthy") else "not healthy"
 
@@ -845,6 +903,11 @@ RENDER: dict[str, Callable[[Any, Ctx], str]] = {
     "errors": _game_errors_text,
     "monitors": _monitors_text,
     "screenshot": _screenshot_text,
+    "clock": _clock_text,
+    "suspend": _clock_text,
+    "resume": _clock_text,
+    "time-scale": _clock_text,
+    "advance": _advance_text,
 }
 ACTIONS: dict[str, Callable[[BridgeClient], Any]] = {
     "continue": BridgeClient.continue_,
@@ -891,6 +954,11 @@ ENDPOINTS: dict[str, str] = {
     "/game/errors": "errors",
     "/game/monitors": "monitors",
     "/game/screenshot": "screenshot",
+    "/game/clock": "clock",
+    "/game/suspend": "suspend",
+    "/game/resume": "resume",
+    "/game/advance": "advance",
+    "/game/time_scale": "time-scale",
     "/lsp/completion": "complete",
     "/lsp/hover": "hover",
     "/lsp/definition": "definition",
@@ -955,6 +1023,7 @@ def parser() -> argparse.ArgumentParser:
     _lsp_commands(add)
     _file_commands(add)
     _game_commands(add)
+    _clock_commands(add)
     return p
 
 
@@ -1075,6 +1144,18 @@ def _game_commands(add: Add) -> None:
     s = add("monitors", cmd_monitors, "the game's performance monitors")
     s.add_argument("--names", help="only these, comma-separated (fps,process_time)")
     s.add_argument("--history", type=int, help="the last N frames too")
+
+
+def _clock_commands(add: Add) -> None:
+    add("clock", cmd_clock, "the game's clock: suspended, time scale, frames advanced")
+    add("suspend", cmd_suspend, "suspend the game's processing (no debugger stop)")
+    add("resume", cmd_resume, "resume the game's processing")
+    s = add("advance", cmd_advance, "run exactly N frames (the game stays suspended)")
+    s.add_argument("frames", type=int, nargs="?", help="frames (default 1; with --until a limit)")
+    s.add_argument("--until", help="until 'PATH PROPERTY OP VALUE' holds (Main/Mover frames >= 9)")
+    s.add_argument("--timeout", type=float, metavar="S", help="give up after S s")
+    s = add("time-scale", cmd_time_scale, "set the game's time scale (0.5: half speed)")
+    s.add_argument("scale", type=float)
 
 
 def _yes_no(text: str) -> bool:
