@@ -12,13 +12,14 @@ field, `position.x`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import Field, JsonValue
 
 from sidecar.api.game import GAME_NODE, absolute
 from sidecar.errors import RequestError
+from sidecar.godot.dap.answers import body_or_raise
 from sidecar.godot.dap.session import DapSession
 from sidecar.godot.display import GameDisplay
 from sidecar.godot.game.channel import GameChannel
@@ -224,11 +225,22 @@ def register(
     def can_step() -> str | None:
         return HEADLESS_MESSAGE if display().mode == "headless" else None
 
+    def send_now(message: str, data: list[Any]) -> Awaitable[None]:
+        # Written in this call (not when awaited), so a request made right after it
+        # reaches the game after it; outside the fair scheduler: one tiny message a frame.
+        call = session.peer.issue("godot/put_msg", {"message": message, "data": data})
+
+        async def answered() -> None:
+            body_or_raise(await session.peer.answer(call, session.timeout), "godot/put_msg")
+
+        return answered()
+
     clock = GameClock(
         session,
         lambda: session.game_records.game,
         channel.fresh_tree,
         can_step,
+        send_now,
     )
     served = _Served(session, channel, clock)
     routes.serve(GAME_CLOCK, served.status)

@@ -124,11 +124,14 @@ class GameClock:
         game_number: Callable[[], int],
         ping: Callable[[str], Awaitable[Any]],
         can_step: Callable[[], str | None],
+        send_now: Callable[[str, list[Any]], Awaitable[None]],
     ) -> None:
         self._session = session
         self._game_number = game_number  # which game runs now (counts set_pid)
         self._ping = ping  # a request the game answers (its scene tree)
         self._can_step = can_step  # None, or why next_frame cannot work (headless)
+        # Writes a message to the game now (`godot/put_msg`); awaiting it: Godot's answer.
+        self._send_now = send_now
         self._state = ClockState()
         self._advance_lock = asyncio.Lock()  # one advance at a time: frames are shared
 
@@ -216,9 +219,11 @@ class GameClock:
             if time.monotonic() >= deadline:
                 outcome.reason = "timeout"
                 return outcome
-            await self._send(agent, NEXT_FRAME, [])
+            # Written at once, the ping right behind it (one editor frame for both).
+            sent = self._send_now(NEXT_FRAME, [])
             # Answered: next_frame was handled (maybe in the same poll as the ping).
             await self._ping(agent)
+            await sent
             if self._ended(game, outcome) or self._stopped(outcome):
                 return outcome  # the previous frame stopped: this next_frame did nothing
             # Sent after that answer, so handled in a later poll: after the frame (the game
