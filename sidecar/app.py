@@ -16,6 +16,7 @@ from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
 from sidecar.api.game import register as register_game
 from sidecar.api.game_clock import register as register_game_clock
+from sidecar.api.game_hands import register as register_game_hands
 from sidecar.api.game_records import register as register_game_records
 from sidecar.api.game_screenshot import register as register_game_screenshot
 from sidecar.api.lsp import register as register_lsp
@@ -71,6 +72,7 @@ class Sidecar:
         self.game_clock = register_game_clock(
             self.routes, self.dap_session, lambda: self.game_display.current
         )
+        register_game_hands(self.routes, self.dap_session, lambda: self.game_display.current)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         self.mcp = register_frontends(self.routes, self)  # /openapi.json, /, /mcp

@@ -158,6 +158,15 @@ SYMBOLS = [
 
 
 FAKE_PNG = b"\x89PNG\r\n\x1a\nnot really"
+FAKE_SHOT = {
+    "width": 4,
+    "height": 2,
+    "format": "png",
+    "data": base64.b64encode(FAKE_PNG).decode(),
+    "png_bytes": len(FAKE_PNG),
+    "game_width": 4,
+    "game_height": 2,
+}
 GAME_TREE = {
     "root": {
         "name": "root",
@@ -324,6 +333,21 @@ class FakeBridge:
                     "values": {b["until"]["property"]: 33} if "until" in b else None,
                     "ms_per_frame": 12.5,
                     "clock": {**CLOCK, "suspended": True},
+                }
+            ),
+            "/game/input": lambda b: ok(
+                {"steps": len(b["steps"]), "frames": 31, "ms": 510}
+                | ({"screenshot": FAKE_SHOT} if b.get("screenshot") else {})
+            ),
+            "/game/evaluate": lambda b: ok(
+                {"type": "Vector2", "value": {"x": 1.0, "y": 2.0}, "self": "/root/Main"}
+            ),
+            "/game/set_property": lambda b: ok(
+                {
+                    "path": "/root/Main/Player",
+                    "property": b["property"],
+                    "old": {"type": "float", "value": 1.0},
+                    "new": {"type": "float", "value": b["value"]},
                 }
             ),
             "/execute/reload": lambda b: ok(
@@ -584,6 +608,9 @@ HUMAN: list[tuple[list[str], str]] = [
         ["advance", "50", "--until", "Main/Mover frames >= 33"],
         "advanced 7 of 50 frames (condition), 12.5 ms a frame\n  frames = 33",
     ),
+    (["input", "--action", "ui_right", "--frames", "30"], "1 steps done in 31 frames (510 ms)"),
+    (["game-eval", "position", "--path", "Main"], '{"x": 1.0, "y": 2.0} (Vector2)'),
+    (["set", "Main/Player", "speed", "3.5"], "/root/Main/Player.speed: 1.0 -> 3.5"),
 ]
 
 
@@ -881,11 +908,36 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
         c.game_errors, c.game_monitors, c.game_screenshot,
         c.game_clock, c.game_suspend, c.game_resume, c.game_advance,
         lambda: c.game_time_scale(0.5),
+        lambda: c.game_input([{"type": "wait", "frames": 1}]), lambda: c.game_evaluate("1"),
+        lambda: c.game_set_property("speed", 1, "Main"),
     ]  # fmt: skip
     for call in calls:
         call()
     served = {route.path for route in offline_routes()} | {"/edit/read", "/debug/clearBreakpoints"}
     assert served - {"/", "/dashboard", "/mcp"} - {p for _, p, _ in fake.requests} == set()
+
+
+def test_issue_14_cli_input_sends_the_steps_and_saves_the_screenshot(
+    fake: FakeBridge, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "after.png"
+    steps = '[{"type": "wait", "frames": 2}]'
+    status, text, err = gdbridge(
+        capsys, "input", steps, "--key", "Enter", "--frames", "3", "--text", "hi", "-o", str(out)
+    )
+    assert (status, err) == (0, "")
+    assert fake.bodies("/game/input")[-1] == {
+        "steps": [
+            {"type": "wait", "frames": 2},
+            {"type": "key", "key": "Enter", "frames": 3},
+            {"type": "text", "text": "hi"},
+        ],
+        "screenshot": True,
+    }
+    assert out.read_bytes() == FAKE_PNG
+    assert text.startswith("3 steps done in 31 frames (510 ms)\n" + f"{out}: 4x2 PNG")
+    status, text, err = gdbridge(capsys, "set", "Main/Player", "modulate", "#ff0000")
+    assert status == 0 and fake.bodies("/game/set_property")[-1]["value"] == "#ff0000"
 
 
 def test_issue_13_cli_screenshot_writes_the_png(

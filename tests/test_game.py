@@ -114,11 +114,16 @@ def test_issue_13_tree_depth_and_path_limit_it(game: Editor) -> None:
     assert top["root"]["truncated"] == top["truncated"] == top["node_count"] - 1
     one = ok_json(game, "POST", "/game/tree", {"depth": 1})
     main = child(one["root"], "Main")
-    assert main["children"] == [] and main["truncated"] == 3 and main["child_count"] == 3
+    assert main["children"] == [] and main["truncated"] == 4 and main["child_count"] == 4
     for spelling in ("Main", "/root/Main", "/root/Main/"):
         sub = ok_json(game, "GET", query("/game/tree", path=spelling, depth=1))
         assert sub["root"]["path"] == "/root/Main"
-        assert [c["name"] for c in sub["root"]["children"]] == ["Mover", "Errors", "Marker"]
+        assert [c["name"] for c in sub["root"]["children"]] == [
+            "Mover",
+            "Errors",
+            "Marker",
+            "Controlled",
+        ]
     status, answer = call_json(game, "GET", query("/game/tree", path="Main/Nope"))
     assert status == 404 and answer["error"]["code"] == "not_found", answer
     status, answer = call_json(game, "GET", query("/game/tree", depth=-1))

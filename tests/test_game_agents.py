@@ -195,7 +195,12 @@ async def read_trees(agent: Agent, until: asyncio.Event, reads: Reads) -> None:
         assert "sections" not in tree and "data" not in tree, tree
         assert tree["root"]["path"] == "/root", tree
         main = next(c for c in tree["root"]["children"] if c["name"] == "Main")
-        assert [c["name"] for c in main["children"]] == ["Mover", "Errors", "Marker"], main
+        assert [c["name"] for c in main["children"]] == [
+            "Mover",
+            "Errors",
+            "Marker",
+            "Controlled",
+        ], main
         reads.saw("tree", asked)
         await screenshot(agent, reads)
 

@@ -92,6 +92,10 @@ SAMPLES: dict[str, Any] = {
     "until": {"path": "Main/ZzNode", "property": "zz_prop", "op": ">=", "value": 29},
     "timeout": 31.5,
     "scale": 0.75,
+    "steps": [{"type": "wait", "frames": 7}],
+    "screenshot": True,
+    "property": "zz_property_name",
+    "value": {"zz": 23},
 }
 
 # The client's friendlier names for a field (the field's own name, or its camelCase, needs
@@ -112,7 +116,10 @@ CLIENT_CHOSEN: dict[tuple[str, str], str] = {
 
 # What a cross-field rule needs besides the required parameters (method → arguments), and
 # what it needs with a parameter ((method, parameter) → arguments).
-BASE: dict[str, dict[str, Any]] = {"apply_changes": {"text": "extends Node # zz base\n"}}
+BASE: dict[str, dict[str, Any]] = {
+    "apply_changes": {"text": "extends Node # zz base\n"},
+    "game_set_property": {"id": "4711"},  # which node: `path` or `id`
+}
 WITH: dict[tuple[str, str], dict[str, Any]] = {
     ("apply_changes", "edits"): {"text": None},  # exactly one of text and edits
     ("clear_breakpoints", "everyone"): {"path": SAMPLES["path"]},  # everyone's in one file

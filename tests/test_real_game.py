@@ -509,3 +509,56 @@ def test_issue_13_real_game_screenshot_shows_the_scene(running: Editor, game_tmp
         assert Image.open(io.BytesIO(resp.read())).size == WINDOW
     assert not list(game_tmp.glob("scr-*.png"))  # the bridge leaves no file behind
     assert "--headless" not in game_processes(running)[0].cmdline()
+
+
+def test_issue_14_real_game_player_moves_with_injected_input(running: Editor) -> None:
+    """Dodge the Creeps played with injected input: a click on the HUD's Start button (a
+    GUI Button: the click goes through the GUI as a real one does) starts a game, then
+    `move_right` held for 30 frames moves the Player right (player.gd reads
+    `Input.is_action_pressed(&"move_right")` in _process), and the physical D key (what
+    the game binds to move_right) does too. Nothing of the game is changed for it."""
+    ed = running
+    centre = ok(
+        ed,
+        "POST",
+        "/game/evaluate",
+        {"expression": "get_global_rect().get_center()", "path": "Main/HUD/StartButton"},
+    )["value"]
+    assert ok(ed, "POST", "/game/evaluate", {"expression": "visible", "path": "Main/Player"}) == {
+        "type": "bool",
+        "value": False,
+        "self": "/root/Main/Player",
+    }
+    ok(ed, "POST", "/game/input", {"steps": [{"type": "mouse_button", "position": centre}]})
+    deadline = time.monotonic() + 10
+    while not ok(ed, "POST", "/game/evaluate", {"expression": "visible", "path": "Main/Player"})[
+        "value"
+    ]:
+        assert time.monotonic() < deadline, "the Start button click did not start a game"
+        time.sleep(0.1)
+    assert position(ed, "Main/Player") == START_POSITION  # new_game() put it there
+    done = ok(
+        ed,
+        "POST",
+        "/game/input",
+        {"steps": [{"type": "action", "action": "move_right", "frames": 30}]},
+    )
+    assert done["frames"] >= 31, done
+    moved = position(ed, "Main/Player")
+    # 400 px/s for 30 frames: far to the right, clamped at the window's edge (480).
+    assert moved["x"] > START_POSITION["x"] + 20 and moved["y"] == START_POSITION["y"], moved
+    ok(
+        ed,
+        "POST",
+        "/game/set_property",
+        {"path": "Main/Player", "property": "position", "value": START_POSITION},
+    )
+    key = {"type": "key", "key": "D", "physical": True, "frames": 10}
+    ok(ed, "POST", "/game/input", {"steps": [key]})
+    assert position(ed, "Main/Player")["x"] > START_POSITION["x"], (
+        "the physical D key did not move it"
+    )
+    # Back to the left with the arrow key, as a keyboard sends it (keycode and physical).
+    before = position(ed, "Main/Player")["x"]
+    ok(ed, "POST", "/game/input", {"steps": [{"type": "key", "key": "Left", "frames": 10}]})
+    assert position(ed, "Main/Player")["x"] < before

@@ -27,3 +27,14 @@ func has_running_game() -> bool:
 		if session.is_active():
 			return true
 	return false
+
+
+## The bridge's game-side hands (game/agent_hands.gd) answer with `gdbridge:*` messages;
+## the bridge reads them through Godot's DAP (`godot/custom_data`). Taken here only so
+## that the editor does not warn "Unknown message" about each one.
+func _has_capture(capture: String) -> bool:
+	return capture == "gdbridge"
+
+
+func _capture(_message: String, _data: Array, _session_id: int) -> bool:
+	return true

@@ -90,7 +90,7 @@ OPERATIONS: tuple[Operation[Any], ...] = (GAME_SCREENSHOT,)
 def register(routes: RouteTable, session: DapSession, display: Callable[[], GameDisplay]) -> None:
     """Serve `/game/screenshot` on the session's game channel; `display` tells where the
     games render (the sidecar decides it)."""
-    routes.serve(GAME_SCREENSHOT, _Screenshots(session, display).take)
+    routes.serve(GAME_SCREENSHOT, Screenshots(session, display).take)
 
 
 def scaled(png: bytes, max_width: int | None) -> tuple[bytes, int, int]:
@@ -108,7 +108,9 @@ def scaled(png: bytes, max_width: int | None) -> tuple[bytes, int, int]:
     return out.getvalue(), new_size[0], new_size[1]
 
 
-class _Screenshots:
+class Screenshots:
+    """Screenshots of the session's game (/game/screenshot, and /game/input's last one)."""
+
     def __init__(self, session: DapSession, display: Callable[[], GameDisplay]) -> None:
         self.session = session
         self.channel: GameChannel = session.game_channel

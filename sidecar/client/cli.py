@@ -11,6 +11,9 @@
     gdbridge edit res://demo/main.gd --if-unchanged < main.gd
     gdbridge screenshot -o game.png
     gdbridge tree --path Main --depth 2
+    gdbridge input --action ui_right --frames 30 -o after.png
+    gdbridge game-eval "position.x" --path Main/Player
+    gdbridge set Main/Player position '{"x": 100, "y": 200}'
 
 Positions on the command line and in what it prints are 1-based `FILE:LINE[:COLUMN]`, as
 editors and compilers print them, and files are always printed as `res://` paths. An empty
@@ -462,6 +465,39 @@ def cmd_screenshot(x: Ctx) -> Any:
     return shot
 
 
+def cmd_input(x: Ctx) -> Any:
+    """Steps from a JSON list, or one step from --action/--key/--text (with --frames)."""
+    a = x.args
+    steps: list[dict[str, Any]] = json.loads(a.steps) if a.steps else []
+    held = {"frames": a.frames} if a.frames is not None else {}
+    if a.action:
+        steps.append({"type": "action", "action": a.action, **held})
+    if a.key:
+        steps.append({"type": "key", "key": a.key, **held})
+    if a.text:
+        steps.append({"type": "text", "text": a.text})
+    result = x.client.game_input(steps, True if a.output else None)
+    shot = result.get("screenshot")
+    if a.output and shot:
+        png = base64.b64decode(shot.pop("data"))
+        (sys.stdout.buffer.write(png) if a.output == "-" else Path(a.output).write_bytes(png))
+        shot["file"] = a.output
+    return result
+
+
+def cmd_game_eval(x: Ctx) -> Any:
+    return x.client.game_evaluate(x.args.expression, x.args.path, x.args.id)
+
+
+def cmd_set(x: Ctx) -> Any:
+    a = x.args
+    try:
+        value = json.loads(a.value)
+    except ValueError:
+        value = a.value  # plain text: a string (a name, "#ff0000")
+    return x.client.game_set_property(a.property, value, a.path)
+
+
 def cmd_call(x: Ctx) -> Any:
     body = json.loads(x.args.body) if x.args.body else None
     return x.client.request(x.args.method.upper(), x.args.path, body)
@@ -867,6 +903,23 @@ def _advance_text(r: Any, x: Ctx) -> str:
     return "\n".join(lines)
 
 
+def _input_text(r: Any, x: Ctx) -> str:
+    text = f"{r['steps']} steps done in {r['frames']} frames ({r['ms']} ms)"
+    shot = r.get("screenshot")
+    if shot:
+        text += "\n" + _screenshot_text(shot, x)
+    return text
+
+
+def _game_eval_text(r: Any, x: Ctx) -> str:
+    return f"{json.dumps(r['value'], ensure_ascii=False)} ({r['type']})"
+
+
+def _set_text(r: Any, x: Ctx) -> str:
+    old, new = (json.dumps(r[k]["value"], ensure_ascii=False) for k in ("old", "new"))
+    return f"{r['path']}.{r['property']}: {old} -> {new}"
+
+
 def _health_text(r: Any, x: Ctx) -> str:
     return "healthy" if r.get("healthy") else "not healthy"
 
@@ -908,6 +961,9 @@ RENDER: dict[str, Callable[[Any, Ctx], str]] = {
     "resume": _clock_text,
     "time-scale": _clock_text,
     "advance": _advance_text,
+    "input": _input_text,
+    "game-eval": _game_eval_text,
+    "set": _set_text,
 }
 ACTIONS: dict[str, Callable[[BridgeClient], Any]] = {
     "continue": BridgeClient.continue_,
@@ -959,6 +1015,9 @@ ENDPOINTS: dict[str, str] = {
     "/game/resume": "resume",
     "/game/advance": "advance",
     "/game/time_scale": "time-scale",
+    "/game/input": "input",
+    "/game/evaluate": "game-eval",
+    "/game/set_property": "set",
     "/lsp/completion": "complete",
     "/lsp/hover": "hover",
     "/lsp/definition": "definition",
@@ -1024,6 +1083,7 @@ def parser() -> argparse.ArgumentParser:
     _file_commands(add)
     _game_commands(add)
     _clock_commands(add)
+    _hands_commands(add)
     return p
 
 
@@ -1156,6 +1216,24 @@ def _clock_commands(add: Add) -> None:
     s.add_argument("--timeout", type=float, metavar="S", help="give up after S s")
     s = add("time-scale", cmd_time_scale, "set the game's time scale (0.5: half speed)")
     s.add_argument("scale", type=float)
+
+
+def _hands_commands(add: Add) -> None:
+    s = add("input", cmd_input, "press actions or keys, type text in the running game")
+    s.add_argument("steps", nargs="?", help='a JSON list of steps ([{"type": "key", ...}])')
+    s.add_argument("--action", help="one action step (ui_right)")
+    s.add_argument("--key", help="one key step (Enter, A, Ctrl+S)")
+    s.add_argument("--text", help="one text step: these characters typed")
+    s.add_argument("--frames", type=int, help="hold --action/--key this many frames")
+    s.add_argument("-o", "--output", metavar="FILE", help="a screenshot afterwards, saved there")
+    s = add("game-eval", cmd_game_eval, "evaluate an expression in the running game")
+    s.add_argument("expression")
+    s.add_argument("--path", help="the node that is self (default: the current scene)")
+    s.add_argument("--id", help="that node's object id instead")
+    s = add("set", cmd_set, "set a property of a node in the running game (not saved)")
+    s.add_argument("path", help="the node (Main/Player)")
+    s.add_argument("property", help="its property (position, position:x)")
+    s.add_argument("value", help='typed JSON ({"x": 1, "y": 2}, 3, true) or plain text')
 
 
 def _yes_no(text: str) -> bool:

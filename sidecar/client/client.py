@@ -406,6 +406,33 @@ class BridgeClient:
         """Set the game's time scale (0.5: half speed); the clock."""
         return self._object("/game/time_scale", {"scale": scale})
 
+    def game_input(
+        self,
+        steps: list[dict[str, Any]],
+        screenshot: bool | None = None,
+        max_width: int | None = None,
+    ) -> dict[str, Any]:
+        """Input steps done in the running game, as real input (`{"type": "action",
+        "action": "ui_right", "frames": 30}`, keys, mouse, text, waits): {steps, frames, ms},
+        and with `screenshot` the game as it is afterwards."""
+        body = given(steps=steps, screenshot=screenshot, max_width=max_width)
+        return self._object("/game/input", body)
+
+    def game_evaluate(
+        self, expression: str, path: str | None = None, id: str | None = None
+    ) -> dict[str, Any]:
+        """A Godot Expression evaluated in the running game, no breakpoint needed, with the
+        node at `path` (or `id`; default the current scene) as self: {type, value, self}."""
+        return self._object("/game/evaluate", given(expression=expression, path=path, id=id))
+
+    def game_set_property(
+        self, property: str, value: Any, path: str | None = None, id: str | None = None
+    ) -> dict[str, Any]:
+        """Set a node's property in the running game only (typed JSON `value`, e.g.
+        {"x": 1, "y": 2}): {path, property, old, new}."""
+        body = {"property": property, "value": value, **given(path=path, id=id)}
+        return self._object("/game/set_property", body)
+
     # -- events ---------------------------------------------------------------------------
 
     def events(

@@ -55,6 +55,7 @@ from sidecar.godot.dap.inspector import THREAD_ID, Inspector, frame_keys
 from sidecar.godot.dap.paths import shown, to_project_path, to_res_path
 from sidecar.godot.dap.scheduler import FairScheduler
 from sidecar.godot.game.channel import GameChannel
+from sidecar.godot.game.hands import GameHands
 from sidecar.godot.game.records import GameRecords
 from sidecar.godot.identity import ProcessWatch
 from sidecar.godot.peer import Call, DapCorrelation, Peer
@@ -105,6 +106,7 @@ class DapSession:
         self.custom_data = EventLog(256)
         self.game_channel = GameChannel(self)  # the scene tree and inspection (issue 13)
         self.game_records = GameRecords()  # its errors and monitors, read by agents
+        self.game_hands = GameHands(self, self.game_channel)  # input, evaluate (issue 14)
         self.before_launch: Callable[[], Awaitable[None]] | None = None  # awaited first
         editor = config.editor_pid
         self.game = GameState(
@@ -384,6 +386,7 @@ class DapSession:
         self.custom_data.append(message, {"data": data})
         self.game_channel.feed(message, data)
         self.game_records.feed(message, data)
+        self.game_hands.feed(message, data)
 
     # -- talking to Godot ------------------------------------------------------------
 
