@@ -150,6 +150,8 @@ def test_issue_14_no_game_is_409_and_bad_fields_are_400(shown_editor: Editor) ->
         ),
         ({"until": {"path": MOVER, "op": ">", "value": 1}}, "until.property", "missing_field"),
         ({"until": {"path": "", "property": "frames", "value": 1}}, "until.path", "invalid_field"),
+        ({"until": {"path": MOVER, "property": "frames"}}, "until.value", "missing_field"),
+        ({"until": {"path": MOVER, "expression": ""}}, "until.expression", "invalid_field"),
     ):
         error = refused(shown_editor, "/game/advance", body, 400, code)
         assert error["field"] == field, error
@@ -225,6 +227,27 @@ def test_issue_14_advance_until_stops_at_the_right_frame(game: Editor) -> None:
         got, error = call_json(game, "POST", "/game/advance", {"until": bad})
         assert got == status and error["error"]["field"] == field, error
     assert mover(game)["frames"] == target + 3
+
+
+@needs_xvfb
+def test_issue_14_advance_until_a_gdscript_expression(game: Editor) -> None:
+    """The expression runs in the game (the hands' /game/evaluate route) on the node."""
+    ok_json(game, "POST", "/game/suspend", {})
+    start = mover(game)["frames"]
+    expression = f"frames >= {start + 4} and position.x > 0"
+    answer = advance(game, {"until": {"path": MOVER, "expression": expression}, "frames": 20})
+    assert answer["reason"] == "condition" and answer["frames"] == 4, answer
+    assert answer["values"] == {expression: True}
+    assert mover(game)["frames"] == start + 4
+    for bad, field, status in (
+        ({"path": MOVER, "expression": "frames"}, "until.expression", 400),  # not a bool
+        ({"path": MOVER, "expression": "no_such_name > 1"}, "until.expression", 422),
+        ({"path": MOVER, "expression": "true", "property": "frames"}, "until.expression", 400),
+        ({"path": MOVER, "property": "frames"}, "until.value", 400),
+    ):
+        got, error = call_json(game, "POST", "/game/advance", {"until": bad})
+        assert got == status and error["error"]["field"] == field, error
+    assert mover(game)["frames"] == start + 4  # nothing ran
 
 
 @needs_xvfb

@@ -15,7 +15,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, model_validator
 
 from sidecar.api.game import GAME_NODE, absolute
 from sidecar.errors import RequestError
@@ -23,7 +23,16 @@ from sidecar.godot.dap.answers import body_or_raise
 from sidecar.godot.dap.session import DapSession
 from sidecar.godot.display import GameDisplay
 from sidecar.godot.game.channel import GameChannel
-from sidecar.godot.game.clock import MAX_FRAMES, MAX_TIMEOUT, Advance, Check, ClockState, GameClock
+from sidecar.godot.game.clock import (
+    MAX_FRAMES,
+    MAX_TIMEOUT,
+    Advance,
+    Check,
+    ClockState,
+    Condition,
+    GameClock,
+)
+from sidecar.godot.game.hands import GameHands
 from sidecar.godot.game.messages import InspectedObject
 from sidecar.web.http import RouteTable
 from sidecar.web.operation import Answer, Arguments, Caller, NoArguments, Operation
@@ -49,11 +58,13 @@ class Until(Arguments):
         description="the node, a path in the running game (`/root/Main/Mover` or `Main/Mover`)",
         examples=["Main/Mover"],
     )
-    property: str = Field(
+    property: str | None = Field(
+        None,
         min_length=1,
         description="the property as /game/node names it (`position`, `speed`, "
         "`Members/frames`; a script variable may be given without `Members/`), optionally "
-        "with a field of its value after a dot: `position.x`, `modulate.a`",
+        "with a field of its value after a dot: `position.x`, `modulate.a`; compared with "
+        "`value` by `op`. Either this or `expression`",
         examples=["position.x"],
     )
     op: Comparison = Field(
@@ -63,10 +74,42 @@ class Until(Arguments):
         examples=[">="],
     )
     value: JsonValue = Field(
-        description="what to compare with, as /game/node shows values (a number, a string, "
-        "a bool, `{x, y}` for a whole Vector2)",
+        None,
+        description="what to compare `property` with (needed with it), as /game/node shows "
+        "values (a number, a string, a bool, `{x, y}` for a whole Vector2)",
         examples=[100],
     )
+    expression: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="instead of `property`: a Godot Expression evaluated in the game with "
+        "the node as `self` (as /game/evaluate does), true when the advance should stop: "
+        "`position.x > 100 and frames % 2 == 0`",
+        examples=["position.x >= 100"],
+    )
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Until:
+        if self.property is None and self.expression is None:
+            raise RequestError(
+                "missing field 'until.property' (or `until.expression`): what to check",
+                code="missing_field",
+                details={"field": "until.property"},
+            )
+        if self.property is not None and self.expression is not None:
+            raise RequestError(
+                "`until` takes `property` (with `op` and `value`) or `expression`, not both",
+                code="invalid_field",
+                details={"field": "until.expression"},
+            )
+        if self.property is not None and "value" not in self.model_fields_set:
+            raise RequestError(
+                "missing field 'until.value': what the property is compared with",
+                code="missing_field",
+                details={"field": "until.value"},
+            )
+        return self
 
 
 class AdvanceArguments(Arguments):
@@ -184,13 +227,15 @@ GAME_ADVANCE = Operation(
     summary="run exactly N frames, or frame by frame until a node's property compares true",
     description="Suspends the game first when it runs; it stays suspended afterwards "
     "(/game/resume). One frame at a time (Godot's `scene:next_frame`), each confirmed "
-    "before the next: `frames` is exact. With `until` the property is read after every "
-    "frame and the answer gives its last value. Only for a game that renders: a headless "
-    "one never draws and would just resume (409 `no_display`). One advance at a time "
+    "before the next: `frames` is exact. With `until` the property is read (or the "
+    "expression evaluated in the game, as /game/evaluate does) after every frame and the "
+    "answer gives its last value; a failing expression is 422 `evaluate_failed`. Only for "
+    "a game that renders: a headless one never draws and would just resume (409 "
+    "`no_display`). One advance at a time "
     "(others wait their turn). 409 without a game, 404 for an `until.path` not in the tree.",
     arguments=AdvanceArguments,
     answer=AdvanceAnswer,
-    errors=(*_GAME, "invalid_field", "no_display", "not_found"),
+    errors=(*_GAME, "invalid_field", "missing_field", "no_display", "not_found", "evaluate_failed"),
     tags=("game",),
     effect="control",
 )
@@ -261,7 +306,8 @@ class PropertyCondition:
         self.channel = channel
         self.until = until
         self.object_id = object_id
-        self.name, _, rest = until.property.partition(".")
+        self.property = until.property or ""  # set: the model's rule
+        self.name, _, rest = self.property.partition(".")
         self.fields = [f for f in rest.split(".") if f] if rest else []
 
     async def __call__(self, agent: str) -> Check:
@@ -273,7 +319,7 @@ class PropertyCondition:
                 details={"field": "until.path"},
             )
         value = self._value(found)
-        return Check(compare(value, self.until.op, self.until.value), {self.until.property: value})
+        return Check(compare(value, self.until.op, self.until.value), {self.property: value})
 
     def _value(self, found: InspectedObject) -> Any:
         prop = found.get(self.name) or found.get(f"Members/{self.name}")
@@ -302,6 +348,37 @@ class PropertyCondition:
                 details={"field": "until.op"},
             )
         return value
+
+
+class ExpressionCondition:
+    """`until.expression`: a Godot Expression the game's hands evaluate on the node (the
+    same route as /game/evaluate); it must give a bool."""
+
+    def __init__(self, hands: GameHands, until: Until) -> None:
+        self.hands = hands
+        self.until = until
+
+    async def __call__(self, agent: str) -> Check:
+        request: dict[str, Any] = {
+            "expression": self.until.expression,
+            "path": absolute(self.until.path),
+        }
+        try:
+            done = await self.hands.call(agent, "evaluate", request, 0.0)
+        except RequestError as err:
+            if err.details.get("field") == "expression":  # the hands' name for it
+                err.details["field"] = "until.expression"
+            raise
+        result = done["value"] if isinstance(done, dict) else None
+        if not isinstance(result, dict) or result.get("type") != "bool":
+            kind = result.get("type") if isinstance(result, dict) else "nothing"
+            raise RequestError(
+                f"`until.expression` {self.until.expression!r} gives a {kind}, not a bool "
+                "(compare it: `position.x > 100`)",
+                code="invalid_field",
+                details={"field": "until.expression"},
+            )
+        return Check(result.get("value") is True, {str(self.until.expression): result["value"]})
 
 
 def _is_number(value: Any) -> bool:
@@ -363,7 +440,7 @@ class _Served:
         self._require_connected()
         default = 1 if args.until is None else UNTIL_DEFAULT_FRAMES
         frames = args.frames if args.frames is not None else default
-        condition = None
+        condition: Condition | None = None
         if args.until is not None:
             tree = await self.channel.tree(caller.identity)
             node = tree.find(absolute(args.until.path))
@@ -374,7 +451,10 @@ class _Served:
                     code="not_found",
                     details={"field": "until.path"},
                 )
-            condition = PropertyCondition(self.channel, args.until, node.object_id)
+            if args.until.expression is not None:
+                condition = ExpressionCondition(self.session.game_hands, args.until)
+            else:
+                condition = PropertyCondition(self.channel, args.until, node.object_id)
         outcome = await self.clock.advance(caller.identity, frames, args.timeout, condition)
         return self._advance_json(outcome, frames)
 

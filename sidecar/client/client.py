@@ -398,7 +398,8 @@ class BridgeClient:
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """Run exactly `frames` frames (suspending the game first; it stays suspended), or
-        until `until` ({path, property, op, value}) holds, at most `frames` of them:
+        until `until` holds ({path, property, op, value}, or {path, expression}: a Godot
+        Expression on the node), at most `frames` of them:
         {frames, reason, condition_met, values, elapsed_ms, ms_per_frame, clock, ...}."""
         return self._object("/game/advance", given(frames=frames, until=until, timeout=timeout))
 
