@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -248,6 +249,29 @@ def test_issue_14_advance_until_a_gdscript_expression(game: Editor) -> None:
         got, error = call_json(game, "POST", "/game/advance", {"until": bad})
         assert got == status and error["error"]["field"] == field, error
     assert mover(game)["frames"] == start + 4  # nothing ran
+
+
+@needs_xvfb
+def test_issue_14_advances_take_turns_and_resume_waits_for_them(game: Editor) -> None:
+    ok_json(game, "POST", "/game/suspend", {})
+    start = mover(game)["frames"]
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(advance, game, {"frames": 20})
+        deadline = time.monotonic() + 30
+        while clock(game)["advancing"] is None:
+            assert time.monotonic() < deadline and not first.done(), "no advance under way"
+            time.sleep(0.05)
+        assert clock(game)["advancing"] == "tester"
+        error = refused(game, "/game/resume", {}, 409, "conflict")
+        assert error["advancing"] == "tester" and "advancing" in error["message"]
+        second = pool.submit(
+            lambda: ok_json(game, "POST", "/game/advance", {"frames": 5}, agent="other")
+        )
+        assert first.result(timeout=150)["frames"] == 20
+        assert second.result(timeout=150)["frames"] == 5
+    assert mover(game)["frames"] == start + 25  # one after the other, none lost
+    assert clock(game)["advancing"] is None
+    assert ok_json(game, "POST", "/game/resume", {})["suspended"] is False
 
 
 @needs_xvfb

@@ -158,7 +158,7 @@ class ClockAnswer(Answer):
     )
     time_scale: float = Field(description="the time scale the bridge set (1: Godot's default)")
     frames_advanced: int = Field(description="frames run by /game/advance in this game")
-    advancing: bool = Field(description="an advance is under way")
+    advancing: str | None = Field(description="the agent whose advance is under way, if any")
     can_advance: bool = Field(
         description="/game/advance can work: false for a headless game (it never draws)"
     )
@@ -215,9 +215,11 @@ GAME_RESUME = Operation(
     name="game_resume",
     path="/game/resume",
     summary="resume the game's processing after /game/suspend or /game/advance",
+    description="409 `conflict` while another agent's /game/advance is under way (it names "
+    "them in `advancing`): its frames would run on their own.",
     arguments=NoArguments,
     answer=ClockAnswer,
-    errors=_GAME,
+    errors=(*_GAME, "conflict"),
     tags=("game",),
     effect="control",
 )

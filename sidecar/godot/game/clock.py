@@ -134,6 +134,7 @@ class GameClock:
         self._send_now = send_now
         self._state = ClockState()
         self._advance_lock = asyncio.Lock()  # one advance at a time: frames are shared
+        self._advancing: str | None = None  # the agent whose advance runs now
 
     # -- state -----------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ class GameClock:
         """For /status `game.clock` and GET /game/clock."""
         shown = self.state.as_json()
         shown["running"] = self._session.running
-        shown["advancing"] = self._advance_lock.locked()
+        shown["advancing"] = self._advancing
         shown["can_advance"] = self._can_step() is None
         return shown
 
@@ -172,6 +173,14 @@ class GameClock:
 
     async def resume(self, agent: str) -> ClockState:
         self._require_running()
+        if self._advancing is not None:
+            # Resumed mid-advance, the frames would run on their own and `frames` lie.
+            raise RequestError(
+                f"{self._advancing} is advancing the game frame by frame; resume once that "
+                "advance has answered",
+                code="conflict",
+                details={"advancing": self._advancing},
+            )
         await self._send(agent, SUSPEND, [False])
         self._changed(agent).suspended = False
         return self.state
@@ -196,17 +205,32 @@ class GameClock:
         if why_not is not None:
             raise RequestError(why_not, code="no_display")
         async with self._advance_lock:
+            self._advancing = agent
             started = time.monotonic()
-            outcome = await self._advance(agent, frames, started + timeout, until)
+            game = self.state.game
+            outcome = Advance()
+            try:
+                await self._advance(agent, frames, started + timeout, until, outcome)
+            except RequestError as err:
+                if err.code != "not_running" or not outcome.frames:
+                    raise
+                outcome.reason = "game_ended"  # it ended between two frames
+            finally:
+                self._advancing = None
             outcome.elapsed_s = time.monotonic() - started
-            self.state.frames_advanced += outcome.frames
+            if self.state.game == game:
+                self.state.frames_advanced += outcome.frames
             return outcome
 
     async def _advance(
-        self, agent: str, frames: int, deadline: float, until: Condition | None
+        self,
+        agent: str,
+        frames: int,
+        deadline: float,
+        until: Condition | None,
+        outcome: Advance,
     ) -> Advance:
         game = self.state.game
-        outcome = Advance()
         if until is not None:
             outcome.check = await until(agent)  # a bad condition fails before any change
         if not self.state.suspended:
