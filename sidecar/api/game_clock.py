@@ -28,7 +28,6 @@ from sidecar.godot.game.clock import (
     MAX_TIMEOUT,
     Advance,
     Check,
-    ClockState,
     Condition,
     GameClock,
 )
@@ -420,23 +419,23 @@ class _Served:
         if not self.session.peer.connected:
             raise self.session.peer.unavailable()
 
-    def _state(self, _state: ClockState | None = None) -> dict[str, Any]:
-        return self.clock.status()
-
     async def status(self, args: NoArguments, caller: Caller) -> Any:
-        return self._state()
+        return self.clock.status()
 
     async def suspend(self, args: NoArguments, caller: Caller) -> Any:
         self._require_connected()
-        return self._state(await self.clock.suspend(caller.identity))
+        await self.clock.suspend(caller.identity)
+        return self.clock.status()
 
     async def resume(self, args: NoArguments, caller: Caller) -> Any:
         self._require_connected()
-        return self._state(await self.clock.resume(caller.identity))
+        await self.clock.resume(caller.identity)
+        return self.clock.status()
 
     async def time_scale(self, args: TimeScaleArguments, caller: Caller) -> Any:
         self._require_connected()
-        return self._state(await self.clock.set_time_scale(caller.identity, args.scale))
+        await self.clock.set_time_scale(caller.identity, args.scale)
+        return self.clock.status()
 
     async def advance(self, args: AdvanceArguments, caller: Caller) -> Any:
         self._require_connected()
