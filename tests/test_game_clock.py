@@ -11,6 +11,7 @@ headless (GODOT_BRIDGE_GAME_DISPLAY=off) to check the clear refusal there.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ import pytest
 from harness import Editor, call_json, make_demo_project, needs_xvfb, ok_json, query, wait_event
 
 from sidecar.api.game_clock import compare
-from sidecar.godot.game.clock import MAX_FRAMES
+from sidecar.errors import RequestError
+from sidecar.godot.game.clock import MAX_FRAMES, NEXT_FRAME, SUSPEND, GameClock
 
 MOVER = "Main/Mover"
 MOVER_GD = "res://demo/mover.gd"
@@ -366,3 +368,62 @@ def test_issue_14_a_headless_game_cannot_advance_but_can_be_suspended(
             time.sleep(0.1)
     finally:
         end_game(headless_editor)
+
+
+# -- the clock alone, on a fake session (no Godot) -------------------------------------------
+
+
+class FakeSession:
+    """Records what the clock sends; `ends_after` pings end the game."""
+
+    def __init__(self, ends_after: int | None = None) -> None:
+        self.running = True
+        self.stopped: Any = None
+        self.sent: list[tuple[str, list[Any]]] = []
+        self.pings = 0
+        self.ends_after = ends_after
+        self.game = 1
+
+    async def put_msg(
+        self, agent: str, message: str, data: list[Any], answer: str, **_: Any
+    ) -> None:
+        self.sent.append((message, data))
+
+    async def send_now(self, message: str, data: list[Any]) -> None:
+        self.sent.append((message, data))
+
+    async def ping(self, agent: str) -> None:
+        self.pings += 1
+        if self.ends_after is not None and self.pings > self.ends_after:
+            self.running = False
+            raise RequestError("no game is running", code="not_running")
+
+
+def fake_clock(session: FakeSession, why_not: str | None = None) -> GameClock:
+    return GameClock(session, lambda: session.game, session.ping, lambda: why_not, session.send_now)
+
+
+def test_issue_14_clock_sends_suspend_then_one_next_frame_per_frame() -> None:
+    session = FakeSession()
+    clock = fake_clock(session)
+    outcome = asyncio.run(clock.advance("a", 3, 10.0))
+    assert (outcome.frames, outcome.reason) == (3, "frames")
+    assert session.sent == [(SUSPEND, [True])] + [(NEXT_FRAME, [])] * 3
+    assert session.pings == 3 * 2 + 1  # two a frame, one more at the end
+    assert clock.status()["suspended"] and clock.status()["frames_advanced"] == 3
+    session.game = 2  # a new game: afresh
+    assert clock.status()["suspended"] is False and clock.status()["frames_advanced"] == 0
+
+
+def test_issue_14_clock_refuses_a_headless_game_before_sending_anything() -> None:
+    session = FakeSession()
+    clock = fake_clock(session, "headless")
+    with pytest.raises(RequestError) as err:
+        asyncio.run(clock.advance("a", 3, 10.0))
+    assert err.value.code == "no_display" and session.sent == []
+
+
+def test_issue_14_clock_a_game_ending_mid_advance_is_game_ended() -> None:
+    session = FakeSession(ends_after=4)
+    outcome = asyncio.run(fake_clock(session).advance("a", 10, 10.0))
+    assert (outcome.frames, outcome.reason) == (2, "game_ended")

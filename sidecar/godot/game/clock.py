@@ -32,6 +32,7 @@ the frame left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -244,9 +245,14 @@ class GameClock:
                 outcome.reason = "timeout"
                 return outcome
             # Written at once, the ping right behind it (one editor frame for both).
-            sent = self._send_now(NEXT_FRAME, [])
-            # Answered: next_frame was handled (maybe in the same poll as the ping).
-            await self._ping(agent)
+            sent = asyncio.ensure_future(self._send_now(NEXT_FRAME, []))
+            try:
+                # Answered: next_frame was handled (maybe in the same poll as the ping).
+                await self._ping(agent)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await sent  # its answer is taken (the peer forgets the call) either way
+                raise
             await sent
             if self._ended(game, outcome) or self._stopped(outcome):
                 return outcome  # the previous frame stopped: this next_frame did nothing
