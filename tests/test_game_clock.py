@@ -409,7 +409,7 @@ def test_issue_14_clock_sends_suspend_then_one_next_frame_per_frame() -> None:
     outcome = asyncio.run(clock.advance("a", 3, 10.0))
     assert (outcome.frames, outcome.reason) == (3, "frames")
     assert session.sent == [(SUSPEND, [True])] + [(NEXT_FRAME, [])] * 3
-    assert session.pings == 3 * 2 + 1  # two a frame, one more at the end
+    assert session.pings == 3 * 3  # three a frame while breakpoints may stop one
     assert clock.status()["suspended"] and clock.status()["frames_advanced"] == 3
     session.game = 2  # a new game: afresh
     assert clock.status()["suspended"] is False and clock.status()["frames_advanced"] == 0
@@ -424,6 +424,15 @@ def test_issue_14_clock_refuses_a_headless_game_before_sending_anything() -> Non
 
 
 def test_issue_14_clock_a_game_ending_mid_advance_is_game_ended() -> None:
-    session = FakeSession(ends_after=4)
+    session = FakeSession(ends_after=6)
     outcome = asyncio.run(fake_clock(session).advance("a", 10, 10.0))
     assert (outcome.frames, outcome.reason) == (2, "game_ended")
+
+
+def test_issue_14_clock_two_pings_a_frame_without_breakpoints() -> None:
+    session = FakeSession()
+    clock = GameClock(
+        session, lambda: 1, session.ping, lambda: None, session.send_now, lambda: False
+    )
+    assert asyncio.run(clock.advance("a", 4, 10.0)).frames == 4
+    assert session.pings == 4 * 2

@@ -287,6 +287,7 @@ def register(
         channel.fresh_tree,
         can_step,
         send_now,
+        lambda: any(bps.union() for bps in session.book.files.values()),
     )
     served = _Served(session, channel, clock)
     routes.serve(GAME_CLOCK, served.status)

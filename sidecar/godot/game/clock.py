@@ -16,10 +16,12 @@ on a suspended tree it un-suspends it and re-suspends it when the RenderingServe
   together; the game handles messages in order, so its answer says `next_frame` was
   handled; a request sent after that answer (a second ping, or the condition's read) is
   handled in a later poll, i.e. after the frame ran (the game polls its debugger once per
-  frame, after drawing), or inside the frame when it stopped at a breakpoint. Godot's
-  adapter announces that stop (`stopped`, after fetching the stack) before the answers to
-  what is sent after that answer: a stop is checked after each ping, and once more at
-  the end, so `frames` counts the frames that ran, the stopped one included.
+  frame, after drawing), or inside the frame when it stopped in the debugger.
+- A stop inside the frame: Godot's adapter announces a pause or an error stop as soon as the
+  game says it stopped (before the answers that follow), a breakpoint stop only once it has
+  the stack (one more round trip to the game). So while any breakpoint is set, a third ping
+  a frame makes sure a stop in this frame is seen before the next `next_frame` goes out;
+  `frames` then counts the frames that ran, the stopped one included.
 - Nothing the game sends tells whether it is suspended: the state here is what the bridge
   last set in this game, kept per game (a new game starts running at scale 1).
 
@@ -126,6 +128,7 @@ class GameClock:
         ping: Callable[[str], Awaitable[Any]],
         can_step: Callable[[], str | None],
         send_now: Callable[[str, list[Any]], Awaitable[None]],
+        may_break: Callable[[], bool] = lambda: True,
     ) -> None:
         self._session = session
         self._game_number = game_number  # which game runs now (counts set_pid)
@@ -133,6 +136,9 @@ class GameClock:
         self._can_step = can_step  # None, or why next_frame cannot work (headless)
         # Writes a message to the game now (`godot/put_msg`); awaiting it: Godot's answer.
         self._send_now = send_now
+        # Whether a breakpoint may stop a frame (any set): such a stop costs one more ping
+        # a frame to be told apart (pauses and errors are announced at once).
+        self._may_break = may_break
         self._state = ClockState()
         self._advance_lock = asyncio.Lock()  # one advance at a time: frames are shared
         self._advancing: str | None = None  # the agent whose advance runs now
@@ -244,7 +250,7 @@ class GameClock:
             if time.monotonic() >= deadline:
                 outcome.reason = "timeout"
                 return outcome
-            # Written at once, the ping right behind it (one editor frame for both).
+            # Written at once, the ping right behind it.
             sent = asyncio.ensure_future(self._send_now(NEXT_FRAME, []))
             try:
                 # Answered: next_frame was handled (maybe in the same poll as the ping).
@@ -254,27 +260,27 @@ class GameClock:
                     await sent  # its answer is taken (the peer forgets the call) either way
                 raise
             await sent
+            outcome.frames += 1  # it runs now (a stop seen from here on is in this frame)
             if self._ended(game, outcome) or self._stopped(outcome):
-                return outcome  # the previous frame stopped: this next_frame did nothing
+                return outcome
             # Sent after that answer, so handled in a later poll: after the frame (the game
             # polls once a frame, after drawing), or inside it, stopped in the debugger.
             if until is not None:
                 outcome.check = await until(agent)
             else:
                 await self._ping(agent)
-            outcome.frames += 1
             if self._ended(game, outcome) or self._stopped(outcome):
                 return outcome
+            if self._may_break():
+                # A breakpoint stop is announced once the adapter has the stack: before the
+                # answer to a request sent after one answered from inside the stop.
+                await self._ping(agent)
+                if self._ended(game, outcome) or self._stopped(outcome):
+                    return outcome
             if outcome.check is not None and outcome.check.holds:
-                break
-        # A stop inside the last frame is told (DAP `stopped`) before the answer to a
-        # request sent after the one that came from inside it.
-        await self._ping(agent)
-        if self._ended(game, outcome) or self._stopped(outcome):
-            return outcome
-        if outcome.check is not None and outcome.check.holds:
-            outcome.reason = "condition"
-        elif until is not None:
+                outcome.reason = "condition"
+                return outcome
+        if until is not None:
             outcome.reason = "frame_limit"
         return outcome
 
