@@ -963,7 +963,16 @@ def test_issue_14_cli_advance_until_sends_the_condition(
         "/game/advance",
         {"until": {"path": "Main/Mover", "property": "position.x", "op": ">=", "value": 100.5}},
     )
-    status, _, err = gdbridge(capsys, "advance", "--until", "Main/Mover frames")
+    gdbridge(capsys, "advance", "9", "--until", "Main/Mover frames % 3 == 0 and speed > 1")
+    assert fake.requests[-1][2] == {
+        "frames": 9,
+        "until": {"path": "Main/Mover", "expression": "frames % 3 == 0 and speed > 1"},
+    }
+    gdbridge(capsys, "advance", "--until", "Main/Mover position.x > 100 and speed > 1")
+    assert fake.requests[-1][2]["until"]["expression"] == "position.x > 100 and speed > 1"
+    gdbridge(capsys, "advance", "--until", "Main/Mover name == Mover")
+    assert fake.requests[-1][2]["until"]["value"] == "Mover"
+    status, _, err = gdbridge(capsys, "advance", "--until", "Main/Mover")
     assert status != 0 and "PATH PROPERTY OP VALUE" in err
     gdbridge(capsys, "time-scale", "2")
     assert fake.requests[-1] == ("POST", "/game/time_scale", {"scale": 2.0})

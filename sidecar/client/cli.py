@@ -437,21 +437,30 @@ def cmd_time_scale(x: Ctx) -> Any:
     return x.client.game_time_scale(x.args.scale)
 
 
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
 def _until(text: str) -> dict[str, Any]:
     """`Main/Mover position.x >= 100` → {path, property, op, value} (value read as JSON
-    when it is JSON: 100, true, "text"; else as the text itself)."""
+    when it is JSON: 100, true, "text"; else as the text itself); `Main/Mover <anything
+    else>` → {path, expression}: a Godot Expression on that node."""
     parts = text.split(None, 3)
-    if len(parts) != 4:
+    if len(parts) < 2:
         raise CliError(
-            f"--until takes 'PATH PROPERTY OP VALUE' (Main/Mover position.x >= 100), not {text!r}",
+            "--until takes 'PATH PROPERTY OP VALUE' (Main/Mover position.x >= 100) or "
+            f"'PATH EXPRESSION' (Main/Mover frames % 10 == 0), not {text!r}",
             "invalid_field",
         )
-    path, prop, op, raw = parts
-    try:
-        value: Any = json.loads(raw)
-    except ValueError:
-        value = raw
-    return {"path": path, "property": prop, "op": op, "value": value}
+    if len(parts) == 4 and parts[2] in COMPARISONS:
+        path, prop, op, raw = parts
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw if len(raw.split()) == 1 else None  # more words: an expression
+        if value is not None or raw == "null":
+            return {"path": path, "property": prop, "op": op, "value": value}
+    path, expression = text.split(None, 1)
+    return {"path": path, "expression": expression.strip()}
 
 
 def cmd_screenshot(x: Ctx) -> Any:
@@ -1212,7 +1221,11 @@ def _clock_commands(add: Add) -> None:
     add("resume", cmd_resume, "resume the game's processing")
     s = add("advance", cmd_advance, "run exactly N frames (the game stays suspended)")
     s.add_argument("frames", type=int, nargs="?", help="frames (default 1; with --until a limit)")
-    s.add_argument("--until", help="until 'PATH PROPERTY OP VALUE' holds (Main/Mover frames >= 9)")
+    s.add_argument(
+        "--until",
+        help="until 'PATH PROPERTY OP VALUE' (Main/Mover frames >= 9) or 'PATH EXPRESSION' "
+        "(Main/Mover position.x > 100 and frames % 2 == 0) holds",
+    )
     s.add_argument("--timeout", type=float, metavar="S", help="give up after S s")
     s = add("time-scale", cmd_time_scale, "set the game's time scale (0.5: half speed)")
     s.add_argument("scale", type=float)
