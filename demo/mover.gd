@@ -4,8 +4,12 @@ extends Node2D
 ## Pixels a second along x.
 @export var speed: float = 60.0
 
+## `_process` calls so far: time-control tests count the frames an advance runs.
+var frames: int = 0
+
 
 func _process(delta: float) -> void:
+	frames += 1
 	position.x += speed * delta
 
 

@@ -17,6 +17,7 @@ from sidecar.api.debug import register as register_debug
 from sidecar.api.editor import register as register_editor
 from sidecar.api.frontends import register as register_frontends
 from sidecar.api.game import register as register_game
+from sidecar.api.game_clock import register as register_game_clock
 from sidecar.api.game_hands import register as register_game_hands
 from sidecar.api.game_records import register as register_game_records
 from sidecar.api.game_screenshot import register as register_game_screenshot
@@ -74,6 +75,10 @@ class Sidecar:
         register_game(self.routes, self.dap_session)
         register_game_records(self.routes, self.dap_session)
         register_game_screenshot(self.routes, self.dap_session, lambda: self.game_display.current)
+        # Time control (issue 14): next_frame needs a game that draws, so it asks the display.
+        self.game_clock = register_game_clock(
+            self.routes, self.dap_session, lambda: self.game_display.current
+        )
         register_game_hands(self.routes, self.dap_session, lambda: self.game_display.current)
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
@@ -214,7 +219,7 @@ class Sidecar:
                 "editor_pid": self.identity.editor_pid,
                 "uptime_s": round(time.time() - self.started_at, 3),
             },
-            "game": self.dap_session.game_records.summary(),
+            "game": {**self.dap_session.game_records.summary(), "clock": self.game_clock.status()},
             "game_display": self.game_display.current.as_json(),
             "control": self.control.status(),
             "lsp_requests": self.lsp_session.traffic(),

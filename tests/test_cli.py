@@ -219,6 +219,14 @@ AUDIT_RECORD = {
     "args": {},
     "outcome": {"ok": False, "status": 409, "code": "lease_held"},
 }
+CLOCK = {
+    "game": 1,
+    "running": True,
+    "suspended": False,
+    "time_scale": 1.0,
+    "frames_advanced": 7,
+    "can_advance": True,
+}
 
 
 class FakeBridge:
@@ -338,6 +346,20 @@ class FakeBridge:
             "/control/release": lambda b: ok({"released": True, "lease": LEASE}),
             "/audit": lambda b: ok(
                 {"records": [AUDIT_RECORD], "next": 7, "latest": 7, "dropped": 0, "file": None}
+            ),
+            "/game/clock": lambda b: ok(CLOCK),
+            "/game/suspend": lambda b: ok({**CLOCK, "suspended": True}),
+            "/game/resume": lambda b: ok(CLOCK),
+            "/game/time_scale": lambda b: ok({**CLOCK, "time_scale": b["scale"]}),
+            "/game/advance": lambda b: ok(
+                {
+                    "frames": 7,
+                    "requested": b.get("frames", 1),
+                    "reason": "condition" if "until" in b else "frames",
+                    "values": {b["until"]["property"]: 33} if "until" in b else None,
+                    "ms_per_frame": 12.5,
+                    "clock": {**CLOCK, "suspended": True},
+                }
             ),
             "/game/input": lambda b: ok(
                 {"steps": len(b["steps"]), "frames": 31, "ms": 510}
@@ -612,6 +634,15 @@ HUMAN: list[tuple[list[str], str]] = [
     (
         ["audit", "--kind", "control"],
         f"#7 {AUDIT_AT} bob continue: 409 lease_held",
+    ),
+    (["clock"], "game 1: running, time scale 1.0, 7 frames advanced"),
+    (["suspend"], "game 1: suspended, time scale 1.0, 7 frames advanced"),
+    (["resume"], "game 1: running, time scale 1.0, 7 frames advanced"),
+    (["time-scale", "0.5"], "game 1: running, time scale 0.5, 7 frames advanced"),
+    (["advance", "7"], "advanced 7 of 7 frames (frames), 12.5 ms a frame"),
+    (
+        ["advance", "50", "--until", "Main/Mover frames >= 33"],
+        "advanced 7 of 50 frames (condition), 12.5 ms a frame\n  frames = 33",
     ),
     (["input", "--action", "ui_right", "--frames", "30"], "1 steps done in 31 frames (510 ms)"),
     (["game-eval", "position", "--path", "Main"], '{"x": 1.0, "y": 2.0} (Vector2)'),
@@ -912,6 +943,8 @@ def test_issue_11_client_reaches_every_endpoint(fake: FakeBridge) -> None:
         c.game_tree, lambda: c.game_node("Main"),
         c.game_errors, c.game_monitors, c.game_screenshot,
         c.control_lease, lambda: c.take_lease(30), c.release_lease, c.audit,
+        c.game_clock, c.game_suspend, c.game_resume, c.game_advance,
+        lambda: c.game_time_scale(0.5),
         lambda: c.game_input([{"type": "wait", "frames": 1}]), lambda: c.game_evaluate("1"),
         lambda: c.game_set_property("speed", 1, "Main"),
     ]  # fmt: skip
@@ -955,3 +988,28 @@ def test_issue_13_cli_screenshot_writes_the_png(
     assert fake.bodies("/game/screenshot")[-1] == {"max_width": 3}
     status, text, err = gdbridge(capsys, "--json", "screenshot")
     assert status == 0 and "data" not in json.loads(text)  # the PNG only into a file
+
+
+def test_issue_14_cli_advance_until_sends_the_condition(
+    fake: FakeBridge, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = gdbridge(capsys, "advance", "--until", "Main/Mover position.x >= 100.5")
+    assert (status, err) == (0, "")
+    assert fake.requests[-1] == (
+        "POST",
+        "/game/advance",
+        {"until": {"path": "Main/Mover", "property": "position.x", "op": ">=", "value": 100.5}},
+    )
+    gdbridge(capsys, "advance", "9", "--until", "Main/Mover frames % 3 == 0 and speed > 1")
+    assert fake.requests[-1][2] == {
+        "frames": 9,
+        "until": {"path": "Main/Mover", "expression": "frames % 3 == 0 and speed > 1"},
+    }
+    gdbridge(capsys, "advance", "--until", "Main/Mover position.x > 100 and speed > 1")
+    assert fake.requests[-1][2]["until"]["expression"] == "position.x > 100 and speed > 1"
+    gdbridge(capsys, "advance", "--until", "Main/Mover name == Mover")
+    assert fake.requests[-1][2]["until"]["value"] == "Mover"
+    status, _, err = gdbridge(capsys, "advance", "--until", "Main/Mover")
+    assert status != 0 and "PATH PROPERTY OP VALUE" in err
+    gdbridge(capsys, "time-scale", "2")
+    assert fake.requests[-1] == ("POST", "/game/time_scale", {"scale": 2.0})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sidecar.api.control import LeaseState
+from sidecar.api.game_clock import ClockAnswer
 from sidecar.api.shapes import AgentInfo, ServiceStatus
 from sidecar.web.operation import Answer, NoArguments, Operation
 
@@ -34,6 +35,9 @@ class GameSummary(Answer):
     )
     warnings_by_file: dict[str, int]
     latest_error: int = Field(description="newest /game/errors record number")
+    clock: ClockAnswer | None = Field(
+        None, description="suspended or not, time scale, frames advanced (GET /game/clock)"
+    )
 
 
 class GameDisplayStatus(Answer):

@@ -430,6 +430,54 @@ def cmd_monitors(x: Ctx) -> Any:
     return x.client.game_monitors(x.args.names, x.args.history)
 
 
+def cmd_clock(x: Ctx) -> Any:
+    return x.client.game_clock()
+
+
+def cmd_suspend(x: Ctx) -> Any:
+    return x.client.game_suspend()
+
+
+def cmd_resume(x: Ctx) -> Any:
+    return x.client.game_resume()
+
+
+def cmd_advance(x: Ctx) -> Any:
+    a = x.args
+    until = _until(a.until) if a.until else None
+    return x.client.game_advance(a.frames, until, a.timeout)
+
+
+def cmd_time_scale(x: Ctx) -> Any:
+    return x.client.game_time_scale(x.args.scale)
+
+
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def _until(text: str) -> dict[str, Any]:
+    """`Main/Mover position.x >= 100` → {path, property, op, value} (value read as JSON
+    when it is JSON: 100, true, "text"; else as the text itself); `Main/Mover <anything
+    else>` → {path, expression}: a Godot Expression on that node."""
+    parts = text.split(None, 3)
+    if len(parts) < 2:
+        raise CliError(
+            "--until takes 'PATH PROPERTY OP VALUE' (Main/Mover position.x >= 100) or "
+            f"'PATH EXPRESSION' (Main/Mover frames % 10 == 0), not {text!r}",
+            "invalid_field",
+        )
+    if len(parts) == 4 and parts[2] in COMPARISONS:
+        path, prop, op, raw = parts
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw if len(raw.split()) == 1 else None  # more words: an expression
+        if value is not None or raw == "null":
+            return {"path": path, "property": prop, "op": op, "value": value}
+    path, expression = text.split(None, 1)
+    return {"path": path, "expression": expression.strip()}
+
+
 def cmd_screenshot(x: Ctx) -> Any:
     """The screenshot's size; with -o the PNG written to that file as well."""
     shot = x.client.game_screenshot(x.args.max_width)
@@ -883,6 +931,25 @@ def _audit_text(r: Any, x: Ctx) -> str:
     return "\n".join(lines) or f"no records (latest #{r['latest']})"
 
 
+def _clock_text(r: Any, x: Ctx) -> str:
+    if not r.get("running"):
+        return "no game running"
+    state = "suspended" if r["suspended"] else "running"
+    steps = "" if r.get("can_advance", True) else " (headless: cannot advance)"
+    return (
+        f"game {r['game']}: {state}, time scale {_scalar(r['time_scale'])}, "
+        f"{r['frames_advanced']} frames advanced{steps}"
+    )
+
+
+def _advance_text(r: Any, x: Ctx) -> str:
+    pace = f", {r['ms_per_frame']} ms a frame" if r.get("ms_per_frame") else ""
+    lines = [f"advanced {r['frames']} of {r['requested']} frames ({r['reason']}){pace}"]
+    for name, value in (r.get("values") or {}).items():
+        lines.append(f"  {name} = {json.dumps(value, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
 def _input_text(r: Any, x: Ctx) -> str:
     text = f"{r['steps']} steps done in {r['frames']} frames ({r['ms']} ms)"
     shot = r.get("screenshot")
@@ -938,6 +1005,11 @@ RENDER: dict[str, Callable[[Any, Ctx], str]] = {
     "screenshot": _screenshot_text,
     "lease": _lease_text,
     "audit": _audit_text,
+    "clock": _clock_text,
+    "suspend": _clock_text,
+    "resume": _clock_text,
+    "time-scale": _clock_text,
+    "advance": _advance_text,
     "input": _input_text,
     "game-eval": _game_eval_text,
     "set": _set_text,
@@ -987,6 +1059,11 @@ ENDPOINTS: dict[str, str] = {
     "/game/errors": "errors",
     "/game/monitors": "monitors",
     "/game/screenshot": "screenshot",
+    "/game/clock": "clock",
+    "/game/suspend": "suspend",
+    "/game/resume": "resume",
+    "/game/advance": "advance",
+    "/game/time_scale": "time-scale",
     "/game/input": "input",
     "/game/evaluate": "game-eval",
     "/game/set_property": "set",
@@ -1057,6 +1134,7 @@ def parser() -> argparse.ArgumentParser:
     _lsp_commands(add)
     _file_commands(add)
     _game_commands(add)
+    _clock_commands(add)
     _hands_commands(add)
     return p
 
@@ -1189,6 +1267,22 @@ def _game_commands(add: Add) -> None:
     s = add("monitors", cmd_monitors, "the game's performance monitors")
     s.add_argument("--names", help="only these, comma-separated (fps,process_time)")
     s.add_argument("--history", type=int, help="the last N frames too")
+
+
+def _clock_commands(add: Add) -> None:
+    add("clock", cmd_clock, "the game's clock: suspended, time scale, frames advanced")
+    add("suspend", cmd_suspend, "suspend the game's processing (no debugger stop)")
+    add("resume", cmd_resume, "resume the game's processing")
+    s = add("advance", cmd_advance, "run exactly N frames (the game stays suspended)")
+    s.add_argument("frames", type=int, nargs="?", help="frames (default 1; with --until a limit)")
+    s.add_argument(
+        "--until",
+        help="until 'PATH PROPERTY OP VALUE' (Main/Mover frames >= 9) or 'PATH EXPRESSION' "
+        "(Main/Mover position.x > 100 and frames % 2 == 0) holds",
+    )
+    s.add_argument("--timeout", type=float, metavar="S", help="give up after S s")
+    s = add("time-scale", cmd_time_scale, "set the game's time scale (0.5: half speed)")
+    s.add_argument("scale", type=float)
 
 
 def _hands_commands(add: Add) -> None:

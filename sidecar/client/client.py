@@ -407,6 +407,36 @@ class BridgeClient:
             raise BridgeError(f"expected a PNG from {url}, got {kind or 'no Content-Type'}")
         return data
 
+    # -- the running game's clock ---------------------------------------------------------
+
+    def game_clock(self) -> dict[str, Any]:
+        """The game's clock: {suspended, time_scale, frames_advanced, can_advance, ...}."""
+        return self._object("/game/clock")
+
+    def game_suspend(self) -> dict[str, Any]:
+        """Suspend the game's processing (nothing moves; no debugger stop); the clock."""
+        return self._object("/game/suspend", {})
+
+    def game_resume(self) -> dict[str, Any]:
+        """Resume the game's processing; the clock."""
+        return self._object("/game/resume", {})
+
+    def game_advance(
+        self,
+        frames: int | None = None,
+        until: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Run exactly `frames` frames (suspending the game first; it stays suspended), or
+        until `until` holds ({path, property, op, value}, or {path, expression}: a Godot
+        Expression on the node), at most `frames` of them:
+        {frames, reason, condition_met, values, elapsed_ms, ms_per_frame, clock, ...}."""
+        return self._object("/game/advance", given(frames=frames, until=until, timeout=timeout))
+
+    def game_time_scale(self, scale: float) -> dict[str, Any]:
+        """Set the game's time scale (0.5: half speed); the clock."""
+        return self._object("/game/time_scale", {"scale": scale})
+
     def game_input(
         self,
         steps: list[dict[str, Any]],

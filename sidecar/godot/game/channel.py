@@ -202,6 +202,17 @@ class GameChannel:
         self.require_message(RQ_SCREENSHOT, "a screenshot of the running game")
         return await self._shared_answer(("screenshot",), lambda: self._ask_screenshot(agent))
 
+    async def fresh_tree(self, agent: str) -> SceneNode:
+        """The tree asked now, never the answer of a request already in flight: the game
+        handles it after whatever this agent sent before (the game clock relies on it)."""
+        self._require_running()
+        return await self._ask_tree(agent)
+
+    async def fresh_inspect(self, agent: str, object_id: int) -> InspectedObject | None:
+        """`inspect`, asked now (not shared with a request already in flight)."""
+        self._require_running()
+        return await self._ask_inspect(agent, object_id)
+
     def require_message(self, message: str, what: str) -> None:
         """A 501 when the editor's Godot is known to be older than `message`."""
         since = SINCE.get(message)
