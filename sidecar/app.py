@@ -79,7 +79,12 @@ class Sidecar:
         self.game_clock = register_game_clock(
             self.routes, self.dap_session, lambda: self.game_display.current
         )
-        register_game_hands(self.routes, self.dap_session, lambda: self.game_display.current)
+        register_game_hands(
+            self.routes,
+            self.dap_session,
+            lambda: self.game_display.current,
+            lambda: self.game_clock.state.suspended,
+        )
         register_lsp(self.routes, self.lsp_session)
         register_editor(self.routes, self)
         register_control(self.routes, self.control)

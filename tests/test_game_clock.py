@@ -202,6 +202,30 @@ def test_issue_14_advance_runs_exactly_n_frames(game: Editor) -> None:
 
 
 @needs_xvfb
+def test_issue_14_input_to_a_suspended_game_is_refused_saying_why(game: Editor) -> None:
+    """Godot turns a suspended game's input off (advanced frames included): injected
+    input would be lost, so it is refused saying so, and nothing reaches the game."""
+    ok_json(game, "POST", "/game/suspend", {})
+    press = {"steps": [{"type": "action", "action": "ui_right", "pressed": True}]}
+    error = refused(game, "/game/input", press, 409, "conflict")
+    assert error["reason"] == "game_suspended" and "resume" in error["message"]
+    assert advance(game, {"frames": 3})["frames"] == 3
+    assert controlled(game, "right_frames") == 0
+    ok_json(game, "POST", "/game/resume", {})
+    held = {"steps": [{"type": "action", "action": "ui_right", "frames": 4}]}
+    ok_json(game, "POST", "/game/input", held, timeout=30)
+    assert controlled(game, "right_frames") == 4
+
+
+def controlled(editor: Editor, name: str) -> Any:
+    """A member of the demo's Controlled node (what the game saw of the input)."""
+    value = ok_json(
+        editor, "POST", "/game/evaluate", {"expression": name, "path": "Main/Controlled"}
+    )
+    return value["value"]
+
+
+@needs_xvfb
 def test_issue_14_advance_until_stops_at_the_right_frame(game: Editor) -> None:
     ok_json(game, "POST", "/game/suspend", {})
     start = mover(game)["frames"]

@@ -365,9 +365,15 @@ GAME_SET_PROPERTY = Operation(
 OPERATIONS: tuple[Operation[Any], ...] = (GAME_INPUT, GAME_EVALUATE, GAME_SET_PROPERTY)
 
 
-def register(routes: RouteTable, session: DapSession, display: Callable[[], GameDisplay]) -> None:
-    """Serve the hands' operations for the session's game."""
-    hands = _Hands(session, display)
+def register(
+    routes: RouteTable,
+    session: DapSession,
+    display: Callable[[], GameDisplay],
+    suspended: Callable[[], bool],
+) -> None:
+    """Serve the hands' operations for the session's game; `suspended` says whether the
+    bridge's time control holds the game still (it then runs no frames)."""
+    hands = _Hands(session, display, suspended)
     routes.serve(GAME_INPUT, hands.input)
     routes.serve(GAME_EVALUATE, hands.evaluate)
     routes.serve(GAME_SET_PROPERTY, hands.set_property)
@@ -396,8 +402,14 @@ def _target(args: NodeTarget) -> dict[str, Any]:
 
 
 class _Hands:
-    def __init__(self, session: DapSession, display: Callable[[], GameDisplay]) -> None:
+    def __init__(
+        self,
+        session: DapSession,
+        display: Callable[[], GameDisplay],
+        suspended: Callable[[], bool],
+    ) -> None:
         self.session = session
+        self.suspended = suspended
         self.hands: GameHands = session.game_hands
         self.screenshots = Screenshots(session, display)
 
@@ -424,12 +436,23 @@ class _Hands:
             raise RequestError(
                 NO_DISPLAY_MESSAGE, code="no_display", details={"field": "screenshot"}
             )
+        if self.suspended():
+            # Godot's suspend (the Game view's pause) disables the game's input
+            # (RuntimeNodeSelect::_update_input_state) and next_frame leaves it so.
+            raise RequestError(
+                "the game is suspended (/game/suspend): Godot turns the game's input off "
+                "while it is, advanced frames included, so injected input would be lost. "
+                "POST /game/resume first (a press held for `frames` frames is exact)",
+                code="conflict",
+                details={"reason": "game_suspended"},
+            )
         steps = [
             s.model_dump(exclude_none=True, exclude_defaults=True) | {"type": s.type}
             for s in args.steps
         ]
         wait = frames * SECONDS_PER_FRAME + ms / 1000
-        done = await self.hands.call(caller.identity, "input", {"steps": steps}, wait)
+        request = {"steps": steps}
+        done = await self.hands.call(caller.identity, "input", request, wait)
         answer = InputAnswer(
             steps=int(done["steps"]), frames=int(done["frames"]), ms=int(done["ms"])
         )
