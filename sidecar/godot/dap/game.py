@@ -117,16 +117,20 @@ class GameState:
 
     def require_stopped(self, command: str) -> StopInfo:
         if self.stop is None:
-            state = "running" if self.running else "not running"
-            raise RequestError(
-                f"'{command}' needs the game stopped (at a breakpoint, a step or a pause); "
-                f"the game is {state}. Wait for a 'stopped' event in /debug/events, or "
-                "POST /debug/pause",
-                status=409,
-                code="not_stopped",
-                details={"command": command, "running": self.running},
-            )
+            raise self.refusal(command)
         return self.stop
+
+    def refusal(self, command: str) -> RequestError:
+        """The 409 for `command` needing a stop the agents have not been shown."""
+        state = "running" if self.running else "not running"
+        return RequestError(
+            f"'{command}' needs the game stopped (at a breakpoint, a step or a pause); "
+            f"the game is {state}. Wait for a 'stopped' event in /debug/events, or "
+            "POST /debug/pause",
+            status=409,
+            code="not_stopped",
+            details={"command": command, "running": self.running},
+        )
 
     def require_running(self, command: str) -> None:
         if not self.running:

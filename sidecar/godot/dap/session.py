@@ -35,8 +35,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from sidecar.agents import Agent
@@ -47,10 +48,12 @@ from sidecar.godot.dap.breakpoints import (
     SIDECAR,
     BreakpointBook,
     SourceBreakpoint,
+    read_lines,
     set_args,
 )
 from sidecar.godot.dap.events import DebugEvent, EventLog
 from sidecar.godot.dap.game import ENDED, TERMINATE_WAIT, TERMINATED, GameState, StopInfo
+from sidecar.godot.dap.hits import AgentHit, ExpressionError, decide, needs_deciding
 from sidecar.godot.dap.inspector import THREAD_ID, Inspector, frame_keys
 from sidecar.godot.dap.paths import shown, to_project_path, to_res_path
 from sidecar.godot.dap.scheduler import FairScheduler
@@ -126,6 +129,13 @@ class DapSession:
         # While a breakpoint stop waits for the agents it names, later events wait too;
         # a later breakpoint stop among them (its StopInfo) is announced in its turn.
         self._held: list[tuple[str, Args, StopInfo | None]] | None = None
+        # A breakpoint stop not announced yet: to agents the game still runs (hits.py).
+        self._deciding: StopInfo | None = None
+        self._pause_by: str | None = None  # asked to pause while a stop was being decided
+        self._silently: asyncio.Future[None] | None = None  # our own continue, in flight
+        self._swallow_continued = False  # Godot's `continued` for our own continue
+        self._deciding_now: asyncio.Future[None] | None = None  # _decide at work
+        self._ending = 0  # terminates under way: ask the game nothing more
         self._tasks: set[asyncio.Future[Any]] = set()
         self._recovering: asyncio.Future[Any] | None = None  # _recover_stop of this link
 
@@ -144,6 +154,10 @@ class DapSession:
         """
         if self._resync is not None:
             self._resync.cancel()
+        self._ending += 1  # a stop being decided asks nothing more: let it finish
+        with contextlib.suppress(asyncio.TimeoutError):
+            if self._deciding_now is not None:
+                await asyncio.wait_for(asyncio.shield(self._deciding_now), STOP_BUDGET)
         for task in list(self._tasks):
             task.cancel()
         if self.peer.connected and self.book.files:
@@ -282,6 +296,7 @@ class DapSession:
                 # debug loop, an `exception` with no text. One stop, not two.
                 self.inspector.forget_trace()  # the stack may only now be there
                 return
+            self._swallow_continued = False  # no `continued` came for ours: not the next
             stop = self.game.stopped_now(str(body.get("reason", "")), body)
             if body.get("reason") == "breakpoint":
                 if self._held is None:
@@ -292,6 +307,10 @@ class DapSession:
                 return
         elif name == "continued":
             self.game.forget_stop()
+            if self._swallow_continued:
+                # The bridge let the game run on by itself: nobody saw it stop.
+                self._swallow_continued = False
+                return
         elif name in ENDED:
             self.game.ended()
             # Godot's adapter clears its breakpoint list when a game ends; the editor
@@ -320,10 +339,14 @@ class DapSession:
         pending: StopInfo | None = stop
         try:
             while pending is not None:
-                body = await self._hit_body(pending)
-                self.events.append("stopped", body)
+                self._deciding = pending
+                shown_body = await self._hit_shown(pending)
+                self._deciding = self._pause_by = None
+                if shown_body is not None:
+                    self.events.append("stopped", shown_body)
                 pending = self._release_until_next_hit()
         finally:
+            self._deciding = self._pause_by = None
             # Cancelled (the sidecar stops): whatever is held still goes out.
             for name, later, _ in self._held or []:
                 self.events.append(name, later)
@@ -340,34 +363,120 @@ class DapSession:
         self._held = None
         return None
 
-    async def _hit_body(self, stop: StopInfo) -> Args:
+    async def _hit_shown(self, stop: StopInfo) -> Args | None:
+        """The breakpoint stop as announced, or None: nobody wanted it (it ran on)."""
+        busy = self._deciding_now = asyncio.get_running_loop().create_future()
+        try:
+            body, place = await self._hit_body(stop)
+            return body if place is None else await self._decide(stop, body, *place)
+        finally:
+            self._deciding_now = None
+            busy.set_result(None)
+
+    async def _hit_body(self, stop: StopInfo) -> tuple[Args, tuple[str, int] | None]:
         """A breakpoint stop with where it is and whose breakpoint it was: read while it
-        is the current stop, else (the game ran on already) without its place."""
+        is the current stop, else (the game ran on already) without its place. The
+        place as (real path, line) too, when known."""
         # Godot's ids are not the ones agents were given: ours, from the place.
         body = {**stop.body, "hitBreakpointIds": [], "hit_by": []}
-        if self.game.stop is not stop:
-            return body
+        if self.game.stop is not stop or self._ending:
+            return body, None
         try:
             trace = await asyncio.wait_for(self.inspector.trace(SIDECAR, THREAD_ID), HIT_WAIT)
         except (SidecarError, asyncio.TimeoutError) as err:
             log.info("breakpoint stop announced without its place: %r", err)
-            return body
-        if self.game.stop is stop:  # else the trace may be the next stop's
-            body.update(self._where(trace.get("stackFrames") or [], hit=True))
-        return body
+            return body, None
+        if self.game.stop is not stop:  # the trace may be the next stop's
+            return body, None
+        frames = trace.get("stackFrames") or []
+        body.update(self._where(frames, hit=True))
+        return body, top_place(frames)
+
+    async def _decide(self, stop: StopInfo, body: Args, path: str, line: int) -> Args | None:
+        """The stop as announced, or None when no agent wants it and the game was let
+        run on (conditions, hit counts and logpoints: hits.py)."""
+        here = self.book.at(path, line)
+        if not needs_deciding(here):
+            return body  # plain breakpoints, or only the editor's own: a stop as ever
+        try:
+            verdict = await decide(
+                here,
+                lambda agent: self.book.count_hit(agent, path, line),
+                lambda expression: self._evaluate_at(stop, path, expression),
+            )
+        except SidecarError as err:
+            # The stop went away (a terminate, a lost link) or Godot did not answer.
+            log.info("breakpoint conditions at %s:%d not decided: %s", path, line, err.message)
+            plain = any(bps[0].plain for bps in here.values())
+            return body if plain and self.game.stop is stop else None
+        where = {"source": body.get("source"), "line": line}
+        for hit in verdict.logs:
+            self.events.append("output", logpoint_output(hit, where, body))
+        if verdict.stop:
+            wanted = [h.as_json() for h in verdict.hits if h.stops]
+            return {**body, "hit_by": verdict.stopped_for, "hits": wanted}
+        if self._pause_by is not None and self.game.stop is stop:
+            # A pause asked for while this stop was being decided: this is that pause.
+            return {
+                **body,
+                "reason": "pause",
+                "description": "Paused",
+                "paused_by": self._pause_by,
+                "hit_by": [],
+                "hitBreakpointIds": [],
+            }
+        if self._ending or await self._continue_silently(stop) or self.game.stop is not stop:
+            return None
+        return {**body, "text": "no agent wanted this stop, but the game could not be let run on"}
+
+    async def _evaluate_at(self, stop: StopInfo, path: str, expression: str) -> str:
+        """`expression` in the top frame of `stop`, for a condition or a logpoint."""
+        if self.game.stop is not stop or self._ending:
+            raise self.game.refusal("evaluate")
+        frames = await self.inspector.frames(SIDECAR, THREAD_ID)
+        name = frames[0].get("name") if frames else None
+        try:
+            answer = await self.inspector.evaluate(
+                SIDECAR,
+                expression,
+                0,
+                # Only a static function has no self: its name in the script says so.
+                instance_known=name not in static_functions(path),
+            )
+        except RequestError as err:
+            if err.code == "evaluate_failed":
+                raise ExpressionError(str(err.details.get("godot_message") or err.message)) from err
+            if err.code == "invalid_field":  # a static function's frame: no self
+                raise ExpressionError(err.message) from err
+            raise
+        return str(answer.get("result", ""))
+
+    async def _continue_silently(self, stop: StopInfo) -> bool:
+        """Let the game run on from a stop no agent wanted, unseen: no `stopped`, and
+        Godot's `continued` stays out of the log."""
+        done = asyncio.get_running_loop().create_future()
+        self._silently = done
+        self._swallow_continued = True
+        try:
+            await self._godot(SIDECAR, "continue", {"threadId": THREAD_ID})
+            if self.game.stop is stop:
+                self.game.forget_stop()
+            return True
+        except SidecarError as err:
+            self._swallow_continued = False
+            log.warning("could not let the game run on after a silent hit: %s", err.message)
+            return False
+        finally:
+            self._silently = None
+            done.set_result(None)
 
     def _where(self, frames: list[Args], *, hit: bool = False) -> Args:
         """The top frame's place, and the agents with a breakpoint right there (and, for
         a breakpoint stop, the bridge's id of that breakpoint)."""
-        if not frames or not isinstance(frames[0], dict):
+        top = top_place(frames)
+        if top is None:
             return {}
-        top = frames[0]
-        source = as_dict(top.get("source"))
-        raw = source.get("path")
-        line = top.get("line")
-        if not isinstance(raw, str) or not isinstance(line, int):
-            return {}
-        path = os.path.realpath(raw)
+        path, line = top
         hit_by = self.book.hit_by(path, line)
         place: Args = {"source": {"path": shown(self.project, path)}, "line": line}
         place["hit_by"] = hit_by
@@ -462,10 +571,26 @@ class DapSession:
         """Stop the running game first: Godot forgets its breakpoints when a game ends
         and would not announce the new game's stops if that happened mid-launch."""
         since, pid = self.events.latest, self.game.game_pid
-        await self._godot(agent, "terminate", None)
-        # Godot sends `exited`, then `terminated`: the launch waits for the last of them,
-        # which would otherwise arrive after it and be taken for the new game's end.
-        await self._confirm_end(since, pid, agent, self.game.launches, TERMINATED)
+        async with self._no_decisions():
+            await self._godot(agent, "terminate", None)
+            # Godot sends `exited`, then `terminated`: the launch waits for the last of
+            # them, which would otherwise arrive after it and be taken for the new game's.
+            await self._confirm_end(since, pid, agent, self.game.launches, TERMINATED)
+
+    @contextlib.asynccontextmanager
+    async def _no_decisions(self) -> AsyncIterator[None]:
+        """Around a terminate: a breakpoint stop being looked at asks the game nothing
+        more, and what it asked is answered first. A stackTrace or evaluate Godot still
+        holds when the game ends is never answered and stalls its adapter for ~5 s."""
+        self._ending += 1
+        try:
+            busy = self._deciding_now
+            if busy is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(busy), self.timeout)
+            yield
+        finally:
+            self._ending -= 1
 
     def _resync_soon(self) -> None:
         if self._resync is not None and not self._resync.done():
@@ -503,11 +628,16 @@ class DapSession:
             )
         return to_res_path(self.project, path)
 
-    async def set_breakpoints(self, agent: str, source: str, lines: Sequence[int]) -> Args:
-        """Replace `agent`'s breakpoints (1-based lines) in the script `source`."""
+    async def set_breakpoints(
+        self, agent: str, source: str, lines: Sequence[int | SourceBreakpoint]
+    ) -> Args:
+        """Replace `agent`'s breakpoints (1-based lines, or breakpoints with a condition,
+        a hit condition or a log message) in the script `source`; their hit counts start
+        again."""
         path = to_project_path(self.project, source, script=True)
         self._require_connected()
-        return await self.book.set(agent, path, [SourceBreakpoint(n) for n in lines])
+        wanted = [b if isinstance(b, SourceBreakpoint) else SourceBreakpoint(b) for b in lines]
+        return await self.book.set(agent, path, wanted)
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]:
         """Breakpoints held for Godot: per file, per agent (or one agent's only)."""
@@ -563,7 +693,7 @@ class DapSession:
     async def continue_(self, agent: str, thread: int = THREAD_ID) -> Args:
         self._require_connected()
         async with self._exec_lock:
-            await self.game.stopped("continue")
+            self._announced(await self.game.stopped("continue"), "continue")
             body = await self._resume(agent, "continue", thread)
         return {"allThreadsContinued": True, **body}
 
@@ -572,6 +702,14 @@ class DapSession:
         async with self._exec_lock:
             # Without a game Godot still announces a bogus "stopped" event.
             self.game.require_running("pause")
+            if self._silently is not None:
+                # The game is being let run on from a stop nobody wanted: pause it after.
+                await asyncio.shield(self._silently)
+            if self.game.stop is not None and self.game.stop is self._deciding:
+                # A breakpoint stop not announced yet: it is announced as this pause
+                # unless an agent's breakpoint wants it anyway.
+                self._pause_by = self._pause_by or agent
+                return {}
             if self.game.stop is not None:
                 return {"alreadyStopped": True}
             return await self._godot(agent, "pause", {"threadId": thread})
@@ -585,8 +723,14 @@ class DapSession:
     async def _step(self, agent: str, command: str, thread: int) -> Args:
         self._require_connected()
         async with self._exec_lock:
-            await self.game.stopped(command)
+            self._announced(await self.game.stopped(command), command)
             return await self._resume(agent, command, thread)
+
+    def _announced(self, stop: StopInfo, command: str) -> None:
+        """A stop not announced yet (its breakpoints' conditions are being decided, and
+        it may never be) is no stop to agents: to them the game runs."""
+        if stop is self._deciding:
+            raise self.game.refusal(command)
 
     async def _resume(self, agent: str, command: str, thread: int) -> Args:
         """continue / next / stepIn: afterwards the game runs until the next stop."""
@@ -609,7 +753,7 @@ class DapSession:
         self._require_connected()
         deadline = time.monotonic() + self.timeout
         async with self._exec_lock:
-            await self.game.stopped("stepOut")
+            self._announced(await self.game.stopped("stepOut"), "stepOut")
             start = await self.inspector.frames(agent, thread)
             if len(start) <= 1:
                 # Leaving the outermost frame means running on: that is a continue.
@@ -709,9 +853,10 @@ class DapSession:
         # Not behind the execution lock: terminating must cut a long stepOut short.
         running, pid, since = self.game.running, self.game.game_pid, self.events.latest
         launches = self.game.launches
-        body = await self._godot(agent, "terminate", None)
-        if running:
-            await self._confirm_end(since, pid, agent, launches)
+        async with self._no_decisions():
+            body = await self._godot(agent, "terminate", None)
+            if running:
+                await self._confirm_end(since, pid, agent, launches)
         return body
 
     async def _confirm_end(
@@ -782,3 +927,36 @@ class DapSession:
 
     async def wait_events(self, since: int = 0, wait: float = 0.0, limit: int = 500) -> Args:
         return await self.events.read(since, wait, limit)
+
+
+def top_place(frames: list[Args]) -> tuple[str, int] | None:
+    """The top frame's script (real, absolute) and line."""
+    if not frames or not isinstance(frames[0], dict):
+        return None
+    raw = as_dict(frames[0].get("source")).get("path")
+    line = frames[0].get("line")
+    if not isinstance(raw, str) or not isinstance(line, int):
+        return None
+    return os.path.realpath(raw), line
+
+
+STATIC_FUNC = re.compile(r"^\s*static\s+func\s+(\w+)", re.MULTILINE)
+
+
+def static_functions(path: str) -> set[str]:
+    """The names of the script's static functions (their frames have no self)."""
+    return set(STATIC_FUNC.findall("\n".join(read_lines(path))))
+
+
+def logpoint_output(hit: AgentHit, where: Args, stop: Args) -> Args:
+    """A logpoint's `output` event: DAP's fields, and whose it is."""
+    return {
+        "category": "console",
+        "output": f"[{hit.agent}] {hit.log}\n",
+        "agent": hit.agent,
+        "logpoint": True,
+        "message": hit.log,
+        "hitCount": hit.hit_count,
+        **where,
+        "hitBreakpointIds": stop.get("hitBreakpointIds", []),
+    }
