@@ -296,3 +296,31 @@ async def test_issue_14_a_condition_that_fails_to_evaluate_stops_and_says_why(
         assert "no_such_thing" in hit["error"], hit
 
     await run(dap, scenario)
+
+
+async def test_issue_14_a_pause_among_silent_hits_is_one_stop(dap: GodotDap) -> None:
+    """A pause while the bridge decides or lets the game run on from a hit nobody wants
+    is not lost: one `stopped` (paused), and the game stays stopped until continued."""
+
+    async def scenario(session: DapSession) -> None:
+        await set_at_counter(session, "alice", logMessage="{counter}")
+        since = await launch(session)
+        assert len(await outputs_of(session, since, "alice", 3)) >= 3
+        since = session.events.latest
+        await call(session, "pause", "bob", {})
+        stop = await next_stop(session, since, timeout=30)
+        assert stop.body["reason"] == "paused", kinds_since(session, since)
+        # The hit the pause landed on may still log; nothing after it.
+        await asyncio.sleep(0.5)
+        logged = len(await outputs_of(session, since, "alice", 0))
+        await asyncio.sleep(1.5)
+        events = [
+            (e.event, e.body.get("reason") or e.body.get("message"))
+            for e in session.events.after(since)[0]
+        ]
+        assert len(await outputs_of(session, since, "alice", 0)) == logged, events
+        assert logged <= 1 and kinds_since(session, since).count("stopped") == 1, events
+        await call(session, "continue", "bob", {})
+        assert len(await outputs_of(session, since, "alice", logged + 3)) >= logged + 3
+
+    await run(dap, scenario)

@@ -410,7 +410,7 @@ class DebugEvent(Answer):
         "`agent`, `why`, `hitCount`, `error`); a stop nobody wanted is never announced "
         "(the game runs on by itself), a logpoint is an `output` with `agent` and "
         "`logpoint`: true; a pause asked for while the bridge was deciding such a stop "
-        "is that stop, announced with reason `pause` and `paused_by`; a stop the bridge "
+        "is that stop, announced with reason `paused` and `paused_by`; a stop the bridge "
         "found after reconnecting has reason `recovered`; a game end the bridge saw but Godot did "
         "not announce (after a terminate) is a `terminated` with reason `inferred`"
     )

@@ -40,6 +40,9 @@ class StopInfo:
     reason: str
     epoch: int
     body: Args
+    # A breakpoint hit that came while a pause was announced and not yet continued:
+    # where the paused game really sits, never to be let run on by itself (hits.py).
+    after_pause: bool = False
 
 
 class GameState:

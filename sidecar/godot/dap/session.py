@@ -69,6 +69,8 @@ STEP_OUT_LIMIT = 200
 STOP_BUDGET = 1.0  # seconds the sidecar may spend tidying up on its way out
 HIT_WAIT = 1.0  # for the stack naming a breakpoint stop's agents, before announcing it
 RECOVER_WAIT = 0.6  # for the stack a stopped game sends again after a reconnect
+QUIET_WAIT = 1.0  # after a silent hit, for the next one before ending the game
+SWALLOW_WAIT = 1.0  # for Godot's `continued` after our own continue (a pause waits for it)
 
 Args = dict[str, Any]
 
@@ -134,8 +136,10 @@ class DapSession:
         self._pause_by: str | None = None  # asked to pause while a stop was being decided
         self._silently: asyncio.Future[None] | None = None  # our own continue, in flight
         self._swallow_continued = False  # Godot's `continued` for our own continue
+        self._swallowed = asyncio.Event()  # ... has come (or a stop came instead)
         self._deciding_now: asyncio.Future[None] | None = None  # _decide at work
         self._ending = 0  # terminates under way: ask the game nothing more
+        self._last_silent = 0.0  # when the game was last let run on by the bridge
         self._tasks: set[asyncio.Future[Any]] = set()
         self._recovering: asyncio.Future[Any] | None = None  # _recover_stop of this link
 
@@ -296,8 +300,14 @@ class DapSession:
                 # debug loop, an `exception` with no text. One stop, not two.
                 self.inspector.forget_trace()  # the stack may only now be there
                 return
-            self._swallow_continued = False  # no `continued` came for ours: not the next
+            if self._swallow_continued:  # no `continued` came for ours: not the next
+                self._swallow_continued = False
+                self._swallowed.set()
+            paused = self.game.stop is not None and self.game.stop.reason == "paused"
             stop = self.game.stopped_now(str(body.get("reason", "")), body)
+            # Godot announces a pause at once; a game that hit a breakpoint before the
+            # pause reached it stops there instead: that stop is the pause's.
+            stop.after_pause = paused
             if body.get("reason") == "breakpoint":
                 if self._held is None:
                     self._held = []
@@ -310,6 +320,7 @@ class DapSession:
             if self._swallow_continued:
                 # The bridge let the game run on by itself: nobody saw it stop.
                 self._swallow_continued = False
+                self._swallowed.set()
                 return
         elif name in ENDED:
             self.game.ended()
@@ -365,13 +376,23 @@ class DapSession:
 
     async def _hit_shown(self, stop: StopInfo) -> Args | None:
         """The breakpoint stop as announced, or None: nobody wanted it (it ran on)."""
+        if self._ending:
+            return None  # the game is being ended: nobody is to look at this stop
         busy = self._deciding_now = asyncio.get_running_loop().create_future()
         try:
             body, place = await self._hit_body(stop)
+            if place is None and self._paused_over(stop):
+                return None  # the pause is announced: it holds the game here
             return body if place is None else await self._decide(stop, body, *place)
         finally:
             self._deciding_now = None
             busy.set_result(None)
+
+    def _paused_over(self, stop: StopInfo) -> bool:
+        """Whether a pause came after this stop (Godot announces one at once, whatever
+        the game is doing): the game sits here, and the pause says so."""
+        now = self.game.stop
+        return now is not None and now is not stop and now.reason == "paused"
 
     async def _hit_body(self, stop: StopInfo) -> tuple[Args, tuple[str, int] | None]:
         """A breakpoint stop with where it is and whose breakpoint it was: read while it
@@ -419,12 +440,14 @@ class DapSession:
             # A pause asked for while this stop was being decided: this is that pause.
             return {
                 **body,
-                "reason": "pause",
+                "reason": "paused",  # as Godot's own pause says
                 "description": "Paused",
                 "paused_by": self._pause_by,
                 "hit_by": [],
                 "hitBreakpointIds": [],
             }
+        if stop.after_pause:
+            return None  # the agents were told of the pause: this is where it holds
         if self._ending or await self._continue_silently(stop) or self.game.stop is not stop:
             return None
         return {**body, "text": "no agent wanted this stop, but the game could not be let run on"}
@@ -456,14 +479,16 @@ class DapSession:
         Godot's `continued` stays out of the log."""
         done = asyncio.get_running_loop().create_future()
         self._silently = done
-        self._swallow_continued = True
+        self._swallow_continued, self._swallowed = True, asyncio.Event()
         try:
             await self._godot(SIDECAR, "continue", {"threadId": THREAD_ID})
+            self._last_silent = time.monotonic()
             if self.game.stop is stop:
                 self.game.forget_stop()
             return True
         except SidecarError as err:
             self._swallow_continued = False
+            self._swallowed.set()
             log.warning("could not let the game run on after a silent hit: %s", err.message)
             return False
         finally:
@@ -588,6 +613,15 @@ class DapSession:
             if busy is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(busy), self.timeout)
+            # A game ended between a break and the stack it sends leaves Godot's adapter
+            # waiting for that stack: every stackTrace after it stalls the adapter ~5 s.
+            # Hit by hit at a breakpoint nobody wants, the game breaks again at once:
+            # it is ended once it sits at that stop.
+            deadline = self._last_silent + QUIET_WAIT
+            while time.monotonic() < deadline:
+                if self.game.stop is not None or not self.game.running:
+                    break
+                await asyncio.sleep(0.01)  # a stop sets no event of its own meanwhile
             yield
         finally:
             self._ending -= 1
@@ -705,6 +739,11 @@ class DapSession:
             if self._silently is not None:
                 # The game is being let run on from a stop nobody wanted: pause it after.
                 await asyncio.shield(self._silently)
+            if self._swallow_continued:
+                # ... and after Godot says it runs: a pause Godot announces before that
+                # `continued` comes is undone by it (the game runs on).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._swallowed.wait(), SWALLOW_WAIT)
             if self.game.stop is not None and self.game.stop is self._deciding:
                 # A breakpoint stop not announced yet: it is announced as this pause
                 # unless an agent's breakpoint wants it anyway.
