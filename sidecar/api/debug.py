@@ -376,9 +376,9 @@ class ThreadsAnswer(Answer):
 
 class BreakpointLine(Answer):
     line: int = Field(description="1-based")
-    condition: str | None = None
-    hitCondition: str | None = None
-    logMessage: str | None = None
+    condition: str | None = Field(None, description="as set")
+    hitCondition: str | None = Field(None, description="as set")
+    logMessage: str | None = Field(None, description="as set")
     hitCount: int | None = Field(
         None,
         description="with a condition, hitCondition or logMessage: its hits so far "
