@@ -1098,6 +1098,7 @@ def bench_errors(plan: Plan, g3: Figure, editor: Editor) -> None:
 
 SILENT_LINE = "counter += 1"  # demo/main.gd's _process: once a frame
 SILENT_WINDOW = 5.0  # seconds each rate is measured over
+COUNTER = "Members/counter"  # main.gd's `counter`, as /game/node names a script variable
 
 
 def counter_rate(editor: Editor, seconds: float) -> tuple[float, int]:
@@ -1106,14 +1107,17 @@ def counter_rate(editor: Editor, seconds: float) -> tuple[float, int]:
 
     def read() -> tuple[float, int]:
         main = harness.ok_json(
-            editor, "POST", "/game/node", {"path": "Main", "properties": ["counter"]}, "bench"
+            editor, "POST", "/game/node", {"path": "Main", "properties": [COUNTER]}, "bench"
         )
-        (value,) = [
+        values = [
             p["value"]
             for sec in main["sections"]
             for n, p in sec["properties"].items()
-            if n == "counter"
+            if n == COUNTER
         ]
+        if len(values) != 1:
+            raise SystemExit(f"no counter in the demo game's Main: {main}")
+        (value,) = values
         return time.monotonic(), int(value)
 
     t0, c0 = read()
