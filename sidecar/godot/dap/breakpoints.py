@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ Args = dict[str, Any]
 # comments, and declarations that compile to no code. (Its `breakpointLocations` only
 # echoes the line asked about, so the text is all there is to go by.)
 NEVER_RUNS = re.compile(r"\s*(#.*)?|\s*(signal|extends|class_name)\b.*", re.DOTALL)
+GHOST_WAIT = 2.0  # seconds a removed line may still stop the game (Godot tells it late)
 SIDECAR = "sidecar"  # the scheduler's name for requests the sidecar makes on its own
 # One setBreakpoints to Godot in `agent`'s turn: its answer's body.
 Send = Callable[[str, Args], Awaitable[Args]]
@@ -164,6 +166,8 @@ class BreakpointBook:
         # Hits counted for conditional breakpoints: (agent, path, line) → hits so far.
         # An agent's counts in a file start again when it sets that file's breakpoints.
         self._hits: dict[tuple[str, str, int], int] = {}
+        # When each line left a file's union: the game may still stop there for a moment.
+        self._gone: dict[tuple[str, int], float] = {}
 
     def unions(self) -> Iterator[tuple[str, list[int]]]:
         """Each file's union of lines that Godot can take (none past the end)."""
@@ -175,12 +179,14 @@ class BreakpointBook:
         gets the union of everyone's. The answer: the agent's lines, with our ids."""
         bps = self.files.setdefault(path, FileBreakpoints())
         async with bps.lock:
+            before = bps.union()
             # A request of a connection that has closed meanwhile keeps nothing.
             if wanted and agent not in self.departed:
                 bps.by_agent[agent] = wanted
             else:
                 bps.by_agent.pop(agent, None)
             self._forget_hits(agent, path)
+            self._went(path, before, bps.union())
             text = read_lines(path)
             union = bps.union(len(text))
             body = await self._send(agent, set_args(path, union))
@@ -247,6 +253,19 @@ class BreakpointBook:
     def hit_count(self, agent: str, path: str, line: int) -> int:
         return self._hits.get((agent, path, line), 0)
 
+    def _went(self, path: str, before: list[int], after: list[int]) -> None:
+        now = time.monotonic()
+        for line in set(before) - set(after):
+            self._gone[(path, line)] = now
+        for line in after:
+            self._gone.pop((path, line), None)
+
+    def just_removed(self, path: str, line: int) -> bool:
+        """Whether the agents' last breakpoint on this line went moments ago: a stop there
+        now is one the game was already on its way to (no agent wants it)."""
+        when = self._gone.get((path, line))
+        return when is not None and time.monotonic() - when < GHOST_WAIT
+
     def _forget_hits(self, agent: str | None, path: str) -> None:
         for key in [k for k in self._hits if k[1] == path and agent in (None, k[0])]:
             del self._hits[key]
@@ -278,9 +297,11 @@ class BreakpointBook:
                 continue
             async with bps.lock:
                 owners = list(bps.by_agent) if agent is None else [agent]
+                before = bps.union()
                 gone = [(a, bps.by_agent.pop(a)) for a in owners if a in bps.by_agent]
                 for a, _ in gone:
                     self._forget_hits(a, path)
+                self._went(path, before, bps.union())
                 if not gone:
                     continue
                 res = to_res_path(self.project, path)

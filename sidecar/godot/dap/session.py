@@ -417,6 +417,10 @@ class DapSession:
         """The stop as announced, or None when no agent wants it and the game was let
         run on (conditions, hit counts and logpoints: hits.py)."""
         here = self.book.at(path, line)
+        if not here and self.book.just_removed(path, line):
+            # The last breakpoint here went as the game was reaching it: nobody's stop.
+            # (A line that never was an agent's is the editor's own breakpoint: shown.)
+            return await self._unwanted(stop, body)
         if not needs_deciding(here):
             return body  # plain breakpoints, or only the editor's own: a stop as ever
         try:
@@ -436,6 +440,10 @@ class DapSession:
         if verdict.stop:
             wanted = [h.as_json() for h in verdict.hits if h.stops]
             return {**body, "hit_by": verdict.stopped_for, "hits": wanted}
+        return await self._unwanted(stop, body)
+
+    async def _unwanted(self, stop: StopInfo, body: Args) -> Args | None:
+        """A stop no agent wants: let run on (None), or as it is to be announced."""
         if self._pause_by is not None and self.game.stop is stop:
             # A pause asked for while this stop was being decided: this is that pause.
             return {
