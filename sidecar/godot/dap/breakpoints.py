@@ -168,6 +168,7 @@ class BreakpointBook:
         self._hits: dict[tuple[str, str, int], int] = {}
         # When each line left a file's union: the game may still stop there for a moment.
         self._gone: dict[tuple[str, int], float] = {}
+        self.removals = 0  # lines that left a union, ever: a stop there may go unannounced
 
     def unions(self) -> Iterator[tuple[str, list[int]]]:
         """Each file's union of lines that Godot can take (none past the end)."""
@@ -257,6 +258,7 @@ class BreakpointBook:
         now = time.monotonic()
         for line in set(before) - set(after):
             self._gone[(path, line)] = now
+            self.removals += 1
         for line in after:
             self._gone.pop((path, line), None)
 

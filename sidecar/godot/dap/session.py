@@ -70,6 +70,8 @@ STOP_BUDGET = 1.0  # seconds the sidecar may spend tidying up on its way out
 HIT_WAIT = 1.0  # for the stack naming a breakpoint stop's agents, before announcing it
 RECOVER_WAIT = 0.6  # for the stack a stopped game sends again after a reconnect
 QUIET_WAIT = 1.0  # after a silent hit, for the next one before ending the game
+GHOST_PROBE = 0.3  # after a breakpoint line went, before looking for an unannounced stop
+GHOST_LOOKS = 3
 SWALLOW_WAIT = 1.0  # for Godot's `continued` after our own continue (a pause waits for it)
 
 Args = dict[str, Any]
@@ -679,7 +681,11 @@ class DapSession:
         path = to_project_path(self.project, source, script=True)
         self._require_connected()
         wanted = [b if isinstance(b, SourceBreakpoint) else SourceBreakpoint(b) for b in lines]
-        return await self.book.set(agent, path, wanted)
+        removals = self.book.removals
+        try:
+            return await self.book.set(agent, path, wanted)
+        finally:
+            self._look_for_ghosts(removals)
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]:
         """Breakpoints held for Godot: per file, per agent (or one agent's only)."""
@@ -695,7 +701,11 @@ class DapSession:
         else:
             path = to_project_path(self.project, source, must_exist=False, script=True)
             paths, where = [path], to_res_path(self.project, path)
-        cleared = await self.book.remove(paths, None if everyone else agent, strict=True)
+        removals = self.book.removals
+        try:
+            cleared = await self.book.remove(paths, None if everyone else agent, strict=True)
+        finally:
+            self._look_for_ghosts(removals)
         if cleared:
             self._append(
                 "breakpoints_cleared",
@@ -705,7 +715,9 @@ class DapSession:
 
     async def forget_agent(self, identity: str) -> None:
         """Drop every breakpoint of `identity` (its connection or MCP session ended)."""
+        removals = self.book.removals
         cleared = await self.book.remove(list(self.book.files), identity, strict=False)
+        self._look_for_ghosts(removals)
         if cleared:
             self._append(
                 "breakpoints_cleared",
@@ -717,6 +729,34 @@ class DapSession:
                     "reason": f"'{identity}' left (its connection or session ended)",
                 },
             )
+
+    def _look_for_ghosts(self, removals: int) -> None:
+        if self.book.removals != removals and self.game.running:
+            self._spawn(self._find_ghost())
+
+    async def _find_ghost(self) -> None:
+        """A breakpoint line taken out just as the game reached it: the game stops there,
+        and Godot, no longer knowing a breakpoint there, announces nothing. The game would
+        sit at that stop unseen; once it is found (the stack Godot holds) it is handled as
+        any breakpoint stop (a line nobody has now: let run on)."""
+        for _ in range(GHOST_LOOKS):
+            await asyncio.sleep(GHOST_PROBE)
+            if self.game.stop is not None or not self.game.running or self._ending:
+                return
+            try:
+                frames = await self._godot_frames()
+            except SidecarError:
+                return
+            if frames and self.game.stop is None and self.game.running and not self._ending:
+                self.inspector.forget_trace()
+                self._on_event(
+                    {
+                        "type": "event",
+                        "event": "stopped",
+                        "body": {"reason": "breakpoint", "threadId": THREAD_ID},
+                    }
+                )
+                return
 
     def announce(self, event: str, body: Args) -> None:
         """An event of the bridge's own in the log every agent reads (held like Godot's
