@@ -17,6 +17,9 @@ this module turns into something many agents can share:
   give the game's pid and the real message of a failed `evaluate`.
 - Frame ids and variable references are checked against what this stop handed out:
   Godot resumes the game when asked to evaluate in a frame that does not exist.
+- Godot ignores a breakpoint's `condition`, `hitCondition` and `logMessage`: at each
+  breakpoint stop the bridge decides, agent by agent, in the stopped frame (hits.py), and
+  lets a stop nobody wants run on unseen (no `stopped`, Godot's `continued` kept out).
 
 Agents' requests reach Godot through a small fair scheduler: a bounded number in flight,
 taken round-robin per agent, so a chatty or slow agent does not starve the others.
@@ -24,7 +27,7 @@ taken round-robin per agent, so a chatty or slow agent does not starve the other
 `DapSession` is the façade the API calls, with typed arguments (the operations in
 api/debug.py parse the requests). Its collaborators, each in its own module: the game's
 state (game.py), the inspector of a stop (inspector.py), the breakpoint book
-(breakpoints.py), Godot's answers mapped onto ours (answers.py), the event log
+(breakpoints.py), the decision at a conditional breakpoint (hits.py), Godot's answers mapped onto ours (answers.py), the event log
 (events.py), the fair scheduler (scheduler.py) and project paths (paths.py). None of
 them knows HTTP.
 """
