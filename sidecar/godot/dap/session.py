@@ -27,9 +27,9 @@ taken round-robin per agent, so a chatty or slow agent does not starve the other
 `DapSession` is the façade the API calls, with typed arguments (the operations in
 api/debug.py parse the requests). Its collaborators, each in its own module: the game's
 state (game.py), the inspector of a stop (inspector.py), the breakpoint book
-(breakpoints.py), the decision at a conditional breakpoint (hits.py), Godot's answers mapped onto ours (answers.py), the event log
-(events.py), the fair scheduler (scheduler.py) and project paths (paths.py). None of
-them knows HTTP.
+(breakpoints.py), the decision at a conditional breakpoint (hits.py), Godot's answers
+mapped onto ours (answers.py), the event log (events.py), the fair scheduler
+(scheduler.py) and project paths (paths.py). None of them knows HTTP.
 """
 
 from __future__ import annotations
