@@ -437,8 +437,13 @@ class DapSession:
         except SidecarError as err:
             # The stop went away (a terminate, a lost link) or Godot did not answer.
             log.info("breakpoint conditions at %s:%d not decided: %s", path, line, err.message)
-            plain = any(bps[0].plain for bps in here.values())
-            return body if plain and self.game.stop is stop else None
+            if self.game.stop is not stop:
+                return None  # it ran on or ended meanwhile: nothing to show
+            # Still there: shown (the game must not sit at a stop nobody knows of).
+            return {
+                **body,
+                "text": f"the breakpoints' conditions here could not be decided: {err.message}",
+            }
         where = {"source": body.get("source"), "line": line}
         for hit in verdict.logs:
             self.events.append("output", logpoint_output(hit, where, body))
