@@ -145,6 +145,9 @@ class DapSession:
         self._deciding_now: asyncio.Future[None] | None = None  # _decide at work
         self._ending = 0  # terminates under way: ask the game nothing more
         self._last_silent = 0.0  # when the game was last let run on by the bridge
+        # A continue or step was sent and Godot's `continued` has not come: until it does,
+        # Godot still answers stackTrace with the old stop's frames.
+        self._continue_pending = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._recovering: asyncio.Future[Any] | None = None  # _recover_stop of this link
 
@@ -285,6 +288,7 @@ class DapSession:
         return task
 
     def _on_lost(self, reason: str) -> None:
+        self._continue_pending = False
         if self._recovering is not None:
             # It looked at the lost link's game: a stop it found there is no longer true.
             self._recovering.cancel()
@@ -299,6 +303,8 @@ class DapSession:
         if name == "godot/custom_data":
             self._on_custom_data(body)
             return  # the game's own chatter (a profile frame a second): not agent news
+        if name in ("stopped", "continued", *ENDED):
+            self._continue_pending = False
         if name == "stopped":
             if self.game.is_pause_echo(body):
                 # Godot announces a pause twice: `paused`, then, once the game is in its
@@ -498,6 +504,7 @@ class DapSession:
         done = asyncio.get_running_loop().create_future()
         self._silently = done
         self._swallow_continued, self._swallowed = True, asyncio.Event()
+        self._continue_pending = True
         try:
             await self._godot(SIDECAR, "continue", {"threadId": THREAD_ID})
             self._last_silent = time.monotonic()
@@ -739,7 +746,10 @@ class DapSession:
             )
 
     def _look_for_ghosts(self, removals: int) -> None:
-        if self.book.removals != removals and self.game.running:
+        """After a breakpoint line went while the game could run into it (it runs, or sits
+        at a stop not announced yet), look for a stop Godot did not announce."""
+        unseen = self.game.stop is None or self.game.stop is self._deciding
+        if self.book.removals != removals and self.game.running and unseen:
             self._spawn(self._find_ghost())
 
     async def _find_ghost(self) -> None:
@@ -749,13 +759,18 @@ class DapSession:
         any breakpoint stop (a line nobody has now: let run on)."""
         for _ in range(GHOST_LOOKS):
             await asyncio.sleep(GHOST_PROBE)
+            if self.game.stop is self._deciding and self.game.stop is not None:
+                continue  # the bridge is at it: look again once it let the game run on
             if self.game.stop is not None or not self.game.running or self._ending:
                 return
+            if self._continue_pending:
+                continue  # Godot would answer with the last stop's frames
             try:
                 frames = await self._godot_frames()
             except SidecarError:
                 return
-            if frames and self.game.stop is None and self.game.running and not self._ending:
+            ready = self.game.stop is None and not self._continue_pending and not self._ending
+            if frames and ready and self.game.running:
                 self.inspector.forget_trace()
                 self._on_event(
                     {
@@ -830,6 +845,7 @@ class DapSession:
     async def _resume(self, agent: str, command: str, thread: int) -> Args:
         """continue / next / stepIn: afterwards the game runs until the next stop."""
         epoch = self.game.epoch
+        self._continue_pending = True
         body = await self._godot(agent, command, {"threadId": thread})
         # The next `stopped` may have been read before we got here: keep that one.
         if self.game.epoch == epoch:
