@@ -99,7 +99,8 @@ class GameState:
             body.get("reason") == "exception"
             and not body.get("text")
             and self.stop is not None
-            and self.stop.reason == "paused"
+            # A breakpoint hit the pause landed on (issue 14) is that pause too.
+            and (self.stop.reason == "paused" or self.stop.after_pause)
         )
 
     def took_pid(self, data: list[Any]) -> None:
