@@ -86,6 +86,23 @@ def test_client_drives_a_debug_session(bridge: CheckedClient) -> None:
     bridge.terminate()
 
 
+def test_issue_14_client_breakpoints_keep_their_conditions(bridge: CheckedClient) -> None:
+    """add_breakpoint takes a condition, hit condition or log message, and adding or
+    removing another line keeps them (the whole set is sent again each time)."""
+    bridge.add_breakpoint(MAIN, COUNTER_LINE, condition="counter >= 3", hit_condition="% 2")
+    bridge.add_breakpoint(MAIN, COUNTER_LINE + 1, log_message="at {counter}")
+    assert bridge.my_breakpoints(MAIN) == [
+        {"line": COUNTER_LINE, "condition": "counter >= 3", "hitCondition": "% 2", "hitCount": 0},
+        {"line": COUNTER_LINE + 1, "logMessage": "at {counter}", "hitCount": 0},
+    ]
+    bridge.remove_breakpoint(MAIN, COUNTER_LINE + 1)
+    assert [bp.get("condition") for bp in bridge.my_breakpoints(MAIN)] == ["counter >= 3"]
+    with pytest.raises(BridgeHTTPError) as err:
+        bridge.add_breakpoint(MAIN, COUNTER_LINE, hit_condition="sometimes")
+    assert (err.value.status, err.value.error["field"]) == (400, "breakpoints[0].hitCondition")
+    assert bridge.remove_breakpoint(MAIN) == []
+
+
 def test_client_language_server_and_meta(bridge: CheckedClient) -> None:
     # Line 10 `\tprint(...)`, after "pri": the typed word is the filter.
     done = bridge.completion(MAIN, 9, 4, limit=5)

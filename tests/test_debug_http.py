@@ -521,7 +521,7 @@ async def test_issue_12_query_values_and_refused_fields_are_400s_naming_the_fiel
     editor: Editor,
 ) -> None:
     """`?threadId=AAA` was a 400 while `?all=banana` was taken as false; both are read by
-    the operation's declaration now. `condition` is refused, as its declaration says, and
+    the operation's declaration now. A bad `hitCondition` is refused, as its declaration says, and
     a file:// URI names a breakpoint's script."""
 
     async def scenario(agent: Callable[[str], Agent]) -> None:
@@ -536,7 +536,7 @@ async def test_issue_12_query_values_and_refused_fields_are_400s_naming_the_fiel
             assert answer["error"]["code"] == "invalid_field"
             assert answer["error"]["field"] == field and field in answer["error"]["message"]
         for bad, field in (
-            ({"line": SUM, "condition": "a > 1"}, "breakpoints[0].condition"),
+            ({"line": SUM, "hitCondition": "a > 1"}, "breakpoints[0].hitCondition"),
             ({"line": 0}, "breakpoints[0].line"),
         ):
             body = {"source": {"path": MAIN}, "breakpoints": [bad]}

@@ -610,3 +610,50 @@ def test_issue_14_real_game_player_moves_with_injected_input(running: Editor) ->
     before = position(ed, "Main/Player")["x"]
     ok(ed, "POST", "/game/input", {"steps": [{"type": "key", "key": "Left", "frames": 10}]})
     assert position(ed, "Main/Player")["x"] < before
+
+
+# --- issue 14: breakpoints Godot does not have -------------------------------------------
+
+MAIN_GD = (GAME / "main.gd").read_text(encoding="utf-8").splitlines()
+# In _on_ScoreTimer_timeout, right after `score += 1`: once a second while a game is on.
+SCORE_SHOWN = next(i + 1 for i, line in enumerate(MAIN_GD) if "score += 1" in line) + 1
+
+
+def set_main_breakpoints(ed: Editor, agent: str, breakpoints: list[dict[str, Any]]) -> Any:
+    body = {"source": {"path": "res://main.gd"}, "breakpoints": breakpoints}
+    return ok_json(ed, "POST", "/debug/setBreakpoints", body, agent)["breakpoints"]
+
+
+def test_issue_14_real_game_a_conditional_breakpoint_stops_when_the_score_crosses_2(
+    running: Editor,
+) -> None:
+    """A game is started as the Start button does (new_game(), the player made
+    untouchable so that no mob ends it); the score goes up once a second. A breakpoint
+    with `score >= 2` where the score is shown stops the game once, at 2: the hit at 1 was
+    let run on unseen, as a second agent's logpoint on that line shows."""
+    ed = running
+    stop_in_process(ed)
+    assert evaluate(ed, "get_parent().new_game()") == "<null>"
+    evaluate(ed, 'set_deferred("monitoring", false)')  # mobs fly through the player
+    try:
+        (bp,) = set_main_breakpoints(ed, AGENT, [{"line": SCORE_SHOWN, "condition": "score >= 2"}])
+        assert bp["verified"] is True
+        logpoint = {"line": SCORE_SHOWN, "logMessage": "score is {score}"}
+        set_main_breakpoints(ed, "creeps-logger", [logpoint])
+        since = latest_event(ed)
+        set_breakpoints(ed, [])  # off player.gd: only main.gd's are left
+        ok(ed, "POST", "/debug/continue", {"threadId": 1})
+
+        stop = wait_event(ed, since, {"stopped"}, timeout=60)
+        assert stop["body"]["reason"] == "breakpoint", stop
+        assert stop["body"]["line"] == SCORE_SHOWN and stop["body"]["hit_by"] == [AGENT]
+        assert stop["body"]["hits"] == [{"agent": AGENT, "why": "condition", "hitCount": 1}]
+        assert evaluate(ed, "score") == "2"
+        page = ok(ed, "GET", query("/debug/events", since=since))
+        seen = [(e["event"], e["body"]) for e in page["events"]]
+        logged = [b["message"] for kind, b in seen if kind == "output" and b.get("logpoint")]
+        assert logged[:2] == ["score is 1", "score is 2"], seen
+        assert [kind for kind, _ in seen].count("stopped") == 1, seen
+    finally:
+        set_main_breakpoints(ed, AGENT, [])
+        set_main_breakpoints(ed, "creeps-logger", [])

@@ -6,6 +6,9 @@ copy of the demo project): G1 a screenshot through the bridge ÷ the same `put_m
 straight on a DAP socket of the bench's own; G2 the scene tree of a 1,000-node game (a
 generated scene in the copy), time and bytes, through the bridge ÷ straight; G3 the time
 from the game's `push_error` to the record being read through a `/game/errors` long-poll.
+B1 (issue 14) is the cost of a silent breakpoint hit (stop, evaluate, continue, all by the
+bridge): the demo game's `_process` calls per second with and without a logpoint (and a
+condition never true) on a line it runs every frame, and the ms per hit.
 
 L1-L2 are issue 14's language-server fairness: L1 a quiet agent's hover p50 while another
 agent bursts 1,000 hovers ÷ its p50 alone; L2 99 agents asking the same hover at once (time
@@ -112,6 +115,7 @@ FIGURES = (
     Figure("G3", "push_error → readable through a /game/errors long-poll, p50", 50, unit=" ms"),
     Figure("L1", "quiet agent's /lsp/hover p50 during a 1,000-hover burst ÷ alone", 2.0),
     Figure("L2", "99 agents' same /lsp/hover at once, all answered ÷ one hover p50", None),
+    Figure("B1", "a logpoint on a line run every frame: ms per silent hit", None, unit=" ms"),
 )
 GAME_FIGURES = ("G1", "G2", "G3")
 LSP_FIGURES = ("L1", "L2")
@@ -1362,6 +1366,110 @@ def bench_lsp(
     procs.stop_all()
 
 
+# --- issue 14: silent breakpoint hits (B1) ----------------------------------------------------
+
+SILENT_LINE = "counter += 1"  # demo/main.gd's _process: once a frame
+SILENT_WINDOW = 5.0  # seconds each rate is measured over
+COUNTER = "Members/counter"  # main.gd's `counter`, as /game/node names a script variable
+
+
+def counter_rate(editor: Editor, seconds: float) -> tuple[float, int]:
+    """The demo game's `_process` calls per second, from its `counter` read (a property of
+    Main, `/game/node`) at both ends of a window; and the calls counted."""
+
+    def read() -> tuple[float, int]:
+        main = harness.ok_json(
+            editor, "POST", "/game/node", {"path": "Main", "properties": [COUNTER]}, "bench"
+        )
+        values = [
+            p["value"]
+            for sec in main["sections"]
+            for n, p in sec["properties"].items()
+            if n == COUNTER
+        ]
+        if len(values) != 1:
+            raise SystemExit(f"no counter in the demo game's Main: {main}")
+        (value,) = values
+        return time.monotonic(), int(value)
+
+    t0, c0 = read()
+    time.sleep(seconds)
+    t1, c1 = read()
+    return (c1 - c0) / (t1 - t0), c1 - c0
+
+
+def set_silent(editor: Editor, breakpoint: dict[str, Any] | None) -> None:
+    """The bench's breakpoint on SILENT_LINE (None: none)."""
+    lines = (ROOT / "demo" / "main.gd").read_text().splitlines()
+    line = next(i + 1 for i, text in enumerate(lines) if SILENT_LINE in text)
+    body: dict[str, Any] = {"source": {"path": "res://demo/main.gd"}}
+    if breakpoint is not None:
+        body["breakpoints"] = [{"line": line, **breakpoint}]
+    harness.ok_json(editor, "POST", "/debug/setBreakpoints", body, "bench")
+
+
+def logged_hits(editor: Editor, since: int, seconds: float) -> list[tuple[float, int]]:
+    """(bridge time, counter) of each of the bench's logpoint outputs over `seconds`."""
+    time.sleep(seconds)
+    page = harness.ok_json(editor, "GET", f"/debug/events?since={since}&limit=100000", None, "b")
+    return [
+        (e["time"], int(e["body"]["message"]))
+        for e in page["events"]
+        if e["event"] == "output" and e["body"].get("agent") == "bench"
+    ]
+
+
+def bench_silent_hits(
+    plan: Plan, b1: Figure, procs: Processes, root: Path, env: dict[str, str]
+) -> None:
+    """B1: demo/main.gd's `counter += 1` runs once a frame. The game's _process calls per
+    second without a breakpoint, with a logpoint there (`{counter}`: every frame a stop,
+    one evaluation, a continue, an `output`), and with a condition that is never true
+    (a stop, one evaluation, a continue); ms per silent hit from the logpoint's outputs."""
+    say(f"\nB1: silent breakpoint hits on a line run every frame, {SILENT_WINDOW:g} s windows")
+    editor = procs.editor(Editor(make_demo_project(root / "silent"), env=env))
+    editor.start()
+    wait_ready(editor.base_url)
+    launch_game(editor, {})
+    free50, log50, cond50, per_hit = [], [], [], []
+    try:
+        for run in range(plan.runs):
+            set_silent(editor, None)
+            time.sleep(1.0)
+            free, _ = counter_rate(editor, SILENT_WINDOW)
+            since = harness.latest_event(editor, "bench")
+            set_silent(editor, {"logMessage": "{counter}"})
+            hits = logged_hits(editor, since, SILENT_WINDOW + 1.0)[1:]  # the first may wait
+            if len(hits) < 2:
+                raise SystemExit(f"the logpoint logged {len(hits)} hits in {SILENT_WINDOW} s")
+            elapsed = hits[-1][0] - hits[0][0]
+            ms = 1000 * elapsed / (len(hits) - 1)
+            logging = (hits[-1][1] - hits[0][1]) / elapsed
+            set_silent(editor, {"condition": "counter < 0"})
+            time.sleep(1.0)
+            never, _ = counter_rate(editor, SILENT_WINDOW)
+            free50.append(free)
+            log50.append(logging)
+            cond50.append(never)
+            per_hit.append(ms)
+            b1.ratios.append(ms)
+            say(
+                f"  run {run + 1}: _process/s without {free:.1f} | with the logpoint "
+                f"{logging:.1f} ({len(hits)} hits, {ms:.1f} ms each) | with a false condition "
+                f"{never:.1f}"
+            )
+        b1.raw = [
+            f"_process calls/s without a breakpoint {fmt_runs(free50, '', 1)}",
+            f"with a logpoint {fmt_runs(log50, '', 1)}",
+            f"with a condition never true {fmt_runs(cond50, '', 1)}",
+            f"ms per logpoint hit {fmt_runs(per_hit, ' ms', 1)}",
+        ]
+    finally:
+        set_silent(editor, None)
+        end_game(editor)
+        procs.stop_editor(editor)
+
+
 def print_table(figures: list[Figure]) -> None:
     say("\n| id | ratio (median) | target | verdict | raw numbers (median, runs) |")
     say("|---|---|---|---|---|")
@@ -1479,8 +1587,12 @@ def main() -> int:
                     bench_tree(plan, figures["G2"], game)
                 if plan.wants("G3"):
                     bench_errors(plan, figures["G3"], game)
+                procs.stop_all()  # one editor at a time: B1 and L1 measure time
             if plan.wants(*LSP_FIGURES):
                 bench_lsp(plan, figures, procs, root, focused, args.lsp_windows)
+                procs.stop_all()
+            if plan.wants("B1"):
+                bench_silent_hits(plan, figures["B1"], procs, root, focused)
     finally:
         procs.stop_all()
     say(f"\nload average at end: {load_average()}")

@@ -25,6 +25,8 @@ from pydantic_core import PydanticCustomError
 
 from sidecar.api.shapes import SCRIPT_PATTERN, ServiceStatus
 from sidecar.errors import RequestError, TransportError
+from sidecar.godot.dap.breakpoints import HIT_GRAMMAR, HitCondition, log_parts
+from sidecar.godot.dap.breakpoints import SourceBreakpoint as BookBreakpoint
 from sidecar.godot.dap.inspector import THREAD_ID
 from sidecar.godot.dap.session import DapSession
 from sidecar.web.http import RouteTable
@@ -59,30 +61,60 @@ class Source(Arguments):
     )
 
 
-NOT_SUPPORTED = (
-    "not supported yet: Godot's debug adapter ignores it and would stop on every hit; leave it out"
+CONDITIONAL = (
+    "Godot's adapter ignores it: the bridge emulates it, per agent, by evaluating in the "
+    "stopped frame and letting the game run on by itself when no agent wants the stop (see "
+    "README, 'Conditional breakpoints, hit counts, logpoints')"
 )
 
 
 class SourceBreakpoint(Arguments):
     line: int = Field(ge=1, description="1-based line of the script", examples=[12])
-    condition: None = Field(
-        None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
+    condition: str | None = Field(
+        None,
+        description="a GDScript expression over the stopped frame (locals, members): "
+        "the game stops for you only when it is true; one that fails to evaluate stops "
+        "it, the error in the `stopped` event's `hits`. " + CONDITIONAL,
+        examples=["counter >= 300"],
     )
-    hitCondition: None = Field(
-        None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
+    hitCondition: str | None = Field(
+        None,
+        description=f"stop only at some hits (counted when the condition holds, from 1; "
+        f"your counts in a file start again when you set its breakpoints): {HIT_GRAMMAR}. "
+        "Anything else is a 400 naming the field. " + CONDITIONAL,
+        examples=["5", ">= 5", "== 5", "% 10 == 0"],
     )
-    logMessage: None = Field(
-        None, description=f"refused with a 400 naming the field ({NOT_SUPPORTED})"
+    logMessage: str | None = Field(
+        None,
+        description="a logpoint: never stops; at each hit (with condition and "
+        "hitCondition met) an `output` event (category console, `agent`: you) with this "
+        "text, each {expression} replaced by its value in the stopped frame ({{ and }} "
+        "for braces). " + CONDITIONAL,
+        examples=["counter is {counter}, twice {n * 2}"],
     )
 
-    @field_validator("condition", "hitCondition", "logMessage", mode="before")
+    @field_validator("condition", "logMessage", "hitCondition", mode="after")
     @classmethod
-    def _refused(cls, value: Any) -> None:
-        # Godot's adapter drops them and stops on every hit: refused rather than ignored.
+    def _blank_is_absent(cls, value: str | None) -> str | None:
+        # DAP clients send "" for a field cleared in their UI.
+        return value if value is None or value.strip() else None
+
+    @field_validator("hitCondition", mode="after")
+    @classmethod
+    def _a_hit_condition(cls, value: str | None) -> str | None:
         if value is not None:
-            raise ValueError(NOT_SUPPORTED)
-        return None
+            HitCondition.parse(value)  # its ValueError is the 400's sentence
+        return value
+
+    @field_validator("logMessage", mode="after")
+    @classmethod
+    def _a_log_message(cls, value: str | None) -> str | None:
+        if value is not None:
+            log_parts(value)
+        return value
+
+    def spec(self) -> BookBreakpoint:
+        return BookBreakpoint(self.line, self.condition, self.hitCondition, self.logMessage)
 
 
 class SetBreakpointsArguments(Arguments):
@@ -344,6 +376,15 @@ class ThreadsAnswer(Answer):
 
 class BreakpointLine(Answer):
     line: int = Field(description="1-based")
+    condition: str | None = Field(None, description="as set")
+    hitCondition: str | None = Field(None, description="as set")
+    logMessage: str | None = Field(None, description="as set")
+    hitCount: int | None = Field(
+        None,
+        description="with a condition, hitCondition or logMessage: its hits so far "
+        "(counted when the condition held; from 0 again when its owner sets the file's "
+        "breakpoints)",
+    )
 
 
 class BreakpointsAnswer(Answer):
@@ -366,8 +407,13 @@ class DebugEvent(Answer):
     )
     body: dict[str, Any] = Field(
         description="the DAP event's body; a `stopped` at a breakpoint adds `source`, `line` "
-        "and `hit_by` (the agents with a breakpoint there); a stop the bridge found after "
-        "reconnecting has reason `recovered`; a game end the bridge saw but Godot did "
+        "and `hit_by` (the agents whose breakpoint stopped it: a plain one, or a condition "
+        "true / hit count reached / condition failing to evaluate, those in `hits`: "
+        "`agent`, `why`, `hitCount`, `error`); a stop nobody wanted is never announced "
+        "(the game runs on by itself), a logpoint is an `output` with `agent` and "
+        "`logpoint`: true; a pause asked for while the bridge was deciding such a stop "
+        "is that stop, announced with reason `paused` and `paused_by`; a stop the bridge "
+        "found after reconnecting has reason `recovered`; a game end the bridge saw but Godot did "
         "not announce (after a terminate) is a `terminated` with reason `inferred`"
     )
 
@@ -406,8 +452,9 @@ SET_BREAKPOINTS = Operation(
     path="/debug/setBreakpoints",
     summary="debug adapter: replace your breakpoints in one file",
     description="Each agent's breakpoints are kept apart; Godot gets the union per file. "
-    "Lines are 1-based. condition, hitCondition and logMessage are refused (400 naming "
-    "the field): Godot's adapter ignores them.",
+    "Lines are 1-based. condition, hitCondition and logMessage work per agent (the "
+    "bridge decides at each stop whether anyone wants it; a logpoint never stops): a "
+    "hitCondition or logMessage that does not parse is a 400 naming the field.",
     arguments=SetBreakpointsArguments,
     answer=SetBreakpointsAnswer,
     errors=(*_GODOT, *_PATH, "not_a_script"),
@@ -664,8 +711,9 @@ class _Commands:
         return await self.session.launch(caller.identity, args.scene, args.noDebug, args.playArgs)
 
     async def set_breakpoints(self, args: SetBreakpointsArguments, caller: Caller) -> Any:
+        lines: list[int | BookBreakpoint]
         if args.breakpoints is not None:
-            lines = [b.line for b in args.breakpoints]
+            lines = [b.spec() for b in args.breakpoints]
         else:
             lines = list(args.lines or [])
         result = await self.session.set_breakpoints(caller.identity, args.source.path, lines)

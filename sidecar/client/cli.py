@@ -263,7 +263,18 @@ def cmd_audit(x: Ctx) -> Any:
 def cmd_break(x: Ctx) -> Any:
     c, out = x.client, []
     for path, line in x.args.locations:
-        bps = c.remove_breakpoint(path, line) if x.args.delete else c.add_breakpoint(path, line)
+        a = x.args
+        bps = (
+            c.remove_breakpoint(path, line)
+            if a.delete
+            else c.add_breakpoint(
+                path,
+                line,
+                condition=a.condition,
+                hit_condition=a.hit_condition,
+                log_message=a.log_message,
+            )
+        )
         out.append({"path": path, "breakpoints": bps})
     return out
 
@@ -1173,6 +1184,13 @@ def _debug_commands(add: Add) -> None:
     s = add("break", cmd_break, "add breakpoints of yours: FILE:LINE ...")
     s.add_argument("locations", nargs="+", type=file_line, metavar="FILE:LINE")
     s.add_argument("-d", "--delete", action="store_true", help="remove them instead")
+    s.add_argument("--condition", help="stop only when this GDScript expression is true")
+    s.add_argument(
+        "--hit-condition", help="stop at some hits only: 5, '>= 5', '== 5', '% 10', '% 10 == 3'"
+    )
+    s.add_argument(
+        "--log-message", help="a logpoint: never stops, logs this text ({expr} evaluated)"
+    )
     s = add("clear", cmd_clear, "clear your breakpoints in FILE ... (none: in every file)")
     s.add_argument("files", nargs="*", metavar="FILE")
     s.add_argument("--everyone", **FLAG, help="every agent's, in FILE ...")

@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
 DEFAULT_PORT = 8080
@@ -282,29 +282,53 @@ class BridgeClient:
 
     # -- breakpoints ----------------------------------------------------------------------
 
-    def set_breakpoints(self, path: str, lines: Iterable[int]) -> list[Breakpoint]:
-        """Replace YOUR breakpoints in `path` (1-based lines; conditions are not supported)."""
-        bps = [{"line": line} for line in sorted(set(lines))]
-        body = {"source": {"path": path}, "breakpoints": bps}
+    def set_breakpoints(
+        self, path: str, lines: Iterable[int | Mapping[str, Any]]
+    ) -> list[Breakpoint]:
+        """Replace YOUR breakpoints in `path`: 1-based lines, or DAP breakpoints
+        (`{"line", "condition"?, "hitCondition"?, "logMessage"?}`, emulated per agent by
+        the bridge); one per line, the last given wins. Your hit counts there restart."""
+        by_line: dict[int, dict[str, Any]] = {}
+        for item in lines:
+            bp = {"line": item} if isinstance(item, int) else dict(item)
+            bp.pop("hitCount", None)  # as listed by breakpoints(): not a field to set
+            by_line[int(bp["line"])] = bp
+        body = {"source": {"path": path}, "breakpoints": [by_line[n] for n in sorted(by_line)]}
         return cast(list[Breakpoint], self.post("/debug/setBreakpoints", body)["breakpoints"])
 
     def breakpoints(self, everyone: bool | None = None) -> dict[str, Any]:
-        """{"agent": you, "breakpoints": {path: {agent: [{"line"}...]}}}; `everyone`: every
-        agent's, not only yours."""
+        """{"agent": you, "breakpoints": {path: {agent: [{"line", "condition"?, ...}]}}};
+        `everyone`: every agent's, not only yours."""
         return cast(dict[str, Any], self.get("/debug/breakpoints", all=everyone))
 
-    def my_lines(self, path: str) -> list[int]:
+    def my_breakpoints(self, path: str) -> list[dict[str, Any]]:
+        """Your breakpoints in `path` as listed (line, condition, hitCondition, logMessage)."""
         mine = self.breakpoints()
         per_agent = mine["breakpoints"].get(path, {})
-        return [bp["line"] for bp in per_agent.get(mine["agent"], [])]
+        return [dict(bp) for bp in per_agent.get(mine["agent"], [])]
 
-    def add_breakpoint(self, path: str, line: int) -> list[Breakpoint]:
-        """Add one breakpoint to yours in `path`, keeping the others."""
-        return self.set_breakpoints(path, [*self.my_lines(path), line])
+    def my_lines(self, path: str) -> list[int]:
+        return [bp["line"] for bp in self.my_breakpoints(path)]
+
+    def add_breakpoint(
+        self,
+        path: str,
+        line: int,
+        *,
+        condition: str | None = None,
+        hit_condition: str | None = None,
+        log_message: str | None = None,
+    ) -> list[Breakpoint]:
+        """Add one breakpoint to yours in `path` (replacing yours on that line), keeping the
+        others; with a condition, a hit condition or a log message (a logpoint) if given."""
+        extra = {"condition": condition, "hitCondition": hit_condition, "logMessage": log_message}
+        bp = {"line": line, **{k: v for k, v in extra.items() if v is not None}}
+        return self.set_breakpoints(path, [*self.my_breakpoints(path), bp])
 
     def remove_breakpoint(self, path: str, line: int | None = None) -> list[Breakpoint]:
         """Remove one of your breakpoints in `path`, or all of them (`line=None`)."""
-        keep = [] if line is None else [n for n in self.my_lines(path) if n != line]
+        mine = self.my_breakpoints(path)
+        keep = [] if line is None else [bp for bp in mine if bp["line"] != line]
         return self.set_breakpoints(path, keep)
 
     def clear_breakpoints(

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,17 +26,112 @@ Args = dict[str, Any]
 # comments, and declarations that compile to no code. (Its `breakpointLocations` only
 # echoes the line asked about, so the text is all there is to go by.)
 NEVER_RUNS = re.compile(r"\s*(#.*)?|\s*(signal|extends|class_name)\b.*", re.DOTALL)
+GHOST_WAIT = 2.0  # seconds a removed line may still stop the game (Godot tells it late)
 SIDECAR = "sidecar"  # the scheduler's name for requests the sidecar makes on its own
 # One setBreakpoints to Godot in `agent`'s turn: its answer's body.
 Send = Callable[[str, Args], Awaitable[Args]]
 
 
+# `hitCondition`: an optional operator, then a count; `% N` may say which remainder.
+HIT_CONDITION = re.compile(r"\s*(?:(>=|<=|==|>|<)\s*)?(\d+)\s*|\s*%\s*(\d+)\s*(?:==\s*(\d+)\s*)?")
+HIT_GRAMMAR = (
+    "a count N (stop from the Nth hit on, as VS Code does), '>= N', '> N', '== N', '< N', "
+    "'<= N', or '% N' (every Nth hit) / '% N == R' (the hits whose count leaves R when "
+    "divided by N)"
+)
+
+
+@dataclass(frozen=True)
+class HitCondition:
+    """When a breakpoint's hit count lets it stop (or log): the count, from 1, against
+    `value` with `op`; `%` compares the count modulo `value` with `remainder`."""
+
+    op: str
+    value: int
+    remainder: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> HitCondition:
+        found = HIT_CONDITION.fullmatch(text)
+        if found is None:
+            raise ValueError(f"'{text}' is not a hit condition: {HIT_GRAMMAR}")
+        op, count, modulo, remainder = found.groups()
+        if modulo is None:
+            return cls(op or ">=", int(count))
+        if int(modulo) < 1 or int(remainder or 0) >= int(modulo):
+            raise ValueError(
+                f"'{text}': '% N == R' needs N of 1 or more and R below N ({HIT_GRAMMAR})"
+            )
+        return cls("%", int(modulo), int(remainder or 0))
+
+    def met(self, count: int) -> bool:
+        if self.op == "%":
+            return count % self.value == self.remainder
+        compare: dict[str, Callable[[int, int], bool]] = {
+            ">=": lambda a, b: a >= b,
+            ">": lambda a, b: a > b,
+            "==": lambda a, b: a == b,
+            "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b,
+        }
+        return compare[self.op](count, self.value)
+
+
+def log_parts(message: str) -> list[tuple[str, bool]]:
+    """A logMessage cut into (text, is_expression) parts: `{expression}` is evaluated,
+    `{{` and `}}` are literal braces. A ValueError says what is wrong with it."""
+    parts: list[tuple[str, bool]] = []
+    text, i = "", 0
+    while i < len(message):
+        char = message[i]
+        if message.startswith(("{{", "}}"), i):
+            text, i = text + char, i + 2
+        elif char == "}":
+            raise ValueError(f"a '}}' with no '{{' at {i} (write '}}}}' for a brace)")
+        elif char == "{":
+            end = message.find("}", i + 1)
+            expression = message[i + 1 : end].strip() if end > 0 else ""
+            if end < 0 or "{" in message[i + 1 : end]:
+                raise ValueError(f"the '{{' at {i} is not closed (write '{{{{' for a brace)")
+            if not expression:
+                raise ValueError(f"'{{}}' at {i} has no expression in it")
+            parts += [(text, False), (expression, True)]
+            text, i = "", end + 1
+        else:
+            text, i = text + char, i + 1
+    return [p for p in [*parts, (text, False)] if p[0] or p[1]]
+
+
 @dataclass(frozen=True)
 class SourceBreakpoint:
+    """One agent's breakpoint on a line. With a `condition`, a `hit_condition` or a
+    `log_message` the bridge decides at each stop there whether this agent wants it
+    (see hits.py); Godot only knows the line."""
+
     line: int
+    condition: str | None = None
+    hit_condition: str | None = None
+    log_message: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here too: a bad one must never reach a stop.
+        if self.hit_condition is not None:
+            HitCondition.parse(self.hit_condition)
+        if self.log_message is not None:
+            log_parts(self.log_message)
+
+    @property
+    def plain(self) -> bool:
+        """Stops at every hit, as Godot's own breakpoints do."""
+        return self.condition is None and self.hit_condition is None and self.log_message is None
 
     def as_json(self) -> Args:
-        return {"line": self.line}
+        extra = {
+            "condition": self.condition,
+            "hitCondition": self.hit_condition,
+            "logMessage": self.log_message,
+        }
+        return {"line": self.line, **{k: v for k, v in extra.items() if v is not None}}
 
 
 @dataclass
@@ -67,6 +163,12 @@ class BreakpointBook:
         # time the editor toggles it (at launch too) and after every game, and names the
         # oldest entry of a line in `hitBreakpointIds`, so its ids disagree with each other.
         self._ids: dict[tuple[str, int], int] = {}
+        # Hits counted for conditional breakpoints: (agent, path, line) → hits so far.
+        # An agent's counts in a file start again when it sets that file's breakpoints.
+        self._hits: dict[tuple[str, str, int], int] = {}
+        # When each line left a file's union: the game may still stop there for a moment.
+        self._gone: dict[tuple[str, int], float] = {}
+        self.removals = 0  # lines that left a union, ever: a stop there may go unannounced
 
     def unions(self) -> Iterator[tuple[str, list[int]]]:
         """Each file's union of lines that Godot can take (none past the end)."""
@@ -78,11 +180,14 @@ class BreakpointBook:
         gets the union of everyone's. The answer: the agent's lines, with our ids."""
         bps = self.files.setdefault(path, FileBreakpoints())
         async with bps.lock:
+            before = bps.union()
             # A request of a connection that has closed meanwhile keeps nothing.
             if wanted and agent not in self.departed:
                 bps.by_agent[agent] = wanted
             else:
                 bps.by_agent.pop(agent, None)
+            self._forget_hits(agent, path)
+            self._went(path, before, bps.union())
             text = read_lines(path)
             union = bps.union(len(text))
             body = await self._send(agent, set_args(path, union))
@@ -130,18 +235,60 @@ class BreakpointBook:
             if any(b.line == line for b in lst)
         )
 
+    def at(self, path: str, line: int) -> dict[str, list[SourceBreakpoint]]:
+        """Each agent's breakpoints at `line` of `path` (real, absolute)."""
+        bps = self.files.get(path)
+        out: dict[str, list[SourceBreakpoint]] = {}
+        for agent, lst in bps.by_agent.items() if bps is not None else ():
+            here = [b for b in lst if b.line == line]
+            if here:
+                out[agent] = here
+        return out
+
+    def count_hit(self, agent: str, path: str, line: int) -> int:
+        """One more hit of `agent`'s breakpoint at `line`: its count, from 1."""
+        key = (agent, path, line)
+        self._hits[key] = self._hits.get(key, 0) + 1
+        return self._hits[key]
+
+    def hit_count(self, agent: str, path: str, line: int) -> int:
+        return self._hits.get((agent, path, line), 0)
+
+    def _went(self, path: str, before: list[int], after: list[int]) -> None:
+        now = time.monotonic()
+        for line in set(before) - set(after):
+            self._gone[(path, line)] = now
+            self.removals += 1
+        for line in after:
+            self._gone.pop((path, line), None)
+
+    def just_removed(self, path: str, line: int) -> bool:
+        """Whether the agents' last breakpoint on this line went moments ago: a stop there
+        now is one the game was already on its way to (no agent wants it)."""
+        when = self._gone.get((path, line))
+        return when is not None and time.monotonic() - when < GHOST_WAIT
+
+    def _forget_hits(self, agent: str | None, path: str) -> None:
+        for key in [k for k in self._hits if k[1] == path and agent in (None, k[0])]:
+            del self._hits[key]
+
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]:
         """Breakpoints held for Godot: per file, per agent (or one agent's only)."""
         out: dict[str, Any] = {}
         for path, bps in self.files.items():
             per_agent = {
-                a: [b.as_json() for b in lst]
+                a: [self._listed(a, path, b) for b in lst]
                 for a, lst in bps.by_agent.items()
                 if agent is None or a == agent
             }
             if per_agent:
                 out[to_res_path(self.project, path)] = per_agent
         return out
+
+    def _listed(self, agent: str, path: str, bp: SourceBreakpoint) -> Args:
+        if bp.plain:
+            return bp.as_json()
+        return {**bp.as_json(), "hitCount": self.hit_count(agent, path, bp.line)}
 
     async def remove(self, paths: list[str], agent: str | None, *, strict: bool) -> list[Args]:
         """Take `agent`'s (None: everyone's) breakpoints out of `paths`; Godot gets the rest."""
@@ -152,7 +299,11 @@ class BreakpointBook:
                 continue
             async with bps.lock:
                 owners = list(bps.by_agent) if agent is None else [agent]
+                before = bps.union()
                 gone = [(a, bps.by_agent.pop(a)) for a in owners if a in bps.by_agent]
+                for a, _ in gone:
+                    self._forget_hits(a, path)
+                self._went(path, before, bps.union())
                 if not gone:
                     continue
                 res = to_res_path(self.project, path)

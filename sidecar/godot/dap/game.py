@@ -40,6 +40,9 @@ class StopInfo:
     reason: str
     epoch: int
     body: Args
+    # A breakpoint hit that came while a pause was announced and not yet continued:
+    # where the paused game really sits, never to be let run on by itself (hits.py).
+    after_pause: bool = False
 
 
 class GameState:
@@ -96,7 +99,8 @@ class GameState:
             body.get("reason") == "exception"
             and not body.get("text")
             and self.stop is not None
-            and self.stop.reason == "paused"
+            # A breakpoint hit the pause landed on (issue 14) is that pause too.
+            and (self.stop.reason == "paused" or self.stop.after_pause)
         )
 
     def took_pid(self, data: list[Any]) -> None:
@@ -117,16 +121,20 @@ class GameState:
 
     def require_stopped(self, command: str) -> StopInfo:
         if self.stop is None:
-            state = "running" if self.running else "not running"
-            raise RequestError(
-                f"'{command}' needs the game stopped (at a breakpoint, a step or a pause); "
-                f"the game is {state}. Wait for a 'stopped' event in /debug/events, or "
-                "POST /debug/pause",
-                status=409,
-                code="not_stopped",
-                details={"command": command, "running": self.running},
-            )
+            raise self.refusal(command)
         return self.stop
+
+    def refusal(self, command: str) -> RequestError:
+        """The 409 for `command` needing a stop the agents have not been shown."""
+        state = "running" if self.running else "not running"
+        return RequestError(
+            f"'{command}' needs the game stopped (at a breakpoint, a step or a pause); "
+            f"the game is {state}. Wait for a 'stopped' event in /debug/events, or "
+            "POST /debug/pause",
+            status=409,
+            code="not_stopped",
+            details={"command": command, "running": self.running},
+        )
 
     def require_running(self, command: str) -> None:
         if not self.running:

@@ -212,10 +212,17 @@ class Inspector:
             self._game.require_stopped("variables")
 
     async def evaluate(
-        self, agent: str, expression: str, frame: int = 0, context: str | None = None
+        self,
+        agent: str,
+        expression: str,
+        frame: int = 0,
+        context: str | None = None,
+        *,
+        instance_known: bool = False,
     ) -> Args:
         """`expression` in `frame` (explicit: without a frameId Godot uses whichever
-        frame was inspected last)."""
+        frame was inspected last). `instance_known`: the caller knows the frame has a
+        self (the check costs three requests to Godot)."""
         arguments: Args = {"expression": expression, "frameId": frame}
         if context is not None:
             arguments["context"] = context
@@ -223,7 +230,7 @@ class Inspector:
         # stalls every request on the connection for seconds.
         stop = await self._game.stopped("evaluate")
         await self._require_frame(agent, frame, "evaluate")
-        if not await self.has_instance(agent, frame):
+        if not instance_known and not await self.has_instance(agent, frame):
             raise RequestError(
                 f"frame {frame} is a static function (no self): Godot evaluates only in "
                 "frames with an instance, and would let the game run on; use another "

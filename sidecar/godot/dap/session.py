@@ -17,6 +17,9 @@ this module turns into something many agents can share:
   give the game's pid and the real message of a failed `evaluate`.
 - Frame ids and variable references are checked against what this stop handed out:
   Godot resumes the game when asked to evaluate in a frame that does not exist.
+- Godot ignores a breakpoint's `condition`, `hitCondition` and `logMessage`: at each
+  breakpoint stop the bridge decides, agent by agent, in the stopped frame (hits.py), and
+  lets a stop nobody wants run on unseen (no `stopped`, Godot's `continued` kept out).
 
 Agents' requests reach Godot through a small fair scheduler: a bounded number in flight,
 taken round-robin per agent, so a chatty or slow agent does not starve the others.
@@ -24,9 +27,10 @@ taken round-robin per agent, so a chatty or slow agent does not starve the other
 `DapSession` is the façade the API calls, with typed arguments (the operations in
 api/debug.py parse the requests). Its collaborators, each in its own module: the game's
 state (game.py), the inspector of a stop (inspector.py), the breakpoint book
-(breakpoints.py), Godot's answers mapped onto ours (answers.py), the event log
-(events.py), the fair scheduler (godot/scheduler.py, shared with the LSP session) and
-project paths (paths.py). None of them knows HTTP.
+(breakpoints.py), the decision at a conditional breakpoint (hits.py), Godot's answers
+mapped onto ours (answers.py), the event log (events.py), the fair scheduler
+(godot/scheduler.py, shared with the LSP session) and project paths (paths.py). None of
+them knows HTTP.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from sidecar.agents import Agent
@@ -47,10 +52,12 @@ from sidecar.godot.dap.breakpoints import (
     SIDECAR,
     BreakpointBook,
     SourceBreakpoint,
+    read_lines,
     set_args,
 )
 from sidecar.godot.dap.events import DebugEvent, EventLog
 from sidecar.godot.dap.game import ENDED, TERMINATE_WAIT, TERMINATED, GameState, StopInfo
+from sidecar.godot.dap.hits import AgentHit, ExpressionError, decide, needs_deciding
 from sidecar.godot.dap.inspector import THREAD_ID, Inspector, frame_keys
 from sidecar.godot.dap.paths import shown, to_project_path, to_res_path
 from sidecar.godot.game.channel import GameChannel
@@ -67,6 +74,10 @@ STEP_OUT_LIMIT = 200
 STOP_BUDGET = 1.0  # seconds the sidecar may spend tidying up on its way out
 HIT_WAIT = 1.0  # for the stack naming a breakpoint stop's agents, before announcing it
 RECOVER_WAIT = 0.6  # for the stack a stopped game sends again after a reconnect
+QUIET_WAIT = 1.0  # after a silent hit, for the next one before ending the game
+GHOST_PROBE = 0.3  # after a breakpoint line went, before looking for an unannounced stop
+GHOST_LOOKS = 3
+SWALLOW_WAIT = 1.0  # for Godot's `continued` after our own continue (a pause waits for it)
 
 Args = dict[str, Any]
 
@@ -128,6 +139,18 @@ class DapSession:
         # While a breakpoint stop waits for the agents it names, later events wait too;
         # a later breakpoint stop among them (its StopInfo) is announced in its turn.
         self._held: list[tuple[str, Args, StopInfo | None]] | None = None
+        # A breakpoint stop not announced yet: to agents the game still runs (hits.py).
+        self._deciding: StopInfo | None = None
+        self._pause_by: str | None = None  # asked to pause while a stop was being decided
+        self._silently: asyncio.Future[None] | None = None  # our own continue, in flight
+        self._swallow_continued = False  # Godot's `continued` for our own continue
+        self._swallowed = asyncio.Event()  # ... has come (or a stop came instead)
+        self._deciding_now: asyncio.Future[None] | None = None  # _decide at work
+        self._ending = 0  # terminates under way: ask the game nothing more
+        self._last_silent = 0.0  # when the game was last let run on by the bridge
+        # A continue or step was sent and Godot's `continued` has not come: until it does,
+        # Godot still answers stackTrace with the old stop's frames.
+        self._continue_pending = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._recovering: asyncio.Future[Any] | None = None  # _recover_stop of this link
 
@@ -146,6 +169,10 @@ class DapSession:
         """
         if self._resync is not None:
             self._resync.cancel()
+        self._ending += 1  # a stop being decided asks nothing more: let it finish
+        with contextlib.suppress(asyncio.TimeoutError):
+            if self._deciding_now is not None:
+                await asyncio.wait_for(asyncio.shield(self._deciding_now), STOP_BUDGET)
         for task in list(self._tasks):
             task.cancel()
         if self.peer.connected and self.book.files:
@@ -264,6 +291,7 @@ class DapSession:
         return task
 
     def _on_lost(self, reason: str) -> None:
+        self._continue_pending = False
         if self._recovering is not None:
             # It looked at the lost link's game: a stop it found there is no longer true.
             self._recovering.cancel()
@@ -278,13 +306,22 @@ class DapSession:
         if name == "godot/custom_data":
             self._on_custom_data(body)
             return  # the game's own chatter (a profile frame a second): not agent news
+        if name in ("stopped", "continued", *ENDED):
+            self._continue_pending = False
         if name == "stopped":
             if self.game.is_pause_echo(body):
                 # Godot announces a pause twice: `paused`, then, once the game is in its
                 # debug loop, an `exception` with no text. One stop, not two.
                 self.inspector.forget_trace()  # the stack may only now be there
                 return
+            if self._swallow_continued:  # no `continued` came for ours: not the next
+                self._swallow_continued = False
+                self._swallowed.set()
+            paused = self.game.stop is not None and self.game.stop.reason == "paused"
             stop = self.game.stopped_now(str(body.get("reason", "")), body)
+            # Godot announces a pause at once; a game that hit a breakpoint before the
+            # pause reached it stops there instead: that stop is the pause's.
+            stop.after_pause = paused
             if body.get("reason") == "breakpoint":
                 if self._held is None:
                     self._held = []
@@ -294,6 +331,11 @@ class DapSession:
                 return
         elif name == "continued":
             self.game.forget_stop()
+            if self._swallow_continued:
+                # The bridge let the game run on by itself: nobody saw it stop.
+                self._swallow_continued = False
+                self._swallowed.set()
+                return
         elif name in ENDED:
             self.game.ended()
             # Godot's adapter clears its breakpoint list when a game ends; the editor
@@ -322,10 +364,14 @@ class DapSession:
         pending: StopInfo | None = stop
         try:
             while pending is not None:
-                body = await self._hit_body(pending)
-                self.events.append("stopped", body)
+                self._deciding = pending
+                shown_body = await self._hit_shown(pending)
+                self._deciding = self._pause_by = None
+                if shown_body is not None:
+                    self.events.append("stopped", shown_body)
                 pending = self._release_until_next_hit()
         finally:
+            self._deciding = self._pause_by = None
             # Cancelled (the sidecar stops): whatever is held still goes out.
             for name, later, _ in self._held or []:
                 self.events.append(name, later)
@@ -342,34 +388,148 @@ class DapSession:
         self._held = None
         return None
 
-    async def _hit_body(self, stop: StopInfo) -> Args:
+    async def _hit_shown(self, stop: StopInfo) -> Args | None:
+        """The breakpoint stop as announced, or None: nobody wanted it (it ran on)."""
+        if self._ending:
+            return None  # the game is being ended: nobody is to look at this stop
+        busy = self._deciding_now = asyncio.get_running_loop().create_future()
+        try:
+            body, place = await self._hit_body(stop)
+            if place is None and self._paused_over(stop):
+                return None  # the pause is announced: it holds the game here
+            return body if place is None else await self._decide(stop, body, *place)
+        finally:
+            self._deciding_now = None
+            busy.set_result(None)
+
+    def _paused_over(self, stop: StopInfo) -> bool:
+        """Whether a pause came after this stop (Godot announces one at once, whatever
+        the game is doing): the game sits here, and the pause says so."""
+        now = self.game.stop
+        return now is not None and now is not stop and now.reason == "paused"
+
+    async def _hit_body(self, stop: StopInfo) -> tuple[Args, tuple[str, int] | None]:
         """A breakpoint stop with where it is and whose breakpoint it was: read while it
-        is the current stop, else (the game ran on already) without its place."""
+        is the current stop, else (the game ran on already) without its place. The
+        place as (real path, line) too, when known."""
         # Godot's ids are not the ones agents were given: ours, from the place.
         body = {**stop.body, "hitBreakpointIds": [], "hit_by": []}
-        if self.game.stop is not stop:
-            return body
+        if self.game.stop is not stop or self._ending:
+            return body, None
         try:
             trace = await asyncio.wait_for(self.inspector.trace(SIDECAR, THREAD_ID), HIT_WAIT)
         except (SidecarError, asyncio.TimeoutError) as err:
             log.info("breakpoint stop announced without its place: %r", err)
-            return body
-        if self.game.stop is stop:  # else the trace may be the next stop's
-            body.update(self._where(trace.get("stackFrames") or [], hit=True))
-        return body
+            return body, None
+        if self.game.stop is not stop:  # the trace may be the next stop's
+            return body, None
+        frames = trace.get("stackFrames") or []
+        body.update(self._where(frames, hit=True))
+        return body, top_place(frames)
+
+    async def _decide(self, stop: StopInfo, body: Args, path: str, line: int) -> Args | None:
+        """The stop as announced, or None when no agent wants it and the game was let
+        run on (conditions, hit counts and logpoints: hits.py)."""
+        here = self.book.at(path, line)
+        if not here and self.book.just_removed(path, line):
+            # The last breakpoint here went as the game was reaching it: nobody's stop.
+            # (A line that never was an agent's is the editor's own breakpoint: shown.)
+            return await self._unwanted(stop, body)
+        if not needs_deciding(here):
+            return body  # plain breakpoints, or only the editor's own: a stop as ever
+        try:
+            verdict = await decide(
+                here,
+                lambda agent: self.book.count_hit(agent, path, line),
+                lambda expression: self._evaluate_at(stop, path, expression),
+            )
+        except SidecarError as err:
+            # The stop went away (a terminate, a lost link) or Godot did not answer.
+            log.info("breakpoint conditions at %s:%d not decided: %s", path, line, err.message)
+            if self.game.stop is not stop:
+                return None  # it ran on or ended meanwhile: nothing to show
+            # Still there: shown (the game must not sit at a stop nobody knows of).
+            return {
+                **body,
+                "text": f"the breakpoints' conditions here could not be decided: {err.message}",
+            }
+        where = {"source": body.get("source"), "line": line}
+        for hit in verdict.logs:
+            self.events.append("output", logpoint_output(hit, where, body))
+        if verdict.stop:
+            wanted = [h.as_json() for h in verdict.hits if h.stops]
+            return {**body, "hit_by": verdict.stopped_for, "hits": wanted}
+        return await self._unwanted(stop, body)
+
+    async def _unwanted(self, stop: StopInfo, body: Args) -> Args | None:
+        """A stop no agent wants: let run on (None), or as it is to be announced."""
+        if self._pause_by is not None and self.game.stop is stop:
+            # A pause asked for while this stop was being decided: this is that pause.
+            return {
+                **body,
+                "reason": "paused",  # as Godot's own pause says
+                "description": "Paused",
+                "paused_by": self._pause_by,
+                "hit_by": [],
+                "hitBreakpointIds": [],
+            }
+        if stop.after_pause:
+            return None  # the agents were told of the pause: this is where it holds
+        if self._ending or await self._continue_silently(stop) or self.game.stop is not stop:
+            return None
+        return {**body, "text": "no agent wanted this stop, but the game could not be let run on"}
+
+    async def _evaluate_at(self, stop: StopInfo, path: str, expression: str) -> str:
+        """`expression` in the top frame of `stop`, for a condition or a logpoint."""
+        if self.game.stop is not stop or self._ending:
+            raise self.game.refusal("evaluate")
+        frames = await self.inspector.frames(SIDECAR, THREAD_ID)
+        name = frames[0].get("name") if frames else None
+        try:
+            answer = await self.inspector.evaluate(
+                SIDECAR,
+                expression,
+                0,
+                # Only a static function has no self: its name in the script says so.
+                instance_known=name not in static_functions(path),
+            )
+        except RequestError as err:
+            if err.code == "evaluate_failed":
+                raise ExpressionError(str(err.details.get("godot_message") or err.message)) from err
+            if err.code == "invalid_field":  # a static function's frame: no self
+                raise ExpressionError(err.message) from err
+            raise
+        return str(answer.get("result", ""))
+
+    async def _continue_silently(self, stop: StopInfo) -> bool:
+        """Let the game run on from a stop no agent wanted, unseen: no `stopped`, and
+        Godot's `continued` stays out of the log."""
+        done = asyncio.get_running_loop().create_future()
+        self._silently = done
+        self._swallow_continued, self._swallowed = True, asyncio.Event()
+        self._continue_pending = True
+        try:
+            await self._godot(SIDECAR, "continue", {"threadId": THREAD_ID})
+            self._last_silent = time.monotonic()
+            if self.game.stop is stop:
+                self.game.forget_stop()
+            return True
+        except SidecarError as err:
+            self._swallow_continued = False
+            self._swallowed.set()
+            log.warning("could not let the game run on after a silent hit: %s", err.message)
+            return False
+        finally:
+            self._silently = None
+            done.set_result(None)
 
     def _where(self, frames: list[Args], *, hit: bool = False) -> Args:
         """The top frame's place, and the agents with a breakpoint right there (and, for
         a breakpoint stop, the bridge's id of that breakpoint)."""
-        if not frames or not isinstance(frames[0], dict):
+        top = top_place(frames)
+        if top is None:
             return {}
-        top = frames[0]
-        source = as_dict(top.get("source"))
-        raw = source.get("path")
-        line = top.get("line")
-        if not isinstance(raw, str) or not isinstance(line, int):
-            return {}
-        path = os.path.realpath(raw)
+        path, line = top
         hit_by = self.book.hit_by(path, line)
         place: Args = {"source": {"path": shown(self.project, path)}, "line": line}
         place["hit_by"] = hit_by
@@ -465,10 +625,35 @@ class DapSession:
         """Stop the running game first: Godot forgets its breakpoints when a game ends
         and would not announce the new game's stops if that happened mid-launch."""
         since, pid = self.events.latest, self.game.game_pid
-        await self._godot(agent, "terminate", None)
-        # Godot sends `exited`, then `terminated`: the launch waits for the last of them,
-        # which would otherwise arrive after it and be taken for the new game's end.
-        await self._confirm_end(since, pid, agent, self.game.launches, TERMINATED)
+        async with self._no_decisions():
+            await self._godot(agent, "terminate", None)
+            # Godot sends `exited`, then `terminated`: the launch waits for the last of
+            # them, which would otherwise arrive after it and be taken for the new game's.
+            await self._confirm_end(since, pid, agent, self.game.launches, TERMINATED)
+
+    @contextlib.asynccontextmanager
+    async def _no_decisions(self) -> AsyncIterator[None]:
+        """Around a terminate: a breakpoint stop being looked at asks the game nothing
+        more, and what it asked is answered first. A stackTrace or evaluate Godot still
+        holds when the game ends is never answered and stalls its adapter for ~5 s."""
+        self._ending += 1
+        try:
+            busy = self._deciding_now
+            if busy is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(busy), self.timeout)
+            # A game ended between a break and the stack it sends leaves Godot's adapter
+            # waiting for that stack: every stackTrace after it stalls the adapter ~5 s.
+            # Hit by hit at a breakpoint nobody wants, the game breaks again at once:
+            # it is ended once it sits at that stop.
+            deadline = self._last_silent + QUIET_WAIT
+            while time.monotonic() < deadline:
+                if self.game.stop is not None or not self.game.running:
+                    break
+                await asyncio.sleep(0.01)  # a stop sets no event of its own meanwhile
+            yield
+        finally:
+            self._ending -= 1
 
     def _resync_soon(self) -> None:
         if self._resync is not None and not self._resync.done():
@@ -506,11 +691,20 @@ class DapSession:
             )
         return to_res_path(self.project, path)
 
-    async def set_breakpoints(self, agent: str, source: str, lines: Sequence[int]) -> Args:
-        """Replace `agent`'s breakpoints (1-based lines) in the script `source`."""
+    async def set_breakpoints(
+        self, agent: str, source: str, lines: Sequence[int | SourceBreakpoint]
+    ) -> Args:
+        """Replace `agent`'s breakpoints (1-based lines, or breakpoints with a condition,
+        a hit condition or a log message) in the script `source`; their hit counts start
+        again."""
         path = to_project_path(self.project, source, script=True)
         self._require_connected()
-        return await self.book.set(agent, path, [SourceBreakpoint(n) for n in lines])
+        wanted = [b if isinstance(b, SourceBreakpoint) else SourceBreakpoint(b) for b in lines]
+        removals = self.book.removals
+        try:
+            return await self.book.set(agent, path, wanted)
+        finally:
+            self._look_for_ghosts(removals)
 
     def breakpoints(self, agent: str | None = None) -> dict[str, Any]:
         """Breakpoints held for Godot: per file, per agent (or one agent's only)."""
@@ -526,7 +720,11 @@ class DapSession:
         else:
             path = to_project_path(self.project, source, must_exist=False, script=True)
             paths, where = [path], to_res_path(self.project, path)
-        cleared = await self.book.remove(paths, None if everyone else agent, strict=True)
+        removals = self.book.removals
+        try:
+            cleared = await self.book.remove(paths, None if everyone else agent, strict=True)
+        finally:
+            self._look_for_ghosts(removals)
         if cleared:
             self._append(
                 "breakpoints_cleared",
@@ -536,7 +734,9 @@ class DapSession:
 
     async def forget_agent(self, identity: str) -> None:
         """Drop every breakpoint of `identity` (its connection or MCP session ended)."""
+        removals = self.book.removals
         cleared = await self.book.remove(list(self.book.files), identity, strict=False)
+        self._look_for_ghosts(removals)
         if cleared:
             self._append(
                 "breakpoints_cleared",
@@ -548,6 +748,42 @@ class DapSession:
                     "reason": f"'{identity}' left (its connection or session ended)",
                 },
             )
+
+    def _look_for_ghosts(self, removals: int) -> None:
+        """After a breakpoint line went while the game could run into it (it runs, or sits
+        at a stop not announced yet), look for a stop Godot did not announce."""
+        unseen = self.game.stop is None or self.game.stop is self._deciding
+        if self.book.removals != removals and self.game.running and unseen:
+            self._spawn(self._find_ghost())
+
+    async def _find_ghost(self) -> None:
+        """A breakpoint line taken out just as the game reached it: the game stops there,
+        and Godot, no longer knowing a breakpoint there, announces nothing. The game would
+        sit at that stop unseen; once it is found (the stack Godot holds) it is handled as
+        any breakpoint stop (a line nobody has now: let run on)."""
+        for _ in range(GHOST_LOOKS):
+            await asyncio.sleep(GHOST_PROBE)
+            if self.game.stop is self._deciding and self.game.stop is not None:
+                continue  # the bridge is at it: look again once it let the game run on
+            if self.game.stop is not None or not self.game.running or self._ending:
+                return
+            if self._continue_pending:
+                continue  # Godot would answer with the last stop's frames
+            try:
+                frames = await self._godot_frames()
+            except SidecarError:
+                return
+            ready = self.game.stop is None and not self._continue_pending and not self._ending
+            if frames and ready and self.game.running:
+                self.inspector.forget_trace()
+                self._on_event(
+                    {
+                        "type": "event",
+                        "event": "stopped",
+                        "body": {"reason": "breakpoint", "threadId": THREAD_ID},
+                    }
+                )
+                return
 
     def announce(self, event: str, body: Args) -> None:
         """An event of the bridge's own in the log every agent reads (held like Godot's
@@ -566,7 +802,7 @@ class DapSession:
     async def continue_(self, agent: str, thread: int = THREAD_ID) -> Args:
         self._require_connected()
         async with self._exec_lock:
-            await self.game.stopped("continue")
+            self._announced(await self.game.stopped("continue"), "continue")
             body = await self._resume(agent, "continue", thread)
         return {"allThreadsContinued": True, **body}
 
@@ -575,6 +811,19 @@ class DapSession:
         async with self._exec_lock:
             # Without a game Godot still announces a bogus "stopped" event.
             self.game.require_running("pause")
+            if self._silently is not None:
+                # The game is being let run on from a stop nobody wanted: pause it after.
+                await asyncio.shield(self._silently)
+            if self._swallow_continued:
+                # ... and after Godot says it runs: a pause Godot announces before that
+                # `continued` comes is undone by it (the game runs on).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._swallowed.wait(), SWALLOW_WAIT)
+            if self.game.stop is not None and self.game.stop is self._deciding:
+                # A breakpoint stop not announced yet: it is announced as this pause
+                # unless an agent's breakpoint wants it anyway.
+                self._pause_by = self._pause_by or agent
+                return {}
             if self.game.stop is not None:
                 return {"alreadyStopped": True}
             return await self._godot(agent, "pause", {"threadId": thread})
@@ -588,12 +837,19 @@ class DapSession:
     async def _step(self, agent: str, command: str, thread: int) -> Args:
         self._require_connected()
         async with self._exec_lock:
-            await self.game.stopped(command)
+            self._announced(await self.game.stopped(command), command)
             return await self._resume(agent, command, thread)
+
+    def _announced(self, stop: StopInfo, command: str) -> None:
+        """A stop not announced yet (its breakpoints' conditions are being decided, and
+        it may never be) is no stop to agents: to them the game runs."""
+        if stop is self._deciding:
+            raise self.game.refusal(command)
 
     async def _resume(self, agent: str, command: str, thread: int) -> Args:
         """continue / next / stepIn: afterwards the game runs until the next stop."""
         epoch = self.game.epoch
+        self._continue_pending = True
         body = await self._godot(agent, command, {"threadId": thread})
         # The next `stopped` may have been read before we got here: keep that one.
         if self.game.epoch == epoch:
@@ -612,7 +868,7 @@ class DapSession:
         self._require_connected()
         deadline = time.monotonic() + self.timeout
         async with self._exec_lock:
-            await self.game.stopped("stepOut")
+            self._announced(await self.game.stopped("stepOut"), "stepOut")
             start = await self.inspector.frames(agent, thread)
             if len(start) <= 1:
                 # Leaving the outermost frame means running on: that is a continue.
@@ -712,9 +968,10 @@ class DapSession:
         # Not behind the execution lock: terminating must cut a long stepOut short.
         running, pid, since = self.game.running, self.game.game_pid, self.events.latest
         launches = self.game.launches
-        body = await self._godot(agent, "terminate", None)
-        if running:
-            await self._confirm_end(since, pid, agent, launches)
+        async with self._no_decisions():
+            body = await self._godot(agent, "terminate", None)
+            if running:
+                await self._confirm_end(since, pid, agent, launches)
         return body
 
     async def _confirm_end(
@@ -785,3 +1042,36 @@ class DapSession:
 
     async def wait_events(self, since: int = 0, wait: float = 0.0, limit: int = 500) -> Args:
         return await self.events.read(since, wait, limit)
+
+
+def top_place(frames: list[Args]) -> tuple[str, int] | None:
+    """The top frame's script (real, absolute) and line."""
+    if not frames or not isinstance(frames[0], dict):
+        return None
+    raw = as_dict(frames[0].get("source")).get("path")
+    line = frames[0].get("line")
+    if not isinstance(raw, str) or not isinstance(line, int):
+        return None
+    return os.path.realpath(raw), line
+
+
+STATIC_FUNC = re.compile(r"^\s*static\s+func\s+(\w+)", re.MULTILINE)
+
+
+def static_functions(path: str) -> set[str]:
+    """The names of the script's static functions (their frames have no self)."""
+    return set(STATIC_FUNC.findall("\n".join(read_lines(path))))
+
+
+def logpoint_output(hit: AgentHit, where: Args, stop: Args) -> Args:
+    """A logpoint's `output` event: DAP's fields, and whose it is."""
+    return {
+        "category": "console",
+        "output": f"[{hit.agent}] {hit.log}\n",
+        "agent": hit.agent,
+        "logpoint": True,
+        "message": hit.log,
+        "hitCount": hit.hit_count,
+        **where,
+        "hitBreakpointIds": stop.get("hitBreakpointIds", []),
+    }
