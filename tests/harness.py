@@ -514,3 +514,26 @@ def offline_routes() -> Any:
         dap_port=6006,
     )
     return Sidecar(config).routes
+
+
+def wait_connected(editor: Editor, display: str | None = None) -> dict[str, Any]:
+    """`/status` once the debug adapter is connected and the sidecar knows where games
+    render (`display`, when given, must be that mode)."""
+    deadline = time.monotonic() + 60
+    while True:
+        status: dict[str, Any] = ok_json(editor, "GET", "/status")
+        mode = status["game_display"]["mode"]
+        if status["debug_adapter"]["state"] == "connected" and mode != "unknown":
+            assert display is None or mode == display, status["game_display"]
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+
+def end_game(editor: Editor, timeout: float = 20.0) -> None:
+    """Terminate the game and wait until it is gone (the next test may want no game)."""
+    call_json(editor, "POST", "/debug/terminate", {})
+    deadline = time.monotonic() + timeout
+    while call_json(editor, "GET", "/game/tree")[0] != 409:
+        assert time.monotonic() < deadline, "the game outlived /debug/terminate"
+        time.sleep(0.2)

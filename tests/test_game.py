@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Editor, call_json, ok_json
+from harness import (
+    Editor,
+    call_json,
+    ok_json,
+    wait_connected,
+)
 
 from sidecar.api.game import absolute, node_json
 from sidecar.errors import PeerTimeout, RequestError
@@ -39,13 +44,6 @@ def wait_for_tree(editor: Editor, timeout: float = 30.0) -> dict[str, Any]:
             return answer["result"]  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise AssertionError(f"the game's tree never came: {last}")
-
-
-def wait_connected(editor: Editor) -> None:
-    deadline = time.monotonic() + 60
-    while ok_json(editor, "GET", "/status")["debug_adapter"]["state"] != "connected":
-        assert time.monotonic() < deadline, "the debug adapter never connected"
-        time.sleep(0.2)
 
 
 @pytest.fixture

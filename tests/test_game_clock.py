@@ -19,7 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from harness import Editor, call_json, make_demo_project, needs_xvfb, ok_json, query, wait_event
+from harness import (
+    Editor,
+    call_json,
+    end_game,
+    make_demo_project,
+    needs_xvfb,
+    ok_json,
+    query,
+    wait_connected,
+    wait_event,
+)
 
 from sidecar.api.game_clock import compare
 from sidecar.errors import RequestError
@@ -29,18 +39,6 @@ MOVER = "Main/Mover"
 MOVER_GD = "res://demo/mover.gd"
 FRAMES_LINE = 12  # `frames += 1` in demo/mover.gd's _process
 STILL_FOR = 1.0  # seconds a suspended game is watched for not moving
-
-
-def wait_connected(editor: Editor, display: str | None = None) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        status = ok_json(editor, "GET", "/status")
-        mode = status["game_display"]["mode"]
-        if status["debug_adapter"]["state"] == "connected" and mode != "unknown":
-            assert display is None or mode == display, status["game_display"]
-            return
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
 
 
 def launch(editor: Editor) -> None:
@@ -58,15 +56,6 @@ def launch(editor: Editor) -> None:
         if status == 200 and mover(editor)["frames"] > 0:
             return
         assert time.monotonic() < deadline, answer
-        time.sleep(0.2)
-
-
-def end_game(editor: Editor) -> None:
-    call_json(editor, "POST", "/debug/terminate", {})
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:  # the next test may want no game
-        if not ok_json(editor, "GET", "/game/clock")["running"]:
-            return
         time.sleep(0.2)
 
 

@@ -26,10 +26,12 @@ import pytest
 from harness import (
     Editor,
     call_json,
+    end_game,
     latest_event,
     make_demo_project,
     needs_xvfb,
     ok_json,
+    wait_connected,
     wait_event,
 )
 from PIL import Image
@@ -43,13 +45,6 @@ CONTROLLED = "/root/Main/Controlled"
 MARKER = (100, 120, 200, 80)  # x, y, width, height of demo/main.tscn's Marker (a ColorRect)
 
 
-def wait_connected(editor: Editor) -> None:
-    deadline = time.monotonic() + 60
-    while ok_json(editor, "GET", "/status")["debug_adapter"]["state"] != "connected":
-        assert time.monotonic() < deadline, "the debug adapter never connected"
-        time.sleep(0.2)
-
-
 def wait_for_main(editor: Editor, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -60,14 +55,6 @@ def wait_for_main(editor: Editor, timeout: float = 40.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"the game's tree never came: {last}")
-
-
-def end_game(editor: Editor) -> None:
-    call_json(editor, "POST", "/debug/terminate", {})
-    deadline = time.monotonic() + 20
-    while call_json(editor, "GET", "/game/tree")[0] != 409:
-        assert time.monotonic() < deadline, "the game outlived /debug/terminate"
-        time.sleep(0.2)
 
 
 @pytest.fixture

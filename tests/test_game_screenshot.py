@@ -25,7 +25,15 @@ from typing import Any
 import httpx2
 import psutil
 import pytest
-from harness import Editor, call_json, game_processes, make_demo_project, needs_xvfb, ok_json
+from harness import (
+    Editor,
+    call_json,
+    game_processes,
+    make_demo_project,
+    needs_xvfb,
+    ok_json,
+    wait_connected,
+)
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ImageContent, TextContent
@@ -80,19 +88,6 @@ def raw_get(editor: Editor, path: str, accept: str) -> tuple[int, dict[str, str]
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()
-
-
-def wait_connected(editor: Editor) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        status = ok_json(editor, "GET", "/status")
-        if (
-            status["debug_adapter"]["state"] == "connected"
-            and status["game_display"]["mode"] != "unknown"
-        ):
-            return status  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
 
 
 def shown_screenshot(editor: Editor, **query: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from sidecar.api.game import GAME_NODE, absolute
 from sidecar.errors import RequestError
@@ -52,6 +52,27 @@ Comparison = Literal["==", "!=", "<", "<=", ">", ">="]
 
 
 class Until(Arguments):
+    # `property` (with `value`) or `expression`, not both: said in the schema too, so
+    # documents and fuzzers know (null is taken as absent).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["property", "value"],
+                    "properties": {
+                        "property": {"type": "string"},
+                        "value": {"not": {"type": "null"}},
+                        "expression": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["expression"],
+                    "properties": {"expression": {"type": "string"}, "property": {"type": "null"}},
+                },
+            ]
+        }
+    )
+
     path: str = Field(
         min_length=1,
         description="the node, a path in the running game (`/root/Main/Mover` or `Main/Mover`)",

@@ -38,9 +38,10 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from sidecar.errors import RequestError
+from sidecar.godot.game.channel import GameSession
 
 SUSPEND = "scene:suspend_changed"
 NEXT_FRAME = "scene:next_frame"
@@ -64,25 +65,8 @@ class Check:
 Condition = Callable[[str], Awaitable[Check]]
 
 
-class ClockSession(Protocol):
-    """What the clock needs of the DAP session (`DapSession`)."""
-
-    @property
-    def running(self) -> bool: ...
-
-    @property
-    def stopped(self) -> Any: ...
-
-    async def put_msg(
-        self,
-        agent: str,
-        message: str,
-        data: list[Any],
-        answer: str,
-        *,
-        matches: Callable[[list[Any]], bool] | None = None,
-        timeout: float | None = None,
-    ) -> Any: ...
+# What the clock needs of the DAP session (`DapSession`): what the channel needs.
+ClockSession = GameSession
 
 
 @dataclass
