@@ -207,6 +207,12 @@ class AuditLog:
             for rec in _read_lines(self.path.with_name(name)):
                 self._records.append(rec)
                 self._latest = max(self._latest, int(rec["seq"]))
+        # Opened now, not at the first record: a trail that cannot be written is said in
+        # the log at start, and the sidecar's open files stay the same while it serves.
+        try:
+            self._open()
+        except OSError as exc:
+            log.warning("audit trail: could not open %s: %s", self.path, exc)
 
     @property
     def latest(self) -> int:
