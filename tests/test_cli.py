@@ -8,6 +8,7 @@ line saying so, `| head -1` ends quietly and errors exit non-zero with a message
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -1013,3 +1014,17 @@ def test_issue_14_cli_advance_until_sends_the_condition(
     assert status != 0 and "PATH PROPERTY OP VALUE" in err
     gdbridge(capsys, "time-scale", "2")
     assert fake.requests[-1] == ("POST", "/game/time_scale", {"scale": 2.0})
+
+
+def test_issue_14_every_command_has_working_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse formats help with `%`: a bare `%` in a help text (`% 10`) made `gdbridge
+    break --help` crash (found trying the CLI on Dodge the Creeps)."""
+    commands = next(
+        a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices
+    assert {"break", "advance", "input", "lease"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as done:
+            cli.parser().parse_args([name, "--help"])
+        assert done.value.code == 0, name
+        assert "usage: gdbridge" in capsys.readouterr().out, name

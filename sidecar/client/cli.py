@@ -1186,7 +1186,7 @@ def _debug_commands(add: Add) -> None:
     s.add_argument("-d", "--delete", action="store_true", help="remove them instead")
     s.add_argument("--condition", help="stop only when this GDScript expression is true")
     s.add_argument(
-        "--hit-condition", help="stop at some hits only: 5, '>= 5', '== 5', '% 10', '% 10 == 3'"
+        "--hit-condition", help="stop at some hits only: 5, '>= 5', '== 5', '%% 10', '%% 10 == 3'"
     )
     s.add_argument(
         "--log-message", help="a logpoint: never stops, logs this text ({expr} evaluated)"
@@ -1296,7 +1296,7 @@ def _clock_commands(add: Add) -> None:
     s.add_argument(
         "--until",
         help="until 'PATH PROPERTY OP VALUE' (Main/Mover frames >= 9) or 'PATH EXPRESSION' "
-        "(Main/Mover position.x > 100 and frames % 2 == 0) holds",
+        "(Main/Mover position.x > 100 and frames %% 2 == 0) holds",
     )
     s.add_argument("--timeout", type=float, metavar="S", help="give up after S s")
     s = add("time-scale", cmd_time_scale, "set the game's time scale (0.5: half speed)")
