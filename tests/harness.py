@@ -537,3 +537,16 @@ def end_game(editor: Editor, timeout: float = 20.0) -> None:
     while call_json(editor, "GET", "/game/tree")[0] != 409:
         assert time.monotonic() < deadline, "the game outlived /debug/terminate"
         time.sleep(0.2)
+
+
+def wait_for_main(editor: Editor, timeout: float = 40.0) -> dict[str, Any]:
+    """The game's tree once the launched demo answers with its Main scene in it."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = call_json(editor, "GET", "/game/tree")
+        status, answer = last
+        if status == 200 and any(c["name"] == "Main" for c in answer["result"]["root"]["children"]):
+            return answer["result"]  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"the game's tree never came: {last}")

@@ -16,7 +16,9 @@ from harness import (
     Editor,
     call_json,
     ok_json,
+    query,
     wait_connected,
+    wait_for_main,
 )
 
 from sidecar.api.game import absolute, node_json
@@ -29,30 +31,13 @@ MAIN = "res://demo/main.gd"
 MOVER = "res://demo/mover.gd"
 
 
-def query(endpoint: str, **args: Any) -> str:
-    return endpoint + "?" + "&".join(f"{k}={v}" for k, v in args.items()) if args else endpoint
-
-
-def wait_for_tree(editor: Editor, timeout: float = 30.0) -> dict[str, Any]:
-    """The tree once the launched game answers with its Main scene in it."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        status, answer = call_json(editor, "GET", "/game/tree")
-        last = (status, answer)
-        if status == 200 and any(c["name"] == "Main" for c in answer["result"]["root"]["children"]):
-            return answer["result"]  # type: ignore[no-any-return]
-        time.sleep(0.2)
-    raise AssertionError(f"the game's tree never came: {last}")
-
-
 @pytest.fixture
 def game(editor: Editor) -> Iterator[Editor]:
     """The demo game, launched through the bridge, ended afterwards."""
     wait_connected(editor)
     ok_json(editor, "POST", "/debug/launch", {})
     try:
-        wait_for_tree(editor)
+        wait_for_main(editor)
         yield editor
     finally:
         call_json(editor, "POST", "/debug/terminate", {})

@@ -33,6 +33,7 @@ from harness import (
     ok_json,
     wait_connected,
     wait_event,
+    wait_for_main,
 )
 from PIL import Image
 
@@ -43,18 +44,6 @@ from sidecar.godot.game.messages import parse_scene_tree
 
 CONTROLLED = "/root/Main/Controlled"
 MARKER = (100, 120, 200, 80)  # x, y, width, height of demo/main.tscn's Marker (a ColorRect)
-
-
-def wait_for_main(editor: Editor, timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = call_json(editor, "GET", "/game/tree")
-        status, answer = last
-        if status == 200 and any(c["name"] == "Main" for c in answer["result"]["root"]["children"]):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the game's tree never came: {last}")
 
 
 @pytest.fixture
