@@ -249,28 +249,24 @@ class ControlPolicy:
         pending: dict[str, Any] = {}
         token = _PENDING.set(pending)
         started = time.monotonic()
+        outcome: dict[str, Any] = {"ok": False, "status": 500, "code": "internal_error"}
+        summary: dict[str, Any] | None = None
         try:
             if operation.effect == "control":
                 self.lease.check(caller.identity, operation.name)
             answer = await run()
+            outcome = {"ok": True}
+            summary = result_summary(to_jsonable_python(answer, by_alias=True))
+            return answer
         except SidecarError as err:
             outcome = {"ok": False, "status": err.status, "code": err.code}
-            self._record(operation, raw, caller, outcome, None, pending, started)
             raise
         except asyncio.CancelledError:  # the agent went away; what it asked may have happened
-            self._record(
-                operation, raw, caller, {"ok": False, "code": "cancelled"}, None, pending, started
-            )
-            raise
-        except Exception:
-            outcome = {"ok": False, "status": 500, "code": "internal_error"}
-            self._record(operation, raw, caller, outcome, None, pending, started)
+            outcome = {"ok": False, "code": "cancelled"}
             raise
         finally:
             _PENDING.reset(token)
-        summary = result_summary(to_jsonable_python(answer, by_alias=True))
-        self._record(operation, raw, caller, {"ok": True}, summary, pending, started)
-        return answer
+            self._record(operation, raw, caller, outcome, summary, pending, started)
 
     def _record(
         self,
